@@ -1,0 +1,345 @@
+"""The one span helper every instrumentation and decorator records through.
+
+A wrapper does four things and nothing else::
+
+    call = stage_span.begin(RERANK, model=name, provider="sentence_transformers")
+    if call is None:                      # suppressed, or no SDK configured
+        return wrapped(*args, **kwargs)
+    with call:                            # current span while the call runs
+        call.extract(_attributes.request, instance, args, kwargs)
+        result = wrapped(*args, **kwargs)
+        call.extract(_attributes.response, result)
+        return result
+
+:class:`StageSpan` owns the rest: span name and stage attributes from the GenAI and
+OpenInference conventions, the error path (``error.type``, status ERROR, the user's
+exception left to propagate unchanged), the duration histogram, ending exactly once, and
+the content policy (content helpers write only when capture is on, truncated and capped).
+Extraction functions are pure and run only when the span is recording, through
+:meth:`StageSpan.extract`, which turns any failure of ours into a debug log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec
+
+from opentelemetry import context, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from otel_rerank import _telemetry, semconv
+from otel_rerank._config import ContentPolicy
+from otel_rerank._ranking import summarize_scores
+from otel_rerank._safe import report_internal_error
+
+_P = ParamSpec("_P")
+Attributes = Iterable[tuple[str, AttributeValue | None]]
+
+# The legacy string key, still set by some older instrumentations' suppression helpers.
+_SUPPRESS_PLAIN = "suppress_instrumentation"
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One step of a RAG request, as the span conventions name it."""
+
+    operation: str
+    openinference_kind: str
+    default_span_kind: SpanKind
+
+
+EMBEDDINGS = Stage(semconv.OPERATION_EMBEDDINGS, semconv.KIND_EMBEDDING, SpanKind.INTERNAL)
+RETRIEVAL = Stage(semconv.OPERATION_RETRIEVAL, semconv.KIND_RETRIEVER, SpanKind.INTERNAL)
+RERANK = Stage(semconv.OPERATION_RERANK, semconv.KIND_RERANKER, SpanKind.INTERNAL)
+CHAT = Stage(semconv.OPERATION_CHAT, semconv.KIND_LLM, SpanKind.CLIENT)
+
+STAGES: Mapping[str, Stage] = {s.operation: s for s in (EMBEDDINGS, RETRIEVAL, RERANK, CHAT)}
+
+
+def instrumentation_suppressed() -> bool:
+    """True inside ``suppress_instrumentation()`` (ours, contrib's, or the legacy key)."""
+    current = context.get_current()
+    return bool(current.get(_SUPPRESS_INSTRUMENTATION_KEY) or current.get(_SUPPRESS_PLAIN))
+
+
+def begin(
+    stage: Stage,
+    *,
+    provider: str,
+    model: str | None = None,
+    detail: str | None = None,
+    kind: SpanKind | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+    links: Sequence[Link] | None = None,
+) -> StageSpan | None:
+    """Start a stage span, or return ``None`` when the caller should call straight through.
+
+    Args:
+        stage: which step this is (EMBEDDINGS, RETRIEVAL, RERANK, CHAT).
+        provider: ``gen_ai.provider.name``.
+        model: ``gen_ai.request.model``; also the span name's suffix unless ``detail`` is given.
+        detail: the span name's suffix (the data source, for retrieval).
+        kind: span kind; the stage's default (INTERNAL, CLIENT for chat) if omitted.
+        attributes: extra attributes known before the call starts.
+        links: links to other spans (the shadow reranker links to its request).
+    """
+    if instrumentation_suppressed():
+        return None
+    telemetry = _telemetry.current()
+    if telemetry is None:
+        return None
+    return StageSpan(telemetry, stage, provider, model, detail, kind, attributes, links)
+
+
+class StageSpan:
+    """One instrumented call in flight: its span, clock and metric attributes.
+
+    Use it as a context manager to make the span current while the call runs, or call
+    :meth:`end` yourself when the call outlives the wrapper (streams, generators).
+    """
+
+    __slots__ = (
+        "_ended",
+        "_metric_attributes",
+        "_start",
+        "_telemetry",
+        "_token",
+        "recording",
+        "span",
+    )
+
+    def __init__(
+        self,
+        telemetry: _telemetry.Telemetry,
+        stage: Stage,
+        provider: str,
+        model: str | None,
+        detail: str | None,
+        kind: SpanKind | None,
+        attributes: Mapping[str, AttributeValue] | None,
+        links: Sequence[Link] | None,
+    ) -> None:
+        self._telemetry = telemetry
+        metric_attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: stage.operation,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+        }
+        if model:
+            metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+        self._metric_attributes = metric_attributes
+        suffix = detail or model
+        name = f"{stage.operation} {suffix}" if suffix else stage.operation
+        span_attributes = dict(metric_attributes)
+        span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = stage.openinference_kind
+        if attributes:
+            span_attributes.update(attributes)
+        self.span: Span = telemetry.tracer.start_span(
+            name,
+            kind=kind or stage.default_span_kind,
+            attributes=span_attributes,
+            links=links,
+        )
+        self.recording: bool = self.span.is_recording()
+        self._token: object | None = None
+        self._ended = False
+        self._start = time.perf_counter()
+
+    # -- lifetime -------------------------------------------------------------------------
+    def __enter__(self) -> StageSpan:
+        self._token = context.attach(trace.set_span_in_context(self.span))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            context.detach(token)  # type: ignore[arg-type]
+        self.end(exc)
+
+    @property
+    def context(self) -> context.Context:
+        """A context in which this span is the current one (for work resumed later)."""
+        return trace.set_span_in_context(self.span)
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Record the outcome, end the span and record the duration. Later calls do nothing.
+
+        ``GeneratorExit`` (a stream or generator closed early by its consumer) is not an error.
+        """
+        if self._ended:
+            return
+        self._ended = True
+        elapsed = time.perf_counter() - self._start
+        attributes = self._metric_attributes
+        try:
+            if error is not None and not isinstance(error, GeneratorExit):
+                error_type = _error_type(error)
+                attributes = {**attributes, semconv.ERROR_TYPE: error_type}
+                if self.recording:
+                    self.span.set_attribute(semconv.ERROR_TYPE, error_type)
+                    self.span.record_exception(error)
+                    self.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            self._telemetry.duration.record(elapsed, attributes)
+        except Exception:
+            report_internal_error("StageSpan.end")
+        finally:
+            self.span.end()
+
+    # -- attributes -----------------------------------------------------------------------
+    def set(self, key: str, value: AttributeValue | None) -> None:
+        """Set one attribute if the span records and the value is not ``None``."""
+        if self.recording and value is not None:
+            self.span.set_attribute(key, value)
+
+    set_attribute = set  # the name OpenTelemetry users reach for in a ``with ... as span``
+
+    def extract(
+        self,
+        extractor: Callable[_P, Attributes],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> None:
+        """Run a pure extraction function and set the pairs it yields; ``None`` values skip.
+
+        Runs only when the span records; a failure inside it is ours and never reaches the
+        user's call.
+        """
+        if not self.recording:
+            return
+        try:
+            span = self.span
+            for key, value in extractor(*args, **kwargs):
+                if value is not None:
+                    span.set_attribute(key, value)
+        except Exception:
+            report_internal_error(getattr(extractor, "__qualname__", "extract"))
+
+    def record_candidates(self, count: int | None) -> None:
+        """Candidates given to a reranker: the span attribute and the candidates histogram."""
+        if count is None:
+            return
+        try:
+            self.set(semconv.GEN_AI_RERANK_CANDIDATE_COUNT, count)
+            self._telemetry.candidates.record(count, self._metric_attributes)
+        except Exception:
+            report_internal_error("record_candidates")
+
+    def record_scores(self, scores: Sequence[float] | None) -> None:
+        """Scores in the order the candidates were given: top score, top-1 change, tau-b.
+
+        Pass ``None`` when the scores do not belong to one query's candidate list.
+        """
+        if not self.recording or scores is None:
+            return
+        try:
+            summary = summarize_scores(scores)
+            if summary is None:
+                return
+            span = self.span
+            span.set_attribute(semconv.RAG_RERANK_TOP_SCORE, summary.top_score)
+            span.set_attribute(semconv.RAG_RERANK_TOP1_CHANGED, summary.top1_changed)
+            if summary.kendall_tau is not None:
+                span.set_attribute(semconv.RAG_RERANK_KENDALL_TAU, summary.kendall_tau)
+        except Exception:
+            report_internal_error("record_scores")
+
+    def record_tokens(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        """LLM token usage: the span attributes and the token usage histogram."""
+        try:
+            for token_type, key, count in (
+                ("input", semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
+                ("output", semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens),
+            ):
+                if count is None:
+                    continue
+                self.set(key, count)
+                self._telemetry.token_usage.record(
+                    count, {**self._metric_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type}
+                )
+        except Exception:
+            report_internal_error("record_tokens")
+
+    # -- content (the only place the content policy is applied) ---------------------------
+    @property
+    def capturing(self) -> bool:
+        """Whether content would be written: the span records and capture is on."""
+        return self.recording and self._telemetry.content.capture
+
+    def record_text(self, key: str, text: object) -> None:
+        """Write one piece of content (a query, a prompt) when capture is on."""
+        if not self.capturing or text is None:
+            return
+        try:
+            self.span.set_attribute(key, _content_string(self._telemetry.content, text))
+        except Exception:
+            report_internal_error("record_text")
+
+    def record_documents(
+        self,
+        prefix: str,
+        documents: Iterable[object] | None,
+        scores: Sequence[float] | None = None,
+        ids: Sequence[object] | None = None,
+        content_key: str = semconv.DOCUMENT_CONTENT,
+    ) -> None:
+        """Write documents as OpenInference ``{prefix}.{i}.document.*`` keys when capture is on.
+
+        At most ``max_documents`` are written; scores and ids are written even for
+        documents whose text is unknown (``None``). ``content_key`` names the text's key
+        under each index (``embedding.text`` for embedding inputs).
+        """
+        if not self.capturing:
+            return
+        try:
+            policy = self._telemetry.content
+            span = self.span
+            docs = list(documents) if documents is not None else []
+            count = max(len(docs), len(scores or ()), len(ids or ()))
+            for i in range(min(count, policy.max_documents)):
+                base = f"{prefix}.{i}."
+                if i < len(docs) and docs[i] is not None:
+                    span.set_attribute(
+                        base + content_key, _content_string(policy, docs[i])
+                    )
+                if scores is not None and i < len(scores):
+                    span.set_attribute(base + semconv.DOCUMENT_SCORE, float(scores[i]))
+                if ids is not None and i < len(ids):
+                    span.set_attribute(base + semconv.DOCUMENT_ID, str(ids[i]))
+        except Exception:
+            report_internal_error("record_documents")
+
+    def record_messages(self, prefix: str, messages: Iterable[tuple[str, object]]) -> None:
+        """Write chat messages as ``{prefix}.{i}.message.role|content`` when capture is on."""
+        if not self.capturing:
+            return
+        try:
+            policy = self._telemetry.content
+            for i, (role, content_value) in enumerate(messages):
+                if i >= policy.max_documents:
+                    break
+                base = f"{prefix}.{i}."
+                self.span.set_attribute(base + semconv.MESSAGE_ROLE, str(role))
+                if content_value is not None:
+                    self.span.set_attribute(
+                        base + semconv.MESSAGE_CONTENT, _content_string(policy, content_value)
+                    )
+        except Exception:
+            report_internal_error("record_messages")
+
+
+def _content_string(policy: ContentPolicy, value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return policy.truncate(value if isinstance(value, str) else str(value))
+
+
+def _error_type(error: BaseException) -> str:
+    cls = type(error)
+    module = cls.__module__
+    if module in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"

@@ -1,0 +1,159 @@
+"""Which providers otel-rerank records to, resolved at call time.
+
+``instrument()`` may be given a tracer and meter provider; otherwise the global ones are
+used. Instrumented calls, decorators and the shadow reranker all ask :func:`current` on
+every call, so a provider installed after ``import otel_rerank.auto`` (or after a function
+was decorated) is picked up, and so is the next ``instrument()`` call's. The answer is
+cached on the identity of the two providers, which makes the lookup a few attribute reads.
+
+When neither provider is a real SDK (the API's proxy/no-op defaults), :func:`current`
+returns ``None`` and every wrapper calls straight through: no span, no metric, no work.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, NoOpMeterProvider
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
+
+from otel_rerank import semconv
+from otel_rerank._config import ContentPolicy
+from otel_rerank.version import __version__
+
+try:  # The proxy class is private; without it only explicit no-op providers are detected.
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+except ImportError:  # pragma: no cover - depends on the API version
+    _ProxyMeterProvider = NoOpMeterProvider  # type: ignore[misc,assignment]
+
+_SCOPE = "otel_rerank"
+_SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+
+
+@dataclass(slots=True)
+class _Settings:
+    """What the latest ``instrument()`` call asked for; ``None`` means "use the default"."""
+
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    content: ContentPolicy | None = None
+
+
+_settings = _Settings()
+_lock = threading.Lock()
+
+
+class Telemetry:
+    """The tracer and instruments for one (tracer provider, meter provider) pair.
+
+    Attributes:
+        tracer: the tracer spans are started from (a no-op one when tracing is not set up).
+        tracing: whether ``tracer`` belongs to a real SDK provider.
+        content: the content policy in force.
+        duration: ``gen_ai.client.operation.duration`` histogram.
+        candidates: ``rag.rerank.candidates`` histogram.
+        token_usage: ``gen_ai.client.token.usage`` histogram.
+        shadow_dropped: ``rag.shadow.dropped`` counter.
+    """
+
+    __slots__ = (
+        "candidates",
+        "content",
+        "duration",
+        "shadow_dropped",
+        "token_usage",
+        "tracer",
+        "tracing",
+    )
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        content: ContentPolicy,
+    ) -> None:
+        self.tracing = _is_real_tracer_provider(tracer_provider)
+        self.tracer: Tracer = tracer_provider.get_tracer(
+            _SCOPE, __version__, schema_url=_SCHEMA_URL
+        )
+        meter: Meter = meter_provider.get_meter(_SCOPE, __version__, schema_url=_SCHEMA_URL)
+        self.content = content
+        self.duration: Histogram = meter.create_histogram(
+            semconv.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="Duration of embedding, retrieval, rerank and LLM calls.",
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS_S),
+        )
+        self.candidates: Histogram = meter.create_histogram(
+            semconv.METRIC_RERANK_CANDIDATES,
+            unit="{candidate}",
+            description="Candidates scored per rerank call.",
+            explicit_bucket_boundaries_advisory=[float(b) for b in semconv.CANDIDATE_BUCKETS],
+        )
+        self.token_usage: Histogram = meter.create_histogram(
+            semconv.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Input and output tokens per LLM call.",
+            explicit_bucket_boundaries_advisory=[float(b) for b in semconv.TOKEN_BUCKETS],
+        )
+        self.shadow_dropped: Counter = meter.create_counter(
+            semconv.METRIC_SHADOW_DROPPED,
+            unit="{rerank}",
+            description="Shadow reranks dropped because the shadow queue was full.",
+        )
+
+
+def _is_real_tracer_provider(provider: TracerProvider) -> bool:
+    return not isinstance(provider, (ProxyTracerProvider, NoOpTracerProvider))
+
+
+def _is_real_meter_provider(provider: MeterProvider) -> bool:
+    return not isinstance(provider, (_ProxyMeterProvider, NoOpMeterProvider))
+
+
+# (tracer provider, meter provider, content policy, resolved telemetry or None)
+_cache: tuple[Any, Any, Any, Telemetry | None] = (None, None, None, None)
+
+
+def current() -> Telemetry | None:
+    """The telemetry to record this call with, or ``None`` when nothing would be recorded."""
+    global _cache
+    settings = _settings
+    tracer_provider = settings.tracer_provider or trace.get_tracer_provider()
+    meter_provider = settings.meter_provider or metrics.get_meter_provider()
+    content = settings.content
+    cached = _cache
+    if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
+        return cached[3]
+    telemetry: Telemetry | None = None
+    if _is_real_tracer_provider(tracer_provider) or _is_real_meter_provider(meter_provider):
+        telemetry = Telemetry(
+            tracer_provider, meter_provider, content or ContentPolicy.from_env()
+        )
+    _cache = (tracer_provider, meter_provider, content, telemetry)
+    return telemetry
+
+
+def use(
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    capture_content: bool | None = None,
+) -> None:
+    """Make these the providers and content setting of every later call (``instrument()``)."""
+    with _lock:
+        _settings.tracer_provider = tracer_provider
+        _settings.meter_provider = meter_provider
+        _settings.content = ContentPolicy.from_env(capture_content)
+
+
+def reset() -> None:
+    """Forget what ``instrument()`` asked for; fall back to the global providers."""
+    global _cache
+    with _lock:
+        _settings.tracer_provider = None
+        _settings.meter_provider = None
+        _settings.content = None
+        _cache = (None, None, None, None)

@@ -1,0 +1,7 @@
+"""``python -m otel_rerank.cli``."""
+
+import sys
+
+from otel_rerank.cli import main
+
+sys.exit(main())

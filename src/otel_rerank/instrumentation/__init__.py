@@ -1,0 +1,29 @@
+"""One instrumentation package per supported library, and the registry that lists them.
+
+``otel_rerank.instrument()`` walks :data:`INSTRUMENTORS`, skips libraries that are not
+installed (checked without importing them) and instruments the rest. Each entry is also
+an ``opentelemetry_instrumentor`` entry point in ``pyproject.toml``, so
+``opentelemetry-instrument`` finds the same classes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from otel_rerank.instrumentation._base import RagInstrumentor
+
+#: Library name -> "module:Class" of its instrumentor, in pipeline order.
+INSTRUMENTORS: dict[str, str] = {
+    "sentence_transformers": (
+        "otel_rerank.instrumentation.sentence_transformers:SentenceTransformersInstrumentor"
+    ),
+}
+
+
+def load(name: str) -> type[RagInstrumentor]:
+    """Import and return the instrumentor class registered under ``name``."""
+    module_name, _, class_name = INSTRUMENTORS[name].partition(":")
+    cls: type[RagInstrumentor] = getattr(importlib.import_module(module_name), class_name)
+    return cls

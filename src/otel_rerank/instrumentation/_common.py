@@ -1,0 +1,147 @@
+"""Small pure helpers shared by the per-library extraction modules.
+
+Nothing here touches a span. Arguments are read by binding them to the wrapped function's
+signature (never by position), model names are normalised the way users know them, and
+score containers of any common type (lists, numpy arrays, torch tensors) are turned into
+plain float lists without consuming anything the user still needs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+_signatures: dict[Any, inspect.Signature | None] = {}
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    key = getattr(fn, "__func__", fn)
+    try:
+        return _signatures[key]
+    except KeyError:
+        pass
+    try:
+        sig: inspect.Signature | None = inspect.signature(fn)
+    except (TypeError, ValueError):
+        sig = None
+    if len(_signatures) < 4096:  # bounded: keys are functions, not calls
+        _signatures[key] = sig
+    return sig
+
+
+def bind_arguments(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The call's arguments by parameter name, defaults filled in, ``**kwargs`` flattened.
+
+    ``fn`` is the callable as the caller saw it (a bound method for instance methods), so
+    ``self`` is not among the names. Returns only the keyword arguments when the
+    signature cannot be read or the arguments do not fit it (the call itself will then
+    raise its own ``TypeError``).
+    """
+    sig = _signature(fn)
+    if sig is None:
+        return dict(kwargs)
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError:
+        return dict(kwargs)
+    bound.apply_defaults()
+    named = dict(bound.arguments)
+    for name, param in sig.parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(named.pop(name, None) or {})
+    return named
+
+
+_HF_CACHE_DIR = re.compile(r"models--([^/\\]+)--([^/\\]+)")
+_GENERIC_DIR_NAMES = frozenset({"model", "models", "weights", "checkpoint", "snapshot", "onnx"})
+_HASH = re.compile(r"^[0-9a-f]{40}$")
+
+
+def model_name_from_path(name_or_path: str) -> str:
+    """The name a user knows a model by: a hub id as is, else a directory's last component.
+
+    Hugging Face cache paths (``.../models--org--name/snapshots/<hash>``) give ``org/name``;
+    a generic last component such as ``model`` gives its parent's name instead.
+    """
+    text = name_or_path.rstrip("/\\")
+    cached = _HF_CACHE_DIR.search(text)
+    if cached:
+        return f"{cached.group(1)}/{cached.group(2)}"
+    looks_like_path = os.sep in text or "\\" in text or text.count("/") > 1 or os.path.isdir(text)
+    if not looks_like_path:
+        return text  # a hub id such as "cross-encoder/ms-marco-MiniLM-L6-v2"
+    parts = [p for p in re.split(r"[/\\]", text) if p]
+    while len(parts) > 1 and (parts[-1].lower() in _GENERIC_DIR_NAMES or _HASH.match(parts[-1])):
+        parts.pop()
+    return parts[-1] if parts else text
+
+
+def float_list(values: Any) -> list[float] | None:
+    """Scores as a flat list of floats, or ``None`` when they are not one score per item.
+
+    Accepts lists/tuples of numbers, numpy arrays and torch tensors of shape (n,) or
+    (n, 1), and lists of 0-d tensors. Generators and other one-shot iterables are refused
+    so that the user's object is never consumed.
+    """
+    tolist = getattr(values, "tolist", None)
+    if callable(tolist) and hasattr(values, "shape"):
+        shape = tuple(values.shape)
+        if len(shape) == 2 and shape[1] == 1:
+            values = values.reshape(-1)
+        elif len(shape) != 1:
+            return None
+        values = values.tolist()
+    if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
+        return None
+    out: list[float] = []
+    for v in values:
+        if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        out.append(float(v))
+    return out
+
+
+def sized_length(value: Any) -> int | None:
+    """``len(value)`` for real collections (not strings, bytes, or iterators); else ``None``."""
+    if isinstance(value, (str, bytes)) or value is None:
+        return None
+    if hasattr(value, "shape") and getattr(value, "shape", None):
+        try:
+            return int(value.shape[0])
+        except (TypeError, IndexError):
+            return None
+    if isinstance(value, (Sequence, Mapping)) or hasattr(value, "__len__"):
+        try:
+            return len(value)
+        except TypeError:
+            return None
+    return None
+
+
+class InstanceCache:
+    """Per-instance memo (weakly keyed) for facts that cost more than a lookup."""
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        self._compute = compute
+        self._values: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    def __call__(self, instance: Any) -> Any:
+        try:
+            return self._values[instance]
+        except KeyError:
+            value = self._compute(instance)
+            try:
+                self._values[instance] = value
+            except TypeError:  # not weak-referenceable or unhashable: compute each time
+                pass
+            return value
+        except TypeError:
+            return self._compute(instance)

@@ -1,0 +1,141 @@
+"""Pure extraction of span attributes from sentence-transformers calls.
+
+Each function takes the call's bound arguments (or its result) and yields
+``(key, value)`` pairs; ``None`` values are skipped by the span helper. They never touch a
+span, so they are tested table-style on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from otel_rerank import semconv
+from otel_rerank.instrumentation._common import (
+    InstanceCache,
+    float_list,
+    model_name_from_path,
+    sized_length,
+)
+
+PROVIDER = "sentence_transformers"
+
+Pairs = Iterator[tuple[str, Any]]
+
+
+def _compute_model_name(instance: Any) -> str | None:
+    card = getattr(instance, "model_card_data", None)
+    hub_id = getattr(card, "base_model", None)
+    if isinstance(hub_id, str) and hub_id:
+        return hub_id
+    for source in (getattr(instance, "config", None), _first_auto_model_config(instance)):
+        path = getattr(source, "_name_or_path", None) or getattr(source, "name_or_path", None)
+        if isinstance(path, str) and path:
+            return model_name_from_path(path)
+    return type(instance).__name__
+
+
+def _first_auto_model_config(instance: Any) -> Any:
+    try:
+        return instance[0].auto_model.config
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+
+
+#: ``gen_ai.request.model`` of a SentenceTransformer or CrossEncoder, computed once each.
+model_name = InstanceCache(_compute_model_name)
+
+
+def _device(instance: Any) -> str | None:
+    device = getattr(instance, "device", None)
+    return str(device) if device is not None else None
+
+
+def _max_length(instance: Any) -> int | None:
+    value = getattr(instance, "max_seq_length", None)
+    return value if isinstance(value, int) else None
+
+
+# -- embeddings ----------------------------------------------------------------------------
+def encode_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+    inputs = arguments.get("inputs", arguments.get("sentences"))
+    count = 1 if isinstance(inputs, (str, bytes, dict)) else sized_length(inputs)
+    yield semconv.RAG_EMBEDDING_INPUT_COUNT, count
+    yield semconv.RAG_BATCH_SIZE, _int_or_none(arguments.get("batch_size"))
+    device = arguments.get("device")
+    yield semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance)
+
+
+def encode_response(result: Any) -> Pairs:
+    shape = getattr(result, "shape", None)
+    if shape is None and isinstance(result, list) and result:
+        shape = getattr(result[0], "shape", None)
+    if shape:
+        yield semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, int(shape[-1])
+
+
+def encode_texts(arguments: Mapping[str, Any]) -> list[Any]:
+    """The texts embedded (content; written only when capture is on)."""
+    inputs = arguments.get("inputs", arguments.get("sentences"))
+    if isinstance(inputs, str):
+        return [inputs]
+    if isinstance(inputs, Sequence) and not isinstance(inputs, bytes):
+        return [x for x in inputs if isinstance(x, str)]
+    return []
+
+
+# -- rerank --------------------------------------------------------------------------------
+def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+    yield semconv.RAG_BATCH_SIZE, _int_or_none(arguments.get("batch_size"))
+    yield semconv.RAG_RERANK_MAX_LENGTH, _max_length(instance)
+    device = arguments.get("device")
+    yield semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance)
+
+
+def predict_pairs(arguments: Mapping[str, Any]) -> list[Any] | None:
+    """The (query, document) pairs of a ``predict`` call as a list, without consuming them.
+
+    ``predict`` takes one pair or a list of pairs; anything else (a generator, a dataset)
+    gives ``None`` and is left untouched.
+    """
+    inputs = arguments.get("inputs", arguments.get("sentences"))
+    if not isinstance(inputs, (list, tuple)):
+        return None
+    if len(inputs) == 2 and not any(isinstance(x, (list, tuple)) for x in inputs):
+        return [inputs]
+    return list(inputs)
+
+
+def single_query(pairs: Sequence[Any]) -> tuple[bool, Any]:
+    """``(True, query)`` when every pair has the same first element, else ``(False, None)``."""
+    if not pairs or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+        return False, None
+    query = pairs[0][0]
+    for pair in pairs:
+        other = pair[0]
+        if other is not query and (type(other) is not type(query) or other != query):
+            return False, None
+    return True, query
+
+
+def predict_scores(result: Any) -> list[float] | None:
+    return float_list(result)
+
+
+def rank_scores(result: Any, candidate_count: int | None) -> list[float] | None:
+    """Scores in document order, rebuilt from ``rank``'s sorted result if it is complete."""
+    if not isinstance(result, list) or candidate_count is None or len(result) != candidate_count:
+        return None
+    scores: list[float | None] = [None] * candidate_count
+    for item in result:
+        index, score = item.get("corpus_id"), item.get("score")
+        if not isinstance(index, int) or not 0 <= index < candidate_count:
+            return None
+        scores[index] = float(score)
+    if any(s is None for s in scores):
+        return None
+    return [s for s in scores if s is not None]
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

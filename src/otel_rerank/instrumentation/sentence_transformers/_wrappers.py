@@ -1,0 +1,102 @@
+"""wrapt wrappers for SentenceTransformer.encode, CrossEncoder.predict and CrossEncoder.rank.
+
+One span per user call. ``encode_query``/``encode_document`` are not wrapped: they call
+``encode``, whose wrapper makes the single span. ``rank`` calls ``predict``; the rank
+wrapper sets a context-local sink, and a ``predict`` that finds it records nothing of its
+own but hands its scores to the rank span (which needs every score, even with ``top_k``,
+to compute Kendall's tau).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from otel_rerank import _span, semconv
+from otel_rerank.instrumentation._common import bind_arguments, sized_length
+from otel_rerank.instrumentation.sentence_transformers import _attributes as attrs
+
+# Set while our rank() wrapper runs: the inner predict() appends its raw result here.
+_rank_sink: ContextVar[list[Any] | None] = ContextVar("otel_rerank_st_rank_sink", default=None)
+
+
+def encode(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    call = _span.begin(_span.EMBEDDINGS, provider=attrs.PROVIDER, model=attrs.model_name(instance))
+    if call is None:
+        return wrapped(*args, **kwargs)
+    with call:
+        if call.recording:
+            arguments = bind_arguments(wrapped, args, kwargs)
+            call.extract(attrs.encode_request, instance, arguments)
+            if call.capturing:
+                call.record_documents(
+                    semconv.EMBEDDING_EMBEDDINGS,
+                    attrs.encode_texts(arguments),
+                    content_key=semconv.EMBEDDING_TEXT,
+                )
+        result = wrapped(*args, **kwargs)
+        call.extract(attrs.encode_response, result)
+        return result
+
+
+def predict(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    sink = _rank_sink.get()
+    if sink is not None:  # inside our rank(): its span covers this call
+        result = wrapped(*args, **kwargs)
+        sink.append(result)
+        return result
+    call = _span.begin(_span.RERANK, provider=attrs.PROVIDER, model=attrs.model_name(instance))
+    if call is None:
+        return wrapped(*args, **kwargs)
+    with call:
+        arguments = bind_arguments(wrapped, args, kwargs)
+        pairs = attrs.predict_pairs(arguments)
+        call.record_candidates(len(pairs) if pairs is not None else None)
+        call.extract(attrs.rerank_model_attributes, instance, arguments)
+        result = wrapped(*args, **kwargs)
+        if call.recording and pairs is not None:
+            one_query, query = attrs.single_query(pairs)
+            scores = attrs.predict_scores(result)
+            if one_query:
+                call.record_scores(scores)
+                call.record_text(semconv.RERANKER_QUERY, query)
+            if call.capturing:
+                call.record_documents(
+                    semconv.RERANKER_INPUT_DOCUMENTS, [p[1] for p in pairs], scores
+                )
+        return result
+
+
+def rank(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    call = _span.begin(_span.RERANK, provider=attrs.PROVIDER, model=attrs.model_name(instance))
+    if call is None:
+        return wrapped(*args, **kwargs)
+    sink: list[Any] = []
+    token = _rank_sink.set(sink)
+    try:
+        with call:
+            arguments = bind_arguments(wrapped, args, kwargs)
+            documents = arguments.get("documents")
+            count = sized_length(documents)
+            call.record_candidates(count)
+            call.set(semconv.GEN_AI_RERANK_TOP_N, arguments.get("top_k"))
+            call.extract(attrs.rerank_model_attributes, instance, arguments)
+            result = wrapped(*args, **kwargs)
+            if call.recording:
+                scores = attrs.predict_scores(sink[0]) if len(sink) == 1 else None
+                if scores is None:
+                    scores = attrs.rank_scores(result, count)
+                call.record_scores(scores)
+                call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
+                if call.capturing and isinstance(documents, (list, tuple)):
+                    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, documents, scores)
+            return result
+    finally:
+        _rank_sink.reset(token)

