@@ -19,6 +19,12 @@ INSTRUMENTORS: dict[str, str] = {
     "sentence_transformers": (
         "otel_rerank.instrumentation.sentence_transformers:SentenceTransformersInstrumentor"
     ),
+    "openai": "otel_rerank.instrumentation.openai:OpenAIInstrumentor",
+    "anthropic": "otel_rerank.instrumentation.anthropic:AnthropicInstrumentor",
+    "faiss": "otel_rerank.instrumentation.faiss:FaissInstrumentor",
+    "chromadb": "otel_rerank.instrumentation.chromadb:ChromaInstrumentor",
+    "qdrant_client": "otel_rerank.instrumentation.qdrant_client:QdrantInstrumentor",
+    "cohere": "otel_rerank.instrumentation.cohere:CohereInstrumentor",
 }
 
 
