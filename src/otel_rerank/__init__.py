@@ -84,10 +84,11 @@ def instrument(
         )
     with _lock:
         _telemetry.use(tracer_provider, meter_provider, capture_content)
+        classes = instrumentation.available()
         done = []
         for name in wanted:
-            cls = instrumentation.load(name)
-            if not cls.is_installed():
+            cls = classes.get(name)
+            if cls is None or not cls.is_installed():
                 continue
             instrumentor = cls()
             if not instrumentor.is_instrumented_by_opentelemetry:
@@ -100,8 +101,7 @@ def instrument(
 def uninstrument() -> None:
     """Restore every patched method exactly and forget the providers given to ``instrument``."""
     with _lock:
-        for name in instrumentation.INSTRUMENTORS:
-            cls = instrumentation.load(name)
+        for cls in instrumentation.available().values():
             instrumentor = cls()
             if instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.uninstrument()
@@ -112,6 +112,6 @@ def instrumented_libraries() -> list[str]:
     """Names of the libraries currently instrumented."""
     return [
         name
-        for name in instrumentation.INSTRUMENTORS
-        if instrumentation.load(name)().is_instrumented_by_opentelemetry
+        for name, cls in instrumentation.available().items()
+        if cls().is_instrumented_by_opentelemetry
     ]

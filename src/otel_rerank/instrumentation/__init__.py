@@ -28,6 +28,18 @@ INSTRUMENTORS: dict[str, str] = {
 }
 
 
+def available() -> dict[str, type[RagInstrumentor]]:
+    """Every registered instrumentor class whose module imports (the library may be absent)."""
+    found: dict[str, type[RagInstrumentor]] = {}
+    for name, spec in INSTRUMENTORS.items():
+        try:
+            found[name] = load(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != spec.partition(":")[0]:
+                raise
+    return found
+
+
 def load(name: str) -> type[RagInstrumentor]:
     """Import and return the instrumentor class registered under ``name``."""
     module_name, _, class_name = INSTRUMENTORS[name].partition(":")
