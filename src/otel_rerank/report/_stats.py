@@ -1,0 +1,304 @@
+"""Per-stage latency statistics from exported spans: percentiles, shares, the verdict.
+
+A request is a trace; its end-to-end latency is the duration of its root span (the span
+with no parent). Each stage span (one carrying ``gen_ai.operation.name``) contributes its
+own duration to its stage's percentiles, and the sum of a stage's durations over the sum
+of root durations is the share of end-to-end time the stage takes. Shadow rerank runs
+(``rag.rerank.shadow=true``) happen off the request path, in traces of their own: they are
+never counted as requests or in a stage's share; they feed the shadow summary instead,
+and their latency is shown in a row of its own.
+
+Percentiles use linear interpolation between closest ranks — numpy's default, Hyndman
+and Fan's "type 7" — so they agree with ``numpy.percentile`` to the last digit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from otel_rerank import semconv
+from otel_rerank.report._spans import SpanRecord
+
+PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy default, type 7)"
+END_TO_END = "end-to-end"
+SHADOW_ROW = "rerank (shadow)"
+_STAGE_ORDER = (
+    semconv.OPERATION_EMBEDDINGS,
+    semconv.OPERATION_RETRIEVAL,
+    semconv.OPERATION_RERANK,
+    semconv.OPERATION_CHAT,
+)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation (numpy's default, type 7).
+
+    Raises:
+        ValueError: ``values`` is empty or ``q`` is outside [0, 100].
+    """
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} outside [0, 100]")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    fraction = position - low
+    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+
+
+@dataclass(frozen=True, slots=True)
+class StageRow:
+    """Latency of one stage across every request in the spans.
+
+    Attributes:
+        stage: the stage (``rerank``), ``end-to-end``, or ``rerank (shadow)``.
+        count: spans measured.
+        p50_ms, p95_ms, p99_ms, mean_ms: latency statistics in milliseconds.
+        share: the stage's total time over the total end-to-end time (``None`` for the
+            end-to-end row itself and for shadow runs, which are not on the request path).
+        errors: spans whose status is ERROR.
+    """
+
+    stage: str
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    share: float | None
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowSummary:
+    """What shadow reranking found: how often and how much the reranker disagreed.
+
+    Attributes:
+        runs: shadow rerank spans.
+        top1_changed: runs where the reranker would have put another candidate first.
+        top1_changed_rate: ``top1_changed / runs`` (over runs that recorded it).
+        mean_kendall_tau: mean tau-b between retrieval's and the reranker's order.
+        linked: runs linked to a request span present in the spans.
+    """
+
+    runs: int
+    top1_changed: int
+    top1_changed_rate: float | None
+    mean_kendall_tau: float | None
+    linked: int
+
+
+@dataclass(frozen=True, slots=True)
+class StageTable:
+    """The per-stage table of a set of traces.
+
+    Attributes:
+        rows: one row per stage present, in pipeline order, then any other stage names.
+        end_to_end: the end-to-end row (root spans), or ``None`` without requests.
+        shadow_row: latency of shadow rerank runs, if any.
+        requests: traces counted as requests (traces with a root span that is not shadow).
+        shadow: the shadow summary, or ``None`` without shadow runs.
+    """
+
+    rows: list[StageRow]
+    end_to_end: StageRow | None
+    requests: int
+    shadow_row: StageRow | None = None
+    shadow: ShadowSummary | None = None
+    method: str = field(default=PERCENTILE_METHOD)
+
+    def row(self, stage: str) -> StageRow | None:
+        """The row of ``stage`` (``end-to-end`` and ``rerank (shadow)`` included)."""
+        if stage == END_TO_END:
+            return self.end_to_end
+        if stage == SHADOW_ROW:
+            return self.shadow_row
+        return next((r for r in self.rows if r.stage == stage), None)
+
+
+def _row(stage: str, spans: Sequence[SpanRecord], share: float | None) -> StageRow:
+    durations = [s.duration_ms for s in spans]
+    return StageRow(
+        stage=stage,
+        count=len(durations),
+        p50_ms=percentile(durations, 50),
+        p95_ms=percentile(durations, 95),
+        p99_ms=percentile(durations, 99),
+        mean_ms=sum(durations) / len(durations),
+        share=share,
+        errors=sum(1 for s in spans if s.error),
+    )
+
+
+def request_roots(spans: Iterable[SpanRecord]) -> list[SpanRecord]:
+    """Root spans of requests: spans without a parent that are not shadow runs."""
+    return [s for s in spans if s.parent_id is None and not s.is_shadow]
+
+
+def stage_table(spans: Sequence[SpanRecord]) -> StageTable:
+    """Per-stage p50/p95/p99 and share of end-to-end latency, plus the shadow summary."""
+    roots = request_roots(spans)
+    request_traces = {r.trace_id for r in roots}
+    total_ms = sum(r.duration_ms for r in roots)
+    by_stage: dict[str, list[SpanRecord]] = {}
+    shadow_spans: list[SpanRecord] = []
+    for span in spans:
+        stage = span.stage
+        if stage is None:
+            continue
+        if span.is_shadow:
+            shadow_spans.append(span)
+        else:
+            by_stage.setdefault(stage, []).append(span)
+    order = [s for s in _STAGE_ORDER if s in by_stage]
+    order += sorted(s for s in by_stage if s not in _STAGE_ORDER)
+    rows = []
+    for stage in order:
+        members = by_stage[stage]
+        in_requests = sum(s.duration_ms for s in members if s.trace_id in request_traces)
+        share = in_requests / total_ms if total_ms > 0 else None
+        rows.append(_row(stage, members, share))
+    return StageTable(
+        rows=rows,
+        end_to_end=_row(END_TO_END, roots, None) if roots else None,
+        requests=len(request_traces),
+        shadow_row=_row(SHADOW_ROW, shadow_spans, None) if shadow_spans else None,
+        shadow=shadow_summary(spans),
+    )
+
+
+def shadow_summary(spans: Sequence[SpanRecord]) -> ShadowSummary | None:
+    """Summarize shadow rerank runs; ``None`` when there are none."""
+    shadow = [s for s in spans if s.is_shadow and s.stage == semconv.OPERATION_RERANK]
+    if not shadow:
+        return None
+    known = {(s.trace_id, s.span_id) for s in spans}
+    changed = [s.attributes.get(semconv.RAG_RERANK_TOP1_CHANGED) for s in shadow]
+    flags = [c for c in changed if isinstance(c, bool)]
+    taus = [
+        float(t)
+        for t in (s.attributes.get(semconv.RAG_RERANK_KENDALL_TAU) for s in shadow)
+        if isinstance(t, (int, float)) and not isinstance(t, bool)
+    ]
+    return ShadowSummary(
+        runs=len(shadow),
+        top1_changed=sum(flags),
+        top1_changed_rate=sum(flags) / len(flags) if flags else None,
+        mean_kendall_tau=sum(taus) / len(taus) if taus else None,
+        linked=sum(1 for s in shadow if any(link in known for link in s.links)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """End-to-end and rerank p95 against a latency budget.
+
+    Attributes:
+        budget_ms: the budget.
+        end_to_end_p95_ms: end-to-end p95, if there are requests.
+        within_budget: end-to-end p95 fits the budget.
+        rerank_p95_ms: rerank p95 on the request path, if reranking is served.
+        rerank_budget_share: rerank p95 over the budget.
+        shadow_p95_ms: shadow runs' p95: what serving the reranker would cost.
+        shadow_budget_share: shadow p95 over the budget.
+    """
+
+    budget_ms: float
+    end_to_end_p95_ms: float | None
+    within_budget: bool | None
+    rerank_p95_ms: float | None
+    rerank_budget_share: float | None
+    shadow_p95_ms: float | None
+    shadow_budget_share: float | None
+
+    def text(self) -> str:
+        """One or two sentences a person can act on."""
+        parts = []
+        if self.end_to_end_p95_ms is None:
+            parts.append(f"no requests to compare with the {self.budget_ms:g} ms budget.")
+        else:
+            fits = "WITHIN" if self.within_budget else "OVER"
+            parts.append(
+                f"end-to-end p95 {self.end_to_end_p95_ms:.1f} ms is {fits} the "
+                f"{self.budget_ms:g} ms budget."
+            )
+        if self.rerank_p95_ms is not None and self.rerank_budget_share is not None:
+            parts.append(
+                f"rerank p95 {self.rerank_p95_ms:.1f} ms takes "
+                f"{self.rerank_budget_share:.0%} of the budget."
+            )
+        if self.shadow_p95_ms is not None and self.shadow_budget_share is not None:
+            parts.append(
+                f"serving the shadowed reranker would add about {self.shadow_p95_ms:.1f} ms "
+                f"at p95 ({self.shadow_budget_share:.0%} of the budget)."
+            )
+        return "verdict: " + " ".join(parts)
+
+
+def verdict(table: StageTable, budget_ms: float) -> Verdict:
+    """Compare the table's p95s with a latency budget in milliseconds."""
+    e2e = table.end_to_end
+    rerank = table.row(semconv.OPERATION_RERANK)
+    shadow = table.shadow_row
+    return Verdict(
+        budget_ms=budget_ms,
+        end_to_end_p95_ms=e2e.p95_ms if e2e else None,
+        within_budget=(e2e.p95_ms <= budget_ms) if e2e else None,
+        rerank_p95_ms=rerank.p95_ms if rerank else None,
+        rerank_budget_share=rerank.p95_ms / budget_ms if rerank else None,
+        shadow_p95_ms=shadow.p95_ms if shadow else None,
+        shadow_budget_share=shadow.p95_ms / budget_ms if shadow else None,
+    )
+
+
+def format_table(table: StageTable) -> str:
+    """The stage table as aligned text, with the shadow summary below it."""
+    header = ("stage", "count", "p50 ms", "p95 ms", "p99 ms", "mean ms", "share")
+    lines_data: list[tuple[str, ...]] = []
+    rows = list(table.rows)
+    if table.end_to_end is not None:
+        rows.append(table.end_to_end)
+    if table.shadow_row is not None:
+        rows.append(table.shadow_row)
+    for row in rows:
+        if row.stage == END_TO_END:
+            share = "100%"
+        elif row.share is None:
+            share = "-"
+        else:
+            share = f"{row.share:.1%}"
+        lines_data.append(
+            (
+                row.stage,
+                str(row.count),
+                f"{row.p50_ms:.2f}",
+                f"{row.p95_ms:.2f}",
+                f"{row.p99_ms:.2f}",
+                f"{row.mean_ms:.2f}",
+                share,
+            )
+        )
+    widths = [max(len(header[i]), *(len(r[i]) for r in lines_data)) for i in range(len(header))]
+
+    def fmt(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join((first, *rest)).rstrip()
+
+    out = [fmt(header), fmt(["-" * w for w in widths])]
+    out.extend(fmt(r) for r in lines_data)
+    out.append(f"{table.requests} request(s); percentiles: {table.method}")
+    shadow = table.shadow
+    if shadow is not None:
+        rate = "n/a" if shadow.top1_changed_rate is None else f"{shadow.top1_changed_rate:.1%}"
+        tau = "n/a" if shadow.mean_kendall_tau is None else f"{shadow.mean_kendall_tau:+.3f}"
+        out.append(
+            f"shadow: {shadow.runs} run(s); the reranker would have changed the top result "
+            f"in {rate} ({shadow.top1_changed}); mean Kendall tau {tau}; "
+            f"{shadow.linked} linked to a request in these spans"
+        )
+    return "\n".join(out)
