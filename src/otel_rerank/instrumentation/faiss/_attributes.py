@@ -1,0 +1,92 @@
+"""Pure extraction of span attributes from faiss ``search`` calls.
+
+faiss returns two ``(nq, k)`` arrays, distances ``D`` and labels ``I``, best hit first in
+each row; a row with fewer than ``k`` hits is padded with label ``-1``. The functions here
+turn the call's bound arguments and that result into ``(key, value)`` pairs without
+touching a span. Query vectors and stored vectors are never read beyond their shape.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from otel_rerank import semconv
+
+PROVIDER = "faiss"
+DB_SYSTEM = "faiss"
+
+Pairs = Iterator[tuple[str, Any]]
+
+# Names the user gave to index objects (``set_data_source``); weakly keyed so that naming
+# an index never keeps it alive.
+_names: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def set_data_source(index: Any, name: str) -> None:
+    """Name ``index`` for ``gen_ai.data_source.id`` and the span name (default: its class)."""
+    _names[index] = str(name)
+
+
+def data_source(index: Any) -> str:
+    """The name given with :func:`set_data_source`, else the index's class name."""
+    try:
+        name = _names.get(index)
+    except TypeError:  # not weak-referenceable
+        name = None
+    return name if name is not None else type(index).__name__
+
+
+def search_request(arguments: Mapping[str, Any]) -> Pairs:
+    """``k`` and the number of query vectors (rows of ``x``)."""
+    k = arguments.get("k")
+    if isinstance(k, int) and not isinstance(k, bool):
+        yield semconv.GEN_AI_REQUEST_TOP_K, k
+    shape = getattr(arguments.get("x"), "shape", None)
+    if shape is not None and len(shape) == 2:
+        yield semconv.RAG_RETRIEVAL_QUERY_COUNT, int(shape[0])
+
+
+def search_response(result: Any) -> Pairs:
+    """Valid hits (labels other than ``-1``) over every query; the best score of one query.
+
+    ``rag.retrieval.top_score`` is the raw value of the best hit: a similarity for inner
+    product indexes (higher is better), a squared distance for L2 ones (lower is better).
+    It is written only for a single query, where "the best hit" is one number.
+    """
+    arrays = _arrays(result)
+    if arrays is None:
+        return
+    distances, labels = arrays
+    valid = labels >= 0
+    yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, int(valid.sum())
+    if labels.shape[0] == 1 and bool(valid[0].any()):
+        first = int(valid[0].argmax())  # padding only ever follows the real hits
+        yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(distances[0, first])
+
+
+def single_query_hits(result: Any) -> tuple[list[int], list[float]] | None:
+    """Ids and scores of a single query's valid hits, best first; ``None`` for a batch."""
+    arrays = _arrays(result)
+    if arrays is None or arrays[1].shape[0] != 1:
+        return None
+    distances, labels = arrays
+    ids: list[int] = []
+    scores: list[float] = []
+    for label, score in zip(labels[0].tolist(), distances[0].tolist(), strict=False):
+        if label >= 0:
+            ids.append(int(label))
+            scores.append(float(score))
+    return ids, scores
+
+
+def _arrays(result: Any) -> tuple[Any, Any] | None:
+    """``(D, I)`` when ``result`` is search's pair of equally shaped 2-D arrays."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        return None
+    distances, labels = result
+    shape = getattr(labels, "shape", None)
+    if shape is None or len(shape) != 2 or getattr(distances, "shape", None) != shape:
+        return None
+    return distances, labels
