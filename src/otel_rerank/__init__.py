@@ -30,12 +30,14 @@ from otel_rerank._config import ContentPolicy
 from otel_rerank._decorators import embedding, llm, rerank, retrieval
 from otel_rerank._sdk import ConfigurationError, Configured, configure
 from otel_rerank._span import StageSpan
+from otel_rerank.shadow import ShadowReranker
 from otel_rerank.version import __version__
 
 __all__ = [
     "ConfigurationError",
     "Configured",
     "ContentPolicy",
+    "ShadowReranker",
     "StageSpan",
     "__version__",
     "configure",
@@ -66,7 +68,8 @@ def instrument(
         tracer_provider: record spans here instead of the global tracer provider.
         meter_provider: record metrics here instead of the global meter provider.
         capture_content: record query/document/prompt text; ``None`` reads
-            ``OTEL_RERANK_CAPTURE_CONTENT`` then ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
+            ``OTEL_RERANK_CAPTURE_CONTENT``, then
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
         libraries: names from ``otel_rerank.instrumentation.INSTRUMENTORS`` to narrow it to.
 
     Returns:

@@ -1,0 +1,392 @@
+"""Shadow reranking: run a candidate reranker on live traffic without serving its order.
+
+Before a team turns a cross-encoder on, it wants to know what the reranker would cost and
+how often it would change the answer, on real queries. :class:`ShadowReranker` sits where
+the reranker would go::
+
+    shadow = otel_rerank.ShadowReranker(cross_encoder, sample_rate=0.1, max_queue=64)
+    served = shadow(query, candidates)   # the same list object, returned at once
+
+In ``shadow`` mode the request path pays for a queue insert only: a sampled share of calls
+is handed to one daemon worker thread, which runs ``predict`` and records one rerank span
+(``rag.rerank.shadow=true``) linked to the request's span, with the scores' top-1 change
+and Kendall tau. A full queue drops the work and counts it in ``rag.shadow.dropped``; it
+never blocks. ``OTEL_RERANK_MODE`` is read on every call (one dict lookup), so operators
+move between ``off`` (original order, no reranking), ``shadow`` (the default) and
+``serve`` (rerank synchronously and return the reranked order, as a normal rerank span) by
+changing the process environment — e.g. from an admin endpoint or a config reload — with
+no deploy. The inner ``predict`` runs with instrumentation suppressed, so a run is one span,
+never two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import functools
+import logging
+import os
+import queue
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+from opentelemetry import context, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.trace import Link
+
+from otel_rerank import _span, _telemetry, semconv
+from otel_rerank._ranking import summarize_scores
+from otel_rerank._safe import report_internal_error
+from otel_rerank.instrumentation._common import float_list
+
+MODE_ENV: Final = "OTEL_RERANK_MODE"
+MODES: Final = ("off", "shadow", "serve")
+DEFAULT_MODE: Final = "shadow"
+
+_logger = logging.getLogger("otel_rerank.shadow")
+_T = TypeVar("_T")
+_STOP: Final = object()
+
+
+def current_mode(explicit: str | None = None) -> str:
+    """The mode in force: ``explicit`` if given, else ``$OTEL_RERANK_MODE``, else shadow.
+
+    An unknown value falls back to ``shadow`` (logged once per value): a typo in an
+    operator's setting must not start serving an unvetted order.
+    """
+    raw = explicit if explicit is not None else os.environ.get(MODE_ENV)
+    if raw is None:
+        return DEFAULT_MODE
+    mode = raw.strip().lower()
+    if mode in MODES:
+        return mode
+    if mode:
+        _warn_unknown_mode(raw)
+    return DEFAULT_MODE
+
+
+@functools.lru_cache(maxsize=16)
+def _warn_unknown_mode(raw: str) -> None:
+    _logger.warning("%s=%r is not one of %s; using %s", MODE_ENV, raw, MODES, DEFAULT_MODE)
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowResult:
+    """What one shadow run found (handed to ``on_result``, if given).
+
+    Attributes:
+        query: the query.
+        scores: one score per candidate, in the order the candidates were given.
+        order: candidate indices, best first (stable: ties keep retrieval's order).
+        latency_s: seconds ``predict`` took.
+        queue_wait_s: seconds the work waited in the queue before it started.
+        top1_changed: the reranker would have put another candidate first.
+        kendall_tau: tau-b between retrieval's order and the reranker's.
+    """
+
+    query: str
+    scores: list[float]
+    order: list[int]
+    latency_s: float
+    queue_wait_s: float
+    top1_changed: bool
+    kendall_tau: float | None
+
+
+@dataclass(slots=True)
+class _Job:
+    query: str
+    candidates: list[Any]
+    link: Link | None
+    enqueued: float
+
+
+def _default_text(candidate: Any) -> str:
+    if isinstance(candidate, str):
+        return candidate
+    if isinstance(candidate, dict):
+        for key in ("text", "content", "page_content", "document"):
+            value = candidate.get(key)
+            if isinstance(value, str):
+                return value
+    for attribute in ("text", "page_content", "content"):
+        value = getattr(candidate, attribute, None)
+        if isinstance(value, str):
+            return value
+    return str(candidate)
+
+
+def reranked_order(scores: Sequence[float]) -> list[int]:
+    """Indices by descending score; a stable sort, so ties keep the order given."""
+    return sorted(range(len(scores)), key=lambda i: -scores[i])
+
+
+_live: weakref.WeakSet[ShadowReranker[Any]] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:  # pragma: no cover - runs at interpreter exit
+    for reranker in list(_live):
+        reranker.close(timeout=2.0)
+
+
+class ShadowReranker(Generic[_T]):
+    """Shadow-run (or serve) a cross-encoder on live queries, switched by ``OTEL_RERANK_MODE``.
+
+    Args:
+        cross_encoder: anything with CrossEncoder's ``predict(pairs, batch_size=...)``.
+        sample_rate: share of calls shadow-run (0-1); ``serve`` mode reranks every call.
+        max_queue: shadow work waiting beyond this is dropped and counted.
+        batch_size: ``batch_size`` passed to ``predict``.
+        model: ``gen_ai.request.model`` of the spans; read from the model if omitted.
+        provider: ``gen_ai.provider.name``; the model class's top-level package if omitted.
+        text: turns a candidate into the text scored; default: the string itself, or a
+            ``text``/``content``/``page_content`` key or attribute.
+        mode: fix the mode instead of reading ``OTEL_RERANK_MODE`` per call.
+        on_result: called on the worker thread with each :class:`ShadowResult`; runs
+            shadow work even when no telemetry SDK is configured.
+    """
+
+    def __init__(
+        self,
+        cross_encoder: Any,
+        sample_rate: float = 0.1,
+        max_queue: int = 64,
+        *,
+        batch_size: int = 32,
+        model: str | None = None,
+        provider: str | None = None,
+        text: Callable[[_T], str] | None = None,
+        mode: str | None = None,
+        on_result: Callable[[ShadowResult], None] | None = None,
+    ) -> None:
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be within [0, 1], got {sample_rate}")
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
+        if mode is not None and mode.strip().lower() not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not callable(getattr(cross_encoder, "predict", None)):
+            raise TypeError("cross_encoder needs a predict(pairs, batch_size=...) method")
+        self.cross_encoder = cross_encoder
+        self.sample_rate = sample_rate
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.mode = mode
+        self.model = model or _model_name(cross_encoder)
+        self.provider = provider or type(cross_encoder).__module__.split(".")[0]
+        self._text: Callable[[Any], str] = text or _default_text
+        self._on_result = on_result
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._closed = False
+        self._abandon = False
+        self._random = random.random
+        self._metric_attributes = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_RERANK,
+            semconv.GEN_AI_PROVIDER_NAME: self.provider,
+            semconv.GEN_AI_REQUEST_MODEL: self.model,
+        }
+        _live.add(self)
+
+    # -- the request path ----------------------------------------------------------------
+    def __call__(self, query: str, candidates: list[_T]) -> list[_T]:
+        """Serve ``candidates`` per the mode in force; see the class docstring.
+
+        Returns:
+            ``candidates`` itself (``off`` and ``shadow``) or a new list in reranked order
+            (``serve``).
+        """
+        mode = current_mode(self.mode)
+        if mode == "shadow":
+            self._submit(query, candidates)
+            return candidates
+        if mode == "serve":
+            return self._serve(query, candidates)
+        return candidates
+
+    shadow = __call__
+
+    async def acall(self, query: str, candidates: list[_T]) -> list[_T]:
+        """The same from asyncio code: ``serve`` mode runs ``predict`` in a worker thread.
+
+        ``shadow`` and ``off`` never block, so they run inline on the event loop.
+        """
+        if current_mode(self.mode) == "serve":
+            # to_thread copies the context, so the rerank span's parent is the caller's span.
+            return await asyncio.to_thread(self._serve, query, candidates)
+        return self(query, candidates)
+
+    def _submit(self, query: str, candidates: list[_T]) -> None:
+        if self._closed or not candidates:
+            return
+        if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
+            return
+        telemetry = _telemetry.current()
+        if telemetry is None and self._on_result is None:
+            return  # nowhere to record the result: skip the work entirely
+        span_context = trace.get_current_span().get_span_context()
+        link = Link(span_context) if span_context.is_valid else None
+        job = _Job(query, list(candidates), link, time.perf_counter())
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            if telemetry is not None:
+                try:
+                    telemetry.shadow_dropped.add(1, self._metric_attributes)
+                except Exception:
+                    report_internal_error("ShadowReranker.dropped")
+            return
+        if self._worker is None:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        with self._lock:
+            if self._worker is None and not self._closed:
+                worker = threading.Thread(target=self._run, name="otel-rerank-shadow", daemon=True)
+                worker.start()
+                self._worker = worker
+
+    def _serve(self, query: str, candidates: list[_T]) -> list[_T]:
+        pairs = [(query, self._text(c)) for c in candidates]
+        call = _span.begin(_span.RERANK, provider=self.provider, model=self.model)
+        if call is None:
+            scores = self._predict(pairs)
+        else:
+            with call:
+                call.record_candidates(len(pairs))
+                call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
+                call.set(semconv.RAG_RERANK_SHADOW, False)
+                scores = self._predict(pairs)
+                call.record_scores(scores)
+                call.record_text(semconv.RERANKER_QUERY, query)
+        if scores is None:
+            return list(candidates)
+        return [candidates[i] for i in reranked_order(scores)]
+
+    def _predict(self, pairs: list[tuple[str, str]]) -> list[float] | None:
+        if not pairs:
+            return []
+        # One span per run: the model's own (instrumented) predict must not add another.
+        token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            raw = self.cross_encoder.predict(pairs, batch_size=self.batch_size)
+        finally:
+            context.detach(token)
+        scores = float_list(raw)
+        if scores is None or len(scores) != len(pairs):
+            return None
+        return scores
+
+    # -- the worker ----------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                return
+            if self._abandon:
+                continue
+            try:
+                self._shadow_run(job)
+            except Exception:
+                # The model failed (recorded on the span) or we did: never kill the worker.
+                _logger.debug("otel-rerank: shadow rerank failed", exc_info=True)
+
+    def _shadow_run(self, job: _Job) -> None:
+        started = time.perf_counter()
+        pairs = [(job.query, self._text(c)) for c in job.candidates]
+        call = _span.begin(
+            _span.RERANK,
+            provider=self.provider,
+            model=self.model,
+            attributes={semconv.RAG_RERANK_SHADOW: True},
+            links=[job.link] if job.link is not None else None,
+        )
+        if call is None:
+            scores = self._predict(pairs)
+        else:
+            with call:
+                call.record_candidates(len(pairs))
+                call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
+                scores = self._predict(pairs)
+                call.record_scores(scores)
+                call.record_text(semconv.RERANKER_QUERY, job.query)
+        latency = time.perf_counter() - started
+        if self._on_result is not None and scores is not None:
+            summary = summarize_scores(scores)
+            self._on_result(
+                ShadowResult(
+                    query=job.query,
+                    scores=scores,
+                    order=reranked_order(scores),
+                    latency_s=latency,
+                    queue_wait_s=started - job.enqueued,
+                    top1_changed=bool(summary and summary.top1_changed),
+                    kendall_tau=summary.kendall_tau if summary else None,
+                )
+            )
+
+    # -- lifetime ------------------------------------------------------------------------
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop taking shadow work and wait up to ``timeout`` s for queued work to finish.
+
+        Work still queued at the deadline is abandoned (a run already in ``predict`` cannot
+        be interrupted; the daemon worker finishes it or dies with the process).
+
+        Returns:
+            True when every queued run finished within the bound.
+        """
+        with self._lock:
+            self._closed = True
+            worker = self._worker
+        _live.discard(self)
+        if worker is None:
+            return True
+        deadline = time.monotonic() + max(timeout, 0.0)
+        try:
+            self._queue.put(_STOP, timeout=max(timeout, 0.0))
+        except queue.Full:
+            self._abandon_queued()
+        worker.join(max(deadline - time.monotonic(), 0.0))
+        if worker.is_alive():
+            self._abandon_queued()
+            return False
+        return True
+
+    def _abandon_queued(self) -> None:
+        self._abandon = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        with contextlib.suppress(queue.Full):  # just emptied; another caller may refill it
+            self._queue.put_nowait(_STOP)
+
+    @property
+    def pending(self) -> int:
+        """Shadow runs waiting in the queue (approximate)."""
+        return self._queue.qsize()
+
+    def __enter__(self) -> ShadowReranker[_T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _model_name(cross_encoder: Any) -> str:
+    try:
+        from otel_rerank.instrumentation.sentence_transformers._attributes import model_name
+
+        name = model_name(cross_encoder)
+    except Exception:
+        name = None
+    return name if isinstance(name, str) and name else type(cross_encoder).__name__

@@ -1,0 +1,286 @@
+"""ShadowReranker: the caller never waits, one linked shadow span per run, modes, overflow."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import otel_rerank
+from otel_rerank import semconv
+from otel_rerank.shadow import MODE_ENV, ShadowReranker, ShadowResult, current_mode
+
+
+class _Scorer:
+    """A stand-in with CrossEncoder's predict: scores by length of the document text."""
+
+    def __init__(self, delay: float = 0.0, gate: threading.Event | None = None) -> None:
+        self.delay = delay
+        self.gate = gate
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> list[float]:
+        if self.gate is not None:
+            self.gate.wait(5)
+        if self.delay:
+            time.sleep(self.delay)
+        self.calls.append(list(pairs))
+        return [float(len(doc)) for _, doc in pairs]
+
+
+CANDIDATES = ["a", "ccc", "bb"]  # lengths 1, 3, 2: the reranker puts "ccc" first
+
+
+@pytest.fixture(autouse=True)
+def _mode_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MODE_ENV, raising=False)
+
+
+def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_default_mode_is_shadow_and_unknown_values_fall_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert current_mode() == "shadow"
+    monkeypatch.setenv(MODE_ENV, " SERVE ")
+    assert current_mode() == "serve"
+    monkeypatch.setenv(MODE_ENV, "servee")
+    assert current_mode() == "shadow"
+    assert current_mode("off") == "off"
+
+
+def test_shadow_returns_the_same_list_at_once_and_records_a_linked_span(otel: Any) -> None:
+    model = _Scorer(delay=0.3)
+    shadow = ShadowReranker(model, sample_rate=1.0)
+    tracer = otel.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as request:
+        started = time.perf_counter()
+        served = shadow("q", CANDIDATES)
+        elapsed = time.perf_counter() - started
+    assert served is CANDIDATES
+    assert served == ["a", "ccc", "bb"]
+    assert elapsed < 0.1  # the 0.3 s predict runs off the request path
+    assert shadow.close(timeout=5)
+    assert model.calls == [[("q", "a"), ("q", "ccc"), ("q", "bb")]]
+    span = otel.span("rerank _Scorer")
+    attrs = span.attributes
+    assert attrs[semconv.RAG_RERANK_SHADOW] is True
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "rerank"
+    assert attrs[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == 3
+    assert attrs[semconv.RAG_RERANK_TOP1_CHANGED] is True
+    assert attrs[semconv.RAG_RERANK_TOP_SCORE] == 3.0
+    # scores [1, 3, 2] in the order given: one concordant pair, two discordant ones
+    assert attrs[semconv.RAG_RERANK_KENDALL_TAU] == pytest.approx(-1 / 3)
+    assert [link.context.span_id for link in span.links] == [request.get_span_context().span_id]
+    assert span.parent is None  # its own trace, off the request path
+    assert span.end_time - span.start_time >= 0.3e9
+
+
+def test_inner_instrumented_cross_encoder_makes_one_span(
+    otel: Any, tiny_cross_encoder: Any
+) -> None:
+    shadow = ShadowReranker(tiny_cross_encoder, sample_rate=1.0)
+    assert shadow("the quick fox", ["lazy dog", "python docs", "trace metric"]) is not None
+    assert shadow.close(timeout=10)
+    spans = [s for s in otel.spans() if s.attributes[semconv.GEN_AI_OPERATION_NAME] == "rerank"]
+    assert len(spans) == 1
+    assert spans[0].attributes[semconv.RAG_RERANK_SHADOW] is True
+    assert spans[0].attributes[semconv.GEN_AI_PROVIDER_NAME] == "sentence_transformers"
+
+
+def test_full_queue_drops_and_counts_without_blocking(otel: Any) -> None:
+    gate = threading.Event()
+    model = _Scorer(gate=gate)
+    shadow = ShadowReranker(model, sample_rate=1.0, max_queue=2)
+    shadow("q0", CANDIDATES)  # taken by the worker, which waits on the gate
+    _wait_for(lambda: shadow.pending == 0)
+    started = time.perf_counter()
+    for i in range(1, 6):  # two fit in the queue, three are dropped
+        assert shadow(f"q{i}", CANDIDATES) is CANDIDATES
+    assert time.perf_counter() - started < 1.0  # never waited for the gate
+    gate.set()
+    assert shadow.close(timeout=5)
+    points = otel.metric_points(semconv.METRIC_SHADOW_DROPPED)
+    assert sum(p.value for p in points) == 3
+    assert points[0].attributes[semconv.GEN_AI_REQUEST_MODEL] == "_Scorer"
+    assert [c[0][0] for c in model.calls] == ["q0", "q1", "q2"]
+
+
+def test_serve_mode_reranks_synchronously_as_a_child_span(
+    otel: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MODE_ENV, "serve")
+    shadow = ShadowReranker(_Scorer(), sample_rate=0.0)  # sampling applies to shadow only
+    tracer = otel.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as request:
+        served = shadow("q", CANDIDATES)
+    assert served == ["ccc", "bb", "a"]
+    assert CANDIDATES == ["a", "ccc", "bb"]  # the caller's list is not reordered in place
+    span = otel.span("rerank _Scorer")
+    assert span.parent.span_id == request.get_span_context().span_id
+    assert span.attributes[semconv.RAG_RERANK_SHADOW] is False
+    assert span.attributes[semconv.RAG_RERANK_TOP1_CHANGED] is True
+
+
+def test_serve_mode_keeps_ties_in_retrieval_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MODE_ENV, "serve")
+    shadow = ShadowReranker(_Scorer())
+    assert shadow("q", ["xx", "b", "yy", "a"]) == ["xx", "yy", "b", "a"]
+
+
+def test_off_mode_does_nothing(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MODE_ENV, "off")
+    model = _Scorer()
+    shadow = ShadowReranker(model, sample_rate=1.0)
+    assert shadow("q", CANDIDATES) is CANDIDATES
+    assert shadow.close(timeout=1)
+    assert model.calls == []
+    assert otel.spans() == []
+
+
+def test_mode_is_read_per_call(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    shadow = ShadowReranker(_Scorer(), sample_rate=1.0)
+    monkeypatch.setenv(MODE_ENV, "serve")
+    assert shadow("q", CANDIDATES) == ["ccc", "bb", "a"]
+    monkeypatch.setenv(MODE_ENV, "off")
+    assert shadow("q", CANDIDATES) is CANDIDATES
+    monkeypatch.setenv(MODE_ENV, "shadow")
+    assert shadow("q", CANDIDATES) is CANDIDATES
+    assert shadow.close(timeout=5)
+    flags = sorted(s.attributes[semconv.RAG_RERANK_SHADOW] for s in otel.spans())
+    assert flags == [False, True]
+
+
+def test_sample_rate_zero_never_runs(otel: Any) -> None:
+    model = _Scorer()
+    shadow = ShadowReranker(model, sample_rate=0.0)
+    for _ in range(20):
+        shadow("q", CANDIDATES)
+    assert shadow.close(timeout=1)
+    assert model.calls == []
+
+
+def test_many_threads(otel: Any) -> None:
+    results: list[ShadowResult] = []
+    shadow = ShadowReranker(_Scorer(), sample_rate=1.0, max_queue=1000, on_result=results.append)
+    tracer = otel.tracer_provider.get_tracer("app")
+
+    def worker(n: int) -> None:
+        for i in range(10):
+            with tracer.start_as_current_span(f"request {n}-{i}"):
+                assert shadow(f"q{n}-{i}", CANDIDATES) is CANDIDATES
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert shadow.close(timeout=10)
+    assert len(results) == 80
+    assert all(r.order == [1, 2, 0] and r.top1_changed for r in results)
+    requests = {s.context.span_id: s.name for s in otel.spans() if s.name.startswith("request")}
+    shadows = [s for s in otel.spans() if s.name.startswith("rerank")]
+    assert len(shadows) == 80
+    linked = {requests[s.links[0].context.span_id] for s in shadows}
+    assert len(linked) == 80  # each run links to its own request
+
+
+async def test_asyncio_callers(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    shadow = ShadowReranker(_Scorer(delay=0.05), sample_rate=1.0, max_queue=100)
+    tracer = otel.tracer_provider.get_tracer("app")
+
+    async def request(i: int) -> list[str]:
+        with tracer.start_as_current_span(f"request {i}"):
+            return await shadow.acall(f"q{i}", CANDIDATES)
+
+    served = await asyncio.gather(*(request(i) for i in range(5)))
+    assert all(s is CANDIDATES for s in served)
+    monkeypatch.setenv(MODE_ENV, "serve")
+    with tracer.start_as_current_span("served") as parent:
+        assert await shadow.acall("q", CANDIDATES) == ["ccc", "bb", "a"]
+    assert shadow.close(timeout=5)
+    served_span = next(
+        s for s in otel.spans() if s.attributes.get(semconv.RAG_RERANK_SHADOW) is False
+    )
+    assert served_span.parent.span_id == parent.get_span_context().span_id
+    assert sum(1 for s in otel.spans() if s.attributes.get(semconv.RAG_RERANK_SHADOW)) == 5
+
+
+def test_no_sdk_skips_the_work() -> None:
+    model = _Scorer()
+    shadow = ShadowReranker(model, sample_rate=1.0)
+    assert shadow("q", CANDIDATES) is CANDIDATES
+    assert shadow.close(timeout=1)
+    assert model.calls == []
+
+
+def test_on_result_runs_without_an_sdk() -> None:
+    results: list[ShadowResult] = []
+    shadow = ShadowReranker(_Scorer(), sample_rate=1.0, on_result=results.append)
+    shadow("q", [{"text": "a"}, {"text": "ccc"}])
+    assert shadow.close(timeout=5)
+    (result,) = results
+    assert result.scores == [1.0, 3.0]
+    assert result.order == [1, 0]
+    assert result.top1_changed
+    assert result.kendall_tau == pytest.approx(-1.0)
+    assert result.latency_s >= 0 and result.queue_wait_s >= 0
+
+
+def test_a_failing_model_is_recorded_and_the_worker_survives(otel: Any) -> None:
+    class Broken:
+        def __init__(self) -> None:
+            self.fail = True
+
+        def predict(self, pairs: list[Any], batch_size: int = 32) -> list[float]:
+            if self.fail:
+                self.fail = False
+                raise RuntimeError("model down")
+            return [0.0] * len(pairs)
+
+    shadow = ShadowReranker(Broken(), sample_rate=1.0)
+    shadow("q1", CANDIDATES)
+    _wait_for(lambda: len(otel.spans()) == 1)
+    shadow("q2", CANDIDATES)
+    assert shadow.close(timeout=5)
+    first, second = otel.spans()
+    assert first.attributes[semconv.ERROR_TYPE] == "RuntimeError"
+    assert semconv.ERROR_TYPE not in second.attributes
+
+
+def test_close_is_bounded_and_abandons_queued_work(otel: Any) -> None:
+    gate = threading.Event()
+    model = _Scorer(gate=gate)
+    shadow = ShadowReranker(model, sample_rate=1.0, max_queue=4)
+    for i in range(4):
+        shadow(f"q{i}", CANDIDATES)
+    started = time.perf_counter()
+    assert shadow.close(timeout=0.2) is False
+    assert time.perf_counter() - started < 2.0
+    gate.set()
+    shadow("late", CANDIDATES)  # closed: ignored
+    _wait_for(lambda: shadow._worker is not None and not shadow._worker.is_alive())
+    assert len(model.calls) == 1  # only the run already in predict finished
+
+
+def test_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="sample_rate"):
+        ShadowReranker(_Scorer(), sample_rate=1.5)
+    with pytest.raises(ValueError, match="max_queue"):
+        ShadowReranker(_Scorer(), max_queue=0)
+    with pytest.raises(ValueError, match="mode"):
+        ShadowReranker(_Scorer(), mode="on")
+    with pytest.raises(TypeError, match="predict"):
+        ShadowReranker(object())
+
+
+def test_exported_from_the_package() -> None:
+    assert otel_rerank.ShadowReranker is ShadowReranker
