@@ -1,0 +1,57 @@
+"""OpenTelemetry instrumentation for chromadb: ``Collection.query`` becomes a retrieval span.
+
+Usage::
+
+    import chromadb
+    from otel_rerank.instrumentation.chromadb import ChromaInstrumentor
+
+    ChromaInstrumentor().instrument()
+    collection = chromadb.EphemeralClient().get_or_create_collection("wiki")
+    collection.query(query_embeddings=[vector], n_results=10)   # span "retrieval wiki"
+
+What becomes a span: ``Collection.query`` and ``AsyncCollection.query`` (the async span
+covers the awaited call). ``get``, ``add`` and the other collection methods are left
+alone. Attributes:
+
+* ``gen_ai.data_source.id`` — the collection name; ``db.system.name`` and
+  ``gen_ai.provider.name`` are ``chroma``.
+* ``gen_ai.request.top_k`` — ``n_results``; ``rag.retrieval.query_count`` — how many
+  queries the call asked (embeddings, texts, images or URIs).
+* ``rag.retrieval.returned_count`` — hits returned over all queries.
+* ``rag.retrieval.top_score`` — for a single query, the best hit's **distance** as chroma
+  returns it, unconverted: smaller is better (``cosine`` distance is 1 − similarity,
+  ``l2`` is squared Euclidean, ``ip`` is 1 − inner product). Not written for a batch of
+  queries, nor when ``include`` leaves distances out.
+
+With content capture on, a single query's text goes to ``input.value`` and its hits to
+``retrieval.documents.{i}.document.content|id|score`` (score = distance). Embeddings are
+never recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from otel_rerank.instrumentation._base import RagInstrumentor, Target
+from otel_rerank.instrumentation.chromadb import _wrappers
+
+__all__ = ["ChromaInstrumentor"]
+
+
+class ChromaInstrumentor(RagInstrumentor):
+    """Instruments ``Collection.query`` and ``AsyncCollection.query``."""
+
+    name = "chromadb"
+    package = "chromadb"
+    supported = "chromadb >= 1.0"
+
+    def targets(self) -> Sequence[Target]:
+        return (
+            Target("chromadb.api.models.Collection", "Collection", "query", _wrappers.query),
+            Target(
+                "chromadb.api.models.AsyncCollection",
+                "AsyncCollection",
+                "query",
+                _wrappers.query_async,
+            ),
+        )

@@ -1,0 +1,112 @@
+"""Pure extraction of span attributes from chromadb ``Collection.query`` calls.
+
+``query`` takes one or several queries (embeddings, texts, images or URIs) and returns a
+``QueryResult`` dict whose ``ids``, ``documents`` and ``distances`` hold one list per query,
+best hit first. Chroma scores are *distances*: smaller is better. The functions here turn
+the call's bound arguments and that result into ``(key, value)`` pairs without touching a
+span; embeddings are never read beyond their count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from otel_rerank import semconv
+
+PROVIDER = "chroma"
+DB_SYSTEM = "chroma"
+
+Pairs = Iterator[tuple[str, Any]]
+
+_QUERY_INPUTS = ("query_embeddings", "query_texts", "query_images", "query_uris")
+
+
+def data_source(collection: Any) -> str | None:
+    """The collection's name (``gen_ai.data_source.id``)."""
+    try:
+        name = collection.name
+    except Exception:  # a collection model in an unexpected shape must not break the call
+        return None
+    return name if isinstance(name, str) and name else None
+
+
+def query_count(arguments: Mapping[str, Any]) -> int | None:
+    """How many queries one ``query`` call asks: chroma accepts one or a list of each kind."""
+    for key in _QUERY_INPUTS:
+        value = arguments.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            return 1
+        shape = getattr(value, "shape", None)
+        if shape is not None:
+            # One embedding is 1-D; a batch of embeddings (or of images) adds a leading axis.
+            single_ndim = 3 if key == "query_images" else 1
+            return 1 if len(shape) <= single_ndim else int(shape[0])
+        if isinstance(value, Sequence):
+            if key == "query_embeddings" and value and _is_number(value[0]):
+                return 1  # one embedding given as a flat list of numbers
+            return len(value)
+        return None
+    return None
+
+
+def query_request(arguments: Mapping[str, Any]) -> Pairs:
+    n_results = arguments.get("n_results")
+    if isinstance(n_results, int) and not isinstance(n_results, bool):
+        yield semconv.GEN_AI_REQUEST_TOP_K, n_results
+    yield semconv.RAG_RETRIEVAL_QUERY_COUNT, query_count(arguments)
+
+
+def query_response(result: Any) -> Pairs:
+    """Hits returned over every query; for a single query, its best (smallest) distance."""
+    ids = _per_query(result, "ids")
+    if ids is None:
+        return
+    yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, sum(len(row) for row in ids)
+    distances = _per_query(result, "distances")
+    if len(ids) == 1 and distances and distances[0]:
+        yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(distances[0][0])
+
+
+def single_query_hits(result: Any) -> tuple[list[Any], list[float] | None, list[str]] | None:
+    """Documents, distances and ids of a single query's hits; ``None`` for a batch."""
+    ids = _per_query(result, "ids")
+    if ids is None or len(ids) != 1:
+        return None
+    documents = _per_query(result, "documents")
+    distances = _per_query(result, "distances")
+    return (
+        list(documents[0]) if documents else [],
+        [float(d) for d in distances[0]] if distances else None,
+        [str(i) for i in ids[0]],
+    )
+
+
+def single_query_text(arguments: Mapping[str, Any]) -> str | None:
+    """The query text of a single text query (content; written only when capture is on)."""
+    texts = arguments.get("query_texts")
+    if isinstance(texts, str):
+        return texts
+    if isinstance(texts, Sequence) and len(texts) == 1 and isinstance(texts[0], str):
+        return texts[0]
+    return None
+
+
+def _per_query(result: Any, key: str) -> list[Sequence[Any]] | None:
+    if not isinstance(result, Mapping):
+        return None
+    rows = result.get(key)
+    if not isinstance(rows, Sequence) or isinstance(rows, str):
+        return None
+    if not all(isinstance(row, Sequence) and not isinstance(row, str) for row in rows):
+        return None
+    return list(rows)
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and (
+        isinstance(value, (int, float))
+        or (hasattr(value, "item") and getattr(value, "ndim", 1) == 0)
+    )

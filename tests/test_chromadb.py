@@ -1,0 +1,235 @@
+"""chromadb: ``Collection.query`` (sync and async) is one retrieval span, in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import wrapt
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import StatusCode
+
+import otel_rerank
+from otel_rerank import semconv
+from otel_rerank.instrumentation.chromadb import _attributes
+
+from .conftest import Otel
+
+chromadb = pytest.importorskip("chromadb")
+from chromadb.api.models.AsyncCollection import AsyncCollection  # noqa: E402
+from chromadb.api.models.Collection import Collection  # noqa: E402
+from chromadb.config import Settings  # noqa: E402
+
+DOCS = {
+    "d0": ("Wind tunnels measure lift.", [1.0, 0.0, 0.0]),
+    "d1": ("Boundary layers separate.", [0.0, 1.0, 0.0]),
+    "d2": ("Lift and drag on a wing.", [0.8, 0.6, 0.0]),
+    "d3": ("Heat transfer at hypersonic speed.", [0.0, 0.0, 1.0]),
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    return chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False))
+
+
+@pytest.fixture
+def collection(client: Any) -> Iterator[Any]:
+    # EphemeralClient instances share one in-memory system: give each test its own name.
+    name = f"docs-{uuid.uuid4().hex[:8]}"
+    col = client.create_collection(name, embedding_function=None, metadata={"hnsw:space": "l2"})
+    col.add(
+        ids=list(DOCS),
+        documents=[text for text, _ in DOCS.values()],
+        embeddings=[vector for _, vector in DOCS.values()],
+    )
+    yield col
+    client.delete_collection(name)
+
+
+def test_query_attributes(otel: Otel, collection: Any) -> None:
+    otel.exporter.clear()
+    result = collection.query(query_embeddings=[[0.9, 0.1, 0.0]], n_results=3)
+
+    span = otel.span(f"retrieval {collection.name}")
+    attrs = span.attributes
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "retrieval"
+    assert attrs[semconv.OPENINFERENCE_SPAN_KIND] == "RETRIEVER"
+    assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "chroma"
+    assert attrs[semconv.DB_SYSTEM_NAME] == "chroma"
+    assert attrs[semconv.GEN_AI_DATA_SOURCE_ID] == collection.name
+    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 3
+    assert attrs[semconv.RAG_RETRIEVAL_QUERY_COUNT] == 1
+    assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 3
+    # The best hit's distance, unconverted (smaller is better).
+    assert result["ids"][0][0] == "d0"
+    assert attrs[semconv.RAG_RETRIEVAL_TOP_SCORE] == pytest.approx(result["distances"][0][0])
+    assert attrs[semconv.RAG_RETRIEVAL_TOP_SCORE] == min(result["distances"][0])
+    (point,) = otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+    assert point.attributes[semconv.GEN_AI_PROVIDER_NAME] == "chroma"
+
+
+def test_fewer_hits_than_asked(otel: Otel, collection: Any) -> None:
+    otel.exporter.clear()
+    collection.query(query_embeddings=np.array([0.0, 0.0, 1.0]), n_results=10)
+    attrs = otel.span().attributes
+    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 10
+    assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 4
+    assert attrs[semconv.RAG_RETRIEVAL_TOP_SCORE] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_batch_of_queries(otel: Otel, collection: Any) -> None:
+    otel.exporter.clear()
+    collection.query(query_embeddings=[[1, 0, 0], [0, 1, 0]], n_results=2)
+    attrs = otel.span().attributes
+    assert attrs[semconv.RAG_RETRIEVAL_QUERY_COUNT] == 2
+    assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 4
+    assert semconv.RAG_RETRIEVAL_TOP_SCORE not in attrs
+
+
+def test_distances_left_out(otel: Otel, collection: Any) -> None:
+    otel.exporter.clear()
+    collection.query(query_embeddings=[[1, 0, 0]], n_results=2, include=["documents"])
+    attrs = otel.span().attributes
+    assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 2
+    assert semconv.RAG_RETRIEVAL_TOP_SCORE not in attrs
+
+
+def test_other_methods_untouched(otel: Otel, collection: Any) -> None:
+    otel.exporter.clear()
+    collection.get(ids=["d1"])
+    collection.count()
+    assert otel.spans() == []
+
+
+def test_error_is_recorded_and_reraised_unchanged(otel: Otel, collection: Any) -> None:
+    otel.exporter.clear()
+    with pytest.raises(chromadb.errors.InvalidArgumentError) as raised:
+        collection.query(query_embeddings=[[1.0, 0.0]], n_results=2)  # wrong dimension
+    assert "dimension" in str(raised.value)
+    span = otel.span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "chromadb.errors.InvalidArgumentError"
+
+
+def test_suppressed(otel: Otel, collection: Any) -> None:
+    otel.exporter.clear()
+    with suppress_instrumentation():
+        result = collection.query(query_embeddings=[[1, 0, 0]], n_results=1)
+    assert result["ids"] == [["d0"]]
+    assert otel.spans() == []
+
+
+def test_content_off_by_default(otel: Otel, collection: Any) -> None:
+    otel.exporter.clear()
+    collection.query(query_embeddings=[[1, 0, 0]], n_results=2)
+    attrs = otel.span().attributes
+    assert not any(k.startswith("retrieval.documents") for k in attrs)
+    assert semconv.INPUT_VALUE not in attrs
+    assert not any("Wind tunnels" in str(v) for v in attrs.values())
+
+
+def test_content_on(otel: Otel, collection: Any) -> None:
+    otel.instrument(capture_content=True)
+    otel.exporter.clear()
+    result = collection.query(query_embeddings=[[0.9, 0.1, 0.0]], n_results=2)
+    attrs = otel.span().attributes
+    assert attrs["retrieval.documents.0.document.id"] == "d0"
+    assert attrs["retrieval.documents.0.document.content"] == DOCS["d0"][0]
+    assert attrs["retrieval.documents.0.document.score"] == pytest.approx(result["distances"][0][0])
+    assert attrs["retrieval.documents.1.document.id"] == result["ids"][0][1]
+    assert "retrieval.documents.2.document.id" not in attrs
+    assert not any("embedding" in k for k in attrs)  # vectors never recorded
+
+
+class _SlowAsyncClient:
+    """The async client ``AsyncCollection`` talks to, over the embedded sync one, +50 ms."""
+
+    def __init__(self, sync_client: Any) -> None:
+        self._sync = sync_client
+
+    async def _query(self, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return self._sync._query(**kwargs)
+
+
+async def test_async_query_covers_the_await(otel: Otel, collection: Any) -> None:
+    async_collection = AsyncCollection(
+        client=_SlowAsyncClient(collection._client),
+        model=collection._model,
+        embedding_function=None,
+    )
+    otel.exporter.clear()
+    started = time.perf_counter()
+    result = await async_collection.query(query_embeddings=[[0, 1, 0]], n_results=2)
+    elapsed = time.perf_counter() - started
+    assert result["ids"][0][0] == "d1"
+    span = otel.span(f"retrieval {collection.name}")
+    duration_s = (span.end_time - span.start_time) / 1e9
+    assert 0.05 <= duration_s <= elapsed
+    assert span.attributes[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 2
+
+
+async def test_async_error_path(otel: Otel, collection: Any) -> None:
+    async_collection = AsyncCollection(
+        client=_SlowAsyncClient(collection._client),
+        model=collection._model,
+        embedding_function=None,
+    )
+    otel.exporter.clear()
+    with pytest.raises(chromadb.errors.InvalidArgumentError):
+        await async_collection.query(query_embeddings=[[1.0, 0.0]], n_results=2)
+    assert otel.span().status.status_code is StatusCode.ERROR
+
+
+def test_uninstrument_restores_the_originals(otel: Otel) -> None:
+    patched = {cls: cls.__dict__["query"] for cls in (Collection, AsyncCollection)}
+    assert all(isinstance(p, wrapt.FunctionWrapper) for p in patched.values())
+    originals = {cls: p.__wrapped__ for cls, p in patched.items()}
+    otel_rerank.uninstrument()
+    for cls, original in originals.items():
+        assert cls.__dict__["query"] is original
+        assert not hasattr(cls.__dict__["query"], "__wrapped__")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"query_embeddings": [0.1, 0.2, 0.3]}, 1),
+        ({"query_embeddings": [[0.1, 0.2], [0.3, 0.4]]}, 2),
+        ({"query_embeddings": np.zeros(3)}, 1),
+        ({"query_embeddings": np.zeros((5, 3))}, 5),
+        ({"query_embeddings": [np.zeros(3), np.zeros(3)]}, 2),
+        ({"query_texts": "lift"}, 1),
+        ({"query_texts": ["lift", "drag", "heat"]}, 3),
+        ({"query_embeddings": None, "query_uris": ["a", "b"]}, 2),
+        ({}, None),
+    ],
+)
+def test_query_count_table(arguments: dict[str, Any], expected: int | None) -> None:
+    assert _attributes.query_count(arguments) == expected
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (
+            {"ids": [["a", "b"]], "distances": [[0.1, 0.4]]},
+            {semconv.RAG_RETRIEVAL_RETURNED_COUNT: 2, semconv.RAG_RETRIEVAL_TOP_SCORE: 0.1},
+        ),
+        ({"ids": [[]], "distances": [[]]}, {semconv.RAG_RETRIEVAL_RETURNED_COUNT: 0}),
+        (
+            {"ids": [["a"], ["b", "c"]], "distances": None},
+            {semconv.RAG_RETRIEVAL_RETURNED_COUNT: 3},
+        ),
+        ({"ids": "oops"}, {}),
+        (None, {}),
+    ],
+)
+def test_query_response_table(result: Any, expected: dict[str, Any]) -> None:
+    assert dict(_attributes.query_response(result)) == expected
