@@ -1,0 +1,68 @@
+"""OpenTelemetry instrumentation for qdrant-client: queries become retrieval spans.
+
+Usage::
+
+    from qdrant_client import QdrantClient
+    from otel_rerank.instrumentation.qdrant_client import QdrantInstrumentor
+
+    QdrantInstrumentor().instrument()
+    client = QdrantClient(":memory:")          # or url=..., or AsyncQdrantClient(...)
+    client.query_points("wiki", query=vector, limit=10)   # span "retrieval wiki"
+
+What becomes a span, on ``QdrantClient`` and ``AsyncQdrantClient`` alike (the async span
+covers the awaited call): ``query_points`` and ``query_batch_points``, and, in client
+versions that still have them, ``search`` and the fastembed helper ``query`` (neither
+exists in qdrant-client 1.20; a method missing from the installed version is skipped).
+One user call makes one span even where the client calls another of these methods
+internally. Attributes:
+
+* ``gen_ai.data_source.id`` — the collection name; ``db.system.name`` and
+  ``gen_ai.provider.name`` are ``qdrant``.
+* ``gen_ai.request.top_k`` — ``limit`` (for a batch, when every request has the same one);
+  ``rag.retrieval.query_count`` — 1, or the number of requests in a batch.
+* ``rag.retrieval.returned_count`` — points returned (over every request of a batch).
+* ``rag.retrieval.top_score`` — the best point's score as qdrant returns it: a
+  similarity for Cosine and Dot collections (higher is better), a distance for Euclid and
+  Manhattan ones (lower is better). Not written for a batch.
+
+With content capture on, a text query (``models.Document``) goes to ``input.value`` and
+each point to ``retrieval.documents.{i}.document.id|score|content``, the content being the
+payload's ``document``/``text``/``page_content``/``content``/``chunk`` field, else the
+payload as JSON. Vectors are never recorded. In remote mode, an HTTP instrumentation's
+spans nest under the retrieval span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from otel_rerank.instrumentation._base import RagInstrumentor, Target
+from otel_rerank.instrumentation.qdrant_client import _wrappers
+
+__all__ = ["QdrantInstrumentor"]
+
+_SYNC = ("qdrant_client.qdrant_client", "QdrantClient")
+_ASYNC = ("qdrant_client.async_qdrant_client", "AsyncQdrantClient")
+# Where older clients define the fastembed ``query`` helper.
+_SYNC_FASTEMBED = ("qdrant_client.qdrant_fastembed", "QdrantFastembedMixin")
+_ASYNC_FASTEMBED = ("qdrant_client.async_qdrant_fastembed", "AsyncQdrantFastembedMixin")
+
+
+class QdrantInstrumentor(RagInstrumentor):
+    """Instruments the query methods of ``QdrantClient`` and ``AsyncQdrantClient``."""
+
+    name = "qdrant_client"
+    package = "qdrant_client"
+    supported = "qdrant-client >= 1.12"
+
+    def targets(self) -> Sequence[Target]:
+        return (
+            Target(*_SYNC, "query_points", _wrappers.query),
+            Target(*_SYNC, "query_batch_points", _wrappers.batch),
+            Target(*_SYNC, "search", _wrappers.query),
+            Target(*_SYNC_FASTEMBED, "query", _wrappers.query),
+            Target(*_ASYNC, "query_points", _wrappers.query_async),
+            Target(*_ASYNC, "query_batch_points", _wrappers.batch_async),
+            Target(*_ASYNC, "search", _wrappers.query_async),
+            Target(*_ASYNC_FASTEMBED, "query", _wrappers.query_async),
+        )
