@@ -1,0 +1,129 @@
+"""Pure extraction of span attributes from cohere ``rerank`` calls (v1 and v2 APIs).
+
+A rerank request carries a query, the candidate documents (strings, or in v1 also dicts
+with a ``text`` field) and an optional ``top_n``; the response lists results
+``{index, relevance_score}`` best first, only ``top_n`` of them when it is given. The
+functions here turn those into ``(key, value)`` pairs and score lists without touching a
+span. cohere's generated client marks omitted arguments with ``...`` (Ellipsis); those are
+treated as not given. The API key lives in the client and is never read here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from otel_rerank import semconv
+from otel_rerank.instrumentation._common import sized_length
+
+PROVIDER = "cohere"
+
+Pairs = Iterator[tuple[str, Any]]
+
+
+def given(value: Any) -> bool:
+    """False for ``None`` and for cohere's OMIT sentinel (``...``)."""
+    return value is not None and value is not Ellipsis
+
+
+def model(arguments: Mapping[str, Any]) -> str | None:
+    value = arguments.get("model")
+    return value if isinstance(value, str) and value else None
+
+
+def candidate_count(arguments: Mapping[str, Any]) -> int | None:
+    return sized_length(arguments.get("documents"))
+
+
+def request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+    top_n = arguments.get("top_n")
+    if given(top_n) and isinstance(top_n, int) and not isinstance(top_n, bool):
+        yield semconv.GEN_AI_RERANK_TOP_N, top_n
+    max_tokens = arguments.get("max_tokens_per_doc")  # v2: tokens kept per document
+    if given(max_tokens) and isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        yield semconv.RAG_RERANK_MAX_LENGTH, max_tokens
+    yield semconv.SERVER_ADDRESS, server_address(instance)
+
+
+def server_address(instance: Any) -> str | None:
+    """The API host the client talks to (``api.cohere.com`` unless configured otherwise)."""
+    wrapper = getattr(instance, "_client_wrapper", None)
+    if wrapper is None:
+        wrapper = getattr(getattr(instance, "_raw_client", None), "_client_wrapper", None)
+    get_base_url = getattr(wrapper, "get_base_url", None)
+    if not callable(get_base_url):
+        return None
+    base_url = get_base_url()
+    return urlsplit(base_url).hostname if isinstance(base_url, str) else None
+
+
+def results(response: Any) -> list[tuple[int, float]] | None:
+    """``(document index, relevance score)`` of each result, in the order returned."""
+    items = getattr(response, "results", None)
+    if not isinstance(items, Sequence):
+        return None
+    out: list[tuple[int, float]] = []
+    for item in items:
+        index, score = getattr(item, "index", None), getattr(item, "relevance_score", None)
+        if not isinstance(index, int) or isinstance(score, bool):
+            return None
+        if not isinstance(score, (int, float)):
+            return None
+        out.append((index, float(score)))
+    return out
+
+
+def scores_in_document_order(
+    ranked: Sequence[tuple[int, float]] | None, count: int | None
+) -> list[float] | None:
+    """Every document's score in the order the documents were given, or ``None``.
+
+    ``None`` unless the response scores each of the ``count`` documents exactly once: with
+    ``top_n`` below the document count, the order of the unreturned rest is unknown, so
+    Kendall's tau cannot be computed.
+    """
+    if ranked is None or count is None or len(ranked) != count:
+        return None
+    scores: list[float | None] = [None] * count
+    for index, score in ranked:
+        if not 0 <= index < count or scores[index] is not None:
+            return None
+        scores[index] = score
+    return [s for s in scores if s is not None]
+
+
+def partial_summary(ranked: Sequence[tuple[int, float]] | None) -> Pairs:
+    """Top score and whether the best document was not the first one, from a cut list."""
+    if not ranked:
+        return
+    best_index, best_score = max(ranked, key=lambda item: item[1])
+    yield semconv.RAG_RERANK_TOP_SCORE, best_score
+    yield semconv.RAG_RERANK_TOP1_CHANGED, best_index != 0
+
+
+def response(result: Any) -> Pairs:
+    response_id = getattr(result, "id", None)
+    if isinstance(response_id, str):
+        yield semconv.GEN_AI_RESPONSE_ID, response_id
+
+
+def document_texts(arguments: Mapping[str, Any]) -> list[str | None]:
+    """The documents' text (content; written only when capture is on)."""
+    documents = arguments.get("documents")
+    if not isinstance(documents, Sequence) or isinstance(documents, (str, bytes)):
+        return []
+    return [_text(doc) for doc in documents]
+
+
+def _text(document: Any) -> str | None:
+    if isinstance(document, str):
+        return document
+    if isinstance(document, Mapping):
+        text = document.get("text")
+        if isinstance(text, str):
+            return text
+        return json.dumps(document, default=str, ensure_ascii=False, sort_keys=True)
+    text = getattr(document, "text", None)
+    return text if isinstance(text, str) else None

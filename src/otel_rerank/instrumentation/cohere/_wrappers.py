@@ -1,0 +1,105 @@
+"""wrapt wrappers for cohere's ``rerank`` on the v1 and v2 clients, sync and async.
+
+The generated clients delegate to a raw client that is not wrapped, so each user call is
+one span. The async wrapper is a coroutine function: its span covers the awaited HTTP
+round trip. An HTTP instrumentation (``opentelemetry-instrumentation-httpx``) active on
+the same call adds its request span as a child of the rerank span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from otel_rerank import _span, semconv
+from otel_rerank._safe import report_internal_error
+from otel_rerank.instrumentation._common import bind_arguments
+from otel_rerank.instrumentation.cohere import _attributes as attrs
+
+Wrapped = Callable[..., Any]
+
+
+def _begin(
+    wrapped: Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[_span.StageSpan | None, dict[str, Any]]:
+    arguments = bind_arguments(wrapped, args, kwargs)
+    call = _span.begin(
+        _span.RERANK, provider=attrs.PROVIDER, model=attrs.model(arguments), kind=SpanKind.CLIENT
+    )
+    return call, arguments
+
+
+def _before(call: _span.StageSpan, instance: Any, arguments: dict[str, Any]) -> int | None:
+    count = attrs.candidate_count(arguments)
+    call.record_candidates(count)
+    call.extract(attrs.request, instance, arguments)
+    if call.capturing:
+        call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
+    return count
+
+
+def _after(
+    call: _span.StageSpan, arguments: dict[str, Any], count: int | None, result: Any
+) -> None:
+    if not call.recording:
+        return
+    call.extract(attrs.response, result)
+    try:
+        ranked = attrs.results(result)
+        scores = attrs.scores_in_document_order(ranked, count)
+    except Exception:
+        report_internal_error("cohere.results")
+        return
+    if scores is not None:
+        call.record_scores(scores)  # top score, top-1 change and Kendall's tau
+    else:
+        call.extract(attrs.partial_summary, ranked)  # top_n cut the list: no tau
+    if call.capturing:
+        _record_documents(call, arguments, ranked, scores)
+
+
+def _record_documents(
+    call: _span.StageSpan,
+    arguments: dict[str, Any],
+    ranked: list[tuple[int, float]] | None,
+    scores: list[float] | None,
+) -> None:
+    try:
+        texts = attrs.document_texts(arguments)
+    except Exception:
+        report_internal_error("cohere.document_texts")
+        return
+    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, texts, scores)
+    if ranked:
+        call.record_documents(
+            semconv.RERANKER_OUTPUT_DOCUMENTS,
+            [texts[i] if 0 <= i < len(texts) else None for i, _ in ranked],
+            [score for _, score in ranked],
+            [str(i) for i, _ in ranked],
+        )
+
+
+def rerank(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    call, arguments = _begin(wrapped, args, kwargs)
+    if call is None:
+        return wrapped(*args, **kwargs)
+    with call:
+        count = _before(call, instance, arguments)
+        result = wrapped(*args, **kwargs)
+        _after(call, arguments, count, result)
+        return result
+
+
+async def rerank_async(
+    wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    call, arguments = _begin(wrapped, args, kwargs)
+    if call is None:
+        return await wrapped(*args, **kwargs)
+    with call:
+        count = _before(call, instance, arguments)
+        result = await wrapped(*args, **kwargs)
+        _after(call, arguments, count, result)
+        return result

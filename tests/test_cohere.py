@@ -1,0 +1,352 @@
+"""cohere: ``rerank`` on v1/v2, sync/async clients is one rerank span (mock HTTP, offline)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+import wrapt
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import SpanKind, StatusCode
+
+import otel_rerank
+from otel_rerank import semconv
+from otel_rerank._ranking import kendall_tau_b
+from otel_rerank.instrumentation.cohere import _attributes
+
+from .conftest import Otel
+
+cohere = pytest.importorskip("cohere")
+
+API_KEY = "sk-test-never-recorded"
+QUERY = "what is the lift of a wing?"
+DOCS = ["Heat transfer at speed.", "Lift and drag on a wing.", "Boundary layers."]
+# The mock server's relevance score for each document, in the order given.
+SCORES = {DOCS[0]: 0.10, DOCS[1]: 0.92, DOCS[2]: 0.45}
+
+
+class _MockCohere:
+    """A fake rerank endpoint: scores from ``SCORES``, results best first, cut to ``top_n``."""
+
+    def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
+        self.status = status
+        self.delay_s = delay_s
+        self.requests: list[httpx.Request] = []
+
+    def _respond(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.status != 200:
+            return httpx.Response(self.status, json={"message": "invalid request: bad model"})
+        body = json.loads(request.content)
+        texts = [d if isinstance(d, str) else d["text"] for d in body["documents"]]
+        ranked = sorted(range(len(texts)), key=lambda i: SCORES.get(texts[i], 0.0), reverse=True)
+        ranked = ranked[: body.get("top_n", len(ranked))]
+        return httpx.Response(
+            200,
+            json={
+                "id": "rerank-123",
+                "results": [
+                    {"index": i, "relevance_score": SCORES.get(texts[i], 0.0)} for i in ranked
+                ],
+                "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
+            },
+        )
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return self._respond(request)
+
+    async def async_handler(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.delay_s)
+        return self._respond(request)
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(self.handler))
+
+    def async_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self.async_handler))
+
+
+def _client_v2(server: _MockCohere) -> Any:
+    return cohere.ClientV2(api_key=API_KEY, httpx_client=server.http())
+
+
+def _all_attribute_values(otel: Otel) -> list[str]:
+    return [str(v) for s in otel.spans() for v in s.attributes.values()]
+
+
+def test_v2_rerank_attributes(otel: Otel) -> None:
+    server = _MockCohere()
+    response = _client_v2(server).rerank(model="rerank-v3.5", query=QUERY, documents=DOCS)
+
+    span = otel.span()  # one span for the call
+    assert span.name == "rerank rerank-v3.5"
+    assert span.kind is SpanKind.CLIENT
+    attrs = span.attributes
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "rerank"
+    assert attrs[semconv.OPENINFERENCE_SPAN_KIND] == "RERANKER"
+    assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "cohere"
+    assert attrs[semconv.GEN_AI_REQUEST_MODEL] == "rerank-v3.5"
+    assert attrs[semconv.SERVER_ADDRESS] == "api.cohere.com"
+    assert attrs[semconv.GEN_AI_RESPONSE_ID] == "rerank-123"
+    assert attrs[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == 3
+    assert semconv.GEN_AI_RERANK_TOP_N not in attrs
+    assert attrs[semconv.RAG_RERANK_TOP_SCORE] == pytest.approx(0.92)
+    assert attrs[semconv.RAG_RERANK_TOP1_CHANGED] is True
+    in_document_order = [SCORES[d] for d in DOCS]
+    assert attrs[semconv.RAG_RERANK_KENDALL_TAU] == pytest.approx(kendall_tau_b(in_document_order))
+    assert [r.index for r in response.results] == [1, 2, 0]  # the user's result untouched
+    (candidates,) = otel.metric_points(semconv.METRIC_RERANK_CANDIDATES)
+    assert candidates.sum == 3
+    (duration,) = otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+    assert duration.attributes == {
+        semconv.GEN_AI_OPERATION_NAME: "rerank",
+        semconv.GEN_AI_PROVIDER_NAME: "cohere",
+        semconv.GEN_AI_REQUEST_MODEL: "rerank-v3.5",
+    }
+
+
+def test_request_reaches_the_server_unchanged(otel: Otel) -> None:
+    server = _MockCohere()
+    _client_v2(server).rerank(model="rerank-v3.5", query=QUERY, documents=DOCS, top_n=2)
+    (request,) = server.requests
+    assert request.url.path == "/v2/rerank"
+    assert json.loads(request.content) == {
+        "model": "rerank-v3.5",
+        "query": QUERY,
+        "documents": DOCS,
+        "top_n": 2,
+    }
+
+
+def test_top_n_cut_omits_kendall_tau(otel: Otel) -> None:
+    server = _MockCohere()
+    response = _client_v2(server).rerank(
+        model="rerank-v3.5", query=QUERY, documents=DOCS, top_n=2, max_tokens_per_doc=512
+    )
+    assert len(response.results) == 2
+    attrs = otel.span().attributes
+    assert attrs[semconv.GEN_AI_RERANK_TOP_N] == 2
+    assert attrs[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == 3
+    assert attrs[semconv.RAG_RERANK_MAX_LENGTH] == 512
+    assert attrs[semconv.RAG_RERANK_TOP_SCORE] == pytest.approx(0.92)
+    assert attrs[semconv.RAG_RERANK_TOP1_CHANGED] is True
+    assert semconv.RAG_RERANK_KENDALL_TAU not in attrs
+
+
+def test_retrieval_order_kept(otel: Otel) -> None:
+    server = _MockCohere()
+    ordered = sorted(DOCS, key=SCORES.__getitem__, reverse=True)
+    _client_v2(server).rerank(model="rerank-v3.5", query=QUERY, documents=ordered)
+    attrs = otel.span().attributes
+    assert attrs[semconv.RAG_RERANK_TOP1_CHANGED] is False
+    assert attrs[semconv.RAG_RERANK_KENDALL_TAU] == pytest.approx(1.0)
+
+
+def test_v1_client_and_its_v2_attribute(otel: Otel) -> None:
+    server = _MockCohere()
+    client = cohere.Client(api_key=API_KEY, httpx_client=server.http())
+    documents: list[Any] = [DOCS[0], {"text": DOCS[1]}, {"text": DOCS[2], "id": "x"}]
+    client.rerank(query=QUERY, documents=documents, model="rerank-english-v3.0", top_n=3)
+    client.v2.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS)
+    names = [s.name for s in otel.spans()]
+    assert names == ["rerank rerank-english-v3.0", "rerank rerank-v3.5"]
+    v1 = otel.span("rerank rerank-english-v3.0").attributes
+    assert v1[semconv.GEN_AI_RERANK_TOP_N] == 3
+    assert v1[semconv.RAG_RERANK_KENDALL_TAU] == pytest.approx(
+        kendall_tau_b([SCORES[d] for d in DOCS])
+    )
+    assert [r.url.path for r in server.requests] == ["/v1/rerank", "/v2/rerank"]
+
+
+def test_v1_without_model(otel: Otel) -> None:
+    server = _MockCohere()
+    cohere.Client(api_key=API_KEY, httpx_client=server.http()).rerank(query=QUERY, documents=DOCS)
+    span = otel.span()
+    assert span.name == "rerank"
+    assert semconv.GEN_AI_REQUEST_MODEL not in span.attributes
+
+
+def test_error_is_recorded_and_reraised_unchanged(otel: Otel) -> None:
+    server = _MockCohere(status=400)
+    with pytest.raises(cohere.errors.BadRequestError) as raised:
+        _client_v2(server).rerank(model="nope", query=QUERY, documents=DOCS)
+    assert raised.value.status_code == 400
+    span = otel.span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == (
+        f"{type(raised.value).__module__}.BadRequestError"
+    )
+    assert semconv.RAG_RERANK_TOP_SCORE not in span.attributes
+    (duration,) = otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+    assert duration.attributes[semconv.ERROR_TYPE].endswith("BadRequestError")
+
+
+def test_suppressed(otel: Otel) -> None:
+    server = _MockCohere()
+    with suppress_instrumentation():
+        response = _client_v2(server).rerank(model="rerank-v3.5", query=QUERY, documents=DOCS)
+    assert response.results[0].index == 1
+    assert otel.spans() == []
+    assert otel.metric_points(semconv.METRIC_RERANK_CANDIDATES) == []
+
+
+def test_content_off_by_default(otel: Otel) -> None:
+    server = _MockCohere()
+    _client_v2(server).rerank(model="rerank-v3.5", query=QUERY, documents=DOCS)
+    attrs = otel.span().attributes
+    assert semconv.RERANKER_QUERY not in attrs
+    assert not any(k.startswith(("reranker.input", "reranker.output")) for k in attrs)
+    assert not any(QUERY in v or DOCS[1] in v for v in _all_attribute_values(otel))
+
+
+def test_content_on(otel: Otel) -> None:
+    otel.instrument(capture_content=True)
+    server = _MockCohere()
+    _client_v2(server).rerank(model="rerank-v3.5", query=QUERY, documents=DOCS, top_n=2)
+    attrs = otel.span().attributes
+    assert attrs[semconv.RERANKER_QUERY] == QUERY
+    for i, doc in enumerate(DOCS):
+        assert attrs[f"reranker.input_documents.{i}.document.content"] == doc
+        assert f"reranker.input_documents.{i}.document.score" not in attrs  # top_n cut
+    assert attrs["reranker.output_documents.0.document.content"] == DOCS[1]
+    assert attrs["reranker.output_documents.0.document.id"] == "1"
+    assert attrs["reranker.output_documents.0.document.score"] == pytest.approx(0.92)
+    assert attrs["reranker.output_documents.1.document.id"] == "2"
+    assert "reranker.output_documents.2.document.id" not in attrs
+
+
+def test_content_on_with_all_scores(otel: Otel) -> None:
+    otel.instrument(capture_content=True)
+    server = _MockCohere()
+    cohere.Client(api_key=API_KEY, httpx_client=server.http()).rerank(
+        query=QUERY, documents=[{"text": d} for d in DOCS], model="rerank-english-v3.0"
+    )
+    attrs = otel.span().attributes
+    for i, doc in enumerate(DOCS):
+        assert attrs[f"reranker.input_documents.{i}.document.content"] == doc
+        assert attrs[f"reranker.input_documents.{i}.document.score"] == pytest.approx(SCORES[doc])
+
+
+def test_api_key_never_recorded(otel: Otel) -> None:
+    otel.instrument(capture_content=True)
+    server = _MockCohere()
+    _client_v2(server).rerank(model="rerank-v3.5", query=QUERY, documents=DOCS)
+    assert server.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
+    assert not any(API_KEY in v for v in _all_attribute_values(otel))
+
+
+def test_no_duplicate_spans_with_httpx_instrumentation(otel: Otel) -> None:
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    server = _MockCohere()
+    http = server.http()
+    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=otel.tracer_provider)
+    try:
+        client = cohere.ClientV2(api_key=API_KEY, httpx_client=http)
+        client.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS)
+    finally:
+        HTTPXClientInstrumentor.uninstrument_client(http)
+    spans = otel.spans()
+    rerank_spans = [s for s in spans if s.name.startswith("rerank")]
+    http_spans = [s for s in spans if s not in rerank_spans]
+    assert len(rerank_spans) == 1, [s.name for s in spans]
+    assert len(http_spans) == 1, [s.name for s in spans]  # the HTTP span, not a second rerank
+    (rerank_span,), (http_span,) = rerank_spans, http_spans
+    assert http_span.parent is not None
+    assert http_span.parent.span_id == rerank_span.context.span_id
+    assert not any(API_KEY in v for v in _all_attribute_values(otel))
+
+
+async def test_async_v2_span_covers_the_await(otel: Otel) -> None:
+    server = _MockCohere(delay_s=0.05)
+    client = cohere.AsyncClientV2(api_key=API_KEY, httpx_client=server.async_http())
+    started = time.perf_counter()
+    response = await client.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS, top_n=1)
+    elapsed = time.perf_counter() - started
+    assert [r.index for r in response.results] == [1]
+    span = otel.span("rerank rerank-v3.5")
+    duration_s = (span.end_time - span.start_time) / 1e9
+    assert 0.05 <= duration_s <= elapsed
+    assert span.attributes[semconv.GEN_AI_RERANK_TOP_N] == 1
+    assert span.attributes[semconv.RAG_RERANK_TOP_SCORE] == pytest.approx(0.92)
+
+
+async def test_async_v1_and_error(otel: Otel) -> None:
+    server = _MockCohere(delay_s=0.05)
+    client = cohere.AsyncClient(api_key=API_KEY, httpx_client=server.async_http())
+    await client.rerank(query=QUERY, documents=DOCS, model="rerank-english-v3.0")
+    span = otel.span()
+    assert (span.end_time - span.start_time) / 1e9 >= 0.05
+    assert span.attributes[semconv.RAG_RERANK_KENDALL_TAU] == pytest.approx(
+        kendall_tau_b([SCORES[d] for d in DOCS])
+    )
+    otel.exporter.clear()
+    server.status = 400
+    with pytest.raises(cohere.errors.BadRequestError):
+        await client.rerank(query=QUERY, documents=DOCS, model="rerank-english-v3.0")
+    assert otel.span().status.status_code is StatusCode.ERROR
+
+
+def test_uninstrument_restores_the_originals(otel: Otel) -> None:
+    from cohere.base_client import AsyncBaseCohere, BaseCohere
+    from cohere.v2.client import AsyncV2Client, V2Client
+
+    originals = {}
+    for cls in (BaseCohere, AsyncBaseCohere, V2Client, AsyncV2Client):
+        patched = cls.__dict__["rerank"]
+        assert isinstance(patched, wrapt.FunctionWrapper)
+        originals[cls] = patched.__wrapped__
+    otel_rerank.uninstrument()
+    for cls, original in originals.items():
+        assert cls.__dict__["rerank"] is original
+        assert not hasattr(cls.__dict__["rerank"], "__wrapped__")
+
+
+@pytest.mark.parametrize(
+    ("ranked", "count", "expected"),
+    [
+        ([(1, 0.9), (2, 0.5), (0, 0.1)], 3, [0.1, 0.9, 0.5]),
+        ([(1, 0.9), (2, 0.5)], 3, None),  # top_n cut
+        ([(1, 0.9), (1, 0.5)], 2, None),  # an index twice
+        ([(5, 0.9)], 1, None),  # out of range
+        (None, 3, None),
+        ([(0, 0.3)], None, None),
+    ],
+)
+def test_scores_in_document_order_table(
+    ranked: Sequence[tuple[int, float]] | None, count: int | None, expected: list[float] | None
+) -> None:
+    assert _attributes.scores_in_document_order(ranked, count) == expected
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (
+            {"top_n": 5, "max_tokens_per_doc": 256},
+            {"gen_ai.rerank.top_n": 5, "rag.rerank.max_length": 256},
+        ),
+        ({"top_n": ..., "max_tokens_per_doc": ...}, {}),  # cohere's OMIT sentinel
+        ({"top_n": None}, {}),
+    ],
+)
+def test_request_table(arguments: dict[str, Any], expected: dict[str, Any]) -> None:
+    pairs = {k: v for k, v in _attributes.request(object(), arguments) if v is not None}
+    assert pairs == expected
+
+
+def test_partial_summary_and_texts() -> None:
+    assert dict(_attributes.partial_summary([(0, 0.7), (3, 0.2)])) == {
+        semconv.RAG_RERANK_TOP_SCORE: 0.7,
+        semconv.RAG_RERANK_TOP1_CHANGED: False,
+    }
+    assert dict(_attributes.partial_summary([])) == {}
+    texts = _attributes.document_texts({"documents": ["a", {"text": "b"}, {"title": "c"}, 3]})
+    assert texts == ["a", "b", '{"title": "c"}', None]
