@@ -350,3 +350,41 @@ def test_partial_summary_and_texts() -> None:
     assert dict(_attributes.partial_summary([])) == {}
     texts = _attributes.document_texts({"documents": ["a", {"text": "b"}, {"title": "c"}, 3]})
     assert texts == ["a", "b", '{"title": "c"}', None]
+
+
+def test_registered_as_an_opentelemetry_instrumentor() -> None:
+    from pathlib import Path
+
+    import tomllib
+
+    from otel_rerank.instrumentation import INSTRUMENTORS, load
+    from otel_rerank.instrumentation.cohere import CohereInstrumentor
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    entry_points = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
+    module_name, _, class_name = entry_points["otel_rerank_cohere"].partition(":")
+    assert getattr(__import__(module_name, fromlist=[class_name]), class_name) is CohereInstrumentor
+    assert load("cohere") is CohereInstrumentor
+    assert INSTRUMENTORS["cohere"] == entry_points["otel_rerank_cohere"]
+
+
+def test_not_installed_is_skipped_silently(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import sys
+    import warnings
+
+    from .conftest import make_otel
+
+    otel_rerank.uninstrument()
+    monkeypatch.setitem(sys.modules, "cohere", None)  # what an absent package looks like
+    sdk = make_otel()
+    with warnings.catch_warnings(), caplog.at_level(logging.DEBUG):
+        warnings.simplefilter("error")
+        done = sdk.instrument(libraries=["cohere"])
+    try:
+        assert done == []
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    finally:
+        otel_rerank.uninstrument()
