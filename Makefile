@@ -9,7 +9,7 @@ TORCH   ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint typecheck check bench install
+.PHONY: demo test lint typecheck check bench install prometheus-tools phoenix
 
 install: $(STAMP)
 
@@ -20,18 +20,35 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Debian's prometheus (server + promtool) and alertmanager (amtool) for the collector-bundle
+# tests; skipped when already on PATH. Arize Phoenix (~850 MB) lives in its own venv so its
+# pins never touch the project's; the live trace test runs .venv-phoenix/bin/phoenix.
+PHOENIX_VENV  ?= .venv-phoenix
+PHOENIX_STAMP := $(PHOENIX_VENV)/.installed-stamp
+PHOENIX       ?= arize-phoenix==20.26.1
+
+prometheus-tools:
+	@bash scripts/install-prometheus-tools.sh
+
+phoenix: $(PHOENIX_STAMP)
+
+$(PHOENIX_STAMP):
+	python3 -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install --quiet --disable-pip-version-check '$(PHOENIX)'
+	touch $(PHOENIX_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/otel-rerank demo
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+test: $(STAMP) prometheus-tools phoenix
+	$(VENV)/bin/ruff check src tests benchmarks examples collector
+	$(VENV)/bin/ruff format --check src tests benchmarks examples collector
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples collector
+	$(VENV)/bin/ruff format --check src tests benchmarks examples collector
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -345,9 +345,7 @@ class _StageFactory:
         )
         self.__doc__ = (
             f"Trace a {stage.operation} step: decorator (bare or with arguments) or context "
-            f"manager. Arguments: model, provider"
-            + "".join(f", {k}" for k in keys)
-            + "."
+            f"manager. Arguments: model, provider" + "".join(f", {k}" for k in keys) + "."
         )
 
     @overload

@@ -31,7 +31,7 @@ _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 
 
 def default_traces_path() -> Path:
-    """Where the embedded default writes: ``$OTEL_RERANK_TRACES_FILE`` or ``./otel-rerank-traces.jsonl``."""
+    """Where the embedded default writes (``$OTEL_RERANK_TRACES_FILE`` or the default name)."""
     return Path(os.environ.get(TRACES_FILE_ENV) or DEFAULT_TRACES_FILE)
 
 
@@ -67,7 +67,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
 def spans_to_otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     """Encode spans as an OTLP/JSON ``ExportTraceServiceRequest`` (ids as hex strings)."""
-    message = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    message: dict[str, Any] = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
     for resource_spans in message.get("resourceSpans", ()):
         for scope_spans in resource_spans.get("scopeSpans", ()):
             for span in scope_spans.get("spans", ()):

@@ -31,7 +31,7 @@ def report_internal_error(where: str) -> None:
     Must be called from an ``except`` block.
     """
     if STRICT:
-        raise
+        raise  # noqa: PLE0704 - re-raises the exception being handled by our caller
     logger.debug("otel-rerank: internal error in %s (ignored)", where, exc_info=True)
 
 

@@ -13,9 +13,14 @@ and ``OTEL_METRIC_EXPORT_*`` settings the SDK reads itself. With no endpoint and
 exporter named, spans go to the embedded default, an OTLP-JSON lines file
 (``OTEL_RERANK_TRACES_FILE``), and no metrics are exported.
 
-Exporter timeouts are capped at :data:`EXPORT_TIMEOUT_S` so that a dead or black-holed
-collector delays process exit by at most a few seconds (one span flush and one metric
-flush), and the span queue is bounded by the SDK's batch processor.
+Exporter timeouts are capped at :data:`EXPORT_TIMEOUT_S`, and shutting down (at process exit
+or through :meth:`Configured.shutdown`) gives up after :data:`SPAN_SHUTDOWN_TIMEOUT_S` for
+spans plus :data:`METRIC_SHUTDOWN_TIMEOUT_S` for metrics, so that a dead or black-holed
+collector delays process exit by under five seconds. (The SDK's batch processor would
+otherwise export every queued batch at exit, each waiting out the export timeout.) The span
+queue is bounded by the SDK's batch processor (``OTEL_BSP_MAX_QUEUE_SIZE``); spans beyond it
+are dropped and, with ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``, counted in the SDK's
+``otel.sdk.processor.span.processed`` metric with ``error.type=queue_full``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,33 @@ from otel_rerank._telemetry import _is_real_meter_provider, _is_real_tracer_prov
 #: Seconds one export may take (retries included) before it is abandoned.
 EXPORT_TIMEOUT_S: Final = 2.0
 _EXPORT_TIMEOUT_MS: Final = int(EXPORT_TIMEOUT_S * 1000)
+#: Seconds shutdown waits for queued spans to be exported before dropping the rest.
+SPAN_SHUTDOWN_TIMEOUT_S: Final = 2.0
+#: Seconds shutdown waits for the final metric export.
+METRIC_SHUTDOWN_TIMEOUT_S: Final = 1.5
+
+
+class _BoundedBatchSpanProcessor(BatchSpanProcessor):
+    """A batch span processor whose ``shutdown`` gives up after a bounded time.
+
+    The SDK's own waits up to 30 s while its worker exports every queued batch, each of
+    which can wait out the full export timeout when the collector is black-holed.
+    """
+
+    def shutdown(self) -> None:
+        processor: Any = getattr(self, "_batch_processor", None)
+        try:
+            processor.shutdown(timeout_millis=SPAN_SHUTDOWN_TIMEOUT_S * 1000)
+        except (AttributeError, TypeError):  # another SDK layout: its own (unbounded) shutdown
+            super().shutdown()  # type: ignore[no-untyped-call]
+
+
+class _BoundedPeriodicReader(PeriodicExportingMetricReader):
+    """A periodic metric reader whose ``shutdown`` waits at most a bounded time."""
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        limit = METRIC_SHUTDOWN_TIMEOUT_S * 1000
+        super().shutdown(timeout_millis=min(timeout_millis, limit), **kwargs)
 
 
 class ConfigurationError(ValueError):
@@ -90,7 +122,9 @@ def _sdk_disabled() -> bool:
 
 
 def _endpoint_set(signal: str) -> bool:
-    return bool(_env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
+    return bool(
+        _env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+    )
 
 
 def _protocol(signal: str) -> str:
@@ -137,7 +171,7 @@ def _metric_reader(name: str) -> MetricReader | None:
     if name == "none":
         return None
     if name == "console":
-        return PeriodicExportingMetricReader(
+        return _BoundedPeriodicReader(
             ConsoleMetricExporter(), export_timeout_millis=_EXPORT_TIMEOUT_MS
         )
     if name == "prometheus":
@@ -166,7 +200,7 @@ def _metric_reader(name: str) -> MetricReader | None:
             )
 
             exporter = HttpMetricExporter(timeout=EXPORT_TIMEOUT_S)
-        return PeriodicExportingMetricReader(exporter, export_timeout_millis=_EXPORT_TIMEOUT_MS)
+        return _BoundedPeriodicReader(exporter, export_timeout_millis=_EXPORT_TIMEOUT_MS)
     raise ConfigurationError(f"OTEL_METRICS_EXPORTER={name!r} is not supported")
 
 
@@ -192,7 +226,7 @@ def configure() -> Configured:
         tracer_provider = TracerProvider(resource=resource)
         for exporter in exporters:
             tracer_provider.add_span_processor(
-                BatchSpanProcessor(exporter, export_timeout_millis=_EXPORT_TIMEOUT_MS)
+                _BoundedBatchSpanProcessor(exporter, export_timeout_millis=_EXPORT_TIMEOUT_MS)
             )
             if isinstance(exporter, JsonLinesSpanExporter):
                 result.traces_file = str(exporter.path)

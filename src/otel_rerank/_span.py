@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -37,6 +37,7 @@ from otel_rerank._ranking import summarize_scores
 from otel_rerank._safe import report_internal_error
 
 _P = ParamSpec("_P")
+_R = TypeVar("_R")
 Attributes = Iterable[tuple[str, AttributeValue | None]]
 
 # The legacy string key, still set by some older instrumentations' suppression helpers.
@@ -218,6 +219,18 @@ class StageSpan:
         except Exception:
             report_internal_error(getattr(extractor, "__qualname__", "extract"))
 
+    def safely(self, recorder: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
+        """Run one of our recorders (which may use this span's methods); ``None`` if it fails.
+
+        For recording logic that is more than a list of pairs (``extract``): whatever goes
+        wrong inside is ours and never reaches the user's call.
+        """
+        try:
+            return recorder(*args, **kwargs)
+        except Exception:
+            report_internal_error(getattr(recorder, "__qualname__", "recorder"))
+            return None
+
     def record_candidates(self, count: int | None) -> None:
         """Candidates given to a reranker: the span attribute and the candidates histogram."""
         if count is None:
@@ -302,9 +315,7 @@ class StageSpan:
             for i in range(min(count, policy.max_documents)):
                 base = f"{prefix}.{i}."
                 if i < len(docs) and docs[i] is not None:
-                    span.set_attribute(
-                        base + content_key, _content_string(policy, docs[i])
-                    )
+                    span.set_attribute(base + content_key, _content_string(policy, docs[i]))
                 if scores is not None and i < len(scores):
                     span.set_attribute(base + semconv.DOCUMENT_SCORE, float(scores[i]))
                 if ids is not None and i < len(ids):

@@ -130,9 +130,7 @@ def current() -> Telemetry | None:
         return cached[3]
     telemetry: Telemetry | None = None
     if _is_real_tracer_provider(tracer_provider) or _is_real_meter_provider(meter_provider):
-        telemetry = Telemetry(
-            tracer_provider, meter_provider, content or ContentPolicy.from_env()
-        )
+        telemetry = Telemetry(tracer_provider, meter_provider, content or ContentPolicy.from_env())
     _cache = (tracer_provider, meter_provider, content, telemetry)
     return telemetry
 

@@ -88,7 +88,7 @@ def build_tiny_cross_encoder(path: str | os.PathLike[str], seed: int = 0) -> Pat
     """Write a tiny BERT cross-encoder (WordPiece tokenizer + 1-layer model) to ``path``."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
     target = Path(path)
     target.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def build_tiny_cross_encoder(path: str | os.PathLike[str], seed: int = 0) -> Pat
     tokenizer.train_from_iterator(
         _TINY_CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=special)
     )
-    fast = BertTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer,
         unk_token="[UNK]",
         pad_token="[PAD]",
@@ -117,7 +117,7 @@ def build_tiny_cross_encoder(path: str | os.PathLike[str], seed: int = 0) -> Pat
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
-        num_labels=1,
     )
+    config.num_labels = 1  # one relevance score per (query, document) pair
     BertForSequenceClassification(config).save_pretrained(str(target))
     return target

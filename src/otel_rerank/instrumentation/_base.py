@@ -16,7 +16,7 @@ Subclasses of :class:`RagInstrumentor` are ``opentelemetry-instrumentation``
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import sys
 import threading
 from collections.abc import Callable, Collection, Sequence

@@ -8,6 +8,7 @@ plain float lists without consuming anything the user still needs.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
@@ -73,7 +74,12 @@ def model_name_from_path(name_or_path: str) -> str:
     cached = _HF_CACHE_DIR.search(text)
     if cached:
         return f"{cached.group(1)}/{cached.group(2)}"
-    looks_like_path = os.sep in text or "\\" in text or text.count("/") > 1 or os.path.isdir(text)
+    looks_like_path = (
+        text.startswith(("/", ".", "~"))
+        or "\\" in text
+        or text.count("/") > 1
+        or os.path.isdir(text)
+    )
     if not looks_like_path:
         return text  # a hub id such as "cross-encoder/ms-marco-MiniLM-L6-v2"
     parts = [p for p in re.split(r"[/\\]", text) if p]
@@ -100,12 +106,11 @@ def float_list(values: Any) -> list[float] | None:
     if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
         return None
     out: list[float] = []
-    for v in values:
-        if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
-            v = v.item()
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+    for item in values:
+        value = item.item() if hasattr(item, "item") and getattr(item, "ndim", 0) == 0 else item
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
-        out.append(float(v))
+        out.append(float(value))
     return out
 
 
@@ -138,10 +143,9 @@ class InstanceCache:
             return self._values[instance]
         except KeyError:
             value = self._compute(instance)
-            try:
+            # Not weak-referenceable or unhashable: computed again next time.
+            with contextlib.suppress(TypeError):
                 self._values[instance] = value
-            except TypeError:  # not weak-referenceable or unhashable: compute each time
-                pass
             return value
         except TypeError:
             return self._compute(instance)

@@ -5,46 +5,55 @@ One span per user call. ``encode_query``/``encode_document`` are not wrapped: th
 wrapper sets a context-local sink, and a ``predict`` that finds it records nothing of its
 own but hands its scores to the rank span (which needs every score, even with ``top_k``,
 to compute Kendall's tau).
+
+Each wrapper is the same shape: start the span, run our "before" recorder safely, call the
+original, run our "after" recorder safely. Only the original call can raise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from otel_rerank import _span, semconv
+from otel_rerank._span import StageSpan
 from otel_rerank.instrumentation._common import bind_arguments, sized_length
 from otel_rerank.instrumentation.sentence_transformers import _attributes as attrs
 
 # Set while our rank() wrapper runs: the inner predict() appends its raw result here.
 _rank_sink: ContextVar[list[Any] | None] = ContextVar("otel_rerank_st_rank_sink", default=None)
 
+Wrapped = Callable[..., Any]
 
-def encode(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
+
+def encode(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _span.begin(_span.EMBEDDINGS, provider=attrs.PROVIDER, model=attrs.model_name(instance))
     if call is None:
         return wrapped(*args, **kwargs)
     with call:
-        if call.recording:
-            arguments = bind_arguments(wrapped, args, kwargs)
-            call.extract(attrs.encode_request, instance, arguments)
-            if call.capturing:
-                call.record_documents(
-                    semconv.EMBEDDING_EMBEDDINGS,
-                    attrs.encode_texts(arguments),
-                    content_key=semconv.EMBEDDING_TEXT,
-                )
+        call.safely(_before_encode, call, wrapped, instance, args, kwargs)
         result = wrapped(*args, **kwargs)
         call.extract(attrs.encode_response, result)
         return result
 
 
-def predict(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
+def _before_encode(
+    call: StageSpan, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    if not call.recording:
+        return
+    arguments = bind_arguments(wrapped, args, kwargs)
+    call.extract(attrs.encode_request, instance, arguments)
+    if call.capturing:
+        call.record_documents(
+            semconv.EMBEDDING_EMBEDDINGS,
+            attrs.encode_texts(arguments),
+            content_key=semconv.EMBEDDING_TEXT,
+        )
+
+
+def predict(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     sink = _rank_sink.get()
     if sink is not None:  # inside our rank(): its span covers this call
         result = wrapped(*args, **kwargs)
@@ -54,27 +63,34 @@ def predict(
     if call is None:
         return wrapped(*args, **kwargs)
     with call:
-        arguments = bind_arguments(wrapped, args, kwargs)
-        pairs = attrs.predict_pairs(arguments)
-        call.record_candidates(len(pairs) if pairs is not None else None)
-        call.extract(attrs.rerank_model_attributes, instance, arguments)
+        pairs = call.safely(_before_predict, call, wrapped, instance, args, kwargs)
         result = wrapped(*args, **kwargs)
-        if call.recording and pairs is not None:
-            one_query, query = attrs.single_query(pairs)
-            scores = attrs.predict_scores(result)
-            if one_query:
-                call.record_scores(scores)
-                call.record_text(semconv.RERANKER_QUERY, query)
-            if call.capturing:
-                call.record_documents(
-                    semconv.RERANKER_INPUT_DOCUMENTS, [p[1] for p in pairs], scores
-                )
+        if pairs is not None and call.recording:
+            call.safely(_after_predict, call, pairs, result)
         return result
 
 
-def rank(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
+def _before_predict(
+    call: StageSpan, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[Any] | None:
+    arguments = bind_arguments(wrapped, args, kwargs)
+    pairs = attrs.predict_pairs(arguments)
+    call.record_candidates(len(pairs) if pairs is not None else None)
+    call.extract(attrs.rerank_model_attributes, instance, arguments)
+    return pairs
+
+
+def _after_predict(call: StageSpan, pairs: Sequence[Any], result: Any) -> None:
+    one_query, query = attrs.single_query(pairs)
+    scores = attrs.predict_scores(result)
+    if one_query:  # per-query attributes are meaningless across several queries
+        call.record_scores(scores)
+        call.record_text(semconv.RERANKER_QUERY, query)
+    if call.capturing:
+        call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, [p[1] for p in pairs], scores)
+
+
+def rank(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _span.begin(_span.RERANK, provider=attrs.PROVIDER, model=attrs.model_name(instance))
     if call is None:
         return wrapped(*args, **kwargs)
@@ -82,21 +98,31 @@ def rank(
     token = _rank_sink.set(sink)
     try:
         with call:
-            arguments = bind_arguments(wrapped, args, kwargs)
-            documents = arguments.get("documents")
-            count = sized_length(documents)
-            call.record_candidates(count)
-            call.set(semconv.GEN_AI_RERANK_TOP_N, arguments.get("top_k"))
-            call.extract(attrs.rerank_model_attributes, instance, arguments)
+            arguments = call.safely(_before_rank, call, wrapped, instance, args, kwargs)
             result = wrapped(*args, **kwargs)
-            if call.recording:
-                scores = attrs.predict_scores(sink[0]) if len(sink) == 1 else None
-                if scores is None:
-                    scores = attrs.rank_scores(result, count)
-                call.record_scores(scores)
-                call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
-                if call.capturing and isinstance(documents, (list, tuple)):
-                    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, documents, scores)
+            if arguments is not None and call.recording:
+                call.safely(_after_rank, call, arguments, sink, result)
             return result
     finally:
         _rank_sink.reset(token)
+
+
+def _before_rank(
+    call: StageSpan, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    arguments = bind_arguments(wrapped, args, kwargs)
+    call.record_candidates(sized_length(arguments.get("documents")))
+    call.set(semconv.GEN_AI_RERANK_TOP_N, arguments.get("top_k"))
+    call.extract(attrs.rerank_model_attributes, instance, arguments)
+    return arguments
+
+
+def _after_rank(call: StageSpan, arguments: dict[str, Any], sink: list[Any], result: Any) -> None:
+    documents = arguments.get("documents")
+    scores = attrs.predict_scores(sink[0]) if len(sink) == 1 else None
+    if scores is None:
+        scores = attrs.rank_scores(result, sized_length(documents))
+    call.record_scores(scores)
+    call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
+    if call.capturing and isinstance(documents, (list, tuple)):
+        call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, documents, scores)

@@ -1,0 +1,124 @@
+"""instrument()/uninstrument(): idempotent, exact undo, narrowing, entry points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import entry_points
+from typing import Any
+
+import pytest
+import wrapt
+
+import otel_rerank
+from otel_rerank import instrumentation
+from tests.conftest import Otel, make_otel
+
+
+def _originals() -> dict[tuple[type, str], Any]:
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    return {
+        (CrossEncoder, "predict"): CrossEncoder.__dict__["predict"],
+        (CrossEncoder, "rank"): CrossEncoder.__dict__["rank"],
+        (SentenceTransformer, "encode"): SentenceTransformer.__dict__["encode"],
+    }
+
+
+def test_instrument_twice_and_uninstrument_twice_are_harmless(tiny_cross_encoder: Any) -> None:
+    before = _originals()
+    sdk = make_otel()
+    assert "sentence_transformers" in sdk.instrument()
+    assert "sentence_transformers" in sdk.instrument()
+    tiny_cross_encoder.predict([("q", "d")])
+    assert len(sdk.spans()) == 1  # not wrapped twice
+
+    otel_rerank.uninstrument()
+    otel_rerank.uninstrument()
+    after = _originals()
+    for key, original in before.items():
+        # The very object that was there before (sentence-transformers' own decorators
+        # give it a __wrapped__ of its own; ours is gone).
+        assert after[key] is original, key
+        assert not isinstance(after[key], wrapt.ObjectProxy)
+    tiny_cross_encoder.predict([("q", "d")])
+    assert len(sdk.spans()) == 1  # no span after uninstrument
+
+
+def test_second_instrument_call_switches_providers(tiny_cross_encoder: Any) -> None:
+    first, second = make_otel(), make_otel()
+    first.instrument()
+    second.instrument()
+    try:
+        tiny_cross_encoder.predict([("q", "d")])
+    finally:
+        otel_rerank.uninstrument()
+    assert first.spans() == []
+    assert len(second.spans()) == 1
+
+
+def test_libraries_narrows_and_unknown_names_are_refused(otel: Otel) -> None:
+    otel_rerank.uninstrument()
+    assert otel.instrument(libraries=["sentence_transformers"]) == ["sentence_transformers"]
+    assert otel_rerank.instrumented_libraries() == ["sentence_transformers"]
+    with pytest.raises(ValueError, match="no_such_lib"):
+        otel_rerank.instrument(libraries=["no_such_lib"])
+
+
+def test_missing_library_is_skipped_silently(
+    otel: Otel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    otel_rerank.uninstrument()
+    cls = instrumentation.load("sentence_transformers")
+    monkeypatch.setattr(cls, "is_installed", classmethod(lambda c: False))
+    with caplog.at_level("DEBUG"):
+        assert otel.instrument() == [
+            n for n in otel_rerank.instrumented_libraries() if n != "sentence_transformers"
+        ]
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+def test_every_registered_instrumentor_is_an_entry_point() -> None:
+    group = entry_points(group="opentelemetry_instrumentor")
+    ours = {ep.value for ep in group if ep.value.startswith("otel_rerank.")}
+    assert set(instrumentation.INSTRUMENTORS.values()) <= ours
+
+
+def test_every_registered_instrumentor_loads() -> None:
+    for name in instrumentation.INSTRUMENTORS:
+        cls = instrumentation.load(name)
+        assert cls.name == name
+        assert cls.supported
+
+
+def test_opentelemetry_instrument_picks_our_instrumentors_up(tmp_path: Any) -> None:
+    """``opentelemetry-instrument python app.py`` instruments sentence-transformers as is."""
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            from sentence_transformers import CrossEncoder
+            import wrapt
+            assert isinstance(CrossEncoder.__dict__["predict"], wrapt.FunctionWrapper)
+            print("INSTRUMENTED")
+            """
+        )
+    )
+    bin_dir = __import__("pathlib").Path(sys.executable).parent
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    result = subprocess.run(
+        [str(bin_dir / "opentelemetry-instrument"), sys.executable, str(app)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert "INSTRUMENTED" in result.stdout, result.stderr[-2000:]

