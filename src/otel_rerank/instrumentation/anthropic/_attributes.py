@@ -1,0 +1,149 @@
+"""Pure extraction of span attributes from anthropic ``messages.create`` / ``messages.stream``.
+
+Each function takes the call's keyword arguments (the SDK's methods take only keyword
+arguments) or its result and yields ``(key, value)`` pairs or returns plain values;
+``None`` values are skipped by the span helper. Nothing here touches a span. Input tokens
+follow the GenAI conventions: Anthropic reports cache reads and cache writes apart from
+``input_tokens``, and ``gen_ai.usage.input_tokens`` is their sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from otel_rerank import semconv
+from otel_rerank.instrumentation._llm import number, server_attributes, text_of
+
+PROVIDER = "anthropic"
+
+Pairs = Iterator[tuple[str, Any]]
+
+
+def model(arguments: Mapping[str, Any]) -> str | None:
+    """``gen_ai.request.model``: the ``model`` argument, if it is a string."""
+    value = arguments.get("model")
+    return value if isinstance(value, str) else None
+
+
+def streaming(arguments: Mapping[str, Any]) -> bool:
+    return arguments.get("stream") is True
+
+
+def request(instance: Any, arguments: Mapping[str, Any], stream: bool) -> Pairs:
+    yield from server_attributes(getattr(instance, "_client", None))
+    yield semconv.GEN_AI_REQUEST_MAX_TOKENS, number(arguments.get("max_tokens"))
+    yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
+    yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
+    yield semconv.GEN_AI_REQUEST_TOP_K, number(arguments.get("top_k"))
+    if stream:
+        yield semconv.GEN_AI_REQUEST_STREAM, True
+
+
+def response(result: Any) -> Pairs:
+    yield semconv.GEN_AI_RESPONSE_MODEL, _str(getattr(result, "model", None))
+    yield semconv.GEN_AI_RESPONSE_ID, _str(getattr(result, "id", None))
+    reason = _str(getattr(result, "stop_reason", None))
+    if reason:
+        yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, (reason,)
+
+
+def input_tokens(used: Any) -> int | None:
+    """Every input token: uncached, cache writes and cache reads."""
+    total = _int(getattr(used, "input_tokens", None))
+    for name in ("cache_creation_input_tokens", "cache_read_input_tokens"):
+        extra = _int(getattr(used, name, None))
+        if extra:
+            total = (total or 0) + extra
+    return total
+
+
+def usage(result: Any) -> tuple[int | None, int | None]:
+    """(input, output) tokens of a Message."""
+    used = getattr(result, "usage", None)
+    if used is None:
+        return None, None
+    return input_tokens(used), _int(getattr(used, "output_tokens", None))
+
+
+def input_messages(arguments: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """(role, text) of the system prompt and each message (content; capture only).
+
+    A generator of messages is left untouched: reading it would consume the user's input.
+    """
+    out: list[tuple[str, object]] = []
+    system = text_of(arguments.get("system"))
+    if system:
+        out.append(("system", system))
+    messages = arguments.get("messages")
+    if not isinstance(messages, (list, tuple)):
+        return out
+    for message in messages:
+        if isinstance(message, Mapping):
+            out.append((str(message.get("role", "")), text_of(message.get("content"))))
+    return out
+
+
+def output_messages(result: Any) -> list[tuple[str, object]]:
+    """The assistant's text (content; written only when capture is on)."""
+    text = text_of(getattr(result, "content", None))
+    return [(str(getattr(result, "role", None) or "assistant"), text)]
+
+
+class MessageStreamState:
+    """What a message stream's events said; fed one raw event at a time."""
+
+    __slots__ = ("capture", "input", "output", "response_id", "response_model", "stop", "texts")
+
+    def __init__(self, capture: bool) -> None:
+        self.capture = capture
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.stop: str | None = None
+        self.input: int | None = None
+        self.output: int | None = None
+        self.texts: list[str] = []
+
+    def add(self, event: Any) -> None:
+        kind = getattr(event, "type", None)
+        if kind == "content_block_delta":
+            if self.capture:
+                text = getattr(getattr(event, "delta", None), "text", None)
+                if isinstance(text, str):
+                    self.texts.append(text)
+        elif kind == "message_start":
+            message = getattr(event, "message", None)
+            self.response_model = _str(getattr(message, "model", None))
+            self.response_id = _str(getattr(message, "id", None))
+            in_tokens, out_tokens = usage(message)
+            self.input = in_tokens
+            self.output = out_tokens
+        elif kind == "message_delta":
+            self.stop = _str(getattr(getattr(event, "delta", None), "stop_reason", None))
+            used = getattr(event, "usage", None)
+            out_tokens = _int(getattr(used, "output_tokens", None))
+            if out_tokens is not None:  # cumulative, as the API documents
+                self.output = out_tokens
+            in_tokens = input_tokens(used) if used is not None else None
+            if in_tokens:  # newer API versions repeat the final input usage here
+                self.input = in_tokens
+
+    def attributes(self) -> Pairs:
+        yield semconv.GEN_AI_RESPONSE_MODEL, self.response_model
+        yield semconv.GEN_AI_RESPONSE_ID, self.response_id
+        if self.stop:
+            yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, (self.stop,)
+
+    def finish(self, call: Any) -> None:
+        call.extract(MessageStreamState.attributes, self)
+        call.record_tokens(self.input, self.output)
+        if self.capture and self.texts:
+            call.record_messages(semconv.LLM_OUTPUT_MESSAGES, [("assistant", "".join(self.texts))])
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

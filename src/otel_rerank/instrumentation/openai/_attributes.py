@@ -1,0 +1,188 @@
+"""Pure extraction of span attributes from openai chat-completion and embedding calls.
+
+Each function takes the call's keyword arguments (the SDK's ``create`` methods take only
+keyword arguments) or its result and yields ``(key, value)`` pairs, or returns plain
+values; ``None`` values are skipped by the span helper. Nothing here touches a span.
+Results are read with ``getattr`` and defaults, so a raw-response object or a future SDK
+shape yields fewer attributes rather than an error. API keys live on the client and
+in headers, which nothing here reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from otel_rerank import semconv
+from otel_rerank.instrumentation._llm import number, server_attributes, text_of
+
+PROVIDER = "openai"
+
+Pairs = Iterator[tuple[str, Any]]
+
+
+def model(arguments: Mapping[str, Any]) -> str | None:
+    """``gen_ai.request.model``: the ``model`` argument, if it is a string."""
+    value = arguments.get("model")
+    return value if isinstance(value, str) else None
+
+
+def streaming(arguments: Mapping[str, Any]) -> bool:
+    return arguments.get("stream") is True
+
+
+# -- chat completions ----------------------------------------------------------------------
+def chat_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+    yield from server_attributes(getattr(instance, "_client", None))
+    max_tokens = number(arguments.get("max_completion_tokens"))
+    if max_tokens is None:
+        max_tokens = number(arguments.get("max_tokens"))
+    yield semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens
+    yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
+    yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
+    if streaming(arguments):
+        yield semconv.GEN_AI_REQUEST_STREAM, True
+
+
+def chat_response(result: Any) -> Pairs:
+    yield semconv.GEN_AI_RESPONSE_MODEL, _str(getattr(result, "model", None))
+    yield semconv.GEN_AI_RESPONSE_ID, _str(getattr(result, "id", None))
+    choices = getattr(result, "choices", None)
+    if isinstance(choices, list):
+        reasons = [r for r in (getattr(c, "finish_reason", None) for c in choices) if r]
+        if reasons:
+            yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, tuple(str(r) for r in reasons)
+
+
+def usage(result: Any) -> tuple[int | None, int | None]:
+    """(input, output) tokens of a completion, embedding response, or final stream chunk."""
+    used = getattr(result, "usage", None)
+    if used is None:
+        return None, None
+    return _int(getattr(used, "prompt_tokens", None)), _int(
+        getattr(used, "completion_tokens", None)
+    )
+
+
+def input_messages(arguments: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """(role, text) of each request message (content; written only when capture is on).
+
+    A generator of messages is left untouched: reading it would consume the user's input.
+    """
+    messages = arguments.get("messages")
+    if not isinstance(messages, (list, tuple)):
+        return []
+    out: list[tuple[str, object]] = []
+    for message in messages:
+        if isinstance(message, Mapping):
+            out.append((str(message.get("role", "")), text_of(message.get("content"))))
+        else:
+            out.append(
+                (str(getattr(message, "role", "")), text_of(getattr(message, "content", None)))
+            )
+    return out
+
+
+def output_messages(result: Any) -> list[tuple[str, object]]:
+    """(role, text) of each returned choice (content; written only when capture is on)."""
+    choices = getattr(result, "choices", None)
+    if not isinstance(choices, list):
+        return []
+    out: list[tuple[str, object]] = []
+    for choice in choices:
+        message = getattr(choice, "message", None)
+        role = getattr(message, "role", None) or "assistant"
+        out.append((str(role), text_of(getattr(message, "content", None))))
+    return out
+
+
+class ChatStreamState:
+    """What a chat-completion stream's chunks said; fed one chunk at a time."""
+
+    __slots__ = ("capture", "finish_reasons", "response_id", "response_model", "texts", "used")
+
+    def __init__(self, capture: bool) -> None:
+        self.capture = capture
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.finish_reasons: dict[int, str] = {}
+        self.texts: dict[int, list[str]] = {}
+        self.used: Any = None
+
+    def add(self, chunk: Any) -> None:
+        if self.response_model is None:
+            self.response_model = _str(getattr(chunk, "model", None))
+            self.response_id = _str(getattr(chunk, "id", None))
+        for choice in getattr(chunk, "choices", None) or ():
+            index = getattr(choice, "index", 0)
+            reason = getattr(choice, "finish_reason", None)
+            if reason:
+                self.finish_reasons[index] = str(reason)
+            if self.capture:
+                text = getattr(getattr(choice, "delta", None), "content", None)
+                if isinstance(text, str):
+                    self.texts.setdefault(index, []).append(text)
+        used = getattr(chunk, "usage", None)
+        if used is not None:  # only with stream_options={"include_usage": True}
+            self.used = chunk
+
+    def attributes(self) -> Pairs:
+        yield semconv.GEN_AI_RESPONSE_MODEL, self.response_model
+        yield semconv.GEN_AI_RESPONSE_ID, self.response_id
+        if self.finish_reasons:
+            reasons = tuple(self.finish_reasons[i] for i in sorted(self.finish_reasons))
+            yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons
+
+    def finish(self, call: Any) -> None:
+        call.extract(ChatStreamState.attributes, self)
+        if self.used is not None:
+            call.record_tokens(*usage(self.used))
+        if self.capture:
+            call.record_messages(
+                semconv.LLM_OUTPUT_MESSAGES,
+                [("assistant", "".join(self.texts[i])) for i in sorted(self.texts)],
+            )
+
+
+# -- embeddings ----------------------------------------------------------------------------
+def embeddings_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+    yield from server_attributes(getattr(instance, "_client", None))
+    yield semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count(arguments.get("input"))
+
+
+def embeddings_response(result: Any) -> Pairs:
+    yield semconv.GEN_AI_RESPONSE_MODEL, _str(getattr(result, "model", None))
+    data = getattr(result, "data", None)
+    if isinstance(data, list) and data:
+        vector = getattr(data[0], "embedding", None)
+        if isinstance(vector, list):  # base64 strings (encoding_format="base64") are skipped
+            yield semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, len(vector)
+
+
+def embedding_texts(arguments: Mapping[str, Any]) -> list[str]:
+    """The texts embedded (content; written only when capture is on). Token ids are skipped."""
+    inputs = arguments.get("input")
+    if isinstance(inputs, str):
+        return [inputs]
+    if isinstance(inputs, (list, tuple)):
+        return [x for x in inputs if isinstance(x, str)]
+    return []
+
+
+def _input_count(inputs: Any) -> int | None:
+    if isinstance(inputs, str):
+        return 1
+    if isinstance(inputs, (list, tuple)):
+        # A flat list of ints is one tokenised input; a list of lists is several.
+        if inputs and all(isinstance(x, int) for x in inputs):
+            return 1
+        return len(inputs)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
