@@ -1,0 +1,238 @@
+"""``otel-rerank bench``: what a cross-encoder costs per query and what it buys.
+
+Loads a cross-encoder (a local directory, or a hub name already in the local cache —
+nothing is downloaded), sweeps candidate count k and batch size over a query set, and
+prints the latency table, the quality lift over the first-stage order (with labels), the
+fitted cost line and the verdict against a p95 budget; ``--json`` and ``--plot`` write
+the same as a document and a PNG. With no ``--model`` the ms-marco-MiniLM-L-6-v2-shaped
+proxy is used, whose quality numbers mean nothing (the output says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from otel_rerank.cli import UsageError
+
+_DEFAULT_K = "5,10,20,50,100"
+_DEFAULT_BATCH = "8,16,32,64"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``bench`` and its arguments."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark a cross-encoder's latency and quality lift over k and batch size",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--model",
+        help="cross-encoder directory or cached hub name "
+        "(default: the latency proxy of ms-marco-MiniLM-L-6-v2)",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--queries",
+        metavar="FILE.jsonl",
+        help='JSONL lines {"query": ..., "candidates": [{"text": ..., "label": 0|1}]}',
+    )
+    source.add_argument(
+        "--trec",
+        metavar="DIR",
+        help="TREC collection (Cranfield layout); candidates retrieved by MiniLM",
+    )
+    parser.add_argument("--k", default=_DEFAULT_K, help=f"candidate counts (default {_DEFAULT_K})")
+    parser.add_argument(
+        "--batch-size", default=_DEFAULT_BATCH, help=f"batch sizes (default {_DEFAULT_BATCH})"
+    )
+    parser.add_argument(
+        "--budget-ms",
+        type=float,
+        default=1500.0,
+        help="p95 budget of the rerank call for the verdict (default 1500)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed passes over the query set per cell (default 3)",
+    )
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls per cell (default 2)")
+    parser.add_argument(
+        "--max-queries",
+        type=int,
+        default=None,
+        help="use the first N queries (default: all; 40 for --trec)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: per-request latency)"
+    )
+    parser.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    parser.add_argument("--plot", metavar="OUT.png", help="write latency percentiles vs k")
+    parser.add_argument(
+        "--save-queries",
+        metavar="OUT.jsonl",
+        help="write the query set used (e.g. a converted TREC set)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = int(part.strip())
+        except ValueError:
+            raise UsageError(f"{what} must be comma-separated integers, got {text!r}") from None
+        if value <= 0:
+            raise UsageError(f"{what} must be positive, got {value}")
+        values.append(value)
+    return sorted(set(values))
+
+
+def _check(args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    ks = _int_list(args.k, "--k")
+    batch_sizes = _int_list(args.batch_size, "--batch-size")
+    if args.budget_ms <= 0:
+        raise UsageError(f"--budget-ms must be positive, got {args.budget_ms:g}")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must not be negative, got {args.warmup}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.max_queries is not None and args.max_queries < 1:
+        raise UsageError(f"--max-queries must be at least 1, got {args.max_queries}")
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
+    if args.queries and not Path(args.queries).is_file():
+        raise UsageError(f"no such file: {args.queries}")
+    if args.trec and not Path(args.trec).is_dir():
+        raise UsageError(f"no such directory: {args.trec}")
+    return ks, batch_sizes
+
+
+def load_cross_encoder(name: str | None, device: str) -> tuple[Any, str, bool]:
+    """The CrossEncoder to benchmark, its display name and whether it is the proxy."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from otel_rerank import models
+    from otel_rerank.instrumentation._common import model_name_from_path
+
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available")
+    if name is None:
+        try:
+            path = models.proxy_cross_encoder_path()
+        except models.ModelUnavailableError as exc:
+            raise UsageError(str(exc)) from None
+        name = str(path)
+    local = Path(name).expanduser()
+    looks_like_path = local.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_like_path and not local.is_dir():
+        raise UsageError(f"unknown model: no model directory at {name}")
+    from sentence_transformers import CrossEncoder
+
+    try:
+        if looks_like_path:
+            model = CrossEncoder(str(local), device=device)
+        else:
+            model = CrossEncoder(name, device=device, local_files_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"unknown model {name!r}: cannot load it offline ({reason})") from None
+    return model, model_name_from_path(name), models.is_proxy(local) if looks_like_path else False
+
+
+def _query_set(args: argparse.Namespace, max_k: int) -> Any:
+    from otel_rerank import bench
+
+    try:
+        if args.queries:
+            return bench.load_jsonl(args.queries).head(args.max_queries)
+        if args.trec:
+            from sentence_transformers import SentenceTransformer
+
+            from otel_rerank.models import embedding_model_path
+
+            encoder = SentenceTransformer(str(embedding_model_path()), device="cpu")
+
+            def embed(texts: Any) -> Any:
+                return encoder.encode(list(texts), batch_size=64, normalize_embeddings=True)
+
+            limit = args.max_queries if args.max_queries is not None else 40
+            return bench.trec_query_set(args.trec, max_k, embed, max_queries=limit)
+        return bench.bundled_query_set().head(args.max_queries)
+    except bench.QuerySetError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``otel-rerank bench``."""
+    ks, batch_sizes = _check(args)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    query_set = _query_set(args, max(ks))
+    model, name, proxy = load_cross_encoder(args.model, args.device)
+
+    import otel_rerank
+    from otel_rerank import bench
+    from otel_rerank.models import PROXY_NOTICE
+
+    if args.save_queries:
+        query_set.to_jsonl(args.save_queries)
+    # Timed calls become rerank spans when the app's environment configures tracing.
+    configured = None
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        configured = otel_rerank.configure()
+    was_instrumented = "sentence_transformers" in otel_rerank.instrumented_libraries()
+    if not was_instrumented:
+        otel_rerank.instrument(libraries=["sentence_transformers"])
+    total = len(ks) * len(batch_sizes) * (args.warmup + args.repeats * len(query_set.queries))
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total,
+        desc="bench",
+        unit="call",
+        file=sys.stderr,
+        disable=True if args.no_progress else None,
+    )
+    notice = PROXY_NOTICE if proxy else None
+    if notice:
+        print(f"NOTE: {notice}", file=sys.stderr)
+    try:
+        result = bench.run_bench(
+            model, query_set, ks, batch_sizes,
+            repeats=args.repeats, warmup=args.warmup, budget_ms=args.budget_ms,
+            model_name=name, proxy=proxy, notice=notice, progress=bar.update,
+            settings={"device": args.device, "threads": args.threads},
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        bar.close()
+        if not was_instrumented:
+            otel_rerank.uninstrument()
+        if configured is not None:
+            configured.force_flush()
+    print(bench.format_result(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    if args.plot:
+        bench.plot_bench(result, args.plot)
+        print(f"wrote {args.plot}")
+    return 0

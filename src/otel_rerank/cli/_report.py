@@ -1,0 +1,100 @@
+"""``otel-rerank report``: per-stage latency, shadow lift and a verdict from exported spans.
+
+Reads the embedded default's OTLP-JSON lines file (or a collector ``file`` exporter's
+output), or asks Jaeger's HTTP query API, and prints per-stage p50/p95/p99 with each
+stage's share of end-to-end latency, the shadow-run summary and the verdict against a
+budget; ``--plot`` draws the median request as a waterfall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from typing import Any
+
+from otel_rerank.cli import UsageError
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``report`` and its arguments."""
+    parser = subparsers.add_parser(
+        "report",
+        help="per-stage latency table, shadow summary and waterfall from exported spans",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    parser.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="OTLP-JSON lines (default: $OTEL_RERANK_TRACES_FILE or ./otel-rerank-traces.jsonl)",
+    )
+    parser.add_argument("--jaeger", metavar="URL", help="Jaeger query URL instead of a file")
+    parser.add_argument("--service", help="service name to ask Jaeger for (with --jaeger)")
+    parser.add_argument("--limit", type=int, default=500, help="traces to fetch from Jaeger")
+    parser.add_argument("--lookback", default="1h", help="how far back Jaeger looks (1h, 2d)")
+    parser.add_argument(
+        "--budget-ms",
+        type=float,
+        default=1500.0,
+        help="end-to-end p95 budget for the verdict (default 1500)",
+    )
+    parser.add_argument("--plot", metavar="OUT.png", help="waterfall of the median request")
+    parser.add_argument("--json", metavar="OUT", help="write the table as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``otel-rerank report``."""
+    from otel_rerank import report
+    from otel_rerank._file_exporter import default_traces_path
+
+    if args.budget_ms <= 0:
+        raise UsageError(f"--budget-ms must be positive, got {args.budget_ms:g}")
+    try:
+        if args.jaeger:
+            if args.file:
+                raise UsageError("give a FILE or --jaeger URL, not both")
+            if not args.service:
+                raise UsageError("--jaeger needs --service NAME")
+            if args.limit < 1:
+                raise UsageError(f"--limit must be at least 1, got {args.limit}")
+            spans = report.load_jaeger(
+                args.jaeger, args.service, limit=args.limit, lookback=args.lookback
+            )
+            source = f"{args.jaeger} (service {args.service})"
+        else:
+            path = args.file or str(default_traces_path())
+            spans = report.load_spans(path)
+            source = path
+    except report.TraceFileError as exc:
+        raise UsageError(str(exc)) from None
+    if not spans:
+        raise UsageError(f"no spans in {source}")
+    table = report.stage_table(spans)
+    result = report.verdict(table, args.budget_ms)
+    print(f"spans: {len(spans)} from {source}")
+    print(report.format_table(table))
+    print(result.text())
+    if args.json:
+        document = {
+            "source": source,
+            "rows": [asdict(r) for r in table.rows],
+            "end_to_end": asdict(table.end_to_end) if table.end_to_end else None,
+            "shadow_row": asdict(table.shadow_row) if table.shadow_row else None,
+            "shadow": asdict(table.shadow) if table.shadow else None,
+            "requests": table.requests,
+            "percentile_method": table.method,
+            "verdict": {**asdict(result), "text": result.text()},
+        }
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        try:
+            report.plot_waterfall(spans, args.plot)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"wrote {args.plot}")
+    return 0
