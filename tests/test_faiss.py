@@ -352,3 +352,20 @@ def test_registered_as_an_opentelemetry_instrumentor() -> None:
     assert getattr(__import__(module_name, fromlist=[class_name]), class_name) is FaissInstrumentor
     assert load("faiss") is FaissInstrumentor
     assert INSTRUMENTORS["faiss"] == entry_points["otel_rerank_faiss"]
+
+
+def test_dependency_names_the_installed_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    assert FaissInstrumentor().instrumentation_dependencies() == ("faiss-cpu >= 1.8",)
+    installed = {"faiss-gpu-cu12": "1.9.0"}
+
+    def version(name: str) -> str:
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert FaissInstrumentor().instrumentation_dependencies() == ("faiss-gpu-cu12 >= 1.8",)
+    installed.clear()  # importable, but no pip metadata (a conda build): no check
+    assert FaissInstrumentor().instrumentation_dependencies() == ()
