@@ -218,9 +218,7 @@ def test_spanmetrics_unit_dimensions_exemplars_namespace(cfg: dict[str, Any]) ->
 def test_both_metric_sources_reach_the_prometheus_exporter() -> None:
     config = load("otelcol-config.yaml")
     by_receiver = {tuple(p["receivers"]): p for p in pipelines(config).values()}
-    app_metrics = [
-        p for pid, p in pipelines(config).items() if component_type(pid) == "metrics"
-    ]
+    app_metrics = [p for pid, p in pipelines(config).items() if component_type(pid) == "metrics"]
     assert by_receiver[("otlp",)]  # the app's OTLP metrics have a pipeline
     assert by_receiver[("spanmetrics",)]["exporters"] == ["prometheus"]
     assert all("prometheus" in p["exporters"] for p in app_metrics)
@@ -468,9 +466,7 @@ def test_compose_mounts_each_config_where_its_program_reads_it() -> None:
     services = compose()["services"]
 
     def mounts(service: str) -> dict[str, str]:
-        return {
-            v.split(":")[1]: v.split(":")[0] for v in services[service]["volumes"] if ":" in v
-        }
+        return {v.split(":")[1]: v.split(":")[0] for v in services[service]["volumes"] if ":" in v}
 
     assert mounts("collector")["/etc/otelcol-contrib/config.yaml"] == "./otelcol-config.yaml"
     assert "--config=/etc/otelcol-contrib/config.yaml" in services["collector"]["command"]
@@ -506,7 +502,9 @@ def test_compose_points_the_app_at_the_collector_by_the_endpoint_variable_only()
 def test_otelcol_contrib_validates(name: str, tmp_path: Path) -> None:
     binary = shutil.which("otelcol-contrib")
     if binary is None:
-        pytest.skip("otelcol-contrib is not on PATH (no Debian/PyPI package; see docs/collector.md)")
+        pytest.skip(
+            "otelcol-contrib is not on PATH (no Debian/PyPI package; see docs/collector.md)"
+        )
     result = subprocess.run(
         [binary, "validate", f"--config={COLLECTOR / name}"],
         capture_output=True,
@@ -559,7 +557,9 @@ def test_jaeger_round_trip(tmp_path: Path) -> None:
     try:
         provider = TracerProvider(resource=Resource.create({"service.name": "jaeger-roundtrip"}))
         provider.add_span_processor(
-            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{http_port}/v1/traces"))
+            SimpleSpanProcessor(
+                OTLPSpanExporter(endpoint=f"http://127.0.0.1:{http_port}/v1/traces")
+            )
         )
         otel_rerank.instrument(tracer_provider=provider)
         deadline = time.monotonic() + 60
