@@ -7,6 +7,7 @@ their own and reused by the instrumentations, the shadow reranker and the benchm
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ def kendall_tau_b(scores: Sequence[float]) -> float | None:
     """Tau-b between positions 0..n-1 (best first) and ``scores`` (higher is better).
 
     Positions never tie, so tau-b = (C - D) / sqrt(n0 * (n0 - ties)), where ``ties`` counts
-    pairs with equal scores. Computed in O(n log n) by counting inversions with a merge
-    sort, so a 1,000-candidate API rerank costs microseconds, not a quadratic loop.
+    pairs with equal scores. Discordant pairs are counted with binary search over a sorted
+    list (n log n comparisons), so even a 1,000-candidate API rerank costs well under a
+    millisecond.
     """
     n = len(scores)
     if n < 2:
@@ -63,26 +65,13 @@ def kendall_tau_b(scores: Sequence[float]) -> float | None:
         tied += c * (c - 1) // 2
     if tied == n0:
         return None
-    # Position i < j is concordant when scores[i] > scores[j] (retrieval's order agrees).
-    # Count discordant pairs (scores[i] < scores[j]) as inversions of the negated list.
-    discordant = _count_strict_inversions([-s for s in scores])
+    # Position i < j is concordant when scores[i] > scores[j] (retrieval's order agrees)
+    # and discordant when scores[i] < scores[j]. Walking from the end with a sorted list of
+    # the later scores counts, for each i, the later scores strictly greater than it.
+    discordant = 0
+    later: list[float] = []
+    for score in reversed(scores):
+        discordant += len(later) - bisect.bisect_right(later, score)
+        bisect.insort(later, score)
     concordant = n0 - tied - discordant
     return (concordant - discordant) / math.sqrt(n0 * (n0 - tied))
-
-
-def _count_strict_inversions(values: list[float]) -> int:
-    """Pairs i < j with values[i] > values[j] (equal values are not inversions)."""
-    if len(values) < 2:
-        return 0
-    mid = len(values) // 2
-    left, right = values[:mid], values[mid:]
-    # The recursive calls leave ``left`` and ``right`` sorted in place.
-    inversions = _count_strict_inversions(left) + _count_strict_inversions(right)
-    i = 0
-    for r in right:
-        # Left items strictly greater than r each form an inversion with it.
-        while i < len(left) and left[i] <= r:
-            i += 1
-        inversions += len(left) - i
-    values[:] = sorted(values)
-    return inversions

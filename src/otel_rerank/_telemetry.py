@@ -12,22 +12,22 @@ returns ``None`` and every wrapper calls straight through: no span, no metric, n
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, NoOpMeterProvider
+from opentelemetry.metrics import _internal as _metrics_internal
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
 
 from otel_rerank import semconv
 from otel_rerank._config import ContentPolicy
 from otel_rerank.version import __version__
 
-try:  # The proxy class is private; without it only explicit no-op providers are detected.
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
-except ImportError:  # pragma: no cover - depends on the API version
-    _ProxyMeterProvider = NoOpMeterProvider  # type: ignore[misc,assignment]
+# The proxy class is private; without it only explicit no-op providers are detected.
+_ProxyMeterProvider = getattr(_metrics_internal, "_ProxyMeterProvider", NoOpMeterProvider)
 
 _SCOPE = "otel_rerank"
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
@@ -117,13 +117,35 @@ def _is_real_meter_provider(provider: MeterProvider) -> bool:
 # (tracer provider, meter provider, content policy, resolved telemetry or None)
 _cache: tuple[Any, Any, Any, Telemetry | None] = (None, None, None, None)
 
+# The API resolves a provider named by these variables lazily; read once, as the API does
+# before any provider exists, so the common "nothing configured" case costs two reads.
+_PROVIDERS_FROM_ENV = any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
+
+
+def _global_tracer_provider() -> TracerProvider | None:
+    provider: TracerProvider | None = getattr(trace, "_TRACER_PROVIDER", None)
+    return provider
+
+
+def _global_meter_provider() -> MeterProvider | None:
+    provider: MeterProvider | None = getattr(_metrics_internal, "_METER_PROVIDER", None)
+    return provider
+
 
 def current() -> Telemetry | None:
     """The telemetry to record this call with, or ``None`` when nothing would be recorded."""
     global _cache
     settings = _settings
-    tracer_provider = settings.tracer_provider or trace.get_tracer_provider()
-    meter_provider = settings.meter_provider or metrics.get_meter_provider()
+    tracer_provider = settings.tracer_provider or _global_tracer_provider()
+    meter_provider = settings.meter_provider or _global_meter_provider()
+    if tracer_provider is None and meter_provider is None and not _PROVIDERS_FROM_ENV:
+        return None  # no SDK anywhere: the fast path of every wrapper
+    if tracer_provider is None:
+        tracer_provider = trace.get_tracer_provider()
+    if meter_provider is None:
+        meter_provider = metrics.get_meter_provider()
     content = settings.content
     cached = _cache
     if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
