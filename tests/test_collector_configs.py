@@ -582,3 +582,46 @@ def test_jaeger_round_trip(tmp_path: Path) -> None:
         otel_rerank.uninstrument()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# -- Grafana dashboard ------------------------------------------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    path = COLLECTOR / "grafana" / "dashboards" / "otel-rerank-stages.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_dashboard_queries_only_series_that_exist() -> None:
+    rules = yaml.safe_load((COLLECTOR / "alerts.yml").read_text(encoding="utf-8"))
+    recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+    produced = {
+        render_rules.APP_COUNT,
+        render_rules.SPAN_COUNT,
+        prometheus_name("traces.span.metrics.calls", "", kind="counter"),
+    }
+    exprs = [t["expr"] for p in dashboard()["panels"] for t in p["targets"]]
+    assert len(exprs) >= 6
+    used: set[str] = set()
+    for expr in exprs:
+        names = set(re.findall(r"\b([a-z_:][a-z0-9_:]*)(?=\{|\[)", expr))
+        assert names and names <= recorded | produced, (names - recorded - produced, expr)
+        used |= names
+    # Every per-stage p50/p95 recording rule is on the dashboard.
+    assert {r for r in recorded if ":p50_" in r or ":p95_" in r} <= used
+
+
+def test_dashboard_uses_the_provisioned_data_source() -> None:
+    provisioning = COLLECTOR / "grafana" / "provisioning"
+    (source,) = load_any(provisioning / "datasources" / "prometheus.yaml")["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    for panel in dashboard()["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"]
+        assert all(t["datasource"]["uid"] == source["uid"] for t in panel["targets"])
+    (provider,) = load_any(provisioning / "dashboards" / "otel-rerank.yaml")["providers"]
+    mounts = dict(reversed(v.split(":")[:2]) for v in compose()["services"]["grafana"]["volumes"])
+    assert mounts[provider["options"]["path"]] == "./grafana/dashboards"
+
+
+def load_any(path: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load(path.read_text(encoding="utf-8")))

@@ -211,3 +211,18 @@ def test_alert_fires_for_the_slow_reranker_and_not_for_the_fast_one(stack: str) 
         'job_gen_ai_operation_name:gen_ai_client_operation_duration_seconds:p95_rate10s{gen_ai_operation_name="rerank"}',
     )
     assert p95["rag-slow"] > BUDGET_S > p95["rag-fast"]
+
+
+def test_dashboard_queries_return_the_live_series(stack: str) -> None:
+    """The Grafana panels on the in-app histogram are valid PromQL that finds both services."""
+    path = COLLECTOR / "grafana" / "dashboards" / "otel-rerank-stages.json"
+    panels = json.loads(path.read_text(encoding="utf-8"))["panels"]
+    checked = 0
+    for target in (t for p in panels for t in p["targets"]):
+        if "traces_span_metrics" in target["expr"]:
+            continue  # span metrics need the collector, which this test does not run
+        expr = target["expr"].replace("$job", ".*").replace("rate5m", "rate10s")
+        result = query(stack, expr.replace("[5m]", "[10s]"))
+        assert {"rag-slow", "rag-fast"} <= set(result), (expr, result)
+        checked += 1
+    assert checked >= 4
