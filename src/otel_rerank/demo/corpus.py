@@ -1,0 +1,263 @@
+"""The demo corpus: passages cut from the Python standard library's own docstrings.
+
+A RAG demo needs a few thousand real passages with a clear licence that need no download.
+The docstrings of the standard library (PSF licence) are already on every machine that runs
+Python, so the corpus is built at set-up time: a fixed list of standard-library modules is
+walked, each module, class, function and method docstring becomes one passage (its first
+paragraphs, capped in words, titled with the object's dotted name), and the passages are
+embedded once with the real all-MiniLM-L6-v2. Both are cached under
+``otel_rerank.models.cache_dir()`` keyed by the Python version and the builder's settings,
+so every later run loads them in well under a second.
+
+Set-up runs inside ``suppress_instrumentation()``: indexing is not a request, and its one
+large embeddings call would otherwise be the biggest span in the demo's trace file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from otel_rerank import models
+
+#: Bumped whenever the passages built from the same Python would change.
+_BUILDER_VERSION: Final = 1
+_DEFAULT_MAX_WORDS: Final = 40
+_MIN_WORDS: Final = 6
+
+#: Pure-library modules with no import-time side effects, in a fixed order (the corpus is
+#: deterministic for a given Python version).
+STDLIB_MODULES: Final = (
+    "abc", "argparse", "array", "ast", "asyncio", "base64", "bisect", "bz2", "calendar",
+    "cmath", "codecs", "collections", "collections.abc", "colorsys", "concurrent.futures",
+    "configparser", "contextlib", "contextvars", "copy", "csv", "dataclasses", "datetime",
+    "decimal", "difflib", "dis", "email", "email.message", "email.utils", "enum", "errno",
+    "filecmp", "fnmatch", "fractions", "ftplib", "functools", "gc", "getpass", "gettext",
+    "glob", "graphlib", "gzip", "hashlib", "heapq", "hmac", "html", "html.parser",
+    "http.client", "http.cookies", "http.server", "imaplib", "importlib", "importlib.metadata",
+    "inspect", "io", "ipaddress", "itertools", "json", "keyword", "linecache", "locale",
+    "logging", "logging.handlers", "lzma", "mailbox", "math", "mimetypes", "mmap",
+    "multiprocessing", "netrc", "numbers", "operator", "os", "os.path", "pathlib", "pickle",
+    "pkgutil", "platform", "plistlib", "poplib", "pprint", "queue", "quopri", "random", "re",
+    "reprlib", "sched", "secrets", "select", "selectors", "shelve", "shlex", "shutil",
+    "signal", "smtplib", "socket", "socketserver", "sqlite3", "ssl", "stat", "statistics",
+    "string", "struct", "subprocess", "sys", "sysconfig", "tarfile", "tempfile", "textwrap",
+    "threading", "time", "timeit", "tokenize", "tomllib", "trace", "traceback", "types",
+    "typing", "unicodedata", "unittest", "unittest.mock", "urllib.parse", "urllib.request",
+    "uuid", "warnings", "wave", "weakref", "xml.dom.minidom", "xml.etree.ElementTree",
+    "zipfile", "zlib", "zoneinfo", "cmd", "code", "codeop", "compileall", "copyreg",
+    "doctest", "fileinput", "getopt", "modulefinder", "optparse", "pdb", "pickletools",
+    "profile", "pstats", "py_compile", "pyclbr", "rlcompleter", "runpy", "symtable", "token",
+    "tracemalloc", "urllib.error", "urllib.robotparser", "wsgiref.util", "xml.sax",
+    "xmlrpc.client", "zipapp", "zipimport",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrievable passage: the documented object's dotted name and its docstring text."""
+
+    id: int
+    title: str
+    text: str
+
+    @property
+    def content(self) -> str:
+        """What is embedded, reranked and quoted: ``"title: text"``."""
+        return f"{self.title}: {self.text}"
+
+
+@dataclass
+class Corpus:
+    """Passages and their unit-length embeddings (row ``i`` belongs to ``passages[i]``)."""
+
+    passages: list[Passage]
+    embeddings: Any  # numpy float32 array, shape (len(passages), dimension)
+    directory: Path
+    built: bool  # True when this call built (some of) the cache rather than loading it
+
+
+def _first_paragraphs(doc: str, max_words: int) -> str:
+    words: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", doc.strip()):
+        if paragraph.lstrip().startswith((">>>", "..")):
+            break  # doctest or reST directive: not prose
+        words.extend(paragraph.split())
+        if len(words) >= max_words:
+            break
+    text = " ".join(words[:max_words])
+    return text if len(words) <= max_words else text + " …"
+
+
+def _own_members(owner: Any, module_name: str) -> Iterator[tuple[str, Any]]:
+    try:
+        names = sorted(vars(owner))
+    except TypeError:
+        return
+    for name in names:
+        if name.startswith("_"):
+            continue
+        member = vars(owner)[name]
+        if isinstance(member, (staticmethod, classmethod)):
+            member = member.__func__
+        if inspect.isclass(member) or inspect.isroutine(member) or isinstance(member, property):
+            home = getattr(member, "__module__", None) or module_name
+            # Packages (asyncio, email, ...) define their members in private submodules.
+            if (
+                home == module_name
+                or home.startswith(module_name + ".")
+                or (isinstance(member, property))
+            ):
+                yield name, member
+
+
+def iter_docstrings(module_names: tuple[str, ...] = STDLIB_MODULES) -> Iterator[tuple[str, str]]:
+    """Yield ``(dotted name, docstring)`` for each module, class, function and method."""
+    for module_name in module_names:
+        # Importing, and even reading ``__doc__`` (typing.io), can warn about deprecations
+        # that are no concern of the demo; the filter must not outlive this module's walk.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = list(_module_docstrings(module_name))
+        yield from found
+
+
+def _module_docstrings(module_name: str) -> Iterator[tuple[str, str]]:
+    try:
+        module = importlib.import_module(module_name)
+    except Exception:  # absent on this platform or build (e.g. no _ssl)
+        return
+    if module.__doc__:
+        yield module_name, module.__doc__
+    for name, member in _own_members(module, module.__name__):
+        if member.__doc__:
+            yield f"{module_name}.{name}", member.__doc__
+        if inspect.isclass(member):
+            for method_name, method in _own_members(member, module.__name__):
+                if method.__doc__ and method.__doc__ != member.__doc__:
+                    yield f"{module_name}.{name}.{method_name}", method.__doc__
+
+
+def build_passages(
+    max_passages: int,
+    max_words: int = _DEFAULT_MAX_WORDS,
+    modules: tuple[str, ...] = STDLIB_MODULES,
+) -> list[Passage]:
+    """Cut standard-library docstrings into at most ``max_passages`` distinct passages.
+
+    When the cap bites, modules contribute one passage per round in turn, so every module
+    stays represented; the result is sorted by dotted name.
+    """
+    per_module: dict[str, list[tuple[str, str]]] = {}
+    seen: set[str] = set()
+    for title, doc in iter_docstrings(modules):
+        text = _first_paragraphs(inspect.cleandoc(doc), max_words)
+        if len(text.split()) < _MIN_WORDS or text in seen:
+            continue
+        seen.add(text)
+        module = next((m for m in modules if title == m or title.startswith(m + ".")), title)
+        per_module.setdefault(module, []).append((title, text))
+    chosen: list[tuple[str, str]] = []
+    queues = list(per_module.values())
+    depth = 0
+    while len(chosen) < max_passages and any(depth < len(q) for q in queues):
+        for queue in queues:  # one from each module per round: a cap keeps every module
+            if depth < len(queue) and len(chosen) < max_passages:
+                chosen.append(queue[depth])
+        depth += 1
+    chosen.sort(key=lambda pair: pair[0])
+    return [Passage(i, title, text) for i, (title, text) in enumerate(chosen)]
+
+
+def _cache_key(max_passages: int, max_words: int) -> str:
+    raw = "|".join(
+        (
+            str(_BUILDER_VERSION),
+            sys.version,
+            str(max_passages),
+            str(max_words),
+            ",".join(STDLIB_MODULES),
+        )
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def corpus_dir(max_passages: int, max_words: int = _DEFAULT_MAX_WORDS) -> Path:
+    """Where the corpus with these settings is cached."""
+    return models.cache_dir() / "demo-corpus" / _cache_key(max_passages, max_words)
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    tmp.replace(path)
+
+
+def load_corpus(
+    embedder: Any,
+    embedder_name: str,
+    max_passages: int = 2000,
+    max_words: int = _DEFAULT_MAX_WORDS,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> Corpus:
+    """Load the cached corpus and its embeddings, building whichever is missing.
+
+    Args:
+        embedder: a ``SentenceTransformer`` (anything with its ``encode``).
+        embedder_name: the embedder's model name; it keys the embeddings file.
+        max_passages: corpus size cap (part of the cache key).
+        max_words: words kept per passage (part of the cache key).
+        batch_size: ``encode`` batch size when embedding the corpus.
+        progress: show ``encode``'s progress bar while embedding (first run only).
+    """
+    import numpy as np
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    directory = corpus_dir(max_passages, max_words)
+    directory.mkdir(parents=True, exist_ok=True)
+    passages_file = directory / "passages.jsonl"
+    built = False
+    if passages_file.is_file():
+        with passages_file.open(encoding="utf-8") as handle:
+            passages = [Passage(**json.loads(line)) for line in handle]
+    else:
+        passages = build_passages(max_passages, max_words)
+        lines = "".join(json.dumps(p.__dict__, ensure_ascii=False) + "\n" for p in passages)
+        _write_atomically(passages_file, lambda p: p.write_text(lines, encoding="utf-8"))
+        built = True
+
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder_name)
+    vectors_file = directory / f"embeddings-{safe_name}.npy"
+    embeddings = None
+    if vectors_file.is_file():
+        embeddings = np.load(vectors_file)
+        if embeddings.shape[0] != len(passages):
+            embeddings = None  # stale: written for another passage list
+    if embeddings is None:
+        with suppress_instrumentation():  # indexing, not a request: keep it out of traces
+            embeddings = embedder.encode(
+                [p.content for p in passages],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            ).astype("float32")
+
+        def _save(path: Path) -> None:
+            with path.open("wb") as handle:
+                np.save(handle, embeddings)
+
+        _write_atomically(vectors_file, _save)
+        built = True
+    return Corpus(passages, embeddings, directory, built)

@@ -1,0 +1,234 @@
+"""The example service (examples/rag_app.py) and load generator (examples/load.py), in process.
+
+The app is built around a small real pipeline — all-MiniLM-L6-v2, a faiss index over 40
+standard-library passages, the loopback LLM stand-in through the real openai client — and
+an in-memory SDK. The reranker is a scorer that reverses retrieval's order, so what
+``OTEL_RERANK_MODE`` serves is visible in the response: retrieval's order for ``off`` and
+``shadow``, the reversed one for ``serve``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace import ReadableSpan
+
+from otel_rerank import ShadowReranker, semconv
+from otel_rerank.demo import LLMStandIn, Passage, RagPipeline, build_passages, flat_index
+from otel_rerank.demo.llm_standin import MODEL
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+QUERY = "How do I turn a Python object into a JSON string?"
+STAGES = ("embeddings", "retrieval", "rerank", "chat")
+
+
+def _load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+rag_app = _load_example("rag_app")
+load = _load_example("load")
+
+
+class ReverseScorer:
+    """A cross-encoder stand-in whose order is the reverse of the order it is given."""
+
+    def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> list[float]:
+        return [float(i) for i in range(len(pairs))]
+
+
+@pytest.fixture(scope="module")
+def pipeline(minilm: Any) -> Iterator[RagPipeline]:
+    import openai
+
+    passages = build_passages(40)
+    with suppress_instrumentation():
+        vectors = minilm.encode([p.content for p in passages], normalize_embeddings=True)
+    standin = LLMStandIn().start()
+    client = openai.OpenAI(base_url=standin.base_url, api_key="unused", max_retries=0)
+    reranker: ShadowReranker[Passage] = ShadowReranker(
+        ReverseScorer(), sample_rate=1.0, text=lambda p: p.content, model="reverse"
+    )
+    rag = RagPipeline(
+        embedder=minilm,
+        index=flat_index(vectors.astype("float32")),
+        passages=passages,
+        reranker=reranker,
+        llm=client,
+        llm_model=MODEL,
+        k=8,
+        top_n=3,
+        closers=[standin.stop],
+    )
+    yield rag
+    rag.close()
+
+
+@pytest.fixture
+def client(pipeline: RagPipeline, otel: Any) -> Iterator[TestClient]:
+    app = rag_app.create_app(pipeline, tracer_provider=otel.tracer_provider)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _retrieved_ids(pipeline: RagPipeline) -> list[int]:
+    with suppress_instrumentation():
+        return [p.id for p in pipeline.retrieve(QUERY)]
+
+
+def _root(spans: list[ReadableSpan], trace_id: str) -> ReadableSpan:
+    roots = [
+        s for s in spans if s.parent is None and format(s.context.trace_id, "032x") == trace_id
+    ]
+    assert len(roots) == 1, [s.name for s in spans]
+    return roots[0]
+
+
+def _stage(span: ReadableSpan) -> Any:
+    return (span.attributes or {}).get(semconv.GEN_AI_OPERATION_NAME)
+
+
+def test_answer_passages_and_trace_id_come_back(client: TestClient, otel: Any) -> None:
+    response = client.post("/ask", json={"query": QUERY})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body["passages"]) == 3
+    top = body["passages"][0]
+    assert body["answer"] == f'From the documentation: "{top["title"]}: {top["text"]}"'
+    trace_id = body["trace_id"]
+    assert isinstance(trace_id, str) and len(trace_id) == 32
+    spans = otel.spans()
+    root = _root(spans, trace_id)
+    assert root.name == "POST /ask"
+    assert (root.attributes or {})["http.response.status_code"] == 200
+
+
+@pytest.mark.parametrize("mode", ["off", "shadow", "serve"])
+def test_mode_decides_what_is_served(
+    mode: str,
+    client: TestClient,
+    otel: Any,
+    pipeline: RagPipeline,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    retrieved = _retrieved_ids(pipeline)
+    assert len(retrieved) == 8
+    monkeypatch.setenv("OTEL_RERANK_MODE", mode)
+
+    body = client.post("/ask", json={"query": QUERY}).json()
+
+    served = [p["id"] for p in body["passages"]]
+    assert body["mode"] == mode
+    expected = retrieved[::-1][:3] if mode == "serve" else retrieved[:3]
+    assert served == expected
+    root = _root(otel.spans(), body["trace_id"])
+    children = [
+        s for s in otel.spans() if s.parent is not None and s.parent.span_id == root.context.span_id
+    ]
+    stages = sorted(_stage(s) for s in children)
+    if mode == "serve":
+        assert stages == sorted(STAGES)
+    else:
+        assert stages == sorted(("embeddings", "retrieval", "chat"))
+    if mode == "shadow":
+        # The shadow run is off the request path: its own trace, linked to the request.
+        deadline = time.monotonic() + 30
+        shadow: list[ReadableSpan] = []
+        while not shadow and time.monotonic() < deadline:
+            time.sleep(0.05)
+            shadow = [s for s in otel.spans() if (s.attributes or {}).get("rag.rerank.shadow")]
+        assert len(shadow) == 1
+        assert shadow[0].parent is None
+        assert [link.context.span_id for link in shadow[0].links] == [root.context.span_id]
+        assert (shadow[0].attributes or {})[semconv.RAG_RERANK_TOP1_CHANGED] is True
+
+
+def test_stage_spans_are_children_of_the_request_span(
+    client: TestClient, otel: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_RERANK_MODE", "serve")
+    ids = [client.post("/ask", json={"query": QUERY}).json()["trace_id"] for _ in range(2)]
+
+    assert len(set(ids)) == 2  # one trace per request
+    spans = otel.spans()
+    for trace_id in ids:
+        members = [s for s in spans if format(s.context.trace_id, "032x") == trace_id]
+        root = _root(spans, trace_id)
+        assert len(members) == 5
+        for span in members:
+            if span is not root:
+                assert span.parent is not None
+                assert span.parent.span_id == root.context.span_id
+                assert root.start_time <= span.start_time <= span.end_time <= root.end_time
+        assert sorted(_stage(s) for s in members if s is not root) == sorted(STAGES)
+
+
+def test_a_rejected_request_still_gets_a_root_span(client: TestClient, otel: Any) -> None:
+    response = client.post("/ask", json={"query": ""})
+    unknown = client.get("/no/such/path")
+
+    assert response.status_code == 422
+    assert unknown.status_code == 404
+    by_name = {s.name: s for s in otel.spans()}
+    assert (by_name["POST /ask"].attributes or {})["http.response.status_code"] == 422
+    assert "GET" in by_name  # an unknown path is not put in the span name
+    assert not [s for s in otel.spans() if _stage(s)]  # no pipeline stage ran
+
+
+# -- examples/load.py ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com:8000", "http://10.0.0.1:8000", "http://0.0.0.0:8000", "ftp://127.0.0.1"],
+)
+def test_load_refuses_anything_but_loopback(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert load.main(["--url", url, "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("load.py: error:")
+
+
+@pytest.mark.parametrize(
+    "args", [["--rate", "0"], ["--rate", "1000"], ["--duration", "100000"], ["--max-requests", "0"]]
+)
+def test_load_bounds_are_enforced(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert load.main(["--url", "http://127.0.0.1:9", *args]) == 2
+    assert "must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:1", "http://[::1]:80"])
+def test_load_accepts_loopback(url: str) -> None:
+    assert load.check_url(url) == url + "/ask"
+
+
+async def test_load_sends_a_bounded_number_of_requests_at_its_rate(
+    pipeline: RagPipeline, otel: Any
+) -> None:
+    app = rag_app.create_app(pipeline, tracer_provider=otel.tracer_provider)
+    transport = httpx.ASGITransport(app=app)
+    started = time.perf_counter()
+
+    summary = await load.run_load(
+        "http://127.0.0.1:8000", rate=10, duration_s=0.5, max_requests=3, transport=transport
+    )
+
+    assert summary.sent == 3 and summary.ok == 3 and summary.failed == 0
+    assert len(summary.latencies_ms) == 3
+    assert time.perf_counter() - started >= 0.2  # request 3 is due 2 / rate after the start
+    trace_ids = {format(s.context.trace_id, "032x") for s in otel.spans() if s.name == "POST /ask"}
+    assert summary.slowest[1] in trace_ids
+    assert "3 sent, 3 ok, 0 failed" in summary.text()
