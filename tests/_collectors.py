@@ -174,3 +174,47 @@ class HealthyHttpCollector:
                 for scope_spans in resource_spans.scope_spans:
                     names.extend(span.name for span in scope_spans.spans)
         return names
+
+
+class HealthyGrpcCollector:
+    """An OTLP/gRPC collector that accepts every trace export and keeps the span names."""
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._server: Any = None
+        self._port = 0
+
+    def __enter__(self) -> HealthyGrpcCollector:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import grpc
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        def export(request: bytes, context: grpc.ServicerContext) -> bytes:
+            message = ExportTraceServiceRequest()
+            message.ParseFromString(request)
+            for resource_spans in message.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    self._names.extend(span.name for span in scope_spans.spans)
+            return b""  # an empty ExportTraceServiceResponse: full success
+
+        handler = grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            {"Export": grpc.unary_unary_rpc_method_handler(export)},
+        )
+        self._server = grpc.server(ThreadPoolExecutor(max_workers=4), handlers=[handler])
+        self._port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop(grace=None)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def span_names(self) -> list[str]:
+        return list(self._names)

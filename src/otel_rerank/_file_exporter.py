@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,17 @@ class JsonLinesSpanExporter(SpanExporter):
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_traces_path()
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            # A fork taken while the batch worker holds the lock would leave it held forever
+            # in the child (a pre-fork server's worker could then never export).
+            reset = weakref.WeakMethod(self._reset_lock)
+
+            def _after_fork_in_child() -> None:
+                method = reset()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_after_fork_in_child)
         self._shutdown = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -57,6 +69,9 @@ class JsonLinesSpanExporter(SpanExporter):
             logger.warning("otel-rerank: could not write spans to %s", self.path, exc_info=True)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+    def _reset_lock(self) -> None:
+        self._lock = threading.Lock()
 
     def shutdown(self) -> None:
         self._shutdown = True
