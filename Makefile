@@ -55,3 +55,20 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+
+# openai 2.x compatibility: the main venv has openai 3.x, so tests/test_openai.py also runs
+# in a small venv with 2.x (no torch; conftest imports only otel_rerank and opentelemetry).
+OPENAI2_VENV := .venv-openai2
+$(OPENAI2_VENV)/.installed-stamp: pyproject.toml
+	python3 -m venv $(OPENAI2_VENV)
+	$(OPENAI2_VENV)/bin/pip install --quiet -e . 'openai>=2,<3' httpx pytest pytest-asyncio pyyaml opentelemetry-instrumentation-httpx
+	touch $@
+
+.PHONY: test-openai2 bench-openai
+test-openai2: $(OPENAI2_VENV)/.installed-stamp
+	$(OPENAI2_VENV)/bin/pytest tests/test_openai.py -p no:cacheprovider -q
+
+# openai client overhead: ours vs the official, OpenInference and Traceloop instrumentations
+# (each peer in its own .venv-bench-<name>, created on first run; none pulls torch).
+bench-openai: $(STAMP)
+	$(PY) benchmarks/openai_overhead.py

@@ -1,0 +1,733 @@
+"""openai: chat completions (sync, async, streams, the stream helper) and embeddings (offline).
+
+Every call goes to an in-process mock transport given to the client through
+``http_client=``; nothing touches the network. The tests run against whichever openai is
+installed: 3.x speaks ``httpx2``, 2.x ``httpx``, and the mock uses the same library the
+client does (``make test-openai2`` runs this file against openai 2.x).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib
+import importlib.util
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import wrapt
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind, StatusCode
+
+import otel_rerank
+from otel_rerank import _safe, semconv
+from otel_rerank.instrumentation.openai import OpenAIInstrumentor
+from otel_rerank.instrumentation.openai import _attributes as attrs
+
+from .conftest import Otel, make_otel
+
+openai = pytest.importorskip("openai")
+_base_client = importlib.import_module("openai._base_client")
+#: The HTTP library this openai version is built on (httpx2 for 3.x, httpx for 2.x).
+http: Any = getattr(_base_client, "httpx2", None) or _base_client.httpx
+
+API_KEY = "sk-test-SECRET-never-recorded-1234"
+MODEL = "gpt-4o-mini"
+RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
+MESSAGES = [
+    {"role": "system", "content": "You answer from the documents."},
+    {"role": "user", "content": "What is the lift of a wing?"},
+]
+ANSWER = "Lift is the force that holds the wing up."
+STREAM_PIECES = ["Lift ", "is ", "the ", "force."]
+
+
+def _completion() -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-123",
+        "object": "chat.completion",
+        "created": 1,
+        "model": RESPONSE_MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": ANSWER},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 30},
+    }
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-456",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": RESPONSE_MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+
+
+def _stream_body(include_usage: bool, error: bool = False) -> bytes:
+    chunks = [_chunk({"role": "assistant", "content": STREAM_PIECES[0]})]
+    chunks += [_chunk({"content": piece}) for piece in STREAM_PIECES[1:-1]]
+    if error:
+        chunks.append({"error": {"message": "the model overloaded", "type": "server_error"}})
+    chunks.append(_chunk({"content": STREAM_PIECES[-1]}, "stop"))
+    if include_usage:
+        usage = {"prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25}
+        chunks.append({**_chunk({}), "choices": [], "usage": usage})
+    lines = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+    return "".join(lines).encode()
+
+
+def _embeddings(count: int) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "model": "text-embedding-3-small",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, 0.4]}
+            for i in range(count)
+        ],
+        "usage": {"prompt_tokens": 7, "total_tokens": 7},
+    }
+
+
+class _MockOpenAI:
+    """A fake OpenAI API: chat completions (plain and SSE) and embeddings."""
+
+    def __init__(self, status: int = 200, delay_s: float = 0.0, stream_error: bool = False):
+        self.status = status
+        self.delay_s = delay_s
+        self.stream_error = stream_error
+        self.requests: list[Any] = []
+
+    def _respond(self, request: Any) -> Any:
+        self.requests.append(request)
+        if self.status != 200:
+            body = {"error": {"message": "boom", "type": "server_error", "code": None}}
+            return http.Response(self.status, json=body)
+        body = json.loads(request.content)
+        if request.url.path.endswith("/embeddings"):
+            inputs = body["input"]
+            return http.Response(
+                200, json=_embeddings(1 if isinstance(inputs, str) else len(inputs))
+            )
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return http.Response(
+                200,
+                content=_stream_body(include_usage, self.stream_error),
+                headers={"content-type": "text/event-stream"},
+            )
+        return http.Response(200, json=_completion())
+
+    def handler(self, request: Any) -> Any:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return self._respond(request)
+
+    async def async_handler(self, request: Any) -> Any:
+        await asyncio.sleep(self.delay_s)
+        return self._respond(request)
+
+    def client(self) -> Any:
+        return openai.OpenAI(
+            api_key=API_KEY,
+            base_url="https://llm.example.test:8443/v1",
+            max_retries=0,
+            http_client=http.Client(transport=http.MockTransport(self.handler)),
+        )
+
+    def async_client(self) -> Any:
+        return openai.AsyncOpenAI(
+            api_key=API_KEY,
+            base_url="https://llm.example.test:8443/v1",
+            max_retries=0,
+            http_client=http.AsyncClient(transport=http.MockTransport(self.async_handler)),
+        )
+
+
+@pytest.fixture
+def server() -> _MockOpenAI:
+    return _MockOpenAI()
+
+
+def _chat(client: Any, **kwargs: Any) -> Any:
+    return client.chat.completions.create(model=MODEL, messages=MESSAGES, **kwargs)
+
+
+def _chat_spans(otel: Otel) -> list[Any]:
+    return [s for s in otel.spans() if s.name == f"chat {MODEL}"]
+
+
+def _one_chat_span(otel: Otel) -> Any:
+    spans = _chat_spans(otel)
+    assert len(spans) == 1, [s.name for s in otel.spans()]
+    return spans[0]
+
+
+def _duration_count(otel: Otel) -> int:
+    return sum(p.count for p in otel.metric_points(semconv.METRIC_OPERATION_DURATION))
+
+
+def _content_keys(span: Any) -> list[str]:
+    return [k for k in span.attributes if k.startswith(("llm.input_messages", "llm.output"))]
+
+
+# -- chat completions --------------------------------------------------------------------
+def test_chat_success_attributes(otel: Otel, server: _MockOpenAI) -> None:
+    result = _chat(server.client(), max_tokens=64, temperature=0.2, top_p=0.9)
+
+    assert result.choices[0].message.content == ANSWER
+    span = _one_chat_span(otel)
+    a = span.attributes
+    assert span.kind is SpanKind.CLIENT
+    assert a[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    assert a[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+    assert a[semconv.OPENINFERENCE_SPAN_KIND] == "LLM"
+    assert a[semconv.GEN_AI_REQUEST_MODEL] == MODEL
+    assert a[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
+    assert a[semconv.GEN_AI_RESPONSE_ID] == "chatcmpl-123"
+    assert a[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 21
+    assert a[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 9
+    assert a[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 64
+    assert a[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.2
+    assert a[semconv.GEN_AI_REQUEST_TOP_P] == 0.9
+    assert a[semconv.SERVER_ADDRESS] == "llm.example.test"
+    assert a[semconv.SERVER_PORT] == 8443
+    assert semconv.GEN_AI_REQUEST_STREAM not in a
+    assert span.status.status_code is StatusCode.UNSET
+
+    tokens = {
+        p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum
+        for p in otel.metric_points(semconv.METRIC_TOKEN_USAGE)
+    }
+    assert tokens == {"input": 21, "output": 9}
+    duration = otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+    assert [p.attributes[semconv.GEN_AI_PROVIDER_NAME] for p in duration] == ["openai"]
+    assert duration[0].attributes[semconv.GEN_AI_REQUEST_MODEL] == MODEL
+
+
+@pytest.mark.parametrize(
+    ("status", "error_name"), [(500, "InternalServerError"), (400, "BadRequestError")]
+)
+def test_chat_http_error_is_recorded_and_reraised(otel: Otel, status: int, error_name: str) -> None:
+    server = _MockOpenAI(status=status)
+    with pytest.raises(getattr(openai, error_name)) as caught:
+        _chat(server.client())
+
+    assert caught.value.status_code == status
+    span = _one_chat_span(otel)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE].endswith(error_name)
+    exception_events = [e for e in span.events if e.name == "exception"]
+    assert exception_events[0].attributes["exception.type"].endswith(error_name)
+    (point,) = otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+    assert point.attributes[semconv.ERROR_TYPE].endswith(error_name)
+
+
+def test_suppressed_calls_make_no_span(otel: Otel, server: _MockOpenAI) -> None:
+    client = server.client()
+    with suppress_instrumentation():
+        _chat(client)
+        stream = _chat(client, stream=True)
+        assert not isinstance(stream, wrapt.ObjectProxy)
+        list(stream)
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert otel.spans() == []
+    assert len(server.requests) == 3
+
+
+def test_sampled_out_call_still_works_and_is_timed(server: _MockOpenAI) -> None:
+    sdk = make_otel(sampler=ALWAYS_OFF)
+    sdk.instrument()
+    try:
+        assert _chat(server.client()).choices[0].message.content == ANSWER
+        assert "".join(
+            c.choices[0].delta.content or ""
+            for c in _chat(server.client(), stream=True)
+            if c.choices
+        ) == "".join(STREAM_PIECES)
+    finally:
+        otel_rerank.uninstrument()
+    assert sdk.spans() == []
+    assert _duration_count(sdk) == 2
+
+
+def test_content_is_off_by_default(otel: Otel, server: _MockOpenAI) -> None:
+    _chat(server.client())
+    list(_chat(server.client(), stream=True))
+    for span in _chat_spans(otel):
+        assert _content_keys(span) == []
+
+
+def test_content_is_recorded_when_enabled(otel: Otel, server: _MockOpenAI) -> None:
+    otel.instrument(capture_content=True)
+    _chat(server.client())
+    list(_chat(server.client(), stream=True))
+
+    plain, streamed = _chat_spans(otel)
+    for span in (plain, streamed):
+        a = span.attributes
+        assert a["llm.input_messages.0.message.role"] == "system"
+        assert a["llm.input_messages.1.message.content"] == MESSAGES[1]["content"]
+    assert plain.attributes["llm.output_messages.0.message.content"] == ANSWER
+    assert streamed.attributes["llm.output_messages.0.message.content"] == "".join(STREAM_PIECES)
+
+
+def test_api_key_is_never_recorded(otel: Otel, server: _MockOpenAI) -> None:
+    otel.instrument(capture_content=True)
+    client = server.client()
+    _chat(client)
+    list(_chat(client, stream=True))
+    client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    with pytest.raises(openai.InternalServerError):
+        _chat(_MockOpenAI(status=500).client())
+
+    assert len(otel.spans()) == 4
+    values = []
+    for span in otel.spans():
+        values += [str(v) for v in span.attributes.values()]
+        for event in span.events:
+            values += [str(v) for v in (event.attributes or {}).values()]
+    assert values
+    assert not [v for v in values if "SECRET" in v or API_KEY in v]
+    assert all("Bearer" not in v for v in values)
+
+
+async def test_async_chat_span_covers_the_await(otel: Otel) -> None:
+    server = _MockOpenAI(delay_s=0.05)
+    result = await server.async_client().chat.completions.create(model=MODEL, messages=MESSAGES)
+
+    assert result.choices[0].message.content == ANSWER
+    span = _one_chat_span(otel)
+    assert span.end_time - span.start_time >= 50_000_000
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 9
+    assert span.kind is SpanKind.CLIENT
+
+
+async def test_async_chat_error(otel: Otel) -> None:
+    with pytest.raises(openai.BadRequestError):
+        await (
+            _MockOpenAI(status=400)
+            .async_client()
+            .chat.completions.create(model=MODEL, messages=MESSAGES)
+        )
+    assert _one_chat_span(otel).status.status_code is StatusCode.ERROR
+
+
+# -- streams -----------------------------------------------------------------------------
+def test_stream_exhausted(otel: Otel, server: _MockOpenAI) -> None:
+    stream = _chat(server.client(), stream=True, stream_options={"include_usage": True})
+    assert _chat_spans(otel) == []  # still open: the answer is being read
+
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    assert text == "".join(STREAM_PIECES)
+    span = _one_chat_span(otel)
+    a = span.attributes
+    assert a[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert a[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
+    assert a[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 21
+    assert a[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
+    ttfc = a[semconv.RAG_LLM_TIME_TO_FIRST_CHUNK]
+    assert 0 < ttfc <= (span.end_time - span.start_time) / 1e9
+    stream.close()  # after exhaustion: nothing more
+    del stream
+    gc.collect()
+    assert len(_chat_spans(otel)) == 1
+    assert _duration_count(otel) == 1
+
+
+def test_stream_keeps_working_as_the_sdk_object(otel: Otel, server: _MockOpenAI) -> None:
+    stream = _chat(server.client(), stream=True)
+    assert isinstance(stream, openai.Stream)
+    assert stream.response.status_code == 200
+    first = next(stream)
+    assert first.choices[0].delta.content == STREAM_PIECES[0]
+    rest = list(stream)
+    assert len(rest) == len(STREAM_PIECES) - 1
+    assert len(_chat_spans(otel)) == 1
+
+
+def test_stream_closed_early(otel: Otel, server: _MockOpenAI) -> None:
+    stream = _chat(server.client(), stream=True)
+    next(stream)
+    stream.close()
+    span = _one_chat_span(otel)
+    assert span.status.status_code is StatusCode.UNSET
+    assert semconv.RAG_LLM_TIME_TO_FIRST_CHUNK in span.attributes
+    stream.close()
+    del stream
+    gc.collect()
+    assert len(_chat_spans(otel)) == 1
+
+
+def test_stream_broken_out_of(otel: Otel, server: _MockOpenAI) -> None:
+    stream = _chat(server.client(), stream=True)
+    for _ in stream:
+        break
+    assert len(_chat_spans(otel)) == 1  # ended at the break, not at garbage collection
+    del stream
+    gc.collect()
+    assert len(_chat_spans(otel)) == 1
+    assert _duration_count(otel) == 1
+
+
+def test_stream_dropped_unread(otel: Otel, server: _MockOpenAI) -> None:
+    stream = _chat(server.client(), stream=True)
+    assert _chat_spans(otel) == []
+    del stream
+    gc.collect()
+    span = _one_chat_span(otel)
+    assert semconv.RAG_LLM_TIME_TO_FIRST_CHUNK not in span.attributes
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_stream_as_context_manager(otel: Otel, server: _MockOpenAI) -> None:
+    with _chat(server.client(), stream=True) as stream:
+        assert isinstance(stream, wrapt.ObjectProxy)  # iteration still goes through us
+        next(stream)
+        assert _chat_spans(otel) == []
+    assert len(_chat_spans(otel)) == 1
+    del stream
+    gc.collect()
+    assert len(_chat_spans(otel)) == 1
+
+
+def test_stream_error_mid_stream(otel: Otel) -> None:
+    server = _MockOpenAI(stream_error=True)
+    stream = _chat(server.client(), stream=True)
+    with pytest.raises(openai.APIError):
+        for _ in stream:
+            pass
+    span = _one_chat_span(otel)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE].endswith("APIError")
+
+
+def test_stream_helper_one_span(otel: Otel, server: _MockOpenAI) -> None:
+    client = server.client()
+    if not hasattr(client.chat.completions, "stream"):
+        pytest.skip("this openai has no chat.completions.stream helper")
+    with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        events = [e.type for e in stream]
+        final = stream.get_final_completion()
+    assert "content.done" in events
+    assert final.choices[0].message.content == "".join(STREAM_PIECES)
+    span = _one_chat_span(otel)
+    assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert semconv.RAG_LLM_TIME_TO_FIRST_CHUNK in span.attributes
+
+
+def test_stream_helper_left_early(otel: Otel, server: _MockOpenAI) -> None:
+    client = server.client()
+    if not hasattr(client.chat.completions, "stream"):
+        pytest.skip("this openai has no chat.completions.stream helper")
+    with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        for _event in stream:
+            break
+        keep = stream  # the user still holds the stream: the span must end at exit anyway
+    assert len(_chat_spans(otel)) == 1
+    del keep, stream
+    gc.collect()
+    assert len(_chat_spans(otel)) == 1
+
+
+async def test_async_stream_exhausted_and_timed(otel: Otel) -> None:
+    server = _MockOpenAI(delay_s=0.05)
+    stream = await server.async_client().chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    assert isinstance(stream, openai.AsyncStream)
+    pieces = [c.choices[0].delta.content async for c in stream if c.choices]
+    assert "".join(p or "" for p in pieces) == "".join(STREAM_PIECES)
+    span = _one_chat_span(otel)
+    assert span.end_time - span.start_time >= 50_000_000
+    assert span.attributes[semconv.RAG_LLM_TIME_TO_FIRST_CHUNK] >= 0.05
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
+
+
+async def test_async_stream_anext_and_close(otel: Otel, server: _MockOpenAI) -> None:
+    stream = await server.async_client().chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True
+    )
+    await stream.__anext__()
+    await stream.close()
+    assert len(_chat_spans(otel)) == 1
+    del stream
+    gc.collect()
+    assert len(_chat_spans(otel)) == 1
+
+
+async def test_async_stream_broken_out_of(otel: Otel, server: _MockOpenAI) -> None:
+    stream = await server.async_client().chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True
+    )
+    async for _ in stream:
+        break
+    for _ in range(3):  # asyncio closes an abandoned async generator on a later loop turn
+        gc.collect()
+        await asyncio.sleep(0)
+    assert len(_chat_spans(otel)) == 1
+    del stream
+    gc.collect()
+    assert len(_chat_spans(otel)) == 1
+
+
+async def test_async_stream_context_manager_and_dropped(otel: Otel, server: _MockOpenAI) -> None:
+    client = server.async_client()
+    async with await client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True
+    ) as stream:
+        await stream.__anext__()
+    assert len(_chat_spans(otel)) == 1
+    dropped = await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    del dropped
+    gc.collect()
+    assert len(_chat_spans(otel)) == 2
+
+
+async def test_async_stream_helper(otel: Otel, server: _MockOpenAI) -> None:
+    client = server.async_client()
+    if not hasattr(client.chat.completions, "stream"):
+        pytest.skip("this openai has no chat.completions.stream helper")
+    async with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        async for _event in stream:
+            break
+    assert len(_chat_spans(otel)) == 1
+    async with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        final = await stream.get_final_completion()
+    assert final.choices[0].message.content == "".join(STREAM_PIECES)
+    assert len(_chat_spans(otel)) == 2
+
+
+# -- embeddings --------------------------------------------------------------------------
+def test_embeddings_attributes(otel: Otel, server: _MockOpenAI) -> None:
+    result = server.client().embeddings.create(
+        model="text-embedding-3-small", input=["lift", "drag", "thrust"]
+    )
+    assert len(result.data) == 3
+    span = otel.span("embeddings text-embedding-3-small")
+    a = span.attributes
+    assert span.kind is SpanKind.CLIENT
+    assert a[semconv.GEN_AI_OPERATION_NAME] == "embeddings"
+    assert a[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+    assert a[semconv.OPENINFERENCE_SPAN_KIND] == "EMBEDDING"
+    assert a[semconv.RAG_EMBEDDING_INPUT_COUNT] == 3
+    assert a[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == 4
+    assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 7
+    assert a[semconv.SERVER_ADDRESS] == "llm.example.test"
+    assert not [k for k in a if k.startswith(semconv.EMBEDDING_EMBEDDINGS)]
+
+
+def test_embeddings_content_when_enabled(otel: Otel, server: _MockOpenAI) -> None:
+    otel.instrument(capture_content=True)
+    server.client().embeddings.create(model="text-embedding-3-small", input="lift")
+    a = otel.span("embeddings text-embedding-3-small").attributes
+    assert a["embedding.embeddings.0.embedding.text"] == "lift"
+
+
+async def test_async_embeddings_cover_the_await(otel: Otel) -> None:
+    server = _MockOpenAI(delay_s=0.05)
+    await server.async_client().embeddings.create(model="text-embedding-3-small", input="x")
+    span = otel.span("embeddings text-embedding-3-small")
+    assert span.end_time - span.start_time >= 50_000_000
+    assert span.attributes[semconv.RAG_EMBEDDING_INPUT_COUNT] == 1
+
+
+def test_embeddings_error(otel: Otel) -> None:
+    with pytest.raises(openai.InternalServerError):
+        _MockOpenAI(status=500).client().embeddings.create(model="m", input="x")
+    assert otel.span("embeddings m").status.status_code is StatusCode.ERROR
+
+
+# -- patching ----------------------------------------------------------------------------
+def _patched_methods() -> list[tuple[type, str]]:
+    chat = importlib.import_module("openai.resources.chat.completions.completions")
+    embeddings = importlib.import_module("openai.resources.embeddings")
+    found = [
+        (chat.Completions, "create"),
+        (chat.AsyncCompletions, "create"),
+        (embeddings.Embeddings, "create"),
+        (embeddings.AsyncEmbeddings, "create"),
+    ]
+    found += [
+        (cls, "stream")
+        for cls in (chat.Completions, chat.AsyncCompletions)
+        if "stream" in cls.__dict__
+    ]
+    return found
+
+
+def test_uninstrument_restores_the_originals() -> None:
+    otel_rerank.uninstrument()
+    methods = _patched_methods()
+    originals = [owner.__dict__[name] for owner, name in methods]
+    sdk = make_otel()
+    assert "openai" in sdk.instrument(libraries=["openai"])
+    sdk.instrument(libraries=["openai"])  # twice: still one layer
+    for owner, name in methods:
+        patched = owner.__dict__[name]
+        assert isinstance(patched, wrapt.FunctionWrapper)
+        assert not isinstance(patched.__wrapped__, wrapt.FunctionWrapper)
+    otel_rerank.uninstrument()
+    otel_rerank.uninstrument()
+    for (owner, name), original in zip(methods, originals, strict=True):
+        assert owner.__dict__[name] is original
+        assert not isinstance(owner.__dict__[name], wrapt.ObjectProxy)
+
+
+def test_supported_range_is_declared() -> None:
+    assert OpenAIInstrumentor.supported.startswith("openai")
+    assert OpenAIInstrumentor().instrumentation_dependencies() == (OpenAIInstrumentor.supported,)
+
+
+def test_httpx_instrumentation_does_not_duplicate_the_chat_span(
+    otel: Otel, server: _MockOpenAI
+) -> None:
+    httpx_instrumentation = pytest.importorskip("opentelemetry.instrumentation.httpx")
+    instrumentor = httpx_instrumentation.HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=otel.tracer_provider)
+    try:
+        http_client = http.Client(transport=http.MockTransport(server.handler))
+        if http.__name__ == "httpx":  # openai 2.x: the HTTP library the instrumentor knows
+            instrumentor.instrument_client(http_client, tracer_provider=otel.tracer_provider)
+        client = openai.OpenAI(api_key=API_KEY, max_retries=0, http_client=http_client)
+        _chat(client)
+        list(_chat(client, stream=True))
+    finally:
+        instrumentor.uninstrument()
+
+    chat_spans = _chat_spans(otel)
+    assert len(chat_spans) == 2
+    chat_ids = {s.context.span_id for s in chat_spans}
+    http_spans = [s for s in otel.spans() if s not in chat_spans]
+    if http.__name__ == "httpx":
+        assert len(http_spans) == 2  # one HTTP client span per call...
+    for span in http_spans:  # ...each a child of its chat span
+        assert span.parent is not None and span.parent.span_id in chat_ids
+
+
+def test_not_installed_is_skipped_silently(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    otel_rerank.uninstrument()
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "openai" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    sdk = make_otel()
+    with caplog.at_level(logging.DEBUG):
+        assert sdk.instrument(libraries=["openai"]) == []
+    otel_rerank.uninstrument()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_instrumentor_module_does_not_import_openai() -> None:
+    code = (
+        "import sys; sys.modules['openai'] = None\n"
+        "import otel_rerank\n"
+        "from otel_rerank.instrumentation.openai import OpenAIInstrumentor\n"
+        "assert not OpenAIInstrumentor.is_installed()\n"
+        "assert otel_rerank.instrument(libraries=['openai']) == []\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_our_failure_never_reaches_the_call(
+    otel: Otel, server: _MockOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_safe, "STRICT", False)
+
+    def broken(*args: Any, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        raise RuntimeError("bug in extraction")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(attrs, "chat_response", broken)
+    monkeypatch.setattr(attrs.ChatStreamState, "add", broken)
+    assert _chat(server.client()).choices[0].message.content == ANSWER
+    assert len(list(_chat(server.client(), stream=True))) == len(STREAM_PIECES)
+    assert len(_chat_spans(otel)) == 2
+
+
+# -- pure extraction (table style) -------------------------------------------------------
+class _Obj:
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"max_tokens": 10}, {semconv.GEN_AI_REQUEST_MAX_TOKENS: 10}),
+        ({"max_completion_tokens": 5, "max_tokens": 10}, {semconv.GEN_AI_REQUEST_MAX_TOKENS: 5}),
+        ({"temperature": True}, {}),
+        (
+            {"temperature": 0, "stream": True},
+            {semconv.GEN_AI_REQUEST_TEMPERATURE: 0, semconv.GEN_AI_REQUEST_STREAM: True},
+        ),
+        ({"top_p": object()}, {}),
+    ],
+)
+def test_chat_request_extraction(arguments: dict[str, Any], expected: dict[str, Any]) -> None:
+    got = {k: v for k, v in attrs.chat_request(object(), arguments) if v is not None}
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("inputs", "count"),
+    [("one", 1), (["a", "b"], 2), ([1, 2, 3], 1), ([[1, 2], [3]], 2), (iter(["a"]), None)],
+)
+def test_embedding_input_count(inputs: Any, count: int | None) -> None:
+    got = dict(attrs.embeddings_request(object(), {"input": inputs}))
+    assert got[semconv.RAG_EMBEDDING_INPUT_COUNT] == count
+
+
+def test_input_messages_never_consume_a_generator() -> None:
+    messages = (m for m in MESSAGES)
+    assert attrs.input_messages({"messages": messages}) == []
+    assert next(messages) == MESSAGES[0]
+    parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}]}]
+    assert attrs.input_messages({"messages": parts}) == [("user", "a")]
+
+
+def test_server_attributes_default_port() -> None:
+    client = _Obj(base_url=_Obj(host="api.openai.com", port=None, scheme="https"))
+    assert dict(attrs.chat_request(_Obj(_client=client), {})) == {
+        semconv.SERVER_ADDRESS: "api.openai.com",
+        semconv.SERVER_PORT: 443,
+        semconv.GEN_AI_REQUEST_MAX_TOKENS: None,
+        semconv.GEN_AI_REQUEST_TEMPERATURE: None,
+        semconv.GEN_AI_REQUEST_TOP_P: None,
+    }
+
+
+def test_response_extraction_tolerates_other_shapes() -> None:
+    assert dict(attrs.chat_response(object())) == {
+        semconv.GEN_AI_RESPONSE_MODEL: None,
+        semconv.GEN_AI_RESPONSE_ID: None,
+    }
+    assert attrs.usage(object()) == (None, None)
+    assert attrs.output_messages("raw") == []
