@@ -1,0 +1,189 @@
+"""``otel-rerank bench`` end to end: the JSON document, the table, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from otel_rerank.cli import main
+from otel_rerank.models import PROXY_NOTICE
+
+LABELLED = [
+    {
+        "query": "wing lift in a slipstream",
+        "candidates": [
+            {"text": "the quick brown fox", "label": 0},
+            {"text": "aeronautics wing boundary layer pressure flow", "label": 1},
+            {"text": "python docs assistant", "label": 0},
+            {"text": "latency budget percentile", "label": 0},
+        ],
+    },
+    {
+        "query": "trace latency alert",
+        "candidates": [
+            {"text": "latency budget percentile histogram span trace metric alert", "label": 1},
+            {"text": "the lazy dog", "label": 0},
+            {"text": "rerank the retrieved candidates", "label": 0},
+        ],
+    },
+    {
+        "query": "standard library questions",
+        "candidates": [
+            {"text": "supersonic flow", "label": 0},
+            {"text": "the quick brown fox jumps", "label": 0},
+            {
+                "text": "python docs assistant answers questions about the standard library",
+                "label": 1,
+            },
+            {"text": "cross encoder", "label": 0},
+        ],
+    },
+]
+
+
+@pytest.fixture
+def labelled_jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "queries.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in LABELLED))
+    return path
+
+
+def test_bench_json_has_every_cell(
+    tiny_cross_encoder_path: Path,
+    labelled_jsonl: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "bench.json"
+    png = tmp_path / "bench.png"
+    status = main(
+        [
+            "bench", "--model", str(tiny_cross_encoder_path), "--queries", str(labelled_jsonl),
+            "--k", "2,4", "--batch-size", "1,2,4", "--repeats", "3", "--warmup", "1",
+            "--budget-ms", "5000", "--json", str(out), "--plot", str(png), "--no-progress",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    stdout = capsys.readouterr().out
+    assert "3 queries from" in stdout and "verdict: up to k=4" in stdout
+    assert PROXY_NOTICE not in stdout  # a real model directory, not the proxy
+    document = json.loads(out.read_text())
+    assert document["model"] == "tiny-cross-encoder"
+    assert document["proxy"] is False
+    cells = {(c["k"], c["batch_size"]): c for c in document["cells"]}
+    assert set(cells) == {(k, b) for k in (2, 4) for b in (1, 2, 4)}
+    for (k, _), cell in cells.items():
+        assert cell["samples"] == 3 * 3
+        assert 0 < cell["p50_ms"] <= cell["p95_ms"] <= cell["p99_ms"]
+        assert cell["pairs_per_call"] == (2 if k == 2 else 11 / 3)
+        # pairs/s is total pairs over total time, i.e. pairs per call over mean latency
+        assert cell["pairs_per_s"] == pytest.approx(cell["pairs_per_call"] / cell["mean_ms"] * 1e3)
+        assert cell["ms_per_pair"] * cell["pairs_per_s"] == pytest.approx(1000)
+    quality = {q["k"]: q for q in document["quality"]}
+    assert set(quality) == {2, 4}
+    assert quality[4]["top1_original"] == pytest.approx(1 / 3)  # only query 2 starts right
+    assert quality[2]["with_relevant"] == 2  # query 3's relevant text is third
+    for q in quality.values():
+        assert q["top1_lift"] == pytest.approx(q["top1_reranked"] - q["top1_original"])
+        assert q["ndcg5_lift"] == pytest.approx(q["ndcg5_reranked"] - q["ndcg5_original"])
+    assert {f["batch_size"] for f in document["fits"]} == {1, 2, 4}
+    assert document["verdict"]["k"] == 4
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_default_model_is_the_proxy_and_says_so(
+    labelled_jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        ["bench", "--queries", str(labelled_jsonl), "--k", "2", "--batch-size", "2",
+         "--repeats", "1", "--warmup", "0", "--no-progress"]
+    )  # fmt: skip
+    assert status == 0
+    captured = capsys.readouterr()
+    assert PROXY_NOTICE in captured.out
+    assert "ms-marco-MiniLM-L-6-v2-proxy" in captured.out
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err, err
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--k", "0"], "--k must be positive, got 0"),
+        (["--k", "5,-1"], "--k must be positive, got -1"),
+        (["--k", "ten"], "--k must be comma-separated integers"),
+        (["--batch-size", "0"], "--batch-size must be positive"),
+        (["--budget-ms", "-5"], "--budget-ms must be positive"),
+        (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--device", "tpu"], "--device must be cpu or cuda"),
+    ],
+)
+def test_bad_numbers(
+    extra: list[str], message: str, labelled_jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _one_line_error(capsys, ["bench", "--queries", str(labelled_jsonl), *extra], message)
+
+
+def test_missing_query_file(capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line_error(capsys, ["bench", "--queries", "/nope/q.jsonl"], "no such file: /nope/q.jsonl")
+
+
+def test_malformed_jsonl_line(
+    tiny_cross_encoder_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(LABELLED[0]) + "\n" + json.dumps(LABELLED[1])[:-3] + "\n")
+    _one_line_error(
+        capsys,
+        ["bench", "--model", str(tiny_cross_encoder_path), "--queries", str(path)],
+        f"{path}, line 2: not JSON",
+    )
+
+
+def test_unknown_model_path(labelled_jsonl: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line_error(
+        capsys,
+        ["bench", "--model", "/no/such/model", "--queries", str(labelled_jsonl)],
+        "unknown model: no model directory at /no/such/model",
+    )
+
+
+def test_unknown_model_name(labelled_jsonl: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line_error(
+        capsys,
+        ["bench", "--model", "no-such-org/no-such-reranker", "--queries", str(labelled_jsonl)],
+        "unknown model 'no-such-org/no-such-reranker': cannot load it offline",
+    )
+
+
+def test_a_directory_that_is_not_a_model(
+    labelled_jsonl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _one_line_error(
+        capsys,
+        ["bench", "--model", str(tmp_path), "--queries", str(labelled_jsonl)],
+        "cannot load it offline",
+    )
+
+
+def test_subprocess_exit_status_and_no_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_rerank.cli", "bench", "--k", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "otel-rerank bench: error: --k must be positive, got 0"
