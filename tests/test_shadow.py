@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import otel_rerank
-from otel_rerank import semconv
+from otel_rerank import _telemetry, semconv
 from otel_rerank.shadow import MODE_ENV, ShadowReranker, ShadowResult, current_mode
 
 
@@ -214,7 +214,8 @@ async def test_asyncio_callers(otel: Any, monkeypatch: pytest.MonkeyPatch) -> No
     assert sum(1 for s in otel.spans() if s.attributes.get(semconv.RAG_RERANK_SHADOW)) == 5
 
 
-def test_no_sdk_skips_the_work() -> None:
+def test_no_sdk_skips_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_telemetry, "current", lambda: None)  # as with no SDK configured
     model = _Scorer()
     shadow = ShadowReranker(model, sample_rate=1.0)
     assert shadow("q", CANDIDATES) is CANDIDATES
