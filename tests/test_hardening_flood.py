@@ -1,0 +1,140 @@
+"""A flood of large reranks with content capture on stays within every limit.
+
+10,000 reranks of 100 candidates, each document 5,000 characters, with content capture on:
+
+* every span keeps the content policy: at most ``max_documents`` documents written, each
+  truncated to ``max_length`` characters, and the span's attribute count under the SDK's
+  limit (nothing dropped by the SDK, which would lose attributes arbitrarily);
+* the metric series stay low-cardinality (one duration series, whatever the inputs);
+* memory is bounded: with spans going to a bounded batch processor, the objects Python
+  tracks and the resident memory after 10,000 calls are what they were after 2,000, give
+  or take noise — a per-call leak of one span or one truncated document would show as
+  8,000 objects or 8 MB.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import os
+import resource
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+import otel_rerank
+from otel_rerank import _config, semconv
+
+CALLS = 10_000
+CHECKPOINT = 2_000
+CANDIDATES = 100
+DOCUMENT_CHARS = 5_000
+#: Growth allowed between the checkpoint and the end (caches, allocator noise).
+OBJECT_ALLOWANCE = 1_000
+RSS_ALLOWANCE = 4 * 1024 * 1024
+
+
+class _KeepLast(SpanExporter):
+    """Keeps only the most recent spans (bounded) and counts the rest."""
+
+    def __init__(self, keep: int) -> None:
+        self.recent: collections.deque[ReadableSpan] = collections.deque(maxlen=keep)
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.recent.extend(spans)
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_ten_thousand_captured_reranks_stay_bounded() -> None:
+    exporter = _KeepLast(keep=10)
+    tracer_provider = TracerProvider(span_limits=SpanLimits())
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(exporter, max_queue_size=512, schedule_delay_millis=50)
+    )
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    otel_rerank.instrument(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, capture_content=True
+    )
+    documents = [f"{i:04d} " + "x" * DOCUMENT_CHARS for i in range(CANDIDATES)]
+    scores = [float(CANDIDATES - i) for i in range(CANDIDATES)]
+
+    @otel_rerank.rerank(model="flood")
+    def rerank(query: str, documents: list[str]) -> list[float]:
+        return scores
+
+    try:
+        for n in range(CALLS):
+            if n == CHECKPOINT:
+                checkpoint = _memory(tracer_provider)
+            rerank(f"query {n % 7} " + "q" * 3000, documents)
+        end = _memory(tracer_provider)
+        duration_series = _points(reader, semconv.METRIC_OPERATION_DURATION)
+        candidate_series = _points(reader, semconv.METRIC_RERANK_CANDIDATES)
+    finally:
+        otel_rerank.uninstrument()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+    # No growth between 2,000 and 10,000 calls: neither in objects the garbage collector
+    # tracks (a leaked span, dict or list per call would add 8,000 or more) nor in resident
+    # memory (a leaked 1 kB string per call would add 8 MB).
+    assert end[0] - checkpoint[0] < OBJECT_ALLOWANCE, (checkpoint, end)
+    assert end[1] - checkpoint[1] < RSS_ALLOWANCE, (checkpoint, end)
+
+    assert exporter.recent, "no span reached the exporter"
+    limit = SpanLimits().max_span_attributes
+    policy = _config.ContentPolicy()
+    prefix = semconv.RERANKER_INPUT_DOCUMENTS + "."
+    for span in exporter.recent:
+        attributes = span.attributes or {}
+        assert span.dropped_attributes == 0
+        assert len(attributes) < limit
+        contents = [
+            v for k, v in attributes.items() if k.startswith(prefix) and k.endswith("content")
+        ]
+        assert len(contents) == policy.max_documents
+        assert all(isinstance(v, str) and len(v) <= policy.max_length for v in contents)
+        query = attributes[semconv.RERANKER_QUERY]
+        assert isinstance(query, str) and len(query) <= policy.max_length
+        assert attributes[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == CANDIDATES
+
+    # Metric attributes never carry content: one series per metric, whatever the queries.
+    assert len(duration_series) == 1
+    assert duration_series[0].count == CALLS
+    assert len(candidate_series) == 1
+
+
+def _memory(tracer_provider: TracerProvider) -> tuple[int, int]:
+    """(objects the garbage collector tracks, resident set size in bytes) after a flush."""
+    tracer_provider.force_flush()
+    gc.collect()
+    statm = Path("/proc/self/statm")
+    if statm.exists():
+        rss = int(statm.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    else:  # not Linux: the peak, which a leak raises just the same
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return len(gc.get_objects()), rss
+
+
+def _points(reader: InMemoryMetricReader, name: str) -> list[Any]:
+    data = reader.get_metrics_data()
+    found: list[Any] = []
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == name:
+                    found.extend(metric.data.data_points)
+    return found
