@@ -383,7 +383,7 @@ async def test_async_stream_helper(otel: Otel) -> None:
 # -- patching ----------------------------------------------------------------------------
 def test_uninstrument_restores_the_originals() -> None:
     otel_rerank.uninstrument()
-    module = importlib.import_module("anthropic.resources.messages.messages")
+    module = importlib.import_module("anthropic.resources.messages")
     methods = [
         (cls, name)
         for cls in (module.Messages, module.AsyncMessages)

@@ -38,7 +38,8 @@ from collections.abc import Sequence
 from otel_rerank.instrumentation._base import RagInstrumentor, Target
 from otel_rerank.instrumentation.anthropic import _wrappers
 
-_MESSAGES = "anthropic.resources.messages.messages"
+# A package re-exporting the classes from 0.41 on, a module before: both resolve here.
+_MESSAGES = "anthropic.resources.messages"
 
 
 class AnthropicInstrumentor(RagInstrumentor):
