@@ -3,11 +3,13 @@
 Phoenix (``arize-phoenix``, ~850 MB) lives in its own venv, ``.venv-phoenix``, installed by
 ``make phoenix`` (a dependency of ``make test``); without it these tests skip and say so.
 The fixture starts ``phoenix serve`` on free loopback ports with a throw-away working
-directory, telemetry off and a clean environment (no network is used: the exporters talk
-to 127.0.0.1 only). Each test runs embeddings → retrieval → rerank → LLM inside a root span
-(the rerank is the real sentence-transformers instrumentation around the tiny
-cross-encoder; the other stages are otel-rerank's decorators), exports it to its own Phoenix
-project over one transport, reads the spans back through Phoenix's REST API
+directory, telemetry and external resources off and a clean environment, so it opens no
+connection beyond loopback (checked once with strace; the exporters talk to 127.0.0.1).
+Phoenix's gRPC port is bound on all interfaces (Phoenix has no setting for it); nothing
+but this test sends to it. Each test runs embeddings → retrieval → rerank → LLM inside a
+root span (the rerank is the real sentence-transformers instrumentation around the tiny
+cross-encoder; the other stages are otel-rerank's decorators), exports it to its own
+Phoenix project over one transport, reads the spans back through Phoenix's REST API
 (``GET /v1/projects/{project}/spans``) and checks the SPEC span names, the OpenInference
 kinds Phoenix derived, and that every stage is a child of the root in one trace.
 """
@@ -80,6 +82,9 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
         "PHOENIX_PORT": str(server.http_port),
         "PHOENIX_GRPC_PORT": str(server.grpc_port),
         "PHOENIX_TELEMETRY_ENABLED": "false",
+        # Otherwise Phoenix looks up github.com (a WASM sandbox download) and its docs' MCP
+        # server at start-up; with this off, strace shows no connection but loopback.
+        "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
         "HF_HUB_OFFLINE": "1",
         "DO_NOT_TRACK": "1",
     }
