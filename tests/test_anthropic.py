@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import wrapt
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_rerank
-from otel_rerank import semconv
+from otel_rerank import _safe, semconv
 from otel_rerank.instrumentation.anthropic import AnthropicInstrumentor
 from otel_rerank.instrumentation.anthropic import _attributes as attrs
 
@@ -489,3 +490,51 @@ def test_stream_state_ignores_unknown_events() -> None:
         semconv.GEN_AI_RESPONSE_MODEL: None,
         semconv.GEN_AI_RESPONSE_ID: None,
     }
+
+
+def test_registered_as_an_opentelemetry_instrumentor() -> None:
+    from pathlib import Path
+
+    import tomllib
+
+    from otel_rerank.instrumentation import INSTRUMENTORS, load
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    entry_points = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
+    module_name, _, class_name = entry_points["otel_rerank_anthropic"].partition(":")
+    assert getattr(importlib.import_module(module_name), class_name) is AnthropicInstrumentor
+    assert load("anthropic") is AnthropicInstrumentor
+    assert INSTRUMENTORS["anthropic"] == entry_points["otel_rerank_anthropic"]
+
+
+def test_sampled_out_calls_still_work_and_are_timed(server: _MockAnthropic) -> None:
+    sdk = make_otel(sampler=ALWAYS_OFF)
+    sdk.instrument()
+    try:
+        client = server.client()
+        assert _text(client.messages.create(**KWARGS)) == ANSWER
+        assert list(client.messages.create(stream=True, **KWARGS))[-1].type == "message_stop"
+        with client.messages.stream(**KWARGS) as stream:
+            assert _text(stream.get_final_message()) == "".join(PIECES)
+    finally:
+        otel_rerank.uninstrument()
+    assert sdk.spans() == []
+    assert sum(p.count for p in sdk.metric_points(semconv.METRIC_OPERATION_DURATION)) == 3
+
+
+def test_our_failure_never_reaches_the_call(
+    otel: Otel, server: _MockAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_safe, "STRICT", False)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug in extraction")
+
+    monkeypatch.setattr(attrs, "response", broken)
+    monkeypatch.setattr(attrs.MessageStreamState, "add", broken)
+    monkeypatch.setattr(attrs.MessageStreamState, "finish", broken)
+    client = server.client()
+    assert _text(client.messages.create(**KWARGS)) == ANSWER
+    with client.messages.stream(**KWARGS) as stream:
+        assert _text(stream.get_final_message()) == "".join(PIECES)
+    assert len(_chat_spans(otel)) == 2
