@@ -15,7 +15,8 @@ import time
 
 from otel_rerank import models
 from otel_rerank.demo import load_corpus
-from otel_rerank.demo.pipeline import DEFAULT_PASSAGES, EMBEDDER_NAME
+from otel_rerank.demo.corpus import DEFAULT_PASSAGES
+from otel_rerank.demo.pipeline import EMBEDDER_NAME
 
 
 def main(argv: list[str] | None = None) -> int:

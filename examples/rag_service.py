@@ -32,6 +32,7 @@ import argparse
 import os
 import sys
 
+import torch
 import uvicorn
 from rag_app import create_app
 
@@ -40,6 +41,8 @@ from rag_app import create_app
 import otel_rerank.auto
 from otel_rerank import models
 from otel_rerank.demo import build_pipeline
+from otel_rerank.demo.corpus import DEFAULT_PASSAGES
+from otel_rerank.demo.pipeline import DEFAULT_K
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local models only; never reach for the hub
 
@@ -48,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--k", type=int, default=20, help="candidates retrieved and reranked")
+    parser.add_argument(
+        "--k", type=int, default=DEFAULT_K, help="candidates retrieved and reranked"
+    )
     parser.add_argument("--model", help="local cross-encoder directory (default: the proxy)")
-    parser.add_argument("--passages", type=int, default=2000, help="corpus size")
+    parser.add_argument("--passages", type=int, default=DEFAULT_PASSAGES, help="corpus size")
     parser.add_argument(
         "--sample-rate", type=float, default=1.0, help="share of requests shadow-reranked"
     )
@@ -68,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except models.ModelUnavailableError as exc:
         print(f"rag_service: error: {exc}", file=sys.stderr)
         return 2
+    # Indexing (first run) used every core. FastAPI runs requests concurrently on its thread
+    # pool: one intra-op thread each keeps them from fighting over the same cores.
+    torch.set_num_threads(1)
     notice = f" ({models.PROXY_NOTICE})" if setup.proxy else ""
     print(f"reranker: {setup.cross_encoder_path.name}{notice}")
     print(f"LLM: {setup.llm_base_url} model {pipeline.llm_model}")

@@ -33,6 +33,9 @@ from otel_rerank import models
 #: Bumped whenever the passages built from the same Python would change.
 _BUILDER_VERSION: Final = 1
 _DEFAULT_MAX_WORDS: Final = 40
+#: Passages in the default corpus (about a third of what the module list yields): enough
+#: for retrieval to have to work, small enough that the first run indexes it in seconds.
+DEFAULT_PASSAGES: Final = 1000
 _MIN_WORDS: Final = 6
 
 #: Pure-library modules with no import-time side effects, in a fixed order (the corpus is
@@ -206,7 +209,7 @@ def _write_atomically(path: Path, write: Any) -> None:
 def load_corpus(
     embedder: Any,
     embedder_name: str,
-    max_passages: int = 2000,
+    max_passages: int = DEFAULT_PASSAGES,
     max_words: int = _DEFAULT_MAX_WORDS,
     batch_size: int = 64,
     progress: bool = False,
@@ -219,7 +222,7 @@ def load_corpus(
         max_passages: corpus size cap (part of the cache key).
         max_words: words kept per passage (part of the cache key).
         batch_size: ``encode`` batch size when embedding the corpus.
-        progress: show ``encode``'s progress bar while embedding (first run only).
+        progress: show a progress bar on stderr while embedding (first run only).
     """
     import numpy as np
     from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -246,13 +249,7 @@ def load_corpus(
             embeddings = None  # stale: written for another passage list
     if embeddings is None:
         with suppress_instrumentation():  # indexing, not a request: keep it out of traces
-            embeddings = embedder.encode(
-                [p.content for p in passages],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            ).astype("float32")
+            embeddings = _embed([p.content for p in passages], embedder, batch_size, progress)
 
         def _save(path: Path) -> None:
             with path.open("wb") as handle:
@@ -261,3 +258,26 @@ def load_corpus(
         _write_atomically(vectors_file, _save)
         built = True
     return Corpus(passages, embeddings, directory, built)
+
+
+def _embed(texts: list[str], embedder: Any, batch_size: int, progress: bool) -> Any:
+    import numpy as np
+
+    chunk = batch_size * 4  # a few batches per step: a steady bar, little per-call overhead
+    steps = range(0, len(texts), chunk)
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(texts), desc="indexing the corpus (first run only)", unit="passage")
+    parts = []
+    for start in steps:
+        part = texts[start : start + chunk]
+        vectors = embedder.encode(
+            part, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        parts.append(np.asarray(vectors, dtype=np.float32))
+        if progress:
+            bar.update(len(part))
+    if progress:
+        bar.close()
+    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)

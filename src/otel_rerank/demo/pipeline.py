@@ -30,13 +30,12 @@ from typing import Any, Final
 from opentelemetry import trace
 
 from otel_rerank import models
-from otel_rerank.demo.corpus import Corpus, Passage, load_corpus
+from otel_rerank.demo.corpus import DEFAULT_PASSAGES, Corpus, Passage, load_corpus
 from otel_rerank.demo.llm_standin import LLMStandIn
 from otel_rerank.shadow import ShadowReranker, current_mode
 
 DEFAULT_K: Final = 20
 DEFAULT_TOP_N: Final = 3
-DEFAULT_PASSAGES: Final = 2000
 DEFAULT_OPENAI_MODEL: Final = "gpt-4o-mini"
 EMBEDDER_NAME: Final = "all-MiniLM-L6-v2"
 _SYSTEM_PROMPT: Final = (
