@@ -154,18 +154,21 @@ def _instrumentor(case: str) -> tuple[Callable[[], object], Callable[[], object]
 
 
 def _block_us(fn: Callable[[], object], calls: int) -> float:
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: on a shared machine wall time also counts
+    # the moments another process held the core, which swamps a few-µs difference.
+    start = time.process_time()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - start) / calls * 1e6
+    return (time.process_time() - start) / calls * 1e6
 
 
 def _worker(case: str, calls: int, blocks: int) -> dict[str, Any]:
     """Alternate bare and instrumented blocks; keep each phase's quietest block.
 
     The machine may be shared, so the bare and instrumented blocks are interleaved
-    (instrument, time, uninstrument, time, ...) and each phase's minimum is taken, as
-    ``timeit`` does: background load only ever adds time.
+    (time, instrument, time, uninstrument, ...), each block is timed in process CPU time,
+    and each phase's minimum is taken, as ``timeit`` does: background load only ever adds
+    time.
     """
     import gc
 
@@ -287,8 +290,9 @@ def _print_table(cases: list[str], results: dict[str, list[dict[str, Any]]], arg
     print()
     print(
         f"OpenAI client instrumentation overhead per call (µs), openai {first['openai']}, "
-        f"in-process mock transport; median of {args.rounds} rounds x {args.blocks} blocks "
-        f"x {args.calls} calls; SDK TracerProvider + SimpleSpanProcessor + no-op exporter"
+        f"in-process mock transport, process CPU time; median of {args.rounds} rounds "
+        f"(each the quietest of {args.blocks} blocks x {args.calls} calls); "
+        "SDK TracerProvider + SimpleSpanProcessor + no-op exporter"
     )
     header = (
         f"{'case':<44} {'chat.create':>12} {'vs ours':>8} {'embeddings':>12} {'vs ours':>8}"

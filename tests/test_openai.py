@@ -514,6 +514,25 @@ async def test_async_stream_helper(otel: Otel, server: _MockOpenAI) -> None:
     assert len(_chat_spans(otel)) == 2
 
 
+def test_parse_helper_one_span(otel: Otel, server: _MockOpenAI) -> None:
+    completions = server.client().chat.completions
+    if not hasattr(completions, "parse"):
+        pytest.skip("this openai has no chat.completions.parse helper")
+    parsed = completions.parse(model=MODEL, messages=MESSAGES)
+    assert parsed.choices[0].message.content == ANSWER
+    span = _one_chat_span(otel)
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 21
+    assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+
+
+async def test_async_parse_helper_one_span(otel: Otel, server: _MockOpenAI) -> None:
+    completions = server.async_client().chat.completions
+    if not hasattr(completions, "parse"):
+        pytest.skip("this openai has no chat.completions.parse helper")
+    await completions.parse(model=MODEL, messages=MESSAGES)
+    assert _one_chat_span(otel).attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
+
+
 # -- embeddings --------------------------------------------------------------------------
 def test_embeddings_attributes(otel: Otel, server: _MockOpenAI) -> None:
     result = server.client().embeddings.create(

@@ -13,8 +13,9 @@ Usage::
 What becomes a span (kind CLIENT, ``gen_ai.provider.name = "openai"``):
 
 * ``chat.completions.create`` — sync and async, with and without ``stream=True`` — and the
-  ``chat.completions.stream(...)`` helper → ``chat {model}`` with ``server.address`` /
-  ``server.port``, ``gen_ai.request.max_tokens`` / ``temperature`` / ``top_p``,
+  ``chat.completions.parse(...)`` and ``chat.completions.stream(...)`` helpers →
+  ``chat {model}`` with ``server.address`` / ``server.port``,
+  ``gen_ai.request.max_tokens`` / ``temperature`` / ``top_p``,
   ``gen_ai.response.model`` / ``id`` / ``finish_reasons`` and input/output token usage
   (also recorded in the ``gen_ai.client.token.usage`` histogram). A stream's span also has
   ``rag.llm.time_to_first_chunk`` (seconds) and ends when the stream is exhausted, closed,
@@ -49,6 +50,9 @@ class OpenAIInstrumentor(RagInstrumentor):
         return (
             Target(_CHAT, "Completions", "create", _wrappers.chat_create),
             Target(_CHAT, "AsyncCompletions", "create", _wrappers.achat_create),
+            # parse() (structured outputs) sends its own request, not through create().
+            Target(_CHAT, "Completions", "parse", _wrappers.chat_create),
+            Target(_CHAT, "AsyncCompletions", "parse", _wrappers.achat_create),
             Target(_CHAT, "Completions", "stream", _wrappers.chat_stream_helper),
             Target(_CHAT, "AsyncCompletions", "stream", _wrappers.chat_stream_helper),
             Target(_EMBEDDINGS, "Embeddings", "create", _wrappers.embeddings_create),
