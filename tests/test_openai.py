@@ -607,6 +607,11 @@ def test_uninstrument_restores_the_originals() -> None:
     for (owner, name), original in zip(methods, originals, strict=True):
         assert owner.__dict__[name] is original
         assert not isinstance(owner.__dict__[name], wrapt.ObjectProxy)
+        # No layer of ours is left: a ``__wrapped__`` remains only where the SDK's own
+        # decorator (``required_args``, via functools.wraps) put one on the original.
+        restored = owner.__dict__[name]
+        assert getattr(restored, "__wrapped__", None) is getattr(original, "__wrapped__", None)
+        assert not isinstance(getattr(restored, "__wrapped__", None), wrapt.ObjectProxy)
 
 
 def test_supported_range_is_declared() -> None:
