@@ -87,7 +87,7 @@ def test_unit_tests_catch_a_missing_no_traffic_guard(tmp_path: Path) -> None:
     result = _mutated_rules(
         tmp_path,
         "/\n              sum by (job) (rate(gen_ai_client_operation_duration_seconds_count"
-        '{gen_ai_operation_name="rerank"}[5m]))',
+        '{gen_ai_operation_name="rerank", rag_rerank_shadow!="true"}[5m]))',
         "/\n              1",
     )
     assert result.returncode != 0

@@ -210,6 +210,7 @@ def test_spanmetrics_unit_dimensions_exemplars_namespace(cfg: dict[str, Any]) ->
     assert [d["name"] for d in cfg["dimensions"]] == [
         semconv.GEN_AI_OPERATION_NAME,
         semconv.GEN_AI_REQUEST_MODEL,
+        semconv.RAG_RERANK_SHADOW,
     ]
     assert cfg["exemplars"]["enabled"] is True
     assert cfg["namespace"] == "traces.span.metrics"

@@ -243,3 +243,20 @@ def test_without_any_sdk_nothing_is_built() -> None:
 def test_unknown_stage_argument_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="top_n"):
         otel_rerank.embedding(top_n=3)  # type: ignore[call-arg]
+
+
+def test_shadow_runs_are_marked_on_their_metric_points(otel: Otel) -> None:
+    from otel_rerank import _span
+
+    served = _span.begin(_span.RERANK, provider="custom", model="m")
+    shadow = _span.begin(
+        _span.RERANK, provider="custom", model="m", attributes={semconv.RAG_RERANK_SHADOW: True}
+    )
+    assert served is not None and shadow is not None
+    served.end()
+    shadow.end()
+    flags = sorted(
+        str(p.attributes.get(semconv.RAG_RERANK_SHADOW))
+        for p in otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+    )
+    assert flags == ["None", "True"]

@@ -131,6 +131,9 @@ class StageSpan:
         }
         if model:
             metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+        if attributes and attributes.get(semconv.RAG_RERANK_SHADOW):
+            # Shadow runs cost the user nothing: keep them out of serving-latency alerts.
+            metric_attributes[semconv.RAG_RERANK_SHADOW] = True
         self._metric_attributes = metric_attributes
         suffix = detail or model
         name = f"{stage.operation} {suffix}" if suffix else stage.operation
