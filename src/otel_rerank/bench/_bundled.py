@@ -150,7 +150,7 @@ def cache_path() -> Path:
 
 
 def bundled_query_set() -> QuerySet:
-    """The bundled set, from the cache or built now (about a minute on one CPU core)."""
+    """The bundled set, from the cache or built now (one to two minutes on a CPU)."""
     path = cache_path()
     if path.is_file():
         cached = load_jsonl(path)

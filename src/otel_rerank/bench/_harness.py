@@ -105,7 +105,7 @@ class BenchVerdict:
             )
         line = ""
         if self.k_at_budget is not None:
-            line = f"; the cost line reaches the budget near k={self.k_at_budget}"
+            line = f"; extrapolating the cost line, the budget is reached near k={self.k_at_budget}"
         return (
             f"verdict: up to k={self.k} candidates fit the {self.budget_ms:g} ms p95 budget "
             f"(batch size {self.batch_size}: p95 {self.p95_ms:.1f} ms, "

@@ -39,13 +39,18 @@ def plot_bench(result: BenchResult, out_png: str | os.PathLike[str]) -> Path:
                 ks, [c.p99_ms for c in cells], ":", color=color, label=f"batch {batch_size} p99"
             )
         budget = result.settings.get("budget_ms")
-        if budget:
+        highest = max((c.p99_ms for c in result.cells), default=0.0)
+        off_scale = budget is not None and budget > 3 * highest
+        if budget and not off_scale:
             ax.axhline(budget, color="black", linewidth=1, label=f"budget {budget:g} ms")
         ax.set_xlabel("candidates per query (k)")
         ax.set_ylabel("rerank latency per query (ms)")
         title = f"{result.model}: rerank latency vs k"
         if result.proxy:
             title += " (latency proxy)"
+        if off_scale:
+            # A budget far above every measurement would flatten the curves to the axis.
+            title += f"\np95 budget {budget:g} ms is off the scale (> 3x the slowest p99)"
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
