@@ -187,3 +187,36 @@ def test_subprocess_exit_status_and_no_traceback(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "otel-rerank bench: error: --k must be positive, got 0"
+
+
+@pytest.mark.slow
+def test_trec_collection_through_the_cli(
+    tiny_cross_encoder_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trec = tmp_path / "trec"
+    trec.mkdir()
+    (trec / "mini.all.4.xml").write_text(
+        "<xml><doc><docno>1</docno><title>wing</title><text>lift of a wing in a propeller "
+        "slipstream</text></doc><doc><docno>2</docno><title>heat</title><text>heat "
+        "conduction in composite slabs</text></doc><doc><docno>3</docno><title>flutter"
+        "</title><text>aeroelastic flutter of panels at supersonic speed</text></doc>"
+        "<doc><docno>4</docno><title>buckling</title><text>buckling of thin cylindrical "
+        "shells under axial compression</text></doc></xml>"
+    )
+    (trec / "mini.qry.xml").write_text(
+        "<xml><top><num> 5</num><title>how does heat flow through layered slabs .</title>"
+        "</top><top><num> 8</num><title>panel flutter at high speed .</title></top></xml>"
+    )
+    (trec / "miniqrel.trec.txt").write_text("1 0 2 1\n2 0 3 1\n")
+    saved = tmp_path / "converted.jsonl"
+    status = main(
+        ["bench", "--model", str(tiny_cross_encoder_path), "--trec", str(trec), "--k", "2",
+         "--batch-size", "2", "--repeats", "1", "--warmup", "0", "--no-progress",
+         "--save-queries", str(saved)]
+    )  # fmt: skip
+    assert status == 0
+    assert "2 queries of the TREC collection trec" in capsys.readouterr().out
+    rows = [json.loads(line) for line in saved.read_text().splitlines()]
+    # all-MiniLM-L6-v2 puts the judged document first for both queries.
+    assert [row["candidates"][0]["label"] for row in rows] == [1, 1]
+    assert rows[0]["candidates"][0]["text"] == "heat conduction in composite slabs"

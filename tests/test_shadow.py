@@ -285,3 +285,17 @@ def test_arguments_are_checked() -> None:
 
 def test_exported_from_the_package() -> None:
     assert otel_rerank.ShadowReranker is ShadowReranker
+
+
+def test_content_is_recorded_only_when_capture_is_on(otel: Any) -> None:
+    shadow = ShadowReranker(_Scorer(), sample_rate=1.0)
+    shadow("secret query", CANDIDATES)
+    _wait_for(lambda: len(otel.spans()) == 1)
+    assert not any(k.startswith("reranker.") for k in otel.spans()[0].attributes)
+    otel.instrument(capture_content=True)
+    shadow("visible query", CANDIDATES)
+    assert shadow.close(timeout=5)
+    attrs = otel.spans()[1].attributes
+    assert attrs[semconv.RERANKER_QUERY] == "visible query"
+    assert attrs["reranker.input_documents.1.document.content"] == "ccc"
+    assert attrs["reranker.input_documents.1.document.score"] == 3.0

@@ -130,10 +130,15 @@ def reranked_order(scores: Sequence[float]) -> list[int]:
 _live: weakref.WeakSet[ShadowReranker[Any]] = weakref.WeakSet()
 
 
+_EXIT_BOUND_S: Final = 2.0
+
+
 @atexit.register
 def _close_all_at_exit() -> None:  # pragma: no cover - runs at interpreter exit
+    # One bound for all of them together: exit must not wait 2 s per reranker.
+    deadline = time.monotonic() + _EXIT_BOUND_S
     for reranker in list(_live):
-        reranker.close(timeout=2.0)
+        reranker.close(timeout=max(deadline - time.monotonic(), 0.0))
 
 
 class ShadowReranker(Generic[_T]):
@@ -265,8 +270,7 @@ class ShadowReranker(Generic[_T]):
                 call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
                 call.set(semconv.RAG_RERANK_SHADOW, False)
                 scores = self._predict(pairs)
-                call.record_scores(scores)
-                call.record_text(semconv.RERANKER_QUERY, query)
+                self._record(call, query, pairs, scores)
         if scores is None:
             return list(candidates)
         return [candidates[i] for i in reranked_order(scores)]
@@ -284,6 +288,20 @@ class ShadowReranker(Generic[_T]):
         if scores is None or len(scores) != len(pairs):
             return None
         return scores
+
+    @staticmethod
+    def _record(
+        call: _span.StageSpan,
+        query: str,
+        pairs: list[tuple[str, str]],
+        scores: list[float] | None,
+    ) -> None:
+        call.record_scores(scores)
+        call.record_text(semconv.RERANKER_QUERY, query)
+        if call.capturing:  # content helpers apply the content policy (off by default)
+            call.record_documents(
+                semconv.RERANKER_INPUT_DOCUMENTS, [doc for _, doc in pairs], scores
+            )
 
     # -- the worker ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -316,8 +334,7 @@ class ShadowReranker(Generic[_T]):
                 call.record_candidates(len(pairs))
                 call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
                 scores = self._predict(pairs)
-                call.record_scores(scores)
-                call.record_text(semconv.RERANKER_QUERY, job.query)
+                self._record(call, job.query, pairs, scores)
         latency = time.perf_counter() - started
         if self._on_result is not None and scores is not None:
             summary = summarize_scores(scores)
