@@ -158,7 +158,7 @@ def _decorate(options: _Options, fn: _F) -> _F:
                 async for item in fn(*args, **kwargs):
                     yield item
                 return
-            recorder.before(call, args, kwargs)
+            call.safely(recorder.before, call, args, kwargs)
             async for item in _traced_async_generator(call, fn(*args, **kwargs)):
                 yield item
 
@@ -171,7 +171,7 @@ def _decorate(options: _Options, fn: _F) -> _F:
             call = options.begin()
             if call is None:
                 return (yield from fn(*args, **kwargs))
-            recorder.before(call, args, kwargs)
+            call.safely(recorder.before, call, args, kwargs)
             return (yield from _traced_generator(call, fn(*args, **kwargs)))
 
         return gen_wrapper  # type: ignore[return-value]
@@ -184,9 +184,9 @@ def _decorate(options: _Options, fn: _F) -> _F:
             if call is None:
                 return await fn(*args, **kwargs)
             with call:
-                candidates = recorder.before(call, args, kwargs)
+                candidates = call.safely(recorder.before, call, args, kwargs)
                 result = await fn(*args, **kwargs)
-                recorder.after(call, result, candidates)
+                call.safely(recorder.after, call, result, candidates)
                 return result
 
         return async_wrapper  # type: ignore[return-value]
@@ -197,9 +197,9 @@ def _decorate(options: _Options, fn: _F) -> _F:
         if call is None:
             return fn(*args, **kwargs)
         with call:
-            candidates = recorder.before(call, args, kwargs)
+            candidates = call.safely(recorder.before, call, args, kwargs)
             result = fn(*args, **kwargs)
-            recorder.after(call, result, candidates)
+            call.safely(recorder.after, call, result, candidates)
             return result
 
     return wrapper  # type: ignore[return-value]

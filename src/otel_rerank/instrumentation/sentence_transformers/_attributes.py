@@ -7,6 +7,7 @@ span, so they are tested table-style on their own.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -92,6 +93,11 @@ def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Pair
     yield semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance)
 
 
+def top_n(arguments: Mapping[str, Any]) -> int | None:
+    """``rank``'s ``top_k`` (``gen_ai.rerank.top_n``) when it is an integer."""
+    return _int_or_none(arguments.get("top_k"))
+
+
 def predict_pairs(arguments: Mapping[str, Any]) -> list[Any] | None:
     """The (query, document) pairs of a ``predict`` call as a list, without consuming them.
 
@@ -128,14 +134,34 @@ def rank_scores(result: Any, candidate_count: int | None) -> list[float] | None:
         return None
     scores: list[float | None] = [None] * candidate_count
     for item in result:
+        if not isinstance(item, Mapping):  # a subclass's own result shape: not ours to read
+            return None
         index, score = item.get("corpus_id"), item.get("score")
         if not isinstance(index, int) or not 0 <= index < candidate_count:
             return None
-        scores[index] = float(score)
+        score = _float_or_none(score)
+        if score is None:
+            return None
+        scores[index] = score
     if any(s is None for s in scores):
         return None
     return [s for s in scores if s is not None]
 
 
+def _float_or_none(value: Any) -> float | None:
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalar
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
 def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:  # numpy and torch integer scalars
+        return operator.index(value)
+    except Exception:
+        return None

@@ -112,7 +112,7 @@ def _before_rank(
 ) -> dict[str, Any]:
     arguments = bind_arguments(wrapped, args, kwargs)
     call.record_candidates(sized_length(arguments.get("documents")))
-    call.set(semconv.GEN_AI_RERANK_TOP_N, arguments.get("top_k"))
+    call.set(semconv.GEN_AI_RERANK_TOP_N, attrs.top_n(arguments))
     call.extract(attrs.rerank_model_attributes, instance, arguments)
     return arguments
 
