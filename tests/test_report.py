@@ -194,7 +194,9 @@ def test_median_trace_and_waterfall(trace_file: Path, tmp_path: Path) -> None:
     spans = report.load_spans(trace_file)
     chosen = report.median_trace(spans)
     assert chosen[0].name == "POST /ask" and chosen[0].duration_ms == 640  # lower median
-    assert [s.stage for s in chosen[1:]] == ["embeddings", "retrieval", "rerank", "chat"]
+    assert [s.stage for s in chosen[1:5]] == ["embeddings", "retrieval", "rerank", "chat"]
+    (shadow,) = chosen[5:]  # the shadow run linked to this request, drawn beside it
+    assert shadow.is_shadow and shadow.links == ((chosen[0].trace_id, chosen[0].span_id),)
     out = report.plot_waterfall(spans, tmp_path / "w.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no request"):

@@ -24,13 +24,24 @@ _COLORS = {
 
 
 def median_trace(spans: Sequence[SpanRecord]) -> list[SpanRecord]:
-    """Spans of the median request by root duration, in start order; empty if none."""
+    """Spans of the median request by root duration, in start order; empty if none.
+
+    Shadow runs linked to one of the request's spans come last: they ran beside the
+    request, in traces of their own.
+    """
     roots = sorted(request_roots(spans), key=lambda r: (r.duration_ms, r.trace_id))
     if not roots:
         return []
     chosen = roots[(len(roots) - 1) // 2]
     members = [s for s in spans if s.trace_id == chosen.trace_id]
-    return sorted(members, key=lambda s: (s.start_ns, -s.end_ns))
+    ids = {(s.trace_id, s.span_id) for s in members}
+    linked = [
+        s
+        for s in spans
+        if s.trace_id != chosen.trace_id and s.is_shadow and any(k in ids for k in s.links)
+    ]
+    order = sorted(members, key=lambda s: (s.start_ns, -s.end_ns))
+    return order + sorted(linked, key=lambda s: s.start_ns)
 
 
 def _depths(spans: Sequence[SpanRecord]) -> dict[str, int]:
@@ -70,7 +81,16 @@ def plot_waterfall(
         for i, span in enumerate(trace_spans):
             start = (span.start_ns - origin) / 1e6
             color = _COLORS.get(span.stage or "", "#8c8c8c")
-            ax.barh(i, span.duration_ms, left=start, color=color, height=0.6)
+            shadow = span.trace_id != trace_spans[0].trace_id
+            ax.barh(
+                i,
+                span.duration_ms,
+                left=start,
+                color=color,
+                height=0.6,
+                alpha=0.45 if shadow else 1.0,
+                hatch="//" if shadow else None,
+            )
             ax.text(
                 start + span.duration_ms,
                 i,
@@ -78,7 +98,10 @@ def plot_waterfall(
                 va="center",
                 fontsize=8,
             )
-            labels.append("  " * depths[span.span_id] + span.name)
+            # Tick labels are right-aligned, so depth shows as a marker, not as indentation.
+            depth = depths[span.span_id]
+            prefix = "(shadow) " if shadow else ("·" * (depth - 1) + "└ " if depth else "")
+            labels.append(prefix + span.name)
         ax.set_yticks(range(len(trace_spans)))
         ax.set_yticklabels(labels, fontsize=8)
         ax.invert_yaxis()  # first span on top, as trace views draw it
