@@ -164,6 +164,14 @@ def test_full_corpus_has_a_few_thousand_passages() -> None:
     assert len(build_passages(100_000)) >= 2000
 
 
+def test_a_cap_keeps_module_level_api_before_methods() -> None:
+    titles = {p.title for p in build_passages(1000)}
+
+    assert {"json", "json.dumps", "tempfile.TemporaryDirectory", "statistics.median"} <= titles
+    assert "json.JSONEncoder.iterencode" not in titles  # a method: only in bigger corpora
+    assert "json.JSONEncoder.iterencode" in {p.title for p in build_passages(100_000)}
+
+
 class _CountingEmbedder:
     def __init__(self) -> None:
         self.calls = 0

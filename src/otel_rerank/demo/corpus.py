@@ -31,7 +31,7 @@ from typing import Any, Final
 from otel_rerank import models
 
 #: Bumped whenever the passages built from the same Python would change.
-_BUILDER_VERSION: Final = 1
+_BUILDER_VERSION: Final = 2
 _DEFAULT_MAX_WORDS: Final = 40
 #: Passages in the default corpus (about a third of what the module list yields): enough
 #: for retrieval to have to work, small enough that the first run indexes it in seconds.
@@ -158,26 +158,32 @@ def build_passages(
 ) -> list[Passage]:
     """Cut standard-library docstrings into at most ``max_passages`` distinct passages.
 
-    When the cap bites, modules contribute one passage per round in turn, so every module
-    stays represented; the result is sorted by dotted name.
+    When the cap bites, module docstrings go first, then module-level functions and
+    classes, then methods — the public API people ask about before the details — and
+    within each level the modules take turns, one passage per round, so every module
+    stays represented. The result is sorted by dotted name.
     """
-    per_module: dict[str, list[tuple[str, str]]] = {}
+    by_length = sorted(modules, key=len, reverse=True)  # "collections.abc" before "collections"
+    levels: list[dict[str, list[tuple[str, str]]]] = [{}, {}, {}]
     seen: set[str] = set()
     for title, doc in iter_docstrings(modules):
         text = _first_paragraphs(inspect.cleandoc(doc), max_words)
         if len(text.split()) < _MIN_WORDS or text in seen:
             continue
         seen.add(text)
-        module = next((m for m in modules if title == m or title.startswith(m + ".")), title)
-        per_module.setdefault(module, []).append((title, text))
+        module = next((m for m in by_length if title == m or title.startswith(m + ".")), title)
+        rest = title[len(module) :].lstrip(".")
+        level = 0 if not rest else min(rest.count(".") + 1, 2)
+        levels[level].setdefault(module, []).append((title, text))
     chosen: list[tuple[str, str]] = []
-    queues = list(per_module.values())
-    depth = 0
-    while len(chosen) < max_passages and any(depth < len(q) for q in queues):
-        for queue in queues:  # one from each module per round: a cap keeps every module
-            if depth < len(queue) and len(chosen) < max_passages:
-                chosen.append(queue[depth])
-        depth += 1
+    for per_module in levels:
+        queues = list(per_module.values())
+        turn = 0
+        while len(chosen) < max_passages and any(turn < len(q) for q in queues):
+            for queue in queues:
+                if turn < len(queue) and len(chosen) < max_passages:
+                    chosen.append(queue[turn])
+            turn += 1
     chosen.sort(key=lambda pair: pair[0])
     return [Passage(i, title, text) for i, (title, text) in enumerate(chosen)]
 
