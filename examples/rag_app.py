@@ -33,7 +33,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: Routes named in span names; any other path is named by its method only, so that a
 #: scanner probing random URLs cannot blow up the span-name cardinality.
-_ROUTES = frozenset({"/ask", "/healthz"})
+_ROUTES = frozenset({"/ask"})
+#: Not traced: a load balancer's health checks would count as requests in every report.
+_UNTRACED = frozenset({"/healthz"})
 
 
 class AskRequest(BaseModel):
@@ -67,7 +69,7 @@ class RootSpanMiddleware:
         self.tracer = trace.get_tracer("rag_service", tracer_provider=tracer_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in _UNTRACED:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]

@@ -202,6 +202,11 @@ def test_a_rejected_request_still_gets_a_root_span(client: TestClient, otel: Any
     assert not [s for s in otel.spans() if _stage(s)]  # no pipeline stage ran
 
 
+def test_health_checks_are_not_traced(client: TestClient, otel: Any) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert otel.spans() == []
+
+
 # -- examples/load.py ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "url",
