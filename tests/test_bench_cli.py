@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from otel_rerank import report
 from otel_rerank.cli import main
 from otel_rerank.models import PROXY_NOTICE
 
@@ -220,3 +222,36 @@ def test_trec_collection_through_the_cli(
     # all-MiniLM-L6-v2 puts the judged document first for both queries.
     assert [row["candidates"][0]["label"] for row in rows] == [1, 1]
     assert rows[0]["candidates"][0]["text"] == "heat conduction in composite slabs"
+
+
+def test_timed_calls_become_spans_the_report_reads(
+    tiny_cross_encoder_path: Path, labelled_jsonl: Path, tmp_path: Path
+) -> None:
+    # configure() installs global providers, so this runs in its own process.
+    traces = tmp_path / "traces.jsonl"
+    env = {**os.environ, "OTEL_RERANK_TRACES_FILE": str(traces), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_rerank.cli", "bench", "--model", str(tiny_cross_encoder_path),
+         "--queries", str(labelled_jsonl), "--k", "2,3", "--batch-size", "2", "--repeats", "2",
+         "--warmup", "1", "--no-progress"],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"spans: {traces}" in done.stdout
+    spans = report.load_spans(traces)
+    rerank = [s for s in spans if s.stage == "rerank"]
+    assert len(rerank) == 2 * (1 + 2 * 3)  # per k: one warm-up call, then 2 passes over 3 queries
+    assert {s.attributes["gen_ai.rerank.candidate.count"] for s in rerank} == {2, 3}
+    assert all(s.attributes["gen_ai.request.model"] == "tiny-cross-encoder" for s in rerank)
+
+
+def test_unwritable_output_is_a_one_line_error(
+    tiny_cross_encoder_path: Path, labelled_jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _one_line_error(
+        capsys,
+        ["bench", "--model", str(tiny_cross_encoder_path), "--queries", str(labelled_jsonl),
+         "--k", "2", "--batch-size", "2", "--repeats", "1", "--warmup", "0", "--no-progress",
+         "--json", "/nonexistent-dir/out.json"],
+        "cannot write /nonexistent-dir/out.json: no such directory",
+    )  # fmt: skip

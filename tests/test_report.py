@@ -413,3 +413,10 @@ def test_cli_report_malformed_line(trace_file: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip()
     assert f"line {len(trace_file.read_text().splitlines())}: not JSON" in err
     assert len(err.splitlines()) == 1
+
+
+def test_cli_report_unwritable_output(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(trace_file), "--json", "/nonexistent-dir/r.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("cannot write /nonexistent-dir/r.json: no such directory")
+    assert len(err.splitlines()) == 1

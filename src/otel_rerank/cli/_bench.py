@@ -20,6 +20,13 @@ from typing import Any
 from otel_rerank.cli import UsageError
 
 _DEFAULT_K = "5,10,20,50,100"
+# Any of these means the user asked for spans somewhere.
+_TRACING_ENV = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_RERANK_TRACES_FILE",
+)
 _DEFAULT_BATCH = "8,16,32,64"
 
 
@@ -81,6 +88,12 @@ def add_parser(subparsers: Any) -> None:
         help="write the query set used (e.g. a converted TREC set)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="record every timed call as a rerank span (configure() from OTEL_*; also on "
+        "when an OTLP endpoint or OTEL_RERANK_TRACES_FILE is set)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -112,6 +125,10 @@ def _check(args: argparse.Namespace) -> tuple[list[int], list[int]]:
         raise UsageError(f"--max-queries must be at least 1, got {args.max_queries}")
     if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
         raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
+    for output in (args.json, args.plot, args.save_queries):
+        # Fail before a long run, not after it.
+        if output and not Path(output).resolve().parent.is_dir():
+            raise UsageError(f"cannot write {output}: no such directory")
     if args.queries and not Path(args.queries).is_file():
         raise UsageError(f"no such file: {args.queries}")
     if args.trec and not Path(args.trec).is_dir():
@@ -142,6 +159,12 @@ def load_cross_encoder(name: str | None, device: str) -> tuple[Any, str, bool]:
         raise UsageError(f"unknown model: no model directory at {name}")
     from sentence_transformers import CrossEncoder
 
+    try:  # the model loader's own progress bar is noise in a benchmark's output
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
     try:
         if looks_like_path:
             model = CrossEncoder(str(local), device=device)
@@ -193,10 +216,11 @@ def run(args: argparse.Namespace) -> int:
         query_set.to_jsonl(args.save_queries)
     # Timed calls become rerank spans when the app's environment configures tracing.
     configured = None
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
-        configured = otel_rerank.configure()
+    if args.trace or any(os.environ.get(name) for name in _TRACING_ENV):
+        try:
+            configured = otel_rerank.configure()
+        except otel_rerank.ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
     was_instrumented = "sentence_transformers" in otel_rerank.instrumented_libraries()
     if not was_instrumented:
         otel_rerank.instrument(libraries=["sentence_transformers"])
@@ -229,10 +253,16 @@ def run(args: argparse.Namespace) -> int:
         if configured is not None:
             configured.force_flush()
     print(bench.format_result(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    if args.plot:
-        bench.plot_bench(result, args.plot)
-        print(f"wrote {args.plot}")
+    if configured is not None and configured.traces_file:
+        print(f"spans: {configured.traces_file} (otel-rerank report {configured.traces_file})")
+    try:
+        if args.json:
+            text = json.dumps(result.to_dict(), indent=2) + "\n"
+            Path(args.json).write_text(text, encoding="utf-8")
+            print(f"wrote {args.json}")
+        if args.plot:
+            bench.plot_bench(result, args.plot)
+            print(f"wrote {args.plot}")
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
     return 0

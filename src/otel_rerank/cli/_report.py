@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from otel_rerank.cli import UsageError
+
+if TYPE_CHECKING:
+    from otel_rerank.report import SpanRecord, StageTable, Verdict
 
 
 def add_parser(subparsers: Any) -> None:
@@ -51,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.budget_ms <= 0:
         raise UsageError(f"--budget-ms must be positive, got {args.budget_ms:g}")
+    for output in (args.json, args.plot):
+        if output and not Path(output).resolve().parent.is_dir():
+            raise UsageError(f"cannot write {output}: no such directory")
     try:
         if args.jaeger:
             if args.file:
@@ -76,6 +84,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"spans: {len(spans)} from {source}")
     print(report.format_table(table))
     print(result.text())
+    try:
+        _write_outputs(args, spans, table, result, source)
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
+    return 0
+
+
+def _write_outputs(
+    args: argparse.Namespace,
+    spans: Sequence[SpanRecord],
+    table: StageTable,
+    result: Verdict,
+    source: str,
+) -> None:
+    from otel_rerank import report
+
     if args.json:
         document = {
             "source": source,
@@ -97,4 +121,3 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         print(f"wrote {args.plot}")
-    return 0
