@@ -27,6 +27,7 @@ from otel_rerank.demo.llm_standin import MODEL, answer_for, is_loopback
 
 STAGES = ("embeddings", "retrieval", "rerank", "chat")
 QUERIES = 4
+OP = "gen_ai.operation.name"
 
 
 @pytest.fixture(scope="session")
@@ -143,6 +144,52 @@ def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[s
     not_a_dir.write_text("x")
     assert cli.main(["demo", "--out", str(not_a_dir)]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def _span(trace: str, span: str, parent: str | None, ms: float, **attributes: Any) -> Any:
+    from otel_rerank.report import SpanRecord
+
+    return SpanRecord(trace, span, parent, span, 0, int(ms * 1e6), attributes)
+
+
+def _request(trace: str, stages: dict[str, float]) -> list[Any]:
+    spans = [_span(trace, f"{trace}-root", None, sum(stages.values()) + 1)]
+    for stage, ms in stages.items():
+        spans.append(_span(trace, f"{trace}-{stage}", f"{trace}-root", ms, **{OP: stage}))
+    return spans
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected", "absent"),
+    [
+        ("serve", ["rerank p95 is 300 ms, 98% of the end-to-end p95"], ["in shadow", "is off"]),
+        ("shadow", ["in shadow", "add about 300 ms", "largest share", "is chat"], ["is off"]),
+        ("off", ["reranking is off", "largest share of request time is chat"], ["rerank p95"]),
+    ],
+)
+def test_where_the_time_went(mode: str, expected: list[str], absent: list[str]) -> None:
+    from otel_rerank import report
+    from otel_rerank.cli._demo import _where_the_time_went
+
+    stages = {"embeddings": 1.0, "retrieval": 1.0, "chat": 3.0}
+    spans = []
+    for i in range(3):
+        if mode == "serve":
+            spans += _request(f"t{i}", {**stages, "rerank": 300.0})
+        else:
+            spans += _request(f"t{i}", stages)
+        if mode == "shadow":
+            shadow = {OP: "rerank", "rag.rerank.shadow": True}
+            spans.append(_span(f"s{i}", f"s{i}", None, 300.0, **shadow))
+
+    text = _where_the_time_went(report.stage_table(spans), mode)
+
+    assert text.startswith("where the time went: end-to-end p95 is")
+    for phrase in expected:
+        assert phrase in text
+    for phrase in absent:
+        assert phrase not in text
+    assert "local stand-in" in text
 
 
 # -- the corpus ----------------------------------------------------------------------------
