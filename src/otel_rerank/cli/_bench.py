@@ -213,7 +213,11 @@ def run(args: argparse.Namespace) -> int:
     from otel_rerank.models import PROXY_NOTICE
 
     if args.save_queries:
-        query_set.to_jsonl(args.save_queries)
+        try:
+            query_set.to_jsonl(args.save_queries)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.save_queries}: {exc.strerror}") from None
+        print(f"saved the query set to {args.save_queries}", file=sys.stderr)
     # Timed calls become rerank spans when the app's environment configures tracing.
     configured = None
     if args.trace or any(os.environ.get(name) for name in _TRACING_ENV):
