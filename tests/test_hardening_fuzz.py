@@ -501,3 +501,22 @@ def test_sentence_transformer_encode_unchanged_by_odd_input(otel: Otel, minilm: 
         _same(lambda: minilm.encode(inputs, **kwargs), lambda: encode(minilm, inputs, **kwargs))
 
     check()
+
+
+@pytest.mark.parametrize("wrapper_name", ["encode", "predict", "rank"])
+def test_sentence_transformers_wrappers_survive_a_hostile_instance(
+    wrapper_name: str, otel: Otel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model object (a user's subclass, a proxy) whose every attribute raises."""
+    from otel_rerank.instrumentation.sentence_transformers import _wrappers
+
+    monkeypatch.setattr(_safe, "STRICT", False)
+    wrapper = getattr(_wrappers, wrapper_name)
+    sentinel = object()
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return sentinel
+
+    for args in [(), (Hostile(),), ("q", [Hostile()]), ([("q", Hostile())],)]:
+        assert wrapper(wrapped, Hostile(), args, {}) is sentinel
+        assert wrapper(wrapped, Hostile(), (), {"top_k": Hostile()}) is sentinel

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from otel_rerank import semconv
+from otel_rerank._safe import guarded
 from otel_rerank.instrumentation._common import (
     InstanceCache,
     float_list,
@@ -43,8 +44,18 @@ def _first_auto_model_config(instance: Any) -> Any:
         return None
 
 
-#: ``gen_ai.request.model`` of a SentenceTransformer or CrossEncoder, computed once each.
-model_name = InstanceCache(_compute_model_name)
+_model_names = InstanceCache(_compute_model_name)
+
+
+@guarded
+def model_name(instance: Any) -> str | None:
+    """``gen_ai.request.model`` of a SentenceTransformer or CrossEncoder, computed once each.
+
+    Runs before the span exists, outside the span helper's guards: a model object whose
+    attributes raise (a proxy, an odd subclass) gives no model name, not an error.
+    """
+    name: str | None = _model_names(instance)
+    return name
 
 
 def _device(instance: Any) -> str | None:
