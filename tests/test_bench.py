@@ -199,6 +199,10 @@ def test_load_jsonl(tmp_path: Path) -> None:
     assert query_set.queries[0] == Query("a", ("x", "y"), (1, 0))
     assert query_set.queries[1] == Query("b", ("u", "v"), None)
     assert not query_set.labelled
+    first = query_set.head(1)
+    assert first.queries == query_set.queries[:1]
+    assert first.description.endswith("(first 1 used)")
+    assert query_set.head(None) is query_set
     out = query_set.to_jsonl(tmp_path / "copy.jsonl")
     assert bench.load_jsonl(out).queries == query_set.queries
 

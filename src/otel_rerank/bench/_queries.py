@@ -70,7 +70,7 @@ class QuerySet:
         """The first ``n`` queries (all when ``n`` is ``None``)."""
         if n is None or n >= len(self.queries):
             return self
-        return QuerySet(self.name, self.description, self.queries[:n])
+        return QuerySet(self.name, f"{self.description} (first {n} used)", self.queries[:n])
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> Path:
         """Write the set in the JSONL format :func:`load_jsonl` reads."""
