@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import otel_rerank
 from otel_rerank import _telemetry, semconv
-from otel_rerank.shadow import MODE_ENV, ShadowReranker, ShadowResult, current_mode
+from otel_rerank.shadow import (
+    MODE_ENV,
+    ShadowReranker,
+    ShadowResult,
+    _default_text,
+    current_mode,
+    reranked_order,
+)
 
 
 class _Scorer:
@@ -299,3 +309,31 @@ def test_content_is_recorded_only_when_capture_is_on(otel: Any) -> None:
     assert attrs[semconv.RERANKER_QUERY] == "visible query"
     assert attrs["reranker.input_documents.1.document.content"] == "ccc"
     assert attrs["reranker.input_documents.1.document.score"] == 3.0
+
+
+class _Doc:
+    def __init__(self, page_content: str) -> None:
+        self.page_content = page_content
+
+
+@pytest.mark.parametrize(
+    ("candidate", "text"),
+    [
+        ("plain", "plain"),
+        ({"text": "from text"}, "from text"),
+        ({"content": "from content"}, "from content"),
+        ({"page_content": "langchain-style"}, "langchain-style"),
+        (_Doc("attribute"), "attribute"),
+        (42, "42"),
+    ],
+)
+def test_candidate_text(candidate: Any, text: str) -> None:
+    assert _default_text(candidate) == text
+
+
+@given(st.lists(st.integers(-3, 3), max_size=30))
+def test_reranked_order_is_a_stable_descending_sort(scores: list[int]) -> None:
+    order = reranked_order([float(s) for s in scores])
+    assert sorted(order) == list(range(len(scores)))
+    for a, b in itertools.pairwise(order):
+        assert scores[a] > scores[b] or (scores[a] == scores[b] and a < b)
