@@ -27,16 +27,34 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def server_attributes(client: Any) -> Pairs:
-    """``server.address`` and ``server.port`` of an SDK client, read from its ``base_url``."""
-    url = getattr(client, "base_url", None)
+    """``server.address`` and ``server.port`` of an SDK client, read from its base URL."""
+    # Both SDKs keep the URL in ``_base_url``; their ``base_url`` property may do more work.
+    url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
+    if url is None:
+        return
+    cached = _servers.get(id(url))
+    if cached is None or cached[0] is not url:
+        cached = (url, *_host_and_port(url))
+        if len(_servers) >= 256:  # bounded: one entry per client base URL
+            _servers.clear()
+        _servers[id(url)] = cached
+    if cached[1] is not None:
+        yield semconv.SERVER_ADDRESS, cached[1]
+        yield semconv.SERVER_PORT, cached[2]
+
+
+#: id(base URL object) -> (that object, host, port); the object is kept so the id stays valid.
+_servers: dict[int, tuple[Any, str | None, int | None]] = {}
+
+
+def _host_and_port(url: Any) -> tuple[str | None, int | None]:
     host = getattr(url, "host", None)
     if not isinstance(host, str) or not host:
-        return
-    yield semconv.SERVER_ADDRESS, host
+        return None, None
     port = getattr(url, "port", None)
     if not isinstance(port, int):
         port = _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
-    yield semconv.SERVER_PORT, port
+    return host, port
 
 
 def number(value: Any) -> int | float | None:

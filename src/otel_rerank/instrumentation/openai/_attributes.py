@@ -64,6 +64,11 @@ def usage(result: Any) -> tuple[int | None, int | None]:
     )
 
 
+def embedding_input_tokens(result: Any) -> int | None:
+    """Input tokens of an embedding response (its usage has no completion tokens)."""
+    return _int(getattr(getattr(result, "usage", None), "prompt_tokens", None))
+
+
 def input_messages(arguments: Mapping[str, Any]) -> list[tuple[str, object]]:
     """(role, text) of each request message (content; written only when capture is on).
 

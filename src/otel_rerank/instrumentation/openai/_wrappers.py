@@ -180,7 +180,7 @@ def _record_embedding_texts(call: StageSpan, arguments: Any) -> None:
 def _finish_embeddings(call: StageSpan, result: Any) -> None:
     if call.recording:
         call.extract(attrs.embeddings_response, result)
-        call.record_tokens(attrs.usage(result)[0], None)
+        call.record_tokens(attrs.embedding_input_tokens(result), None)
 
 
 def embeddings_create(
