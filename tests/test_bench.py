@@ -117,6 +117,11 @@ def test_every_cell_is_measured_with_spans(otel: Any, tiny_cross_encoder: Any) -
         assert cell.pairs_per_s == pytest.approx(cell.pairs_per_call / cell.mean_ms * 1000)
     assert result.quality == []  # unlabelled
     assert {f.batch_size for f in result.fits} == {1, 4}
+    for fit in result.fits:  # the p95 line runs through the two cells' p95s exactly
+        small, large = (result.cell(k, fit.batch_size) for k in (2, 6))
+        assert fit.p95_a_ms is not None and fit.p95_b_ms_per_pair is not None
+        assert fit.p95_b_ms_per_pair == pytest.approx((large.p95_ms - small.p95_ms) / 4)
+        assert fit.p95_a_ms + 2 * fit.p95_b_ms_per_pair == pytest.approx(small.p95_ms)
     rerank_spans = [s for s in otel.spans() if s.name.startswith("rerank")]
     assert len(rerank_spans) == 4 * (1 + 2 * 3)  # warm-up and timed calls
     assert {s.attributes[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] for s in rerank_spans} == {2, 6}
@@ -144,7 +149,7 @@ def test_verdict_picks_the_largest_fitting_k() -> None:
         _cell(50, 32, 300),
         _cell(100, 32, 900),
     ]
-    fits = [bench.Fit(32, a_ms=10.0, b_ms_per_pair=6.0, r2=0.99)]
+    fits = [bench.Fit(32, 5.0, 4.0, 0.99, p95_a_ms=10.0, p95_b_ms_per_pair=6.0)]
     verdict = bench.bench_verdict(cells, fits, budget_ms=500)
     assert (verdict.k, verdict.batch_size, verdict.p95_ms) == (50, 32, 300)
     assert verdict.budget_share == pytest.approx(0.6)

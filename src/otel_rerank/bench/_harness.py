@@ -63,12 +63,22 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class Fit:
-    """Least-squares cost line of one batch size: latency_ms ≈ a_ms + b_ms_per_pair · k."""
+    """Least-squares cost lines of one batch size.
+
+    Attributes:
+        batch_size: the batch size.
+        a_ms, b_ms_per_pair: latency_ms ≈ a + b·k over every timed sample.
+        r2: that line's coefficient of determination.
+        p95_a_ms, p95_b_ms_per_pair: p95_ms ≈ a + b·k over the cells' p95s (``None`` with
+            fewer than two k); the verdict extrapolates this one, since budgets are p95s.
+    """
 
     batch_size: int
     a_ms: float
     b_ms_per_pair: float
     r2: float | None
+    p95_a_ms: float | None = None
+    p95_b_ms_per_pair: float | None = None
 
     def predict_ms(self, k: float) -> float:
         """The line's latency at ``k`` pairs."""
@@ -85,7 +95,7 @@ class BenchVerdict:
         batch_size: the batch size that achieves it (lowest p95 among those fitting).
         p95_ms: that cell's p95.
         budget_share: ``p95_ms / budget_ms``.
-        k_at_budget: k where that batch size's cost line meets the budget (extrapolated
+        k_at_budget: k where that batch size's p95 line meets the budget (extrapolated
             or interpolated; ``None`` without a rising line).
     """
 
@@ -105,7 +115,7 @@ class BenchVerdict:
             )
         line = ""
         if self.k_at_budget is not None:
-            line = f"; extrapolating the cost line, the budget is reached near k={self.k_at_budget}"
+            line = f"; extrapolating the p95 line, the budget is reached near k={self.k_at_budget}"
         return (
             f"verdict: up to k={self.k} candidates fit the {self.budget_ms:g} ms p95 budget "
             f"(batch size {self.batch_size}: p95 {self.p95_ms:.1f} ms, "
@@ -214,8 +224,9 @@ def bench_verdict(cells: Sequence[Cell], fits: Sequence[Fit], budget_ms: float) 
     best = min(fitting, key=lambda c: (-c.k, c.p95_ms))
     line = next((f for f in fits if f.batch_size == best.batch_size), None)
     k_at_budget = None
-    if line is not None and line.b_ms_per_pair > 0:
-        k_at_budget = max(int((budget_ms - line.a_ms) / line.b_ms_per_pair), 0)
+    slope = line.p95_b_ms_per_pair if line is not None else None
+    if line is not None and line.p95_a_ms is not None and slope is not None and slope > 0:
+        k_at_budget = max(int((budget_ms - line.p95_a_ms) / slope), 0)
     return BenchVerdict(
         budget_ms, best.k, best.batch_size, best.p95_ms, best.p95_ms / budget_ms, k_at_budget
     )
@@ -300,7 +311,16 @@ def run_bench(
             a, b, r2 = fit_line(xs, ys)
         except ValueError:
             continue  # one k only: no line
-        fits.append(Fit(batch_size, a, b, r2))
+        batch_cells = [c for c in cells if c.batch_size == batch_size]
+        a95: float | None
+        b95: float | None
+        try:
+            a95, b95, _ = fit_line(
+                [c.pairs_per_call for c in batch_cells], [c.p95_ms for c in batch_cells]
+            )
+        except ValueError:  # every k gave the same number of pairs
+            a95 = b95 = None
+        fits.append(Fit(batch_size, a, b, r2, a95, b95))
     judged = []
     if labelled:
         for k, scores in scores_at_k.items():
@@ -394,9 +414,12 @@ def format_result(result: BenchResult) -> str:
         lines.append("cost line (least squares over every sample): latency ≈ a + b·k")
         for f in result.fits:
             r2 = "n/a" if f.r2 is None else f"{f.r2:.3f}"
+            p95 = ""
+            if f.p95_a_ms is not None and f.p95_b_ms_per_pair is not None:
+                p95 = f"; p95 ≈ {f.p95_a_ms:.2f} + {f.p95_b_ms_per_pair:.3f}·k ms"
             lines.append(
                 f"  batch {f.batch_size}: a = {f.a_ms:.2f} ms, b = {f.b_ms_per_pair:.3f} ms "
-                f"per candidate (R² {r2})"
+                f"per candidate (R² {r2}){p95}"
             )
     if result.verdict is not None:
         lines.append("")
