@@ -94,6 +94,20 @@ def test_shadow_returns_the_same_list_at_once_and_records_a_linked_span(otel: An
     assert span.end_time - span.start_time >= 0.3e9
 
 
+def test_shadow_latency_is_marked_on_the_duration_metric(
+    otel: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shadow = ShadowReranker(_Scorer(), sample_rate=1.0)
+    shadow("q", CANDIDATES)
+    assert shadow.close(timeout=5)
+    monkeypatch.setenv(MODE_ENV, "serve")
+    shadow("q", CANDIDATES)
+    points = otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+    marks = sorted(str(p.attributes.get(semconv.RAG_RERANK_SHADOW)) for p in points)
+    assert marks == ["None", "True"]  # served reranks stay in the serving-latency series
+    assert all(p.count == 1 for p in points)
+
+
 def test_inner_instrumented_cross_encoder_makes_one_span(
     otel: Any, tiny_cross_encoder: Any
 ) -> None:
