@@ -121,7 +121,7 @@ def _strategy(parameter: inspect.Parameter) -> st.SearchStrategy[Any]:
     if parameter.annotation == "Mapping[str, Any]":
         return arguments()
     if parameter.annotation == "Any":
-        if parameter.name in ("instance", "index", "collection"):
+        if parameter.name in ("instance", "index", "collection", "client"):
             return _instances
         return odd_values
     return _TYPED[str(parameter.annotation)]
@@ -133,9 +133,12 @@ _NOT_EXTRACTION = {("faiss", "set_data_source")}
 
 def _extractors() -> list[Any]:
     found = []
-    for library in instrumentation.INSTRUMENTORS:
+    # Every library's extraction module, and the helpers the LLM clients share.
+    modules = [f"{library}._attributes" for library in instrumentation.INSTRUMENTORS] + ["_llm"]
+    for name_in_package in modules:
+        library = name_in_package.split(".")[0]
         try:
-            module = importlib.import_module(f"otel_rerank.instrumentation.{library}._attributes")
+            module = importlib.import_module(f"otel_rerank.instrumentation.{name_in_package}")
         except ModuleNotFoundError:  # not built yet
             continue
         for name, fn in vars(module).items():
