@@ -25,6 +25,7 @@ are dropped and, with ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``, counted
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -208,36 +209,43 @@ def configure() -> Configured:
     """Install SDK providers from the environment unless the app already has them.
 
     Safe to call more than once: later calls find the providers installed and do nothing.
+    All or nothing: both providers are built before either is installed, so a bad setting
+    for one signal leaves the global providers as they were.
 
     Returns:
         What was installed (``None`` fields where an existing provider was kept).
 
     Raises:
         ConfigurationError: an ``OTEL_*`` variable names an unsupported exporter or protocol.
+        ValueError: the SDK rejects a setting (a batch size larger than the queue, ...).
     """
     result = Configured()
     if _sdk_disabled():
         return result
     resource = Resource.create()
+    try:
+        if not _is_real_tracer_provider(trace.get_tracer_provider()):
+            default = "otlp" if _endpoint_set("TRACES") else "file"
+            exporters = [e for e in map(_span_exporter, _exporter_names("TRACES", default)) if e]
+            result.tracer_provider = TracerProvider(resource=resource)
+            for exporter in exporters:
+                result.tracer_provider.add_span_processor(
+                    _BoundedBatchSpanProcessor(exporter, export_timeout_millis=_EXPORT_TIMEOUT_MS)
+                )
+                if isinstance(exporter, JsonLinesSpanExporter):
+                    result.traces_file = str(exporter.path)
 
-    if not _is_real_tracer_provider(trace.get_tracer_provider()):
-        default = "otlp" if _endpoint_set("TRACES") else "file"
-        exporters = [e for e in map(_span_exporter, _exporter_names("TRACES", default)) if e]
-        tracer_provider = TracerProvider(resource=resource)
-        for exporter in exporters:
-            tracer_provider.add_span_processor(
-                _BoundedBatchSpanProcessor(exporter, export_timeout_millis=_EXPORT_TIMEOUT_MS)
-            )
-            if isinstance(exporter, JsonLinesSpanExporter):
-                result.traces_file = str(exporter.path)
-        trace.set_tracer_provider(tracer_provider)
-        result.tracer_provider = tracer_provider
-
-    if not _is_real_meter_provider(metrics.get_meter_provider()):
-        default = "otlp" if _endpoint_set("METRICS") else "none"
-        readers = [r for r in map(_metric_reader, _exporter_names("METRICS", default)) if r]
-        if readers:
-            meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-            metrics.set_meter_provider(meter_provider)
-            result.meter_provider = meter_provider
+        if not _is_real_meter_provider(metrics.get_meter_provider()):
+            default = "otlp" if _endpoint_set("METRICS") else "none"
+            readers = [r for r in map(_metric_reader, _exporter_names("METRICS", default)) if r]
+            if readers:
+                result.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    except Exception:
+        with contextlib.suppress(Exception):  # stop the threads of what was never installed
+            result.shutdown()
+        raise
+    if result.tracer_provider is not None:
+        trace.set_tracer_provider(result.tracer_provider)
+    if result.meter_provider is not None:
+        metrics.set_meter_provider(result.meter_provider)
     return result
