@@ -18,7 +18,7 @@ noise hits them alike, and each reported number is the median over rounds. A cas
 instrumentation produced no spans is reported as such (its "overhead" would be
 meaningless). Run::
 
-    .venv/bin/python benchmarks/openai_overhead.py [--rounds 7] [--calls 300]
+    .venv/bin/python benchmarks/openai_overhead.py [--rounds 5] [--calls 30] [--blocks 8]
 
 or ``make bench-openai``.
 """
@@ -162,13 +162,13 @@ def _block_us(fn: Callable[[], object], calls: int) -> float:
     return (time.process_time() - start) / calls * 1e6
 
 
-def _worker(case: str, calls: int, blocks: int) -> dict[str, Any]:
-    """Alternate bare and instrumented blocks; keep each phase's quietest block.
+def _worker(case: str, calls: int, blocks: int, groups: int) -> dict[str, Any]:
+    """Alternate groups of bare and instrumented blocks; keep each phase's quietest block.
 
-    The machine may be shared, so the bare and instrumented blocks are interleaved
-    (time, instrument, time, uninstrument, ...), each block is timed in process CPU time,
-    and each phase's minimum is taken, as ``timeit`` does: background load only ever adds
-    time.
+    The machine may be shared, so: blocks are short (a quiet window is likelier to hold a
+    whole block), bare and instrumented groups alternate (time, instrument, time,
+    uninstrument, ...), each block is timed in process CPU time, and each phase's minimum
+    is taken, as ``timeit`` does: background load only ever adds time.
     """
     import gc
 
@@ -181,24 +181,23 @@ def _worker(case: str, calls: int, blocks: int) -> dict[str, Any]:
         ),
     }
     instrument, uninstrument, version = _instrumentor(case)
-    warm_up = max(5, calls // 20)
     base: dict[str, list[float]] = {op: [] for op in ops}
     inst: dict[str, list[float]] = {op: [] for op in ops}
     spans: dict[str, float] = {}
     gc.collect()
-    for _ in range(blocks):
-        for op, fn in ops.items():
-            for _ in range(warm_up):
-                fn()
-            base[op].append(_block_us(fn, calls))
-        instrument()
-        for op, fn in ops.items():
-            for _ in range(warm_up):
-                fn()
-            exporter.count = 0
-            inst[op].append(_block_us(fn, calls))
-            spans[op] = exporter.count / calls
-        uninstrument()
+    for _ in range(groups):
+        for phase in (base, inst):
+            if phase is inst:
+                instrument()
+            for op, fn in ops.items():
+                for _ in range(10):  # warm-up after (un)instrumenting
+                    fn()
+                exporter.count = 0
+                phase[op] += [_block_us(fn, calls) for _ in range(blocks)]
+                if phase is inst:
+                    spans[op] = exporter.count / (calls * blocks)
+            if phase is inst:
+                uninstrument()
     return {
         "version": version,
         "openai": importlib.metadata.version("openai"),
@@ -234,11 +233,11 @@ def _ensure_venv(case: str) -> None:
     )  # fmt: skip
 
 
-def _run_worker(case: str, calls: int, blocks: int) -> dict[str, Any]:
+def _run_worker(case: str, calls: int, blocks: int, groups: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONHASHSEED": "0", "OTEL_SDK_DISABLED": "false"}
     done = subprocess.run(
         [str(_venv_python(case)), __file__, "--worker", case, "--calls", str(calls),
-         "--blocks", str(blocks)],
+         "--blocks", str(blocks), "--groups", str(groups)],
         capture_output=True,
         text=True,
         env=env,
@@ -253,15 +252,16 @@ def _run_worker(case: str, calls: int, blocks: int) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=300, help="calls per timed block")
-    parser.add_argument("--blocks", type=int, default=5, help="timed blocks per phase")
+    parser.add_argument("--rounds", type=int, default=5, help="worker runs per case")
+    parser.add_argument("--calls", type=int, default=30, help="calls per timed block")
+    parser.add_argument("--blocks", type=int, default=8, help="timed blocks per group")
+    parser.add_argument("--groups", type=int, default=5, help="bare/instrumented alternations")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(_worker(args.worker, args.calls, args.blocks)))
+        print(json.dumps(_worker(args.worker, args.calls, args.blocks, args.groups)))
         return
 
     peers = [p for p in args.peers.split(",") if p]
@@ -272,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for round_index in range(args.rounds):
         order = cases[round_index % len(cases) :] + cases[: round_index % len(cases)]
         for case in order:
-            results[case].append(_run_worker(case, args.calls, args.blocks))
+            results[case].append(_run_worker(case, args.calls, args.blocks, args.groups))
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     _print_table(cases, results, args)
 
@@ -291,7 +291,7 @@ def _print_table(cases: list[str], results: dict[str, list[dict[str, Any]]], arg
     print(
         f"OpenAI client instrumentation overhead per call (µs), openai {first['openai']}, "
         f"in-process mock transport, process CPU time; median of {args.rounds} rounds "
-        f"(each the quietest of {args.blocks} blocks x {args.calls} calls); "
+        f"(each the quietest of {args.groups * args.blocks} blocks x {args.calls} calls); "
         "SDK TracerProvider + SimpleSpanProcessor + no-op exporter"
     )
     header = (

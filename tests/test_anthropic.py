@@ -469,7 +469,7 @@ def test_usage_extraction(usage: Any, expected: tuple[int | None, int | None]) -
 def test_request_extraction_sampling_parameters() -> None:
     # anthropic 2.x dropped temperature/top_p/top_k from create(); older clients send them.
     arguments = {"max_tokens": 9, "temperature": 0.3, "top_p": True, "top_k": 5}
-    got = {k: v for k, v in attrs.request(object(), arguments, stream=False) if v is not None}
+    got = {k: v for k, v in attrs.request(arguments, stream=False) if v is not None}
     assert got == {
         semconv.GEN_AI_REQUEST_MAX_TOKENS: 9,
         semconv.GEN_AI_REQUEST_TEMPERATURE: 0.3,

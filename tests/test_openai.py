@@ -716,7 +716,7 @@ class _Obj:
     ],
 )
 def test_chat_request_extraction(arguments: dict[str, Any], expected: dict[str, Any]) -> None:
-    got = {k: v for k, v in attrs.chat_request(object(), arguments) if v is not None}
+    got = {k: v for k, v in attrs.chat_request(arguments) if v is not None}
     assert got == expected
 
 
@@ -725,7 +725,7 @@ def test_chat_request_extraction(arguments: dict[str, Any], expected: dict[str, 
     [("one", 1), (["a", "b"], 2), ([1, 2, 3], 1), ([[1, 2], [3]], 2), (iter(["a"]), None)],
 )
 def test_embedding_input_count(inputs: Any, count: int | None) -> None:
-    got = dict(attrs.embeddings_request(object(), {"input": inputs}))
+    got = dict(attrs.embeddings_request({"input": inputs}))
     assert got[semconv.RAG_EMBEDDING_INPUT_COUNT] == count
 
 
@@ -737,15 +737,15 @@ def test_input_messages_never_consume_a_generator() -> None:
     assert attrs.input_messages({"messages": parts}) == [("user", "a")]
 
 
-def test_server_attributes_default_port() -> None:
-    client = _Obj(base_url=_Obj(host="api.openai.com", port=None, scheme="https"))
-    assert dict(attrs.chat_request(_Obj(_client=client), {})) == {
-        semconv.SERVER_ADDRESS: "api.openai.com",
-        semconv.SERVER_PORT: 443,
-        semconv.GEN_AI_REQUEST_MAX_TOKENS: None,
-        semconv.GEN_AI_REQUEST_TEMPERATURE: None,
-        semconv.GEN_AI_REQUEST_TOP_P: None,
-    }
+def test_server_attributes_default_port_and_cache() -> None:
+    url = _Obj(host="api.openai.com", port=None, scheme="https")
+    resource = _Obj(_client=_Obj(_base_url=url))
+    expected = {semconv.SERVER_ADDRESS: "api.openai.com", semconv.SERVER_PORT: 443}
+    assert attrs.server(resource) == expected
+    assert attrs.server(resource) is attrs.server(resource)  # computed once per base URL
+    other = _Obj(_client=_Obj(base_url=_Obj(host="localhost", port=8000, scheme="http")))
+    assert attrs.server(other) == {semconv.SERVER_ADDRESS: "localhost", semconv.SERVER_PORT: 8000}
+    assert attrs.server(_Obj(_client=None)) is None
 
 
 def test_response_extraction_tolerates_other_shapes() -> None:

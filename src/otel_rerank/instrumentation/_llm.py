@@ -12,10 +12,12 @@ from the moment the request was sent.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import wrapt
+from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import semconv
 from otel_rerank._safe import report_internal_error
@@ -26,35 +28,41 @@ Pairs = Iterator[tuple[str, Any]]
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-def server_attributes(client: Any) -> Pairs:
-    """``server.address`` and ``server.port`` of an SDK client, read from its base URL."""
+def server_attributes(client: Any) -> Mapping[str, AttributeValue] | None:
+    """``server.address`` and ``server.port`` of an SDK client, read from its base URL.
+
+    Given to the span at its start: the GenAI conventions name them (with the operation,
+    provider and model) as the attributes a sampler may decide on. Computed once per base
+    URL, so a call pays a dictionary lookup.
+    """
     # Both SDKs keep the URL in ``_base_url``; their ``base_url`` property may do more work.
     url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     if url is None:
-        return
+        return None
     cached = _servers.get(id(url))
     if cached is None or cached[0] is not url:
-        cached = (url, *_host_and_port(url))
+        cached = (url, _server_map(url))
         if len(_servers) >= 256:  # bounded: one entry per client base URL
             _servers.clear()
         _servers[id(url)] = cached
-    if cached[1] is not None:
-        yield semconv.SERVER_ADDRESS, cached[1]
-        yield semconv.SERVER_PORT, cached[2]
+    return cached[1]
 
 
-#: id(base URL object) -> (that object, host, port); the object is kept so the id stays valid.
-_servers: dict[int, tuple[Any, str | None, int | None]] = {}
+#: id(base URL object) -> (that object, its attributes); the object is kept so the id
+#: stays valid.
+_servers: dict[int, tuple[Any, Mapping[str, AttributeValue] | None]] = {}
 
 
-def _host_and_port(url: Any) -> tuple[str | None, int | None]:
+def _server_map(url: Any) -> Mapping[str, AttributeValue] | None:
     host = getattr(url, "host", None)
     if not isinstance(host, str) or not host:
-        return None, None
+        return None
     port = getattr(url, "port", None)
     if not isinstance(port, int):
         port = _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
-    return host, port
+    if port is None:
+        return MappingProxyType({semconv.SERVER_ADDRESS: host})
+    return MappingProxyType({semconv.SERVER_ADDRESS: host, semconv.SERVER_PORT: port})
 
 
 def number(value: Any) -> int | float | None:

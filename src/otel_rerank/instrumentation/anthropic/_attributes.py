@@ -30,8 +30,12 @@ def streaming(arguments: Mapping[str, Any]) -> bool:
     return arguments.get("stream") is True
 
 
-def request(instance: Any, arguments: Mapping[str, Any], stream: bool) -> Pairs:
-    yield from server_attributes(getattr(instance, "_client", None))
+def server(instance: Any) -> Mapping[str, Any] | None:
+    """``server.address`` / ``server.port`` of the resource's client (given at span start)."""
+    return server_attributes(getattr(instance, "_client", None))
+
+
+def request(arguments: Mapping[str, Any], stream: bool) -> Pairs:
     yield semconv.GEN_AI_REQUEST_MAX_TOKENS, number(arguments.get("max_tokens"))
     yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
     yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))

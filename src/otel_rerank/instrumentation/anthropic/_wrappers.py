@@ -36,9 +36,14 @@ def _arguments(wrapped: _Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any])
 
 
 def _begin(instance: Any, arguments: Any, stream: bool) -> StageSpan | None:
-    call = _span.begin(_span.CHAT, provider=attrs.PROVIDER, model=attrs.model(arguments))
+    call = _span.begin(
+        _span.CHAT,
+        provider=attrs.PROVIDER,
+        model=attrs.model(arguments),
+        attributes=attrs.server(instance),
+    )
     if call is not None and call.recording:
-        call.extract(attrs.request, instance, arguments, stream)
+        call.extract(attrs.request, arguments, stream)
         if call.capturing:
             _record_input(call, arguments)
     return call

@@ -32,8 +32,12 @@ def streaming(arguments: Mapping[str, Any]) -> bool:
 
 
 # -- chat completions ----------------------------------------------------------------------
-def chat_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
-    yield from server_attributes(getattr(instance, "_client", None))
+def server(instance: Any) -> Mapping[str, Any] | None:
+    """``server.address`` / ``server.port`` of the resource's client (given at span start)."""
+    return server_attributes(getattr(instance, "_client", None))
+
+
+def chat_request(arguments: Mapping[str, Any]) -> Pairs:
     max_tokens = number(arguments.get("max_completion_tokens"))
     if max_tokens is None:
         max_tokens = number(arguments.get("max_tokens"))
@@ -150,8 +154,7 @@ class ChatStreamState:
 
 
 # -- embeddings ----------------------------------------------------------------------------
-def embeddings_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
-    yield from server_attributes(getattr(instance, "_client", None))
+def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
     yield semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count(arguments.get("input"))
 
 

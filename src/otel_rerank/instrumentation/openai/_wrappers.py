@@ -36,9 +36,14 @@ def _arguments(wrapped: _Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any])
 
 
 def _begin_chat(instance: Any, arguments: Any) -> StageSpan | None:
-    call = _span.begin(_span.CHAT, provider=attrs.PROVIDER, model=attrs.model(arguments))
+    call = _span.begin(
+        _span.CHAT,
+        provider=attrs.PROVIDER,
+        model=attrs.model(arguments),
+        attributes=attrs.server(instance),
+    )
     if call is not None and call.recording:
-        call.extract(attrs.chat_request, instance, arguments)
+        call.extract(attrs.chat_request, arguments)
         if call.capturing:
             _record_input(call, arguments)
     return call
@@ -159,9 +164,10 @@ def _begin_embeddings(instance: Any, arguments: Any) -> StageSpan | None:
         provider=attrs.PROVIDER,
         model=attrs.model(arguments),
         kind=SpanKind.CLIENT,
+        attributes=attrs.server(instance),
     )
     if call is not None and call.recording:
-        call.extract(attrs.embeddings_request, instance, arguments)
+        call.extract(attrs.embeddings_request, arguments)
         if call.capturing:
             _record_embedding_texts(call, arguments)
     return call
