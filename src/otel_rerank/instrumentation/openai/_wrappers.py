@@ -68,6 +68,38 @@ def _finish_chat(call: StageSpan, result: Any) -> None:
     call.end()
 
 
+def _call_in_span(
+    call: StageSpan, wrapped: _Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Send the request with the span current (HTTP spans nest under it); end it on error.
+
+    On success the span is left open: a stream outlives this call, and metrics recorded
+    after it are not tied to the span as exemplars of every histogram point.
+    """
+    token = context.attach(call.context)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:
+        call.end(error)
+        raise
+    finally:
+        context.detach(token)
+
+
+async def _acall_in_span(
+    call: StageSpan, wrapped: _Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """The async twin of :func:`_call_in_span` (the span covers the await)."""
+    token = context.attach(call.context)
+    try:
+        return await wrapped(*args, **kwargs)
+    except BaseException as error:
+        call.end(error)
+        raise
+    finally:
+        context.detach(token)
+
+
 def chat_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
@@ -76,14 +108,7 @@ def chat_create(
     if call is None:
         return wrapped(*args, **kwargs)
     started = time.perf_counter()
-    token = context.attach(call.context)
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException as error:
-        call.end(error)
-        raise
-    finally:
-        context.detach(token)
+    result = _call_in_span(call, wrapped, args, kwargs)
     if attrs.streaming(arguments) and isinstance(result, Iterator):
         state = attrs.ChatStreamState(call.capturing)
         return SyncStreamProxy(result, call, state, started)
@@ -99,14 +124,7 @@ async def achat_create(
     if call is None:
         return await wrapped(*args, **kwargs)
     started = time.perf_counter()
-    token = context.attach(call.context)
-    try:
-        result = await wrapped(*args, **kwargs)
-    except BaseException as error:
-        call.end(error)
-        raise
-    finally:
-        context.detach(token)
+    result = await _acall_in_span(call, wrapped, args, kwargs)
     if attrs.streaming(arguments) and isinstance(result, AsyncIterator):
         state = attrs.ChatStreamState(call.capturing)
         return AsyncStreamProxy(result, call, state, started)
@@ -196,10 +214,10 @@ def embeddings_create(
     call = _begin_embeddings(instance, arguments)
     if call is None:
         return wrapped(*args, **kwargs)
-    with call:
-        result = wrapped(*args, **kwargs)
-        _finish_embeddings(call, result)
-        return result
+    result = _call_in_span(call, wrapped, args, kwargs)
+    _finish_embeddings(call, result)
+    call.end()
+    return result
 
 
 async def aembeddings_create(
@@ -209,7 +227,7 @@ async def aembeddings_create(
     call = _begin_embeddings(instance, arguments)
     if call is None:
         return await wrapped(*args, **kwargs)
-    with call:
-        result = await wrapped(*args, **kwargs)
-        _finish_embeddings(call, result)
-        return result
+    result = await _acall_in_span(call, wrapped, args, kwargs)
+    _finish_embeddings(call, result)
+    call.end()
+    return result
