@@ -525,6 +525,11 @@ def test_sampled_out_calls_still_work_and_are_timed(server: _MockAnthropic) -> N
         otel_rerank.uninstrument()
     assert sdk.spans() == []
     assert sum(p.count for p in sdk.metric_points(semconv.METRIC_OPERATION_DURATION)) == 3
+    tokens = {
+        p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum
+        for p in sdk.metric_points(semconv.METRIC_TOKEN_USAGE)
+    }
+    assert tokens == {"input": 120 + 20 + 20, "output": 7 + 12 + 12}
 
 
 def test_our_failure_never_reaches_the_call(

@@ -263,6 +263,12 @@ def test_sampled_out_call_still_works_and_is_timed(server: _MockOpenAI) -> None:
         otel_rerank.uninstrument()
     assert sdk.spans() == []
     assert _duration_count(sdk) == 2
+    # Token usage is a metric, kept whatever the sampler decides about the span.
+    tokens = {
+        p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum
+        for p in sdk.metric_points(semconv.METRIC_TOKEN_USAGE)
+    }
+    assert tokens == {"input": 21, "output": 9}
 
 
 def test_content_is_off_by_default(otel: Otel, server: _MockOpenAI) -> None:

@@ -124,11 +124,10 @@ class _StreamEnd:
         if call is None:
             return
         self.call = None
-        if call.recording:
-            try:
-                self.accumulator.finish(call)
-            except Exception:
-                report_internal_error("stream finish")
+        try:  # even when sampled out: token usage goes to the histogram
+            self.accumulator.finish(call)
+        except Exception:
+            report_internal_error("stream finish")
         call.end(error)
 
 

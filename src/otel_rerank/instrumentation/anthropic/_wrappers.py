@@ -63,8 +63,7 @@ def _record_result(call: StageSpan, result: Any) -> None:
 
 
 def _finish(call: StageSpan, result: Any) -> None:
-    if call.recording:
-        _record_result(call, result)
+    _record_result(call, result)  # token usage is a metric: recorded even if sampled out
     call.end()
 
 

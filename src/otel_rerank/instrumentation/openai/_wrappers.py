@@ -63,8 +63,7 @@ def _record_chat_result(call: StageSpan, result: Any) -> None:
 
 
 def _finish_chat(call: StageSpan, result: Any) -> None:
-    if call.recording:
-        _record_chat_result(call, result)
+    _record_chat_result(call, result)  # token usage is a metric: recorded even if sampled out
     call.end()
 
 
@@ -202,9 +201,8 @@ def _record_embedding_texts(call: StageSpan, arguments: Any) -> None:
 
 @guarded
 def _finish_embeddings(call: StageSpan, result: Any) -> None:
-    if call.recording:
-        call.extract(attrs.embeddings_response, result)
-        call.record_tokens(attrs.embedding_input_tokens(result), None)
+    call.extract(attrs.embeddings_response, result)  # runs only if the span records
+    call.record_tokens(attrs.embedding_input_tokens(result), None)  # metric: always
 
 
 def embeddings_create(
