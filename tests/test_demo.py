@@ -308,3 +308,20 @@ def test_standin_without_a_passage_says_so() -> None:
     assert answer_for([{"role": "user", "content": "no passages here"}]) == (
         "I have no passage to answer from."
     )
+
+
+def test_prepare_builds_the_cache_and_records_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OTEL_RERANK_CACHE_DIR=str(models.cache_dir()),
+    )
+    command = [sys.executable, "-m", "otel_rerank.cli", "demo", "--prepare", "--passages", "200"]
+    result = subprocess.run(
+        command, check=False, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "prepared in" in result.stdout
+    assert "200 passages" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no trace file, no output directory

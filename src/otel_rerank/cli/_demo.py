@@ -69,6 +69,10 @@ def add_parser(subparsers: Any) -> None:
         "--passages", type=int, default=DEFAULT_PASSAGES, metavar="N",
         help=f"corpus size (default {DEFAULT_PASSAGES}; each size is cached separately)",
     )  # fmt: skip
+    parser.add_argument(
+        "--prepare", action="store_true",
+        help="only build and cache the corpus and models (what `make demo` does at set-up)",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -135,6 +139,35 @@ def _setup_telemetry(traces_file: Path) -> Any:
     return provider
 
 
+def _prepare(args: argparse.Namespace, started: float) -> int:
+    """Build and cache what the demo needs (corpus index, proxy model), record nothing."""
+    import torch
+
+    from otel_rerank import models
+    from otel_rerank.demo.pipeline import build_pipeline
+
+    torch.set_num_threads(_indexing_threads())
+    print("otel-rerank demo: preparing the corpus and models ...", flush=True)
+    try:
+        pipeline, setup = build_pipeline(
+            k=args.k,
+            cross_encoder=args.model,
+            max_passages=args.passages,
+            mode=args.mode,
+            use_env_llm=False,
+            progress=True,
+        )
+    except models.ModelUnavailableError as exc:
+        raise UsageError(str(exc)) from exc
+    pipeline.close()
+    print(
+        f"prepared in {time.perf_counter() - started:.1f} s: "
+        f"{len(setup.corpus.passages)} passages in {setup.corpus.directory}",
+        flush=True,
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``demo`` handler."""
     started = time.perf_counter()
@@ -148,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
     from otel_rerank.demo.pipeline import build_pipeline
     from otel_rerank.demo.queries import DEMO_QUERIES
 
+    if args.prepare:
+        return _prepare(args, started)
     out.mkdir(parents=True, exist_ok=True)
     traces_file = out / TRACES_NAME
     traces_file.unlink(missing_ok=True)
