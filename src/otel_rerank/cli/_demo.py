@@ -139,17 +139,19 @@ def _setup_telemetry(traces_file: Path) -> Any:
     return provider
 
 
-def _prepare(args: argparse.Namespace, started: float) -> int:
-    """Build and cache what the demo needs (corpus index, proxy model), record nothing."""
+def _build(args: argparse.Namespace, announce: str) -> tuple[Any, Any]:
+    """Build the pipeline (corpus index and models come from the cache after the first run)."""
     import torch
 
     from otel_rerank import models
     from otel_rerank.demo.pipeline import build_pipeline
 
+    # Indexing (first run only) gets every core but one: on a 2-core machine shared with
+    # other work, two threads fighting for two cores indexed slower than one thread did.
     torch.set_num_threads(_indexing_threads())
-    print("otel-rerank demo: preparing the corpus and models ...", flush=True)
+    print(announce, flush=True)
     try:
-        pipeline, setup = build_pipeline(
+        return build_pipeline(
             k=args.k,
             cross_encoder=args.model,
             max_passages=args.passages,
@@ -159,6 +161,11 @@ def _prepare(args: argparse.Namespace, started: float) -> int:
         )
     except models.ModelUnavailableError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _prepare(args: argparse.Namespace, started: float) -> int:
+    """Build and cache what the demo needs (corpus index, proxy model), record nothing."""
+    pipeline, setup = _build(args, "otel-rerank demo: preparing the corpus and models ...")
     pipeline.close()
     print(
         f"prepared in {time.perf_counter() - started:.1f} s: "
@@ -178,7 +185,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from otel_rerank import models, report
-    from otel_rerank.demo.pipeline import build_pipeline
     from otel_rerank.demo.queries import DEMO_QUERIES
 
     if args.prepare:
@@ -188,21 +194,9 @@ def run(args: argparse.Namespace) -> int:
     traces_file.unlink(missing_ok=True)
     provider = _setup_telemetry(traces_file)
 
-    # Indexing (first run only) gets every core but one: on a 2-core machine shared with
-    # other work, two threads fighting for two cores indexed slower than one thread did.
-    torch.set_num_threads(_indexing_threads())
-    print("otel-rerank demo: setting up (first run builds and caches the corpus) ...", flush=True)
-    try:
-        pipeline, setup = build_pipeline(
-            k=args.k,
-            cross_encoder=args.model,
-            max_passages=args.passages,
-            mode=args.mode,
-            use_env_llm=False,
-            progress=True,
-        )
-    except models.ModelUnavailableError as exc:
-        raise UsageError(str(exc)) from exc
+    pipeline, setup = _build(
+        args, "otel-rerank demo: setting up (first run builds and caches the corpus) ..."
+    )
     # Requests get one intra-op thread, as in a serving worker that handles one request per
     # core. On a busy machine, two threads contending for two cores made each request
     # several times slower.
