@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_rerank
 from otel_rerank import _safe, semconv
+from otel_rerank.instrumentation import _llm
 from otel_rerank.instrumentation.openai import OpenAIInstrumentor
 from otel_rerank.instrumentation.openai import _attributes as attrs
 
@@ -747,11 +748,11 @@ def test_server_attributes_default_port_and_cache() -> None:
     url = _Obj(host="api.openai.com", port=None, scheme="https")
     resource = _Obj(_client=_Obj(_base_url=url))
     expected = {semconv.SERVER_ADDRESS: "api.openai.com", semconv.SERVER_PORT: 443}
-    assert attrs.server(resource) == expected
-    assert attrs.server(resource) is attrs.server(resource)  # computed once per base URL
+    assert _llm.server(resource) == expected
+    assert _llm.server(resource) is _llm.server(resource)  # computed once per base URL
     other = _Obj(_client=_Obj(base_url=_Obj(host="localhost", port=8000, scheme="http")))
-    assert attrs.server(other) == {semconv.SERVER_ADDRESS: "localhost", semconv.SERVER_PORT: 8000}
-    assert attrs.server(_Obj(_client=None)) is None
+    assert _llm.server(other) == {semconv.SERVER_ADDRESS: "localhost", semconv.SERVER_PORT: 8000}
+    assert _llm.server(_Obj(_client=None)) is None
 
 
 def test_response_extraction_tolerates_other_shapes() -> None:

@@ -1,29 +1,39 @@
-"""What the LLM client instrumentations (openai, anthropic) share: stream proxies, server address.
+"""What the LLM client instrumentations (openai, anthropic) share: wrappers, stream proxies.
 
-A streamed chat call outlives the wrapper that started its span: the span must end when the
-consumer exhausts the stream, closes it, breaks out of it, or drops it, and exactly once.
-:class:`SyncStreamProxy` and :class:`AsyncStreamProxy` are ``wrapt.ObjectProxy`` s, so the
-user's object keeps working as before (iteration, context manager, ``close()``, every
-attribute such as ``.response``); they hand each chunk to a provider-specific
-:class:`ChunkAccumulator` and end the span through it. Time to first chunk is measured
-from the moment the request was sent.
+Both SDKs take keyword arguments, answer with a result or a stream, and keep their base URL
+on the client, so one piece of code serves both: :class:`Operation` starts the span (model
+from the arguments, server from the client) and sends the request with it current, and
+:class:`Chat` is a chat API's sync and async wrappers, told what differs by the library's
+pure extraction functions. A streamed chat call outlives the wrapper that started its span:
+the span must end when the consumer exhausts the stream, closes it, breaks out of it, or
+drops it, and exactly once. :class:`SyncStreamProxy` and :class:`AsyncStreamProxy` are
+``wrapt.ObjectProxy`` s, so the user's object keeps working as before (iteration, context
+manager, ``close()``, every attribute such as ``.response``); they hand each chunk to a
+provider-specific :class:`ChunkAccumulator` and end the span through it. Time to first
+chunk is measured from the moment the request was sent.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
 import wrapt
+from opentelemetry import context
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from otel_rerank import semconv
-from otel_rerank._safe import report_internal_error
+from otel_rerank import _span, semconv
+from otel_rerank._safe import guarded, report_internal_error
 from otel_rerank._span import StageSpan
+from otel_rerank.instrumentation._common import bind_arguments
 
 Pairs = Iterator[tuple[str, Any]]
+Messages = list[tuple[str, object]]
+_Wrapped = Callable[..., Any]
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -86,6 +96,32 @@ def text_of(content: Any) -> str | None:
     return None
 
 
+def model(arguments: Mapping[str, Any]) -> str | None:
+    """``gen_ai.request.model``: the ``model`` argument, if it is a string."""
+    value = arguments.get("model")
+    return value if isinstance(value, str) else None
+
+
+def streaming(arguments: Mapping[str, Any]) -> bool:
+    """Whether the call asks for a stream (``stream=True``)."""
+    return arguments.get("stream") is True
+
+
+def server(instance: Any) -> Mapping[str, AttributeValue] | None:
+    """``server.address`` / ``server.port`` of the resource's client (given at span start)."""
+    return server_attributes(getattr(instance, "_client", None))
+
+
+def string(value: Any) -> str | None:
+    """``value`` if it is a non-empty string."""
+    return value if isinstance(value, str) and value else None
+
+
+def integer(value: Any) -> int | None:
+    """``value`` if it is an int (not a bool)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class ChunkAccumulator(Protocol):
     """Collects what a provider's stream chunks say, and writes it to the span at the end."""
 
@@ -97,7 +133,12 @@ class ChunkAccumulator(Protocol):
 
 
 class _StreamEnd:
-    """The shared ending logic of both proxies (ending once, first-chunk timing)."""
+    """The shared ending logic of both proxies (ending once, first-chunk timing).
+
+    Used as a context manager around reading the stream, it ends the span when reading
+    raises: at the stream's end (``StopIteration`` / ``StopAsyncIteration``) without an
+    error, on anything else (``GeneratorExit``: closed early) with it, and re-raises.
+    """
 
     __slots__ = ("accumulator", "call", "first_pending", "started")
 
@@ -130,9 +171,22 @@ class _StreamEnd:
             report_internal_error("stream finish")
         call.end(error)
 
+    def __enter__(self) -> _StreamEnd:
+        return self
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
-    """The user's sync stream, ending its span when exhausted, closed, broken out of or dropped."""
+    def __exit__(
+        self, exc_type: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> None:
+        if exc_type is None:
+            return
+        if issubclass(exc_type, (StopIteration, StopAsyncIteration)):
+            self.finish()
+        else:
+            self.finish(error)
+
+
+class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    """What both stream proxies share: ending the span on demand, and when dropped."""
 
     def __init__(
         self, stream: Any, call: StageSpan, accumulator: ChunkAccumulator, started: float
@@ -140,29 +194,33 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         super().__init__(stream)
         self._self_end = _StreamEnd(call, accumulator, started)
 
+    def _self_finish(self) -> None:
+        """End the span now (a stream helper's context manager was left)."""
+        self._self_end.finish()
+
+    def __del__(self) -> None:  # dropped before it was exhausted or closed
+        end = getattr(self, "_self_end", None)
+        if end is not None:
+            end.finish()
+
+
+class SyncStreamProxy(StreamProxy):
+    """The user's sync stream, ending its span when exhausted, closed, broken out of or dropped."""
+
     def __iter__(self) -> Iterator[Any]:
         # A generator, so that breaking out of a ``for`` loop closes it and ends the span
         # at once (CPython drops the loop's iterator right after the loop).
         end = self._self_end
-        try:
+        with end:
             for chunk in self.__wrapped__:
                 end.observe(chunk)
                 yield chunk
-        except BaseException as error:  # GeneratorExit (closed early) is not an error
-            end.finish(error)
-            raise
         end.finish()
 
     def __next__(self) -> Any:
         end = self._self_end
-        try:
+        with end:
             chunk = next(self.__wrapped__)
-        except StopIteration:
-            end.finish()
-            raise
-        except BaseException as error:
-            end.finish(error)
-            raise
         end.observe(chunk)
         return chunk
 
@@ -183,49 +241,25 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         finally:
             self._self_end.finish()
 
-    def _self_finish(self) -> None:
-        """End the span now (a stream helper's context manager was left)."""
-        self._self_end.finish()
 
-    def __del__(self) -> None:  # dropped before it was exhausted or closed
-        end = getattr(self, "_self_end", None)
-        if end is not None:
-            end.finish()
-
-
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+class AsyncStreamProxy(StreamProxy):
     """The async twin of :class:`SyncStreamProxy`."""
-
-    def __init__(
-        self, stream: Any, call: StageSpan, accumulator: ChunkAccumulator, started: float
-    ) -> None:
-        super().__init__(stream)
-        self._self_end = _StreamEnd(call, accumulator, started)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._self_iterate()
 
     async def _self_iterate(self) -> AsyncIterator[Any]:
         end = self._self_end
-        try:
+        with end:
             async for chunk in self.__wrapped__:
                 end.observe(chunk)
                 yield chunk
-        except BaseException as error:  # GeneratorExit (closed early) is not an error
-            end.finish(error)
-            raise
         end.finish()
 
     async def __anext__(self) -> Any:
         end = self._self_end
-        try:
+        with end:
             chunk = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            end.finish()
-            raise
-        except BaseException as error:
-            end.finish(error)
-            raise
         end.observe(chunk)
         return chunk
 
@@ -246,11 +280,154 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         finally:
             self._self_end.finish()
 
-    def _self_finish(self) -> None:
-        """End the span now (a stream helper's context manager was left)."""
-        self._self_end.finish()
 
-    def __del__(self) -> None:
-        end = getattr(self, "_self_end", None)
-        if end is not None:
-            end.finish()
+class ManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    """An SDK stream helper's context manager (``with client.<api>.stream(...)``).
+
+    Leaving the ``with`` block early ends the span: the SDK closes the HTTP response there,
+    which the stream proxy cannot see. Subclasses say how in ``_self_finish``.
+    """
+
+    def _self_finish(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_finish()
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_finish()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Operation:
+    """One SDK operation: starts its span and sends its request with the span current."""
+
+    stage: _span.Stage
+    provider: str
+    kind: SpanKind | None = None
+
+    def start(self, instance: Any, arguments: Mapping[str, Any]) -> StageSpan | None:
+        """The span (or ``None``: call straight through), with what a sampler may decide on."""
+        return _span.begin(
+            self.stage,
+            provider=self.provider,
+            model=model(arguments),
+            kind=self.kind,
+            attributes=server(instance),
+        )
+
+    @staticmethod
+    def bind(wrapped: _Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The call's arguments by name."""
+        # The SDKs' methods are keyword-only, so kwargs *are* the bound arguments; binding
+        # through the signature (40-odd parameters) is kept for a positional call.
+        return bind_arguments(wrapped, args, kwargs) if args else kwargs
+
+    @staticmethod
+    def call(call: StageSpan, function: _Wrapped, /, *args: Any, **kwargs: Any) -> Any:
+        """Send the request with the span current (HTTP spans nest under it); end it on error.
+
+        On success the span is left open: a stream outlives this call, and metrics recorded
+        after it are not tied to the span as exemplars of every histogram point.
+        """
+        token = context.attach(call.context)
+        try:
+            return function(*args, **kwargs)
+        except BaseException as error:
+            call.end(error)
+            raise
+        finally:
+            context.detach(token)
+
+    @staticmethod
+    async def acall(call: StageSpan, function: _Wrapped, /, *args: Any, **kwargs: Any) -> Any:
+        """The async twin of :meth:`call` (the span covers the await)."""
+        token = context.attach(call.context)
+        try:
+            return await function(*args, **kwargs)
+        except BaseException as error:
+            call.end(error)
+            raise
+        finally:
+            context.detach(token)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chat(Operation):
+    """A library's chat API, told by its pure extraction functions; its wrappers are shared.
+
+    ``create`` and ``acreate`` are the sync and async wrapt wrappers of a ``create``-style
+    method: one span per call; with ``stream=True`` the SDK's stream comes back inside a
+    stream proxy fed to ``stream_state``, which ends the span.
+    """
+
+    stage: _span.Stage = _span.CHAT
+    request: Callable[[Mapping[str, Any], bool], Pairs]
+    response: Callable[[Any], Pairs]
+    usage: Callable[[Any], tuple[int | None, int | None]]
+    input_messages: Callable[[Mapping[str, Any]], Messages]
+    output_messages: Callable[[Any], Messages]
+    stream_state: Callable[[bool], ChunkAccumulator]
+
+    def begin(self, instance: Any, arguments: Mapping[str, Any], stream: bool) -> StageSpan | None:
+        """Start the span and record the request (``stream``: the call streams)."""
+        call = self.start(instance, arguments)
+        if call is not None and call.recording:
+            call.extract(self.request, arguments, stream)
+            if call.capturing:
+                self._record_input(call, arguments)
+        return call
+
+    @guarded
+    def _record_input(self, call: StageSpan, arguments: Mapping[str, Any]) -> None:
+        call.record_messages(semconv.LLM_INPUT_MESSAGES, self.input_messages(arguments))
+
+    @guarded
+    def _record_result(self, call: StageSpan, result: Any) -> None:
+        call.extract(self.response, result)
+        call.record_tokens(*self.usage(result))
+        if call.capturing:
+            call.record_messages(semconv.LLM_OUTPUT_MESSAGES, self.output_messages(result))
+
+    def finish(self, call: StageSpan, result: Any) -> None:
+        """Record a complete (not streamed) result and end the span."""
+        self._record_result(call, result)  # token usage is a metric: recorded even if sampled out
+        call.end()
+
+    def create(
+        self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The sync wrapper."""
+        arguments = self.bind(wrapped, args, kwargs)
+        stream = streaming(arguments)
+        call = self.begin(instance, arguments, stream)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        started = time.perf_counter()
+        result = self.call(call, wrapped, *args, **kwargs)
+        if stream and isinstance(result, Iterator):
+            return SyncStreamProxy(result, call, self.stream_state(call.capturing), started)
+        self.finish(call, result)
+        return result
+
+    async def acreate(
+        self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The async wrapper (the span covers the await)."""
+        arguments = self.bind(wrapped, args, kwargs)
+        stream = streaming(arguments)
+        call = self.begin(instance, arguments, stream)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        started = time.perf_counter()
+        result = await self.acall(call, wrapped, *args, **kwargs)
+        if stream and isinstance(result, AsyncIterator):
+            return AsyncStreamProxy(result, call, self.stream_state(call.capturing), started)
+        self.finish(call, result)
+        return result

@@ -9,33 +9,17 @@ follow the GenAI conventions: Anthropic reports cache reads and cache writes apa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from otel_rerank import semconv
-from otel_rerank.instrumentation._llm import number, server_attributes, text_of
+from otel_rerank.instrumentation._llm import Pairs, integer, number, string, text_of
 
 PROVIDER = "anthropic"
 
-Pairs = Iterator[tuple[str, Any]]
-
-
-def model(arguments: Mapping[str, Any]) -> str | None:
-    """``gen_ai.request.model``: the ``model`` argument, if it is a string."""
-    value = arguments.get("model")
-    return value if isinstance(value, str) else None
-
-
-def streaming(arguments: Mapping[str, Any]) -> bool:
-    return arguments.get("stream") is True
-
-
-def server(instance: Any) -> Mapping[str, Any] | None:
-    """``server.address`` / ``server.port`` of the resource's client (given at span start)."""
-    return server_attributes(getattr(instance, "_client", None))
-
 
 def request(arguments: Mapping[str, Any], stream: bool) -> Pairs:
+    """Request parameters; ``stream``: the call streams (``messages.stream()`` has no flag)."""
     yield semconv.GEN_AI_REQUEST_MAX_TOKENS, number(arguments.get("max_tokens"))
     yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
     yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
@@ -45,18 +29,18 @@ def request(arguments: Mapping[str, Any], stream: bool) -> Pairs:
 
 
 def response(result: Any) -> Pairs:
-    yield semconv.GEN_AI_RESPONSE_MODEL, _str(getattr(result, "model", None))
-    yield semconv.GEN_AI_RESPONSE_ID, _str(getattr(result, "id", None))
-    reason = _str(getattr(result, "stop_reason", None))
+    yield semconv.GEN_AI_RESPONSE_MODEL, string(getattr(result, "model", None))
+    yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
+    reason = string(getattr(result, "stop_reason", None))
     if reason:
         yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, (reason,)
 
 
 def input_tokens(used: Any) -> int | None:
     """Every input token: uncached, cache writes and cache reads."""
-    total = _int(getattr(used, "input_tokens", None))
+    total = integer(getattr(used, "input_tokens", None))
     for name in ("cache_creation_input_tokens", "cache_read_input_tokens"):
-        extra = _int(getattr(used, name, None))
+        extra = integer(getattr(used, name, None))
         if extra:
             total = (total or 0) + extra
     return total
@@ -67,7 +51,7 @@ def usage(result: Any) -> tuple[int | None, int | None]:
     used = getattr(result, "usage", None)
     if used is None:
         return None, None
-    return input_tokens(used), _int(getattr(used, "output_tokens", None))
+    return input_tokens(used), integer(getattr(used, "output_tokens", None))
 
 
 def input_messages(arguments: Mapping[str, Any]) -> list[tuple[str, object]]:
@@ -117,15 +101,15 @@ class MessageStreamState:
                     self.texts.append(text)
         elif kind == "message_start":
             message = getattr(event, "message", None)
-            self.response_model = _str(getattr(message, "model", None))
-            self.response_id = _str(getattr(message, "id", None))
+            self.response_model = string(getattr(message, "model", None))
+            self.response_id = string(getattr(message, "id", None))
             in_tokens, out_tokens = usage(message)
             self.input = in_tokens
             self.output = out_tokens
         elif kind == "message_delta":
-            self.stop = _str(getattr(getattr(event, "delta", None), "stop_reason", None))
+            self.stop = string(getattr(getattr(event, "delta", None), "stop_reason", None))
             used = getattr(event, "usage", None)
-            out_tokens = _int(getattr(used, "output_tokens", None))
+            out_tokens = integer(getattr(used, "output_tokens", None))
             if out_tokens is not None:  # cumulative, as the API documents
                 self.output = out_tokens
             in_tokens = input_tokens(used) if used is not None else None
@@ -143,11 +127,3 @@ class MessageStreamState:
         call.record_tokens(self.input, self.output)
         if self.capture and self.texts:
             call.record_messages(semconv.LLM_OUTPUT_MESSAGES, [("assistant", "".join(self.texts))])
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

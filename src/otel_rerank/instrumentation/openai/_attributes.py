@@ -10,47 +10,31 @@ in headers, which nothing here reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from otel_rerank import semconv
-from otel_rerank.instrumentation._llm import number, server_attributes, text_of
+from otel_rerank.instrumentation._llm import Pairs, integer, number, streaming, string, text_of
 
 PROVIDER = "openai"
 
-Pairs = Iterator[tuple[str, Any]]
-
-
-def model(arguments: Mapping[str, Any]) -> str | None:
-    """``gen_ai.request.model``: the ``model`` argument, if it is a string."""
-    value = arguments.get("model")
-    return value if isinstance(value, str) else None
-
-
-def streaming(arguments: Mapping[str, Any]) -> bool:
-    return arguments.get("stream") is True
-
 
 # -- chat completions ----------------------------------------------------------------------
-def server(instance: Any) -> Mapping[str, Any] | None:
-    """``server.address`` / ``server.port`` of the resource's client (given at span start)."""
-    return server_attributes(getattr(instance, "_client", None))
-
-
-def chat_request(arguments: Mapping[str, Any]) -> Pairs:
+def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Pairs:
+    """Request parameters; ``stream``: the call streams (as ``stream=True`` also says)."""
     max_tokens = number(arguments.get("max_completion_tokens"))
     if max_tokens is None:
         max_tokens = number(arguments.get("max_tokens"))
     yield semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens
     yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
     yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
-    if streaming(arguments):
+    if stream or streaming(arguments):
         yield semconv.GEN_AI_REQUEST_STREAM, True
 
 
 def chat_response(result: Any) -> Pairs:
-    yield semconv.GEN_AI_RESPONSE_MODEL, _str(getattr(result, "model", None))
-    yield semconv.GEN_AI_RESPONSE_ID, _str(getattr(result, "id", None))
+    yield semconv.GEN_AI_RESPONSE_MODEL, string(getattr(result, "model", None))
+    yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
     choices = getattr(result, "choices", None)
     if isinstance(choices, list):
         reasons = [r for r in (getattr(c, "finish_reason", None) for c in choices) if r]
@@ -63,14 +47,14 @@ def usage(result: Any) -> tuple[int | None, int | None]:
     used = getattr(result, "usage", None)
     if used is None:
         return None, None
-    return _int(getattr(used, "prompt_tokens", None)), _int(
+    return integer(getattr(used, "prompt_tokens", None)), integer(
         getattr(used, "completion_tokens", None)
     )
 
 
 def embedding_input_tokens(result: Any) -> int | None:
     """Input tokens of an embedding response (its usage has no completion tokens)."""
-    return _int(getattr(getattr(result, "usage", None), "prompt_tokens", None))
+    return integer(getattr(getattr(result, "usage", None), "prompt_tokens", None))
 
 
 def input_messages(arguments: Mapping[str, Any]) -> list[tuple[str, object]]:
@@ -120,8 +104,8 @@ class ChatStreamState:
 
     def add(self, chunk: Any) -> None:
         if self.response_model is None:
-            self.response_model = _str(getattr(chunk, "model", None))
-            self.response_id = _str(getattr(chunk, "id", None))
+            self.response_model = string(getattr(chunk, "model", None))
+            self.response_id = string(getattr(chunk, "id", None))
         for choice in getattr(chunk, "choices", None) or ():
             index = getattr(choice, "index", 0)
             reason = getattr(choice, "finish_reason", None)
@@ -159,7 +143,7 @@ def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
 
 
 def embeddings_response(result: Any) -> Pairs:
-    yield semconv.GEN_AI_RESPONSE_MODEL, _str(getattr(result, "model", None))
+    yield semconv.GEN_AI_RESPONSE_MODEL, string(getattr(result, "model", None))
     data = getattr(result, "data", None)
     if isinstance(data, list) and data:
         vector = getattr(data[0], "embedding", None)
@@ -186,11 +170,3 @@ def _input_count(inputs: Any) -> int | None:
             return 1
         return len(inputs)
     return None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
