@@ -306,7 +306,7 @@ class ManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
 
 @dataclass(frozen=True, kw_only=True)
 class Operation:
-    """One SDK operation: starts its span and sends its request with the span current."""
+    """One SDK operation: what its span starts with, and its arguments by name."""
 
     stage: _span.Stage
     provider: str
@@ -329,33 +329,32 @@ class Operation:
         # through the signature (40-odd parameters) is kept for a positional call.
         return bind_arguments(wrapped, args, kwargs) if args else kwargs
 
-    @staticmethod
-    def call(call: StageSpan, function: _Wrapped, /, *args: Any, **kwargs: Any) -> Any:
-        """Send the request with the span current (HTTP spans nest under it); end it on error.
 
-        On success the span is left open: a stream outlives this call, and metrics recorded
-        after it are not tied to the span as exemplars of every histogram point.
-        """
-        token = context.attach(call.context)
-        try:
-            return function(*args, **kwargs)
-        except BaseException as error:
-            call.end(error)
-            raise
-        finally:
-            context.detach(token)
+class Sending:
+    """``with Sending(call):`` around sending the request: the span is current meanwhile.
 
-    @staticmethod
-    async def acall(call: StageSpan, function: _Wrapped, /, *args: Any, **kwargs: Any) -> Any:
-        """The async twin of :meth:`call` (the span covers the await)."""
-        token = context.attach(call.context)
+    HTTP client spans nest under it, and it ends if sending raises (the user's exception
+    goes on unchanged). On success it is left open: a stream outlives the call, and metrics
+    recorded after it are not tied to the span as exemplars of every histogram point. The
+    same block serves a sync call and an awaited one, so the span covers the await.
+    """
+
+    __slots__ = ("call", "token")
+
+    def __init__(self, call: StageSpan) -> None:
+        self.call = call
+
+    def __enter__(self) -> None:
+        self.token = context.attach(self.call.context)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> None:
         try:
-            return await function(*args, **kwargs)
-        except BaseException as error:
-            call.end(error)
-            raise
+            if error is not None:
+                self.call.end(error)
         finally:
-            context.detach(token)
+            context.detach(self.token)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -410,7 +409,8 @@ class Chat(Operation):
         if call is None:
             return wrapped(*args, **kwargs)
         started = time.perf_counter()
-        result = self.call(call, wrapped, *args, **kwargs)
+        with Sending(call):
+            result = wrapped(*args, **kwargs)
         if stream and isinstance(result, Iterator):
             return SyncStreamProxy(result, call, self.stream_state(call.capturing), started)
         self.finish(call, result)
@@ -426,7 +426,8 @@ class Chat(Operation):
         if call is None:
             return await wrapped(*args, **kwargs)
         started = time.perf_counter()
-        result = await self.acall(call, wrapped, *args, **kwargs)
+        with Sending(call):
+            result = await wrapped(*args, **kwargs)
         if stream and isinstance(result, AsyncIterator):
             return AsyncStreamProxy(result, call, self.stream_state(call.capturing), started)
         self.finish(call, result)

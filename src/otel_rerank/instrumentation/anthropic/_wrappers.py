@@ -22,6 +22,7 @@ from otel_rerank.instrumentation._llm import (
     AsyncStreamProxy,
     Chat,
     ManagerProxy,
+    Sending,
     StreamProxy,
     SyncStreamProxy,
 )
@@ -79,7 +80,8 @@ class _StreamManager(ManagerProxy):
         if call is None:
             return self.__wrapped__.__enter__()
         started = time.perf_counter()
-        stream = _MESSAGES.call(call, self.__wrapped__.__enter__)  # ends the span on error
+        with Sending(call):
+            stream = self.__wrapped__.__enter__()
         return self._self_watch(stream, call, started, SyncStreamProxy)
 
     async def __aenter__(self) -> Any:
@@ -87,7 +89,8 @@ class _StreamManager(ManagerProxy):
         if call is None:
             return await self.__wrapped__.__aenter__()
         started = time.perf_counter()
-        stream = await _MESSAGES.acall(call, self.__wrapped__.__aenter__)
+        with Sending(call):
+            stream = await self.__wrapped__.__aenter__()
         return self._self_watch(stream, call, started, AsyncStreamProxy)
 
 

@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind
 from otel_rerank import _span, semconv
 from otel_rerank._safe import guarded
 from otel_rerank._span import StageSpan
-from otel_rerank.instrumentation._llm import Chat, ManagerProxy, Operation, StreamProxy
+from otel_rerank.instrumentation._llm import Chat, ManagerProxy, Operation, Sending, StreamProxy
 from otel_rerank.instrumentation.openai import _attributes as attrs
 
 _Wrapped = Callable[..., Any]
@@ -104,7 +104,8 @@ def embeddings_create(
     call = _begin_embeddings(instance, arguments)
     if call is None:
         return wrapped(*args, **kwargs)
-    result = _EMBEDDINGS.call(call, wrapped, *args, **kwargs)
+    with Sending(call):
+        result = wrapped(*args, **kwargs)
     _finish_embeddings(call, result)
     call.end()
     return result
@@ -117,7 +118,8 @@ async def aembeddings_create(
     call = _begin_embeddings(instance, arguments)
     if call is None:
         return await wrapped(*args, **kwargs)
-    result = await _EMBEDDINGS.acall(call, wrapped, *args, **kwargs)
+    with Sending(call):
+        result = await wrapped(*args, **kwargs)
     _finish_embeddings(call, result)
     call.end()
     return result
