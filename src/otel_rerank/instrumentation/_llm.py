@@ -2,9 +2,10 @@
 
 Both SDKs take keyword arguments, answer with a result or a stream, and keep their base URL
 on the client, so one piece of code serves both: :class:`Operation` starts the span (model
-from the arguments, server from the client) and sends the request with it current, and
-:class:`Chat` is a chat API's sync and async wrappers, told what differs by the library's
-pure extraction functions. A streamed chat call outlives the wrapper that started its span:
+from the arguments, server from the client), :class:`Sending` keeps it current while the
+request is sent (sync or awaited) and ends it if sending fails, and :class:`Chat` is a chat
+API's sync and async wrappers, told what differs by the library's pure extraction
+functions. A streamed chat call outlives the wrapper that started its span:
 the span must end when the consumer exhausts the stream, closes it, breaks out of it, or
 drops it, and exactly once. :class:`SyncStreamProxy` and :class:`AsyncStreamProxy` are
 ``wrapt.ObjectProxy`` s, so the user's object keeps working as before (iteration, context
