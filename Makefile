@@ -52,6 +52,7 @@ test: $(STAMP) prometheus-tools phoenix
 	$(VENV)/bin/ruff format --check src tests benchmarks examples collector
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+	$(MAKE) test-openai2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples collector
