@@ -6,13 +6,11 @@ Every call goes to an in-process mock transport given to the client through
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import importlib
 import importlib.util
 import json
 import logging
-import time
 from typing import Any
 
 import pytest
@@ -26,6 +24,7 @@ from otel_rerank import _safe, semconv
 from otel_rerank.instrumentation.anthropic import AnthropicInstrumentor
 from otel_rerank.instrumentation.anthropic import _attributes as attrs
 
+from ._mock_llm import MockLLMServer
 from .conftest import Otel, make_otel
 
 anthropic = pytest.importorskip("anthropic")
@@ -91,17 +90,16 @@ def _stream_body(error: bool = False) -> bytes:
     return "".join(events).encode()
 
 
-class _MockAnthropic:
+class _MockAnthropic(MockLLMServer):
     """A fake Messages API: plain JSON or SSE events, with an optional delay or error."""
 
-    def __init__(self, status: int = 200, delay_s: float = 0.0, stream_error: bool = False):
-        self.status = status
-        self.delay_s = delay_s
-        self.stream_error = stream_error
-        self.requests: list[Any] = []
+    http = http
+    client_class = anthropic.Anthropic
+    async_client_class = anthropic.AsyncAnthropic
+    base_url = "https://claude.example.test"
+    api_key = API_KEY
 
     def _respond(self, request: Any) -> Any:
-        self.requests.append(request)
         if self.status != 200:
             body = {"type": "error", "error": {"type": "api_error", "message": "boom"}}
             return http.Response(self.status, json=body)
@@ -112,31 +110,6 @@ class _MockAnthropic:
                 headers={"content-type": "text/event-stream"},
             )
         return http.Response(200, json=_message())
-
-    def handler(self, request: Any) -> Any:
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return self._respond(request)
-
-    async def async_handler(self, request: Any) -> Any:
-        await asyncio.sleep(self.delay_s)
-        return self._respond(request)
-
-    def client(self) -> Any:
-        return anthropic.Anthropic(
-            api_key=API_KEY,
-            base_url="https://claude.example.test",
-            max_retries=0,
-            http_client=http.Client(transport=http.MockTransport(self.handler)),
-        )
-
-    def async_client(self) -> Any:
-        return anthropic.AsyncAnthropic(
-            api_key=API_KEY,
-            base_url="https://claude.example.test",
-            max_retries=0,
-            http_client=http.AsyncClient(transport=http.MockTransport(self.async_handler)),
-        )
 
 
 @pytest.fixture

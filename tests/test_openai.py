@@ -16,7 +16,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +31,7 @@ from otel_rerank.instrumentation import _llm
 from otel_rerank.instrumentation.openai import OpenAIInstrumentor
 from otel_rerank.instrumentation.openai import _attributes as attrs
 
+from ._mock_llm import MockLLMServer
 from .conftest import Otel, make_otel
 
 openai = pytest.importorskip("openai")
@@ -103,17 +103,16 @@ def _embeddings(count: int) -> dict[str, Any]:
     }
 
 
-class _MockOpenAI:
+class _MockOpenAI(MockLLMServer):
     """A fake OpenAI API: chat completions (plain and SSE) and embeddings."""
 
-    def __init__(self, status: int = 200, delay_s: float = 0.0, stream_error: bool = False):
-        self.status = status
-        self.delay_s = delay_s
-        self.stream_error = stream_error
-        self.requests: list[Any] = []
+    http = http
+    client_class = openai.OpenAI
+    async_client_class = openai.AsyncOpenAI
+    base_url = "https://llm.example.test:8443/v1"
+    api_key = API_KEY
 
     def _respond(self, request: Any) -> Any:
-        self.requests.append(request)
         if self.status != 200:
             body = {"error": {"message": "boom", "type": "server_error", "code": None}}
             return http.Response(self.status, json=body)
@@ -131,31 +130,6 @@ class _MockOpenAI:
                 headers={"content-type": "text/event-stream"},
             )
         return http.Response(200, json=_completion())
-
-    def handler(self, request: Any) -> Any:
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return self._respond(request)
-
-    async def async_handler(self, request: Any) -> Any:
-        await asyncio.sleep(self.delay_s)
-        return self._respond(request)
-
-    def client(self) -> Any:
-        return openai.OpenAI(
-            api_key=API_KEY,
-            base_url="https://llm.example.test:8443/v1",
-            max_retries=0,
-            http_client=http.Client(transport=http.MockTransport(self.handler)),
-        )
-
-    def async_client(self) -> Any:
-        return openai.AsyncOpenAI(
-            api_key=API_KEY,
-            base_url="https://llm.example.test:8443/v1",
-            max_retries=0,
-            http_client=http.AsyncClient(transport=http.MockTransport(self.async_handler)),
-        )
 
 
 @pytest.fixture
