@@ -470,21 +470,6 @@ def test_stream_state_ignores_unknown_events() -> None:
     }
 
 
-def test_registered_as_an_opentelemetry_instrumentor() -> None:
-    from pathlib import Path
-
-    import tomllib
-
-    from otel_rerank.instrumentation import INSTRUMENTORS, load
-
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    entry_points = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
-    module_name, _, class_name = entry_points["otel_rerank_anthropic"].partition(":")
-    assert getattr(importlib.import_module(module_name), class_name) is AnthropicInstrumentor
-    assert load("anthropic") is AnthropicInstrumentor
-    assert INSTRUMENTORS["anthropic"] == entry_points["otel_rerank_anthropic"]
-
-
 def test_sampled_out_calls_still_work_and_are_timed(server: _MockAnthropic) -> None:
     sdk = make_otel(sampler=ALWAYS_OFF)
     sdk.instrument()

@@ -235,22 +235,6 @@ def test_query_response_table(result: Any, expected: dict[str, Any]) -> None:
     assert dict(_attributes.query_response(result)) == expected
 
 
-def test_registered_as_an_opentelemetry_instrumentor() -> None:
-    from pathlib import Path
-
-    import tomllib
-
-    from otel_rerank.instrumentation import INSTRUMENTORS, load
-    from otel_rerank.instrumentation.chromadb import ChromaInstrumentor
-
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    entry_points = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
-    module_name, _, class_name = entry_points["otel_rerank_chromadb"].partition(":")
-    assert getattr(__import__(module_name, fromlist=[class_name]), class_name) is ChromaInstrumentor
-    assert load("chromadb") is ChromaInstrumentor
-    assert INSTRUMENTORS["chromadb"] == entry_points["otel_rerank_chromadb"]
-
-
 def test_not_installed_is_skipped_silently(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

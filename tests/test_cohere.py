@@ -352,22 +352,6 @@ def test_partial_summary_and_texts() -> None:
     assert texts == ["a", "b", '{"title": "c"}', None]
 
 
-def test_registered_as_an_opentelemetry_instrumentor() -> None:
-    from pathlib import Path
-
-    import tomllib
-
-    from otel_rerank.instrumentation import INSTRUMENTORS, load
-    from otel_rerank.instrumentation.cohere import CohereInstrumentor
-
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    entry_points = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
-    module_name, _, class_name = entry_points["otel_rerank_cohere"].partition(":")
-    assert getattr(__import__(module_name, fromlist=[class_name]), class_name) is CohereInstrumentor
-    assert load("cohere") is CohereInstrumentor
-    assert INSTRUMENTORS["cohere"] == entry_points["otel_rerank_cohere"]
-
-
 def test_not_installed_is_skipped_silently(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -338,22 +338,6 @@ def test_search_request_table(arguments: dict[str, Any], expected: dict[str, Any
     assert dict(_attributes.search_request(arguments)) == expected
 
 
-def test_registered_as_an_opentelemetry_instrumentor() -> None:
-    from pathlib import Path
-
-    import tomllib
-
-    from otel_rerank.instrumentation import INSTRUMENTORS, load
-    from otel_rerank.instrumentation.faiss import FaissInstrumentor
-
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    entry_points = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
-    module_name, _, class_name = entry_points["otel_rerank_faiss"].partition(":")
-    assert getattr(__import__(module_name, fromlist=[class_name]), class_name) is FaissInstrumentor
-    assert load("faiss") is FaissInstrumentor
-    assert INSTRUMENTORS["faiss"] == entry_points["otel_rerank_faiss"]
-
-
 def test_dependency_names_the_installed_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.metadata
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import textwrap
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import wrapt
 
 import otel_rerank
@@ -83,6 +86,37 @@ def test_every_registered_instrumentor_is_an_entry_point() -> None:
     group = entry_points(group="opentelemetry_instrumentor")
     ours = {ep.value for ep in group if ep.value.startswith("otel_rerank.")}
     assert set(instrumentation.INSTRUMENTORS.values()) <= ours
+
+
+#: Each library's instrumentor, spelled out here so the checks below are not circular.
+EXPECTED_INSTRUMENTORS = {
+    "sentence_transformers": (
+        "otel_rerank.instrumentation.sentence_transformers",
+        "SentenceTransformersInstrumentor",
+    ),
+    "openai": ("otel_rerank.instrumentation.openai", "OpenAIInstrumentor"),
+    "anthropic": ("otel_rerank.instrumentation.anthropic", "AnthropicInstrumentor"),
+    "faiss": ("otel_rerank.instrumentation.faiss", "FaissInstrumentor"),
+    "chromadb": ("otel_rerank.instrumentation.chromadb", "ChromaInstrumentor"),
+    "qdrant_client": ("otel_rerank.instrumentation.qdrant_client", "QdrantInstrumentor"),
+    "cohere": ("otel_rerank.instrumentation.cohere", "CohereInstrumentor"),
+}
+
+
+def test_the_registry_lists_every_library() -> None:
+    assert set(instrumentation.INSTRUMENTORS) == set(EXPECTED_INSTRUMENTORS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_INSTRUMENTORS))
+def test_pyproject_declares_the_entry_point(name: str) -> None:
+    """The entry point ``opentelemetry-instrument`` loads names the registry's class."""
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    declared = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
+    module_name, class_name = EXPECTED_INSTRUMENTORS[name]
+    expected = getattr(importlib.import_module(module_name), class_name)
+    assert declared[f"otel_rerank_{name}"] == f"{module_name}:{class_name}"
+    assert instrumentation.INSTRUMENTORS[name] == declared[f"otel_rerank_{name}"]
+    assert instrumentation.load(name) is expected
 
 
 def test_every_registered_instrumentor_loads() -> None:

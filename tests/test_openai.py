@@ -736,18 +736,3 @@ def test_response_extraction_tolerates_other_shapes() -> None:
     }
     assert attrs.usage(object()) == (None, None)
     assert attrs.output_messages("raw") == []
-
-
-def test_registered_as_an_opentelemetry_instrumentor() -> None:
-    from pathlib import Path
-
-    import tomllib
-
-    from otel_rerank.instrumentation import INSTRUMENTORS, load
-
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    entry_points = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
-    module_name, _, class_name = entry_points["otel_rerank_openai"].partition(":")
-    assert getattr(importlib.import_module(module_name), class_name) is OpenAIInstrumentor
-    assert load("openai") is OpenAIInstrumentor
-    assert INSTRUMENTORS["openai"] == entry_points["otel_rerank_openai"]

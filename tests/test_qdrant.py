@@ -290,22 +290,6 @@ def test_hits_read_every_result_shape() -> None:
     assert _attributes.hits(response) == (["p", None], [0.9, 0.5], ["1", "u-1"])
 
 
-def test_registered_as_an_opentelemetry_instrumentor() -> None:
-    from pathlib import Path
-
-    import tomllib
-
-    from otel_rerank.instrumentation import INSTRUMENTORS, load
-    from otel_rerank.instrumentation.qdrant_client import QdrantInstrumentor
-
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    entry_points = pyproject["project"]["entry-points"]["opentelemetry_instrumentor"]
-    module_name, _, class_name = entry_points["otel_rerank_qdrant_client"].partition(":")
-    assert getattr(__import__(module_name, fromlist=[class_name]), class_name) is QdrantInstrumentor
-    assert load("qdrant_client") is QdrantInstrumentor
-    assert INSTRUMENTORS["qdrant_client"] == entry_points["otel_rerank_qdrant_client"]
-
-
 def test_not_installed_is_skipped_silently(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
