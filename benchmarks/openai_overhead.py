@@ -12,13 +12,14 @@ production).
 The peers may conflict with each other, so each runs in its own virtualenv
 ``.venv-bench-<name>/`` (created on first use with the same openai and opentelemetry-sdk
 versions as this one; none of them pulls torch). Every case is a worker process that
-times the bare call first and then the instrumented call, so its overhead is measured
-against a baseline from the same process; cases are interleaved round by round so machine
-noise hits them alike, and each reported number is the median over rounds. A case whose
+alternates short chunks of bare and instrumented calls, so its overhead is measured against
+a baseline from the same process and the same moments (the estimator is explained in
+``_worker``); cases are interleaved round by round so machine noise hits them alike, and
+each reported number is the median over rounds. A case whose
 instrumentation produced no spans is reported as such (its "overhead" would be
 meaningless). Run::
 
-    .venv/bin/python benchmarks/openai_overhead.py [--rounds 5] [--calls 30] [--blocks 8]
+    .venv/bin/python benchmarks/openai_overhead.py [--rounds 5] [--calls 25] [--chunks 80]
 
 or ``make bench-openai``.
 """
@@ -48,6 +49,12 @@ PEERS: dict[str, tuple[str, str]] = {
 #: Extra pins a peer needs to import at all. openai-v2 2.4b0 imports
 #: ``opentelemetry.util.genai.instruments``, which util-genai 1.2b0 renamed.
 PEER_PINS: dict[str, list[str]] = {"official": ["opentelemetry-util-genai==1.1b0"]}
+#: The module each peer's instrumentor is imported from (to check its venv is complete).
+PEER_MODULES: dict[str, str] = {
+    "official": "opentelemetry.instrumentation.openai_v2",
+    "openinference": "openinference.instrumentation.openai",
+    "traceloop": "opentelemetry.instrumentation.openai",
+}
 
 _CHAT_BODY = json.dumps(
     {
@@ -129,15 +136,15 @@ def _set_up_sdk() -> Any:
     return exporter
 
 
-def _instrumentor(case: str) -> tuple[Callable[[], object], Callable[[], object], str]:
-    """(instrument, uninstrument, version) of the case's library, with default settings."""
+def _instrumentor(case: str) -> tuple[Callable[[], object], str]:
+    """(instrument, version) of the case's library, with default settings."""
     if case == "ours":
         import otel_rerank
 
         def instrument() -> object:
             return otel_rerank.instrument(libraries=["openai"])
 
-        return instrument, otel_rerank.uninstrument, otel_rerank.__version__
+        return instrument, otel_rerank.__version__
     if case == "official":
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
@@ -150,25 +157,94 @@ def _instrumentor(case: str) -> tuple[Callable[[], object], Callable[[], object]
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TLInstrumentor
 
         peer = TLInstrumentor()
-    return peer.instrument, peer.uninstrument, importlib.metadata.version(PEERS[case][0])
+    return peer.instrument, importlib.metadata.version(PEERS[case][0])
 
 
-def _block_us(fn: Callable[[], object], calls: int) -> float:
+#: Where the instrumentations patch: the client library and the HTTP clients under it.
+_PATCHED_PACKAGES = ("openai", "httpx", "httpx2")
+
+
+def _attributes_of_patched_packages() -> dict[tuple[int, str], tuple[Any, str, Any]]:
+    """Every attribute of those packages' modules and classes: (id(owner), name) -> value."""
+    found: dict[tuple[int, str], tuple[Any, str, Any]] = {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or module_name.split(".")[0] not in _PATCHED_PACKAGES:
+            continue
+        owners: list[Any] = [module]
+        owners += [v for v in vars(module).values() if isinstance(v, type)]
+        for owner in owners:
+            for name, value in list(vars(owner).items()):
+                found[(id(owner), name)] = (owner, name, value)
+    return found
+
+
+class _Patches:
+    """What one ``instrument()`` call changed in openai/httpx, to switch on and off at will.
+
+    Alternating phases every few dozen calls needs a cheap, exact switch. Not every
+    instrumentation's ``uninstrument()`` is one (Traceloop's, toggled repeatedly, leaves
+    wrappers stacking up), so each case is instrumented once and its patches (the module and
+    class attributes that ``instrument()`` replaced or added) are swapped in and out here.
+    """
+
+    def __init__(self, instrument: Callable[[], object]) -> None:
+        before = _attributes_of_patched_packages()
+        instrument()
+        after = _attributes_of_patched_packages()
+        owners_before = {key[0] for key in before}  # modules imported meanwhile are not ours
+        self._changes: list[tuple[Any, str, Any, Any]] = []
+        for key, (owner, name, value) in after.items():
+            old = before.get(key, (None, None, _MISSING))[2]
+            if old is not value and key[0] in owners_before:
+                self._changes.append((owner, name, old, value))
+        self.off()
+
+    def on(self) -> None:
+        for owner, name, _, patched in self._changes:
+            setattr(owner, name, patched)
+
+    def off(self) -> None:
+        for owner, name, original, _ in self._changes:
+            if original is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+
+_MISSING = object()
+
+
+def _time_calls(fn: Callable[[], object], calls: int, into: list[int]) -> None:
     # CPU time of this process, not wall time: on a shared machine wall time also counts
-    # the moments another process held the core, which swamps a few-µs difference.
-    start = time.process_time()
+    # the moments another process held the core. Each call is timed on its own so that a
+    # low quantile can be taken over calls (see _worker).
+    clock = time.process_time_ns
     for _ in range(calls):
+        start = clock()
         fn()
-    return (time.process_time() - start) / calls * 1e6
+        into.append(clock() - start)
 
 
-def _worker(case: str, calls: int, blocks: int, groups: int) -> dict[str, Any]:
-    """Alternate groups of bare and instrumented blocks; keep each phase's quietest block.
+def _quantile_us(samples: list[int], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1000
 
-    The machine may be shared, so: blocks are short (a quiet window is likelier to hold a
-    whole block), bare and instrumented groups alternate (time, instrument, time,
-    uninstrument, ...), each block is timed in process CPU time, and each phase's minimum
-    is taken, as ``timeit`` does: background load only ever adds time.
+
+def _worker(peer: str, calls: int, chunks: int) -> dict[str, Any]:
+    """Bare, ours and ``peer`` in one process, in short alternating chunks; low quantiles.
+
+    This machine is shared and its per-call CPU time is bimodal (the same call takes
+    1.4 ms or 3 ms depending on what the neighbours do), and two processes differ by more
+    than the gap being measured, so a comparison is only trusted within one process and
+    one stretch of time. Hence: ours and the peer are both installed here (their patches
+    switched in and out, see :class:`_Patches`); the phases (bare, ours, peer) alternate
+    every ``calls`` calls, ``chunks`` times, in rotating order; each call is timed on its
+    own, and each phase is summed up by the 10th percentile of its calls, which stays put
+    where means, medians and whole-block minimums wander. A phase's overhead is its 10th
+    percentile minus the bare phase's.
     """
     import gc
 
@@ -180,70 +256,86 @@ def _worker(case: str, calls: int, blocks: int, groups: int) -> dict[str, Any]:
             model="text-embedding-3-small", input=_TEXTS
         ),
     }
-    instrument, uninstrument, version = _instrumentor(case)
-    base: dict[str, list[float]] = {op: [] for op in ops}
-    inst: dict[str, list[float]] = {op: [] for op in ops}
-    spans: dict[str, float] = {}
     for fn in ops.values():
-        fn()
+        fn()  # import everything the calls use before looking for patches
+    phases: dict[str, _Patches | None] = {"bare": None}
+    versions: dict[str, str] = {}
+    for case in ("ours", peer):
+        instrument, versions[case] = _instrumentor(case)
+        phases[case] = _Patches(instrument)
+    samples = {phase: {op: list[int]() for op in ops} for phase in phases}
+    spans = {phase: dict.fromkeys(ops, 0) for phase in phases}
     # Move everything imported so far out of the collector's sight: otherwise a full
-    # collection (tens of ms over openai's and pydantic's objects) lands in a block at
+    # collection (tens of ms over openai's and pydantic's objects) lands in a chunk at
     # random and its cost is credited to whichever phase it hit.
     gc.collect()
     gc.freeze()
-    for _ in range(groups):
-        for phase in (base, inst):
-            if phase is inst:
-                instrument()
+    names = list(phases)
+    for chunk in range(chunks):
+        for phase in names[chunk % len(names) :] + names[: chunk % len(names)]:
+            patches = phases[phase]
+            if patches is not None:
+                patches.on()
             for op, fn in ops.items():
-                for _ in range(10):  # warm-up after (un)instrumenting
+                for _ in range(3):  # warm-up after switching (method caches)
                     fn()
                 exporter.count = 0
-                phase[op] += [_block_us(fn, calls) for _ in range(blocks)]
-                if phase is inst:
-                    spans[op] = exporter.count / (calls * blocks)
-            if phase is inst:
-                uninstrument()
+                _time_calls(fn, calls, samples[phase][op])
+                spans[phase][op] += exporter.count
+            if patches is not None:
+                patches.off()
     return {
-        "version": version,
+        "versions": versions,
+        "patches": {case: len(p) for case, p in phases.items() if p is not None},
         "openai": importlib.metadata.version("openai"),
-        "base": {op: min(v) for op, v in base.items()},
-        "inst": {op: min(v) for op, v in inst.items()},
-        "spans": spans,
+        "p10": {
+            phase: {op: _quantile_us(v, 0.1) for op, v in by_op.items()}
+            for phase, by_op in samples.items()
+        },
+        "spans": {
+            phase: {op: n / (calls * chunks) for op, n in by_op.items()}
+            for phase, by_op in spans.items()
+        },
     }
 
 
 # -- driver --------------------------------------------------------------------------------
-def _venv_python(case: str) -> Path:
-    if case == "ours":
-        return Path(sys.executable)
-    return ROOT / f".venv-bench-{case}" / "bin" / "python"
+def _venv_python(peer: str) -> Path:
+    return ROOT / f".venv-bench-{peer}" / "bin" / "python"
 
 
-def _ensure_venv(case: str) -> None:
-    python = _venv_python(case)
-    if python.exists():
-        return
+def _ensure_venv(peer: str) -> None:
+    """The peer's virtualenv, with otel-rerank installed in it too (editable)."""
+    python = _venv_python(peer)
     venv = python.parents[1]
-    print(f"creating {venv.name} (one-time) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if not python.exists():
+        print(f"creating {venv.name} (one-time) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    has_ours = subprocess.run(
+        [str(python), "-c", "import otel_rerank, " + PEER_MODULES[peer]],
+        capture_output=True,
+        check=False,
+    )
+    if has_ours.returncode == 0:
+        return
     pins = [
         f"openai=={importlib.metadata.version('openai')}",
         "httpx",  # the official instrumentation imports it; openai 3.x does not need it
+        f"opentelemetry-api=={importlib.metadata.version('opentelemetry-api')}",
         f"opentelemetry-sdk=={importlib.metadata.version('opentelemetry-sdk')}",
     ]
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *pins, *PEER_PINS.get(case, []),
-         PEERS[case][0]],
+        [str(python), "-m", "pip", "install", "--quiet", *pins, *PEER_PINS.get(peer, []),
+         PEERS[peer][0], "-e", str(ROOT)],
         check=True,
     )  # fmt: skip
 
 
-def _run_worker(case: str, calls: int, blocks: int, groups: int) -> dict[str, Any]:
+def _run_worker(peer: str, calls: int, chunks: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONHASHSEED": "0", "OTEL_SDK_DISABLED": "false"}
     done = subprocess.run(
-        [str(_venv_python(case)), __file__, "--worker", case, "--calls", str(calls),
-         "--blocks", str(blocks), "--groups", str(groups)],
+        [str(_venv_python(peer)), __file__, "--worker", peer, "--calls", str(calls),
+         "--chunks", str(chunks)],
         capture_output=True,
         text=True,
         env=env,
@@ -251,82 +343,87 @@ def _run_worker(case: str, calls: int, blocks: int, groups: int) -> dict[str, An
         check=False,
     )  # fmt: skip
     if done.returncode != 0:
-        raise SystemExit(f"worker {case} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"worker {peer} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="worker runs per case")
-    parser.add_argument("--calls", type=int, default=30, help="calls per timed block")
-    parser.add_argument("--blocks", type=int, default=8, help="timed blocks per group")
-    parser.add_argument("--groups", type=int, default=5, help="bare/instrumented alternations")
+    parser.add_argument("--rounds", type=int, default=3, help="worker runs per peer")
+    parser.add_argument("--calls", type=int, default=25, help="timed calls per chunk")
+    parser.add_argument("--chunks", type=int, default=60, help="phase alternations")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(_worker(args.worker, args.calls, args.blocks, args.groups)))
+        print(json.dumps(_worker(args.worker, args.calls, args.chunks)))
         return
 
     peers = [p for p in args.peers.split(",") if p]
-    cases = ["ours", *peers]
-    for case in peers:
-        _ensure_venv(case)
-    results: dict[str, list[dict[str, Any]]] = {c: [] for c in cases}
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown or not peers:
+        raise SystemExit(f"--peers: choose from {', '.join(PEERS)} (got {args.peers!r})")
+    for peer in peers:
+        _ensure_venv(peer)
+    results: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
     for round_index in range(args.rounds):
-        order = cases[round_index % len(cases) :] + cases[: round_index % len(cases)]
-        for case in order:
-            results[case].append(_run_worker(case, args.calls, args.blocks, args.groups))
+        order = peers[round_index % len(peers) :] + peers[: round_index % len(peers)]
+        for peer in order:
+            results[peer].append(_run_worker(peer, args.calls, args.chunks))
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    _print_table(cases, results, args)
+    _print_table(results, args)
 
 
-def _median(runs: list[dict[str, Any]], op: str, what: str) -> float:
-    if what == "overhead":
-        return statistics.median(r["inst"][op] - r["base"][op] for r in runs)
-    return statistics.median(r[what][op] for r in runs)
+_OPS = ("chat", "embeddings")
 
 
-def _print_table(cases: list[str], results: dict[str, list[dict[str, Any]]], args: Any) -> None:
-    ops = ("chat", "embeddings")
-    ours = {op: _median(results["ours"], op, "overhead") for op in ops}
-    first = results["ours"][0]
+def _overhead(run: dict[str, Any], phase: str, op: str) -> float:
+    p10: dict[str, dict[str, float]] = run["p10"]
+    return p10[phase][op] - p10["bare"][op]
+
+
+def _print_table(results: dict[str, list[dict[str, Any]]], args: Any) -> None:
+    """One row per case; each peer's ratio is taken against ours in the same worker runs."""
+    all_runs = [run for runs in results.values() for run in runs]
+    first = all_runs[0]
     print()
     print(
-        f"OpenAI client instrumentation overhead per call (µs), openai {first['openai']}, "
-        f"in-process mock transport, process CPU time; median of {args.rounds} rounds "
-        f"(each the quietest of {args.groups * args.blocks} blocks x {args.calls} calls); "
-        "SDK TracerProvider + SimpleSpanProcessor + no-op exporter"
+        f"OpenAI client instrumentation overhead per call (µs of process CPU time), openai "
+        f"{first['openai']}, in-process mock transport, SDK TracerProvider + "
+        "SimpleSpanProcessor + no-op exporter. Each run: bare, ours and one peer in one "
+        f"process, alternating every {args.calls} calls, {args.chunks} times; overhead = "
+        f"10th-percentile call minus the bare one's; median over {args.rounds} runs per peer."
     )
-    header = (
-        f"{'case':<44} {'chat.create':>12} {'vs ours':>8} {'embeddings':>12} {'vs ours':>8}"
-        f"  spans/call"
-    )
+    header = f"{'case':<40} {'chat.create':>12} {'vs ours':>8} {'embeddings':>12} {'vs ours':>8}"
+    header += "  spans/call"
     print(header)
     print("-" * len(header))
-    base_all = [r for runs in results.values() for r in runs]
-    print(
-        f"{'uninstrumented (the call itself)':<44} "
-        f"{_median(base_all, 'chat', 'base'):>12.1f} {'':>8} "
-        f"{_median(base_all, 'embeddings', 'base'):>12.1f} {'':>8}"
-    )
-    for case in cases:
-        runs = results[case]
-        label = "otel-rerank (ours)" if case == "ours" else PEERS[case][1]
-        name = f"{label} {runs[0]['version']}"
+    bare = [statistics.median(run["p10"]["bare"][op] for run in all_runs) for op in _OPS]
+    print(f"{'uninstrumented (the call itself)':<40} {bare[0]:>12.1f} {'':>8} {bare[1]:>12.1f}")
+    rows = [("otel-rerank (ours) " + first["versions"]["ours"], "ours", all_runs)]
+    rows += [
+        (f"{PEERS[peer][1]} {runs[0]['versions'][peer]}", peer, runs)
+        for peer, runs in results.items()
+    ]
+    for label, phase, runs in rows:
         cells = []
-        for op in ops:
-            overhead = _median(runs, op, "overhead")
-            if runs[0]["spans"][op] == 0:
+        for op in _OPS:
+            if runs[0]["spans"][phase][op] == 0:
                 cells += [f"{'no span':>12}", f"{'':>8}"]
                 continue
-            ratio = overhead / ours[op] if ours[op] > 0 else float("nan")
+            overhead = statistics.median(_overhead(run, phase, op) for run in runs)
+            ratio = statistics.median(
+                _overhead(run, phase, op) / max(_overhead(run, "ours", op), 1e-9) for run in runs
+            )
             cells += [f"{'+' + format(overhead, '.1f'):>12}", f"{ratio:>7.2f}x"]
-        spans_text = "/".join(format(runs[0]["spans"][op], "g") for op in ops)
-        print(f"{name:<44} {' '.join(cells)}  {spans_text}")
-    print("ratio = that case's overhead / ours (higher is slower than ours)")
+        spans_text = "/".join(format(runs[0]["spans"][phase][op], "g") for op in _OPS)
+        print(f"{label:<40} {' '.join(cells)}  {spans_text}")
+    leaked = [r for r in all_runs if any(r["spans"]["bare"].values())]
+    if leaked:
+        print("WARNING: the bare phase produced spans: a patch was not switched off")
+    print("vs ours = the peer's overhead / ours, measured in the same process (median of runs)")
 
 
 if __name__ == "__main__":
