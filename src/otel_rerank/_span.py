@@ -210,15 +210,15 @@ class StageSpan:
         """Run a pure extraction function and set the pairs it yields; ``None`` values skip.
 
         Runs only when the span records; a failure inside it is ours and never reaches the
-        user's call.
+        user's call (and then none of its pairs is set).
         """
         if not self.recording:
             return
         try:
-            span = self.span
-            for key, value in extractor(*args, **kwargs):
-                if value is not None:
-                    span.set_attribute(key, value)
+            found = {key: value for key, value in extractor(*args, **kwargs) if value is not None}
+            if found:
+                # One call: the SDK takes the span's lock once, not once per attribute.
+                self.span.set_attributes(found)
         except Exception:
             report_internal_error(getattr(extractor, "__qualname__", "extract"))
 
