@@ -11,15 +11,15 @@ production).
 
 The peers may conflict with each other, so each runs in its own virtualenv
 ``.venv-bench-<name>/`` (created on first use with the same openai and opentelemetry-sdk
-versions as this one; none of them pulls torch). Every case is a worker process that
-alternates short chunks of bare and instrumented calls, so its overhead is measured against
-a baseline from the same process and the same moments (the estimator is explained in
-``_worker``); cases are interleaved round by round so machine noise hits them alike, and
-each reported number is the median over rounds. A case whose
-instrumentation produced no spans is reported as such (its "overhead" would be
+versions as this one, plus otel-rerank installed editable; none of them pulls torch). A
+worker process holds the bare client, ours and one peer, and alternates the three every
+few dozen calls, so each overhead and each ratio to ours is measured within one process
+and one stretch of time (the estimator is explained in ``_worker``); workers for the peers
+are interleaved round by round, and each reported number is the median over rounds. A
+case whose instrumentation produced no spans is reported as such (its "overhead" would be
 meaningless). Run::
 
-    .venv/bin/python benchmarks/openai_overhead.py [--rounds 5] [--calls 25] [--chunks 80]
+    .venv/bin/python benchmarks/openai_overhead.py [--rounds 5] [--calls 25] [--chunks 60]
 
 or ``make bench-openai``.
 """
@@ -350,7 +350,7 @@ def _run_worker(peer: str, calls: int, chunks: int) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="worker runs per peer")
+    parser.add_argument("--rounds", type=int, default=5, help="worker runs per peer")
     parser.add_argument("--calls", type=int, default=25, help="timed calls per chunk")
     parser.add_argument("--chunks", type=int, default=60, help="phase alternations")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset")
@@ -420,6 +420,13 @@ def _print_table(results: dict[str, list[dict[str, Any]]], args: Any) -> None:
             cells += [f"{'+' + format(overhead, '.1f'):>12}", f"{ratio:>7.2f}x"]
         spans_text = "/".join(format(runs[0]["spans"][phase][op], "g") for op in _OPS)
         print(f"{label:<40} {' '.join(cells)}  {spans_text}")
+    for peer, runs in results.items():
+        wins = [
+            f"{op} {sum(_overhead(r, peer, op) > _overhead(r, 'ours', op) for r in runs)}"
+            f"/{len(runs)}"
+            for op in _OPS
+        ]
+        print(f"runs in which ours was below {PEERS[peer][1]}: {', '.join(wins)}")
     leaked = [r for r in all_runs if any(r["spans"]["bare"].values())]
     if leaked:
         print("WARNING: the bare phase produced spans: a patch was not switched off")
