@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import wrapt
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_rerank
@@ -244,6 +244,50 @@ def test_sampled_out_call_still_works_and_is_timed(server: _MockOpenAI) -> None:
         for p in sdk.metric_points(semconv.METRIC_TOKEN_USAGE)
     }
     assert tokens == {"input": 21, "output": 9}
+
+
+class _RecordingSampler(Sampler):
+    """Drops every span, keeping the attributes each one was offered to the sampler with."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, dict[str, Any]] = {}
+
+    def should_sample(
+        self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any
+    ) -> SamplingResult:
+        attributes = kwargs.get("attributes", args[1] if len(args) > 1 else None)
+        self.seen[name] = dict(attributes or {})
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "recording"
+
+
+def test_request_attributes_reach_the_sampler_and_sampled_out_embeddings_count_tokens(
+    server: _MockOpenAI,
+) -> None:
+    sampler = _RecordingSampler()
+    sdk = make_otel(sampler=sampler)
+    sdk.instrument()
+    try:
+        _chat(server.client(), max_tokens=64, temperature=0.2)
+        server.client().embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    finally:
+        otel_rerank.uninstrument()
+    chat = sampler.seen[f"chat {MODEL}"]
+    assert chat[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 64
+    assert chat[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.2
+    assert chat[semconv.SERVER_ADDRESS] == "llm.example.test"
+    embeddings = sampler.seen["embeddings text-embedding-3-small"]
+    assert embeddings[semconv.RAG_EMBEDDING_INPUT_COUNT] == 2
+    assert embeddings[semconv.SERVER_PORT] == 8443
+    assert sdk.spans() == []
+    tokens = [
+        (p.attributes[semconv.GEN_AI_OPERATION_NAME], p.sum)
+        for p in sdk.metric_points(semconv.METRIC_TOKEN_USAGE)
+        if p.attributes[semconv.GEN_AI_TOKEN_TYPE] == "input"
+    ]
+    assert sorted(tokens) == [("chat", 21), ("embeddings", 7)]
 
 
 def test_content_is_off_by_default(otel: Otel, server: _MockOpenAI) -> None:

@@ -24,7 +24,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from types import MappingProxyType
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -96,6 +97,37 @@ def begin(
     return StageSpan(telemetry, stage, provider, model, detail, kind, attributes, links)
 
 
+class _Identity(NamedTuple):
+    """What every call of one (stage, provider, model) starts with, computed once."""
+
+    name: str
+    #: shared by every call with this identity: read, never written to
+    metric_attributes: dict[str, AttributeValue]
+    span_attributes: Mapping[str, AttributeValue]
+
+    @classmethod
+    def build(
+        cls, stage: Stage, provider: str, model: str | None, detail: str | None, shadow: bool
+    ) -> _Identity:
+        metric_attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: stage.operation,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+        }
+        if model:
+            metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+        if shadow:
+            metric_attributes[semconv.RAG_RERANK_SHADOW] = True
+        suffix = detail or model
+        name = f"{stage.operation} {suffix}" if suffix else stage.operation
+        span_attributes = dict(metric_attributes)
+        span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = stage.openinference_kind
+        # The metric attributes stay a dict: the SDK keeps them in its data points.
+        return cls(name, metric_attributes, MappingProxyType(span_attributes))
+
+
+_identities: dict[tuple[Stage, str, str | None, str | None, bool], _Identity] = {}
+
+
 class StageSpan:
     """One instrumented call in flight: its span, clock and metric attributes.
 
@@ -125,22 +157,17 @@ class StageSpan:
         links: Sequence[Link] | None,
     ) -> None:
         self._telemetry = telemetry
-        metric_attributes: dict[str, AttributeValue] = {
-            semconv.GEN_AI_OPERATION_NAME: stage.operation,
-            semconv.GEN_AI_PROVIDER_NAME: provider,
-        }
-        if model:
-            metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-        if attributes and attributes.get(semconv.RAG_RERANK_SHADOW):
-            # Shadow runs cost the user nothing: keep them out of serving-latency alerts.
-            metric_attributes[semconv.RAG_RERANK_SHADOW] = True
-        self._metric_attributes = metric_attributes
-        suffix = detail or model
-        name = f"{stage.operation} {suffix}" if suffix else stage.operation
-        span_attributes = dict(metric_attributes)
-        span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = stage.openinference_kind
-        if attributes:
-            span_attributes.update(attributes)
+        # Shadow runs cost the user nothing: keep them out of serving-latency alerts.
+        shadow = bool(attributes and attributes.get(semconv.RAG_RERANK_SHADOW))
+        key = (stage, provider, model, detail, shadow)
+        identity = _identities.get(key)
+        if identity is None:
+            identity = _Identity.build(stage, provider, model, detail, shadow)
+            if len(_identities) >= 512:  # bounded: model names are the caller's
+                _identities.clear()
+            _identities[key] = identity
+        name, self._metric_attributes, span_attributes = identity
+        span_attributes = {**span_attributes, **attributes} if attributes else dict(span_attributes)
         self.span: Span = telemetry.tracer.start_span(
             name,
             kind=kind or stage.default_span_kind,
@@ -263,8 +290,14 @@ class StageSpan:
         except Exception:
             report_internal_error("record_scores")
 
-    def record_tokens(self, input_tokens: int | None, output_tokens: int | None) -> None:
-        """LLM token usage: the span attributes and the token usage histogram."""
+    def record_tokens(
+        self, input_tokens: int | None, output_tokens: int | None, *, on_span: bool = True
+    ) -> None:
+        """LLM token usage: the span attributes and the token usage histogram.
+
+        ``on_span=False`` records the histogram only (the caller set the attributes along
+        with others, in one write).
+        """
         try:
             for token_type, key, count in (
                 ("input", semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
@@ -272,7 +305,8 @@ class StageSpan:
             ):
                 if count is None:
                     continue
-                self.set(key, count)
+                if on_span:
+                    self.set(key, count)
                 self._telemetry.token_usage.record(
                     count, {**self._metric_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type}
                 )

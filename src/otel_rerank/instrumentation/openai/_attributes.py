@@ -142,8 +142,10 @@ def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
     yield semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count(arguments.get("input"))
 
 
-def embeddings_response(result: Any) -> Pairs:
+def embeddings_response(result: Any, input_tokens: int | None = None) -> Pairs:
+    """Response model, vector dimension and (given, as read by the caller) input tokens."""
     yield semconv.GEN_AI_RESPONSE_MODEL, string(getattr(result, "model", None))
+    yield semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens
     data = getattr(result, "data", None)
     if isinstance(data, list) and data:
         vector = getattr(data[0], "embedding", None)

@@ -74,11 +74,9 @@ _EMBEDDINGS = Operation(stage=_span.EMBEDDINGS, provider=attrs.PROVIDER, kind=Sp
 
 
 def _begin_embeddings(instance: Any, arguments: Mapping[str, Any]) -> StageSpan | None:
-    call = _EMBEDDINGS.start(instance, arguments)
-    if call is not None and call.recording:
-        call.extract(attrs.embeddings_request, arguments)
-        if call.capturing:
-            _record_embedding_texts(call, arguments)
+    call = _EMBEDDINGS.start(instance, arguments, attrs.embeddings_request(arguments))
+    if call is not None and call.capturing:
+        _record_embedding_texts(call, arguments)
     return call
 
 
@@ -93,8 +91,10 @@ def _record_embedding_texts(call: StageSpan, arguments: Mapping[str, Any]) -> No
 
 @guarded
 def _finish_embeddings(call: StageSpan, result: Any) -> None:
-    call.extract(attrs.embeddings_response, result)  # runs only if the span records
-    call.record_tokens(attrs.embedding_input_tokens(result), None)  # metric: always
+    input_tokens = attrs.embedding_input_tokens(result)
+    # One attribute write for the response and its usage; runs only if the span records.
+    call.extract(attrs.embeddings_response, result, input_tokens)
+    call.record_tokens(input_tokens, None, on_span=False)  # the metric: always
 
 
 def embeddings_create(
