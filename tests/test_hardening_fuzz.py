@@ -368,6 +368,30 @@ def test_decorated_calls_unchanged_by_hostile_input(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize(
+    "value", [["a", "b"], {"k": 1}, 3, Hostile()], ids=["list", "dict", "int", "hostile"]
+)
+def test_decorator_options_of_any_type_never_break_the_call(
+    value: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``model=`` and ``data_source=`` are typed ``str``; callers pass anything."""
+    hostile = isinstance(value, Hostile)
+    monkeypatch.setattr(_safe, "STRICT", not hostile)  # a hostile value is an error we swallow
+    otel = make_otel()
+    otel.instrument()
+    try:
+
+        @otel_rerank.retrieval(model=value, data_source=value)
+        def search(query: str) -> list[str]:
+            return [query]
+
+        for _ in range(2):  # the second call finds the first one's cached span identity
+            assert search("q") == ["q"]
+    finally:
+        otel_rerank.uninstrument()
+    assert len(otel.spans()) == (0 if hostile else 2)
+
+
+@pytest.mark.parametrize(
     "value",
     [Hostile(), mock.Mock(), mock.MagicMock(), [Hostile()], np.zeros((2, 2)), iter([1.0])],
     ids=["hostile", "mock", "magicmock", "list-of-hostile", "2d-array", "iterator"],

@@ -94,7 +94,11 @@ def begin(
     telemetry = _telemetry.current()
     if telemetry is None:
         return None
-    return StageSpan(telemetry, stage, provider, model, detail, kind, attributes, links)
+    try:
+        return StageSpan(telemetry, stage, provider, model, detail, kind, attributes, links)
+    except Exception:  # ours, or a caller's model that cannot be read: call straight through
+        report_internal_error("begin")
+        return None
 
 
 class _Identity(NamedTuple):
@@ -160,7 +164,10 @@ class StageSpan:
         # Shadow runs cost the user nothing: keep them out of serving-latency alerts.
         shadow = bool(attributes and attributes.get(semconv.RAG_RERANK_SHADOW))
         key = (stage, provider, model, detail, shadow)
-        identity = _identities.get(key)
+        try:
+            identity = _identities.get(key)
+        except Exception:  # a decorator's caller gave an unhashable model or provider
+            identity = _Identity.build(stage, provider, model, detail, shadow)
         if identity is None:
             identity = _Identity.build(stage, provider, model, detail, shadow)
             if len(_identities) >= 512:  # bounded: model names are the caller's
