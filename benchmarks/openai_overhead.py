@@ -19,7 +19,7 @@ are interleaved round by round, and each reported number is the median over roun
 case whose instrumentation produced no spans is reported as such (its "overhead" would be
 meaningless). Run::
 
-    .venv/bin/python benchmarks/openai_overhead.py [--rounds 5] [--calls 25] [--chunks 60]
+    .venv/bin/python benchmarks/openai_overhead.py [--rounds 5] [--calls 25] [--chunks 100]
 
 or ``make bench-openai``.
 """
@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="worker runs per peer")
     parser.add_argument("--calls", type=int, default=25, help="timed calls per chunk")
-    parser.add_argument("--chunks", type=int, default=60, help="phase alternations")
+    parser.add_argument("--chunks", type=int, default=100, help="phase alternations")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
