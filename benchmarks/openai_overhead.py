@@ -33,10 +33,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from _timing import quantile_us, time_calls  # benchmarks/ is on sys.path as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -217,22 +218,6 @@ class _Patches:
 _MISSING = object()
 
 
-def _time_calls(fn: Callable[[], object], calls: int, into: list[int]) -> None:
-    # CPU time of this process, not wall time: on a shared machine wall time also counts
-    # the moments another process held the core. Each call is timed on its own so that a
-    # low quantile can be taken over calls (see _worker).
-    clock = time.process_time_ns
-    for _ in range(calls):
-        start = clock()
-        fn()
-        into.append(clock() - start)
-
-
-def _quantile_us(samples: list[int], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1000
-
-
 def _worker(peer: str, calls: int, chunks: int) -> dict[str, Any]:
     """Bare, ours and ``peer`` in one process, in short alternating chunks; low quantiles.
 
@@ -280,7 +265,7 @@ def _worker(peer: str, calls: int, chunks: int) -> dict[str, Any]:
                 for _ in range(3):  # warm-up after switching (method caches)
                     fn()
                 exporter.count = 0
-                _time_calls(fn, calls, samples[phase][op])
+                time_calls(fn, calls, samples[phase][op])
                 spans[phase][op] += exporter.count
             if patches is not None:
                 patches.off()
@@ -289,7 +274,7 @@ def _worker(peer: str, calls: int, chunks: int) -> dict[str, Any]:
         "patches": {case: len(p) for case, p in phases.items() if p is not None},
         "openai": importlib.metadata.version("openai"),
         "p10": {
-            phase: {op: _quantile_us(v, 0.1) for op, v in by_op.items()}
+            phase: {op: quantile_us(v, 0.1) for op, v in by_op.items()}
             for phase, by_op in samples.items()
         },
         "spans": {

@@ -27,6 +27,7 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 
+from _timing import quantile_us, time_calls  # benchmarks/ is on sys.path as a script
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -53,22 +54,6 @@ def work() -> int:
 
 def rerank_work(query: str, documents: list[str]) -> list[float]:
     return SCORES
-
-
-def _time_calls(fn: Callable[[], object], calls: int, into: list[int]) -> None:
-    # Each call on its own, in process CPU time: a low quantile over calls is what stays
-    # put on a shared machine (see run_core). The clock's own cost is in every case alike,
-    # bare included, so it cancels out of every overhead.
-    clock = time.process_time_ns
-    for _ in range(calls):
-        start = clock()
-        fn()
-        into.append(clock() - start)
-
-
-def _quantile(samples: list[int], q: float) -> float:
-    ordered = sorted(samples)
-    return float(ordered[min(len(ordered) - 1, int(len(ordered) * q))])
 
 
 def _build_cases() -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
@@ -142,15 +127,15 @@ def run_core(chunks: int, calls: int) -> dict[str, float]:
     # The no-SDK cases run first, before any provider is handed to otel_rerank.
     for _ in range(chunks):
         for name in no_sdk_names:
-            _time_calls(cases[name], calls, samples[name])
+            time_calls(cases[name], calls, samples[name])
     sdk_on()
     sdk_names = [name for name in cases if name not in no_sdk_names or name == "bare"]
     for chunk in range(chunks):
         shift = chunk % len(sdk_names)
         for name in sdk_names[shift:] + sdk_names[:shift]:
-            _time_calls(cases[name], calls, samples[name])
+            time_calls(cases[name], calls, samples[name])
     otel_rerank.uninstrument()
-    return {name: _quantile(values, 0.1) for name, values in samples.items()}
+    return {name: quantile_us(values, 0.1) * 1000 for name, values in samples.items()}
 
 
 def print_core(medians: dict[str, float]) -> None:
