@@ -37,6 +37,18 @@ def _strict_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_safe, "STRICT", True)
 
 
+def metric_points(reader: InMemoryMetricReader, metric_name: str) -> list[Any]:
+    """Every data point of the metric called ``metric_name`` that ``reader`` collects now."""
+    data = reader.get_metrics_data()
+    points: list[Any] = []
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == metric_name:
+                    points.extend(metric.data.data_points)
+    return points
+
+
 @dataclass
 class Otel:
     """An isolated SDK: spans in ``exporter``, metrics read from ``reader``."""
@@ -56,16 +68,7 @@ class Otel:
         return found[0]
 
     def metric_points(self, metric_name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        points: list[Any] = []
-        if data is None:
-            return points
-        for resource_metrics in data.resource_metrics:
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    if metric.name == metric_name:
-                        points.extend(metric.data.data_points)
-        return points
+        return metric_points(self.reader, metric_name)
 
     def instrument(self, **kwargs: Any) -> list[str]:
         return otel_rerank.instrument(

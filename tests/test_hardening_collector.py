@@ -43,6 +43,7 @@ from tests._collectors import (
     HealthyHttpCollector,
     failing_collector,
 )
+from tests.conftest import metric_points
 
 CALLS = 2000
 QUEUE = 100
@@ -52,17 +53,6 @@ EXIT_BOUND_S = 5.0
 INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 PROCESSED = "otel.sdk.processor.span.processed"
 QUEUE_SIZE = "otel.sdk.processor.span.queue.size"
-
-
-def _points(reader: InMemoryMetricReader, name: str) -> list[Any]:
-    data = reader.get_metrics_data()
-    found: list[Any] = []
-    for resource_metrics in data.resource_metrics if data else ():
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name == name:
-                    found.extend(metric.data.data_points)
-    return found
 
 
 @contextlib.contextmanager
@@ -127,9 +117,9 @@ def test_calls_never_wait_on_a_failing_collector(
             for _ in range(CALLS):
                 rerank("q", ["a", "bb", "ccc"])
             elapsed = time.perf_counter() - start
-            processed = _points(reader, PROCESSED)
-            queue_sizes = [p.value for p in _points(reader, QUEUE_SIZE)]
-            durations = _points(reader, "gen_ai.client.operation.duration")
+            processed = metric_points(reader, PROCESSED)
+            queue_sizes = [p.value for p in metric_points(reader, QUEUE_SIZE)]
+            durations = metric_points(reader, "gen_ai.client.operation.duration")
         finally:
             otel_rerank.uninstrument()
             shutdown_start = time.monotonic()

@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 import otel_rerank
 from otel_rerank import _config, _safe, semconv
+from tests.conftest import metric_points
 
 CALLS = 10_000
 CHECKPOINT = 2_000
@@ -85,8 +86,8 @@ def _flood() -> dict[str, Any]:
                 checkpoint = _memory(tracer_provider)
             rerank(f"query {n % 7} " + "q" * 3000, documents)
         end = _memory(tracer_provider)
-        duration = _points(reader, semconv.METRIC_OPERATION_DURATION)
-        candidates = _points(reader, semconv.METRIC_RERANK_CANDIDATES)
+        duration = metric_points(reader, semconv.METRIC_OPERATION_DURATION)
+        candidates = metric_points(reader, semconv.METRIC_RERANK_CANDIDATES)
     finally:
         otel_rerank.uninstrument()
         tracer_provider.shutdown()
@@ -160,14 +161,3 @@ def _memory(tracer_provider: TracerProvider) -> tuple[int, int]:
     else:  # not Linux: the peak, which a leak raises just the same
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return len(gc.get_objects()), rss
-
-
-def _points(reader: InMemoryMetricReader, name: str) -> list[Any]:
-    data = reader.get_metrics_data()
-    found: list[Any] = []
-    for resource_metrics in data.resource_metrics if data else ():
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name == name:
-                    found.extend(metric.data.data_points)
-    return found
