@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
+from unittest import mock
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -68,20 +69,6 @@ class _Discard(SpanExporter):
 
 
 @contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
 def _endpoint(case: str) -> Iterator[tuple[str, str] | None]:
     """``(endpoint, protocol)`` for a case, or ``None`` for the no-exporter baseline."""
     if case == "no exporter":
@@ -103,7 +90,11 @@ def _measure(case: str, calls: int) -> dict[str, float]:
             exporter: SpanExporter = _Discard()
         else:
             endpoint, protocol = target
-            with _env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=protocol):
+            otlp = {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            }
+            with mock.patch.dict(os.environ, otlp):
                 built = _sdk._span_exporter("otlp")  # what configure() builds
             assert built is not None
             exporter = built

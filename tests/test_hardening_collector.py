@@ -27,8 +27,8 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -55,23 +55,6 @@ PROCESSED = "otel.sdk.processor.span.processed"
 QUEUE_SIZE = "otel.sdk.processor.span.queue.size"
 
 
-@contextlib.contextmanager
-def _otlp_env(endpoint: str, protocol: str) -> Iterator[None]:
-    saved = {
-        k: os.environ.get(k) for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL")
-    }
-    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-    os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("mode", FAILURE_MODES)
 def test_calls_never_wait_on_a_failing_collector(
@@ -80,7 +63,13 @@ def test_calls_never_wait_on_a_failing_collector(
     monkeypatch.setenv(INTERNAL_METRICS, "true")
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    with failing_collector(mode, protocol) as endpoint, _otlp_env(endpoint, protocol):
+    with (
+        failing_collector(mode, protocol) as endpoint,
+        mock.patch.dict(
+            os.environ,
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol},
+        ),
+    ):
         exporter = _sdk._span_exporter("otlp")  # exactly the exporter configure() builds
         assert exporter is not None
         processor = _sdk._BoundedBatchSpanProcessor(
