@@ -21,6 +21,7 @@ Extraction functions are pure and run only when the span is recording, through
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -109,27 +110,28 @@ class _Identity(NamedTuple):
     metric_attributes: dict[str, AttributeValue]
     span_attributes: Mapping[str, AttributeValue]
 
-    @classmethod
-    def build(
-        cls, stage: Stage, provider: str, model: str | None, detail: str | None, shadow: bool
-    ) -> _Identity:
-        metric_attributes: dict[str, AttributeValue] = {
-            semconv.GEN_AI_OPERATION_NAME: stage.operation,
-            semconv.GEN_AI_PROVIDER_NAME: provider,
-        }
-        if model:
-            metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-        if shadow:
-            metric_attributes[semconv.RAG_RERANK_SHADOW] = True
-        suffix = detail or model
-        name = f"{stage.operation} {suffix}" if suffix else stage.operation
-        span_attributes = dict(metric_attributes)
-        span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = stage.openinference_kind
-        # The metric attributes stay a dict: the SDK keeps them in its data points.
-        return cls(name, metric_attributes, MappingProxyType(span_attributes))
+
+def _build_identity(
+    stage: Stage, provider: str, model: str | None, detail: str | None, shadow: bool
+) -> _Identity:
+    metric_attributes: dict[str, AttributeValue] = {
+        semconv.GEN_AI_OPERATION_NAME: stage.operation,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+    }
+    if model:
+        metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    if shadow:
+        metric_attributes[semconv.RAG_RERANK_SHADOW] = True
+    suffix = detail or model
+    name = f"{stage.operation} {suffix}" if suffix else stage.operation
+    span_attributes = dict(metric_attributes)
+    span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = stage.openinference_kind
+    # The metric attributes stay a dict: the SDK keeps them in its data points.
+    return _Identity(name, metric_attributes, MappingProxyType(span_attributes))
 
 
-_identities: dict[tuple[Stage, str, str | None, str | None, bool], _Identity] = {}
+# Bounded: model names are the caller's.
+_identity = functools.lru_cache(maxsize=512)(_build_identity)
 
 
 class StageSpan:
@@ -163,16 +165,10 @@ class StageSpan:
         self._telemetry = telemetry
         # Shadow runs cost the user nothing: keep them out of serving-latency alerts.
         shadow = bool(attributes and attributes.get(semconv.RAG_RERANK_SHADOW))
-        key = (stage, provider, model, detail, shadow)
         try:
-            identity = _identities.get(key)
-        except Exception:  # a decorator's caller gave an unhashable model or provider
-            identity = _Identity.build(stage, provider, model, detail, shadow)
-        if identity is None:
-            identity = _Identity.build(stage, provider, model, detail, shadow)
-            if len(_identities) >= 512:  # bounded: model names are the caller's
-                _identities.clear()
-            _identities[key] = identity
+            identity = _identity(stage, provider, model, detail, shadow)
+        except TypeError:  # a decorator's caller gave an unhashable model or data source
+            identity = _build_identity(stage, provider, model, detail, shadow)
         name, self._metric_attributes, span_attributes = identity
         span_attributes = {**span_attributes, **attributes} if attributes else dict(span_attributes)
         self.span: Span = telemetry.tracer.start_span(
