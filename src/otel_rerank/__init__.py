@@ -28,6 +28,7 @@ from opentelemetry.trace import TracerProvider
 from otel_rerank import _telemetry, instrumentation
 from otel_rerank._config import ContentPolicy
 from otel_rerank._decorators import embedding, llm, rerank, retrieval
+from otel_rerank._request import request
 from otel_rerank._sdk import ConfigurationError, Configured, configure
 from otel_rerank._span import StageSpan
 from otel_rerank.shadow import ShadowReranker
@@ -45,6 +46,7 @@ __all__ = [
     "instrument",
     "instrumented_libraries",
     "llm",
+    "request",
     "rerank",
     "retrieval",
     "uninstrument",

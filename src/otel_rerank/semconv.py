@@ -78,17 +78,22 @@ RAG_RERANK_KENDALL_TAU: Final = "rag.rerank.kendall_tau"
 RAG_RERANK_SHADOW: Final = "rag.rerank.shadow"
 RAG_LLM_TIME_TO_FIRST_CHUNK: Final = "rag.llm.time_to_first_chunk"
 RAG_CONTENT_TRUNCATED: Final = "rag.content.truncated"
+#: The request's end-to-end latency budget (``otel_rerank.request(budget_ms=...)``).
+RAG_REQUEST_BUDGET_MS: Final = "rag.request.budget_ms"
 
 # -- Stage vocabulary -------------------------------------------------------------------
 OPERATION_EMBEDDINGS: Final = "embeddings"
 OPERATION_RETRIEVAL: Final = "retrieval"
 OPERATION_RERANK: Final = "rerank"
 OPERATION_CHAT: Final = "chat"
+#: The request (root) span: the GenAI conventions' workflow span.
+OPERATION_INVOKE_WORKFLOW: Final = "invoke_workflow"
 
 KIND_EMBEDDING: Final = "EMBEDDING"
 KIND_RETRIEVER: Final = "RETRIEVER"
 KIND_RERANKER: Final = "RERANKER"
 KIND_LLM: Final = "LLM"
+KIND_CHAIN: Final = "CHAIN"
 
 # -- Metrics ------------------------------------------------------------------------------
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
