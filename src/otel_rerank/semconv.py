@@ -112,7 +112,6 @@ RAG_RERANK_TOP_SCORE: Final = "rag.rerank.top_score"
 RAG_RERANK_TOP1_CHANGED: Final = "rag.rerank.top1_changed"
 RAG_RERANK_KENDALL_TAU: Final = "rag.rerank.kendall_tau"
 RAG_RERANK_SHADOW: Final = "rag.rerank.shadow"
-RAG_CONTENT_TRUNCATED: Final = "rag.content.truncated"
 
 # -- Stage vocabulary -------------------------------------------------------------------
 OPERATION_EMBEDDINGS: Final = "embeddings"
