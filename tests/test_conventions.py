@@ -11,6 +11,7 @@ count limits as the OpenInference keys.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import socket
@@ -71,7 +72,7 @@ def test_duration_buckets_are_the_advised_ones_merged_with_the_budgets() -> None
         0.01, 0.02, 0.04, 0.08, 0.1, 0.16, 0.25, 0.32, 0.5, 0.64, 1.0, 1.28, 1.5, 2.0, 2.56,
         3.0, 5.12, 10.24, 20.48, 40.96, 81.92,
     )  # fmt: skip
-    assert semconv.GENAI_ADVISED_DURATION_BUCKETS_S == advised
+    assert advised == semconv.GENAI_ADVISED_DURATION_BUCKETS_S
     merged = sorted(set(advised) | set(semconv.DOCUMENTED_BUDGETS_S))
     assert list(semconv.DURATION_BUCKETS_S) == merged
 
@@ -611,7 +612,6 @@ def test_anthropic_conventions(otel: Otel) -> None:
     _anthropic(False).messages.create(
         model="claude-sonnet-4-5",
         max_tokens=64,
-        top_k=5,
         stop_sequences=["END"],
         system="Answer from the documents.",
         messages=[{"role": "user", "content": QUERY}],
@@ -622,7 +622,6 @@ def test_anthropic_conventions(otel: Otel) -> None:
             "llm.model_name": "claude-sonnet-4-5-20250929",
             "llm.provider": "anthropic",
             "llm.system": "anthropic",
-            "gen_ai.request.top_k": 5,  # token sampling: the key the conventions keep for it
             "gen_ai.request.stop_sequences": ("END",),
             "gen_ai.usage.input_tokens": 60,  # uncached + cache writes + cache reads
             "gen_ai.usage.cache_read.input_tokens": 30,
@@ -634,6 +633,14 @@ def test_anthropic_conventions(otel: Otel) -> None:
             "gen_ai.system_instructions": None,  # content: off
         },
     )
+
+
+def test_anthropic_top_k_is_token_sampling() -> None:
+    from otel_rerank.instrumentation.anthropic import _attributes as anthropic_attributes
+
+    pairs = dict(anthropic_attributes.request({"top_k": 5, "max_tokens": 9}, False))
+    assert pairs["gen_ai.request.top_k"] == 5  # the key the conventions keep for sampling
+    assert "gen_ai.retrieval.top_k" not in pairs
 
 
 # -- content: GenAI JSON attributes, schema-valid and under the same limits -----------------
@@ -706,7 +713,10 @@ def test_retrieval_query_text(capturing: Otel) -> None:
     )
     client.upsert("texts", points=[models.PointStruct(id=1, vector=[1.0, 0.0])])
     capturing.exporter.clear()
-    client.query_points("texts", query=[1.0, 0.0], query_text=QUERY, limit=1)  # type: ignore[call-arg]
+    # A text query: local mode would embed it with fastembed (absent or not, the query's
+    # text is known before the call, and that is what is recorded).
+    with contextlib.suppress(Exception):
+        client.query_points("texts", query=models.Document(text=QUERY, model="m"), limit=1)
     a = dict(capturing.span().attributes or {})
     assert a["gen_ai.retrieval.query.text"] == QUERY
     assert a["input.value"] == QUERY

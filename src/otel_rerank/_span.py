@@ -651,4 +651,4 @@ def _token_attributes(
 def _error_type(error: BaseException) -> str:
     # The bare class name, as the contrib GenAI instrumentations write it: the same error
     # from two instrumentations then falls in one dashboard series.
-    return type(error).__qualname__
+    return type(error).__name__
