@@ -389,6 +389,76 @@ def test_error_type_is_the_bare_class_name(otel: Otel) -> None:
     assert point.attributes["error.type"] == "QuotaExceededError"
 
 
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real Chroma server (``chroma run``, from chromadb's own package) on loopback."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("chromadb.cli.cli")
+    workdir = tmp_path_factory.mktemp("chroma")
+    port = free_port()
+    log = (workdir / "chroma.log").open("wb")
+    # What the `chroma` console script runs, started with this interpreter (its venv).
+    command = "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; app()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", command, "run", "--path", str(workdir / "data"),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail((workdir / "chroma.log").read_text(errors="replace")[-2000:])
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_chroma_http_client_is_a_client_span(otel: Otel, chroma_server: int) -> None:
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.HttpClient(
+        host="127.0.0.1", port=chroma_server, settings=Settings(anonymized_telemetry=False)
+    )
+    collection = client.get_or_create_collection("remote-docs")
+    collection.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], documents=DOCS[:2])
+    otel.exporter.clear()
+    collection.query(query_embeddings=[[1.0, 0.1]], n_results=2)
+    client._server._session.close()  # type: ignore[attr-defined]  # no public close
+    span = otel.span()
+    assert span.kind is SpanKind.CLIENT
+    check(
+        dict(span.attributes or {}),
+        {
+            "server.address": "127.0.0.1",
+            "server.port": chroma_server,
+            "db.system.name": "chroma",
+            "db.collection.name": "remote-docs",
+            "db.namespace": "default_database",
+            "gen_ai.retrieval.top_k": 2,
+            "rag.retrieval.returned_count": 2,
+        },
+    )
+    (point,) = otel.metric_points("gen_ai.client.operation.duration")
+    assert point.attributes["server.address"] == "127.0.0.1"
+    assert point.attributes["server.port"] == chroma_server
+
+
 def test_chroma_http_client_collection_is_remote() -> None:
     from otel_rerank.instrumentation.chromadb import _attributes as chroma
 
