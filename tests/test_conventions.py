@@ -145,14 +145,21 @@ def _faiss(metric: str) -> Callable[[Otel, dict[str, Any]], None]:
 
 
 def _chroma(otel: Otel, fixtures: dict[str, Any]) -> None:
-    import chromadb
 
-    client = chromadb.EphemeralClient()
+    client = _chroma_ephemeral()
     collection = client.get_or_create_collection("conventions")
     otel.exporter.clear()  # collection set-up is not ours to check
     collection.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], documents=DOCS[:2])
     collection.query(query_embeddings=[[1.0, 0.1]], n_results=2)
     client.delete_collection("conventions")
+
+
+def _chroma_ephemeral() -> Any:
+    """The in-process Chroma, with the settings every test file uses (one per process)."""
+    import chromadb
+    from chromadb.config import Settings
+
+    return chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False))
 
 
 def _qdrant_local(otel: Otel, fixtures: dict[str, Any]) -> None:
@@ -758,9 +765,8 @@ def test_chat_content_json_validates(capturing: Otel) -> None:
 
 
 def test_retrieval_content_json_validates(capturing: Otel) -> None:
-    import chromadb
 
-    client = chromadb.EphemeralClient()
+    client = _chroma_ephemeral()
     collection = client.get_or_create_collection("content-json")
     collection.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], documents=DOCS[:2])
     capturing.exporter.clear()
