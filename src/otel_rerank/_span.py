@@ -344,9 +344,10 @@ class StageSpan:
             if summary.kendall_tau is not None:
                 span.set_attribute(semconv.RAG_RERANK_KENDALL_TAU, summary.kendall_tau)
             order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))  # stable
-            if top_n is not None and top_n >= 0:
-                order = order[:top_n]
-            self.record_ranked([(i, float(scores[i])) for i in order])
+            limit = self._telemetry.content.max_documents  # only these are written
+            if top_n is not None and 0 <= top_n < limit:
+                limit = top_n
+            self.record_ranked([(i, float(scores[i])) for i in order[:limit]])
         except Exception:
             report_internal_error("record_scores")
 
@@ -373,12 +374,12 @@ class StageSpan:
         texts = self._rerank_texts if policy.capture else None
         found: dict[str, AttributeValue] = {}
         for position, (index, score) in enumerate(ranking[: policy.max_documents]):
-            base = f"{semconv.RERANKER_OUTPUT_DOCUMENTS}.{position}."
-            found[base + semconv.DOCUMENT_ID] = str(index)
+            id_key, score_key, content_key = _output_document_keys(position)
+            found[id_key] = str(index)
             if math.isfinite(score):
-                found[base + semconv.DOCUMENT_SCORE] = score
+                found[score_key] = score
             if texts is not None and 0 <= index < len(texts) and texts[index] is not None:
-                found[base + semconv.DOCUMENT_CONTENT] = _content_string(policy, texts[index])
+                found[content_key] = _content_string(policy, texts[index])
         if found:
             self.span.set_attributes(found)
 
@@ -618,6 +619,17 @@ def _content_string(policy: ContentPolicy, value: object) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return policy.truncate(value if isinstance(value, str) else str(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _output_document_keys(position: int) -> tuple[str, str, str]:
+    """``reranker.output_documents.{position}.document.id|score|content``, built once."""
+    base = f"{semconv.RERANKER_OUTPUT_DOCUMENTS}.{position}."
+    return (
+        base + semconv.DOCUMENT_ID,
+        base + semconv.DOCUMENT_SCORE,
+        base + semconv.DOCUMENT_CONTENT,
+    )
 
 
 def _text_parts(policy: ContentPolicy, text: object) -> list[dict[str, str]]:
