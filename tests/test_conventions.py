@@ -17,6 +17,7 @@ import json
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -312,6 +313,8 @@ ROWS: list[tuple[str, Callable[[Otel, dict[str, Any]], None], dict[str, Any]]] =
             "gen_ai.retrieval.top_k": 2,
             "rag.retrieval.score_kind": "distance",
             "server.address": None,
+            "gen_ai.retrieval.documents": None,  # content: off
+            "retrieval.documents.0.document.id": None,
         },
     ),
     (
@@ -464,6 +467,17 @@ def test_chroma_http_client_is_a_client_span(otel: Otel, chroma_server: int) -> 
     (point,) = otel.metric_points("gen_ai.client.operation.duration")
     assert point.attributes["server.address"] == "127.0.0.1"
     assert point.attributes["server.port"] == chroma_server
+
+
+def test_qdrant_scores_are_never_nan() -> None:
+    from qdrant_client.http import models as rest
+
+    from otel_rerank.instrumentation.qdrant_client import _attributes as qdrant
+
+    unscored = SimpleNamespace(id=3, score=None, payload={"text": "t"})
+    scored = rest.ScoredPoint(id=1, version=0, score=0.5, payload={"text": "s"})
+    assert qdrant.hits([scored, unscored]) == (["s", "t"], [], ["1", "3"])
+    assert qdrant.hits([scored]) == (["s"], [0.5], ["1"])
 
 
 def test_chroma_http_client_collection_is_remote() -> None:
