@@ -63,7 +63,7 @@ def test_query_attributes(otel: Otel, collection: Any) -> None:
     assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "chroma"
     assert attrs[semconv.DB_SYSTEM_NAME] == "chroma"
     assert attrs[semconv.GEN_AI_DATA_SOURCE_ID] == collection.name
-    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 3
+    assert attrs["gen_ai.retrieval.top_k"] == 3
     assert attrs[semconv.RAG_RETRIEVAL_QUERY_COUNT] == 1
     assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 3
     # The best hit's distance, unconverted (smaller is better).
@@ -78,7 +78,7 @@ def test_fewer_hits_than_asked(otel: Otel, collection: Any) -> None:
     otel.exporter.clear()
     collection.query(query_embeddings=np.array([0.0, 0.0, 1.0]), n_results=10)
     attrs = otel.span().attributes
-    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 10
+    assert attrs["gen_ai.retrieval.top_k"] == 10
     assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 4
     assert attrs[semconv.RAG_RETRIEVAL_TOP_SCORE] == pytest.approx(0.0, abs=1e-6)
 
@@ -114,7 +114,7 @@ def test_error_is_recorded_and_reraised_unchanged(otel: Otel, collection: Any) -
     assert "dimension" in str(raised.value)
     span = otel.span()
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes[semconv.ERROR_TYPE] == "chromadb.errors.InvalidArgumentError"
+    assert span.attributes["error.type"] == "InvalidArgumentError"
 
 
 def test_suppressed(otel: Otel, collection: Any) -> None:

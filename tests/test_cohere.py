@@ -102,13 +102,27 @@ def test_v2_rerank_attributes(otel: Otel) -> None:
     in_document_order = [SCORES[d] for d in DOCS]
     assert attrs[semconv.RAG_RERANK_KENDALL_TAU] == pytest.approx(kendall_tau_b(in_document_order))
     assert [r.index for r in response.results] == [1, 2, 0]  # the user's result untouched
+    # OpenInference: the model, and the reranked list (ids are input positions) best first.
+    assert attrs["reranker.model_name"] == "rerank-v3.5"
+    assert attrs["server.port"] == 443
+    assert [attrs[f"reranker.output_documents.{i}.document.id"] for i in range(3)] == [
+        "1",
+        "2",
+        "0",
+    ]
+    output_scores = [attrs[f"reranker.output_documents.{i}.document.score"] for i in range(3)]
+    assert output_scores == sorted(output_scores, reverse=True)
+    assert output_scores[0] == pytest.approx(0.92)
+    assert not any(k.startswith("reranker.input_documents") for k in attrs)  # content: off
     (candidates,) = otel.metric_points(semconv.METRIC_RERANK_CANDIDATES)
     assert candidates.sum == 3
     (duration,) = otel.metric_points(semconv.METRIC_OPERATION_DURATION)
     assert duration.attributes == {
-        semconv.GEN_AI_OPERATION_NAME: "rerank",
-        semconv.GEN_AI_PROVIDER_NAME: "cohere",
-        semconv.GEN_AI_REQUEST_MODEL: "rerank-v3.5",
+        "gen_ai.operation.name": "rerank",
+        "gen_ai.provider.name": "cohere",
+        "gen_ai.request.model": "rerank-v3.5",
+        "server.address": "api.cohere.com",
+        "server.port": 443,
     }
 
 
@@ -180,9 +194,7 @@ def test_error_is_recorded_and_reraised_unchanged(otel: Otel) -> None:
     assert raised.value.status_code == 400
     span = otel.span()
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes[semconv.ERROR_TYPE] == (
-        f"{type(raised.value).__module__}.BadRequestError"
-    )
+    assert span.attributes["error.type"] == "BadRequestError"  # the bare class name
     assert semconv.RAG_RERANK_TOP_SCORE not in span.attributes
     (duration,) = otel.metric_points(semconv.METRIC_OPERATION_DURATION)
     assert duration.attributes[semconv.ERROR_TYPE].endswith("BadRequestError")
@@ -202,7 +214,9 @@ def test_content_off_by_default(otel: Otel) -> None:
     _client_v2(server).rerank(model="rerank-v3.5", query=QUERY, documents=DOCS)
     attrs = otel.span().attributes
     assert semconv.RERANKER_QUERY not in attrs
-    assert not any(k.startswith(("reranker.input", "reranker.output")) for k in attrs)
+    assert not any(k.startswith("reranker.input") for k in attrs)
+    # The reranked ids and scores are not content: written, but never a document's text.
+    assert not any(k.endswith("document.content") for k in attrs)
     assert not any(QUERY in v or DOCS[1] in v for v in _all_attribute_values(otel))
 
 
@@ -214,7 +228,9 @@ def test_content_on(otel: Otel) -> None:
     assert attrs[semconv.RERANKER_QUERY] == QUERY
     for i, doc in enumerate(DOCS):
         assert attrs[f"reranker.input_documents.{i}.document.content"] == doc
-        assert f"reranker.input_documents.{i}.document.score" not in attrs  # top_n cut
+        assert attrs[f"reranker.input_documents.{i}.document.id"] == str(i)
+        assert f"reranker.input_documents.{i}.document.score" not in attrs  # scores: output
+    assert attrs["reranker.top_k"] == 2
     assert attrs["reranker.output_documents.0.document.content"] == DOCS[1]
     assert attrs["reranker.output_documents.0.document.id"] == "1"
     assert attrs["reranker.output_documents.0.document.score"] == pytest.approx(0.92)
@@ -229,9 +245,13 @@ def test_content_on_with_all_scores(otel: Otel) -> None:
         query=QUERY, documents=[{"text": d} for d in DOCS], model="rerank-english-v3.0"
     )
     attrs = otel.span().attributes
+    best_first = sorted(DOCS, key=lambda d: -SCORES[d])
     for i, doc in enumerate(DOCS):
         assert attrs[f"reranker.input_documents.{i}.document.content"] == doc
-        assert attrs[f"reranker.input_documents.{i}.document.score"] == pytest.approx(SCORES[doc])
+    for i, doc in enumerate(best_first):
+        assert attrs[f"reranker.output_documents.{i}.document.content"] == doc
+        assert attrs[f"reranker.output_documents.{i}.document.id"] == str(DOCS.index(doc))
+        assert attrs[f"reranker.output_documents.{i}.document.score"] == pytest.approx(SCORES[doc])
 
 
 def test_api_key_never_recorded(otel: Otel) -> None:
@@ -331,14 +351,14 @@ def test_scores_in_document_order_table(
     [
         (
             {"top_n": 5, "max_tokens_per_doc": 256},
-            {"gen_ai.rerank.top_n": 5, "rag.rerank.max_length": 256},
+            {"gen_ai.rerank.top_n": 5, "reranker.top_k": 5, "rag.rerank.max_length": 256},
         ),
         ({"top_n": ..., "max_tokens_per_doc": ...}, {}),  # cohere's OMIT sentinel
         ({"top_n": None}, {}),
     ],
 )
 def test_request_table(arguments: dict[str, Any], expected: dict[str, Any]) -> None:
-    pairs = {k: v for k, v in _attributes.request(object(), arguments) if v is not None}
+    pairs = {k: v for k, v in _attributes.request(arguments) if v is not None}
     assert pairs == expected
 
 

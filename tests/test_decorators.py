@@ -44,7 +44,7 @@ def test_decorator_with_arguments_names_the_span(otel: Otel) -> None:
     search("q")
     attrs = dict(otel.span("retrieval docs-index").attributes or {})
     assert attrs[semconv.GEN_AI_DATA_SOURCE_ID] == "docs-index"
-    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 5
+    assert attrs["gen_ai.retrieval.top_k"] == 5
     assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "pgvector"
     assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 3
     assert attrs[semconv.OPENINFERENCE_SPAN_KIND] == "RETRIEVER"

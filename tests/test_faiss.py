@@ -54,7 +54,7 @@ def test_flat_ip_single_query(otel: Otel, docs: Any) -> None:
     assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "faiss"
     assert attrs[semconv.DB_SYSTEM_NAME] == "faiss"
     assert attrs[semconv.GEN_AI_DATA_SOURCE_ID] == "IndexFlatIP"
-    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 5
+    assert attrs["gen_ai.retrieval.top_k"] == 5
     assert attrs[semconv.RAG_RETRIEVAL_QUERY_COUNT] == 1
     assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 5
     assert ids[0, 0] == 3  # the query is document 3 itself
@@ -123,7 +123,7 @@ def test_hnsw_flat(otel: Otel, docs: Any) -> None:
     index.add(docs)
     _, ids = index.search(docs[10:11], 3)
     span = otel.span("retrieval IndexHNSWFlat")
-    assert span.attributes[semconv.GEN_AI_REQUEST_TOP_K] == 3
+    assert span.attributes["gen_ai.retrieval.top_k"] == 3
     assert span.attributes[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == int((ids >= 0).sum())
 
 
@@ -328,7 +328,7 @@ def test_search_response_table(result: Any, expected: dict[str, Any]) -> None:
     [
         (
             {"x": np.zeros((3, 4)), "k": 7},
-            {"gen_ai.request.top_k": 7, "rag.retrieval.query_count": 3},
+            {"gen_ai.retrieval.top_k": 7, "rag.retrieval.query_count": 3},
         ),
         ({"x": np.zeros(4), "k": True}, {}),
         ({}, {}),

@@ -12,10 +12,18 @@ cross-encoder; the other stages are otel-rerank's decorators), exports it to its
 Phoenix project over one transport, reads the spans back through Phoenix's REST API
 (``GET /v1/projects/{project}/spans``) and checks the SPEC span names, the OpenInference
 kinds Phoenix derived, and that every stage is a child of the root in one trace.
+
+A second test runs one request through the real instrumentations (sentence-transformers
+embeddings, a faiss search, a cross-encoder ``rank`` with ``top_k``, and an openai chat
+completion against an in-process mock transport) with content capture on, and reads back
+what Phoenix's span detail page shows: the reranker's model, top-k and its input and
+output documents (ids, scores, best first), the embedding model, the LLM's response model,
+token counts and messages, and the retriever's documents.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -34,6 +42,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 import otel_rerank
 from otel_rerank import semconv
+from otel_rerank.instrumentation.sentence_transformers import _attributes as st_attributes
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -56,6 +65,14 @@ class Phoenix:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    def wait_for_spans(self, project: str, count: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 30
+        spans = self.spans(project)
+        while len(spans) < count and time.monotonic() < deadline:
+            time.sleep(0.5)
+            spans = self.spans(project)
+        return spans
 
     def spans(self, project: str) -> list[dict[str, Any]]:
         url = f"{self.base}/v1/projects/{project}/spans?limit=100"
@@ -200,3 +217,169 @@ def test_pipeline_spans_reach_phoenix_with_names_kinds_and_parents(
     assert rerank["attributes"][semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == 3
     starts = [by_name[name]["start_time"] for name in stages]
     assert starts == sorted(starts)  # the stages ran in pipeline order
+
+
+# -- what Phoenix's span detail page shows, for one request -----------------------------
+CORPUS = [
+    "boundary layer transition is caused by instabilities that grow downstream",
+    "shock waves form on transonic wings",
+    "heat transfer in laminar boundary layers",
+    "the lift of a wing comes from the pressure difference",
+]
+QUERY = "what causes boundary layer transition"
+REQUEST_MODEL = "gpt-4o-mini"
+RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
+ANSWER = "Instabilities that grow downstream."
+
+
+def _openai_client() -> Any:
+    """An openai client whose requests are answered in-process (no network)."""
+    import importlib
+
+    openai = pytest.importorskip("openai")
+    base_client = importlib.import_module("openai._base_client")
+    http: Any = getattr(base_client, "httpx2", None) or base_client.httpx
+
+    def respond(request: Any) -> Any:
+        return http.Response(
+            200,
+            json={
+                "id": "chatcmpl-live",
+                "object": "chat.completion",
+                "created": 1,
+                "model": RESPONSE_MODEL,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": ANSWER},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 31, "completion_tokens": 7, "total_tokens": 38},
+            },
+        )
+
+    return openai.OpenAI(
+        api_key="sk-live-test",
+        base_url="https://llm.example.test/v1",
+        max_retries=0,
+        http_client=http.Client(transport=http.MockTransport(respond)),
+    )
+
+
+def _attribute(span: dict[str, Any], key: str) -> Any:
+    """One attribute as Phoenix returns it (flat dotted keys or nested objects)."""
+    attributes = span["attributes"]
+    if key in attributes:
+        return attributes[key]
+    node: Any = attributes
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(f"{key} not in {json.dumps(attributes)[:3000]}")
+    return node
+
+
+def _documents(span: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """``{prefix}.{i}.document.*`` as a list of ``{"id", "score", "content"}`` dicts."""
+    found = []
+    for i in range(50):
+        try:
+            doc_id = _attribute(span, f"{prefix}.{i}.document.id")
+        except KeyError:
+            break
+        doc: dict[str, Any] = {"id": doc_id}
+        for field in ("score", "content"):
+            with contextlib.suppress(KeyError):
+                doc[field] = _attribute(span, f"{prefix}.{i}.document.{field}")
+        found.append(doc)
+    return found
+
+
+def test_phoenix_shows_models_documents_tokens_and_messages(
+    phoenix: Phoenix, tiny_cross_encoder: Any, minilm: Any
+) -> None:
+    import faiss
+    import numpy as np
+
+    project = "otel-rerank-detail"
+    corpus_vectors = np.asarray(minilm.encode(CORPUS, normalize_embeddings=True), dtype="float32")
+    index = faiss.IndexFlatIP(corpus_vectors.shape[1])
+    index.add(corpus_vectors)
+    client = _openai_client()
+
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": "rag-live-test", "openinference.project.name": project}
+        )
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter_for("http", phoenix)))
+    otel_rerank.instrument(
+        tracer_provider=provider,
+        libraries=["sentence_transformers", "faiss", "openai"],
+        capture_content=True,
+    )
+    try:
+        with provider.get_tracer("test").start_as_current_span("rag request"):
+            query_vector = minilm.encode([QUERY], normalize_embeddings=True)
+            _, labels = index.search(np.asarray(query_vector, dtype="float32"), 3)
+            candidates = [CORPUS[i] for i in labels[0]]
+            ranked = tiny_cross_encoder.rank(QUERY, candidates, top_k=2)
+            best = candidates[ranked[0]["corpus_id"]]
+            client.chat.completions.create(
+                model=REQUEST_MODEL,
+                messages=[
+                    {"role": "system", "content": "Answer from the document."},
+                    {"role": "user", "content": f"{QUERY}\n{best}"},
+                ],
+            )
+    finally:
+        otel_rerank.uninstrument()
+        provider.shutdown()
+
+    spans = phoenix.wait_for_spans(project, 5)
+    by_kind = {s["span_kind"]: s for s in spans}
+    assert set(by_kind) >= {"EMBEDDING", "RETRIEVER", "RERANKER", "LLM"}, sorted(by_kind)
+
+    # Embedding: the model Phoenix names the span's embeddings by.
+    embedding = by_kind["EMBEDDING"]
+    assert _attribute(embedding, "embedding.model_name") == st_attributes.model_name(minilm)
+
+    # Retriever: its documents (faiss ids and inner-product scores, best first).
+    retriever = _documents(by_kind["RETRIEVER"], "retrieval.documents")
+    assert [d["id"] for d in retriever] == [str(i) for i in labels[0]]
+    assert [d["score"] for d in retriever] == sorted((d["score"] for d in retriever), reverse=True)
+    assert _attribute(by_kind["RETRIEVER"], "rag.retrieval.score_kind") == "similarity"
+
+    # Reranker: model, top-k, the input documents and the reranked output (best first).
+    reranker = by_kind["RERANKER"]
+    assert _attribute(reranker, "reranker.model_name") == _attribute(
+        reranker, "gen_ai.request.model"
+    )
+    assert _attribute(reranker, "reranker.top_k") == 2
+    assert _attribute(reranker, "reranker.query") == QUERY
+    inputs = _documents(reranker, "reranker.input_documents")
+    assert [(d["id"], d["content"]) for d in inputs] == [
+        (str(i), text) for i, text in enumerate(candidates)
+    ]
+    outputs = _documents(reranker, "reranker.output_documents")
+    assert [d["id"] for d in outputs] == [str(r["corpus_id"]) for r in ranked]
+    assert [d["score"] for d in outputs] == pytest.approx([float(r["score"]) for r in ranked])
+    assert [d["content"] for d in outputs] == [candidates[r["corpus_id"]] for r in ranked]
+
+    # LLM: the model that answered, token counts, and the messages both ways.
+    llm = by_kind["LLM"]
+    assert _attribute(llm, "llm.model_name") == RESPONSE_MODEL
+    assert _attribute(llm, "llm.provider") == "openai"
+    assert _attribute(llm, "llm.system") == "openai"
+    assert _attribute(llm, "llm.token_count.prompt") == 31
+    assert _attribute(llm, "llm.token_count.completion") == 7
+    assert _attribute(llm, "llm.token_count.total") == 38
+    assert _attribute(llm, "llm.input_messages.0.message.role") == "system"
+    assert _attribute(llm, "llm.input_messages.1.message.content").startswith(QUERY)
+    assert _attribute(llm, "llm.output_messages.0.message.role") == "assistant"
+    assert _attribute(llm, "llm.output_messages.0.message.content") == ANSWER
+    assert _attribute(llm, "output.value") == ANSWER

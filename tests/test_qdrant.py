@@ -74,7 +74,7 @@ def test_query_points_attributes(otel: Otel, client: Any) -> None:
     assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "qdrant"
     assert attrs[semconv.DB_SYSTEM_NAME] == "qdrant"
     assert attrs[semconv.GEN_AI_DATA_SOURCE_ID] == COLLECTION
-    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 3
+    assert attrs["gen_ai.retrieval.top_k"] == 3
     assert attrs[semconv.RAG_RETRIEVAL_QUERY_COUNT] == 1
     assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 3
     assert response.points[0].id == 0
@@ -88,7 +88,7 @@ def test_positional_arguments_and_default_limit(otel: Otel, client: Any) -> None
     client.query_points(COLLECTION, [0.0, 0.0, 1.0])
     attrs = otel.span().attributes
     assert attrs[semconv.GEN_AI_DATA_SOURCE_ID] == COLLECTION
-    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 10
+    assert attrs["gen_ai.retrieval.top_k"] == 10
     assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 4
 
 
@@ -104,7 +104,7 @@ def test_batch(otel: Otel, client: Any) -> None:
     )
     attrs = otel.span().attributes
     assert attrs[semconv.RAG_RETRIEVAL_QUERY_COUNT] == 3
-    assert attrs[semconv.GEN_AI_REQUEST_TOP_K] == 2
+    assert attrs["gen_ai.retrieval.top_k"] == 2
     assert attrs[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 6
     assert semconv.RAG_RETRIEVAL_TOP_SCORE not in attrs
 
@@ -235,7 +235,7 @@ async def test_concurrent_async_queries_get_their_own_spans(otel: Otel, async_cl
     await asyncio.gather(
         *(async_client.query_points(COLLECTION, query=[1, 0, 0], limit=n) for n in (1, 2, 3))
     )
-    limits = sorted(s.attributes[semconv.GEN_AI_REQUEST_TOP_K] for s in otel.spans())
+    limits = sorted(s.attributes["gen_ai.retrieval.top_k"] for s in otel.spans())
     assert limits == [1, 2, 3]
 
 
@@ -269,13 +269,29 @@ def test_uninstrument_restores_the_originals(otel: Otel) -> None:
                 models.QueryResponse(id=1, embedding=None, metadata={}, document="d", score=0.4),
                 models.QueryResponse(id=2, embedding=None, metadata={}, document="e", score=0.1),
             ],
-            {semconv.RAG_RETRIEVAL_RETURNED_COUNT: 2, semconv.RAG_RETRIEVAL_TOP_SCORE: 0.4},
+            {
+                "rag.retrieval.returned_count": 2,
+                "rag.retrieval.top_score": 0.4,
+                "rag.retrieval.score_kind": "similarity",  # scores fall down the list
+            },
+        ),
+        (
+            [  # Euclid: a distance, smallest (best) first
+                rest.ScoredPoint(id=1, version=0, score=0.5),
+                rest.ScoredPoint(id=2, version=0, score=0.5),
+                rest.ScoredPoint(id=3, version=0, score=1.5),
+            ],
+            {
+                "rag.retrieval.returned_count": 3,
+                "rag.retrieval.top_score": 0.5,
+                "rag.retrieval.score_kind": "distance",
+            },
         ),
         (None, {}),
     ],
 )
 def test_query_response_table(result: Any, expected: dict[str, Any]) -> None:
-    assert dict(_attributes.query_response(result)) == expected
+    assert {k: v for k, v in _attributes.query_response(result) if v is not None} == expected
 
 
 def test_hits_read_every_result_shape() -> None:

@@ -201,7 +201,19 @@ def test_content_when_enabled(otel: Otel, tiny_cross_encoder: Any, minilm: Any) 
     assert attrs[semconv.RERANKER_QUERY] == QUERY
     for i, doc in enumerate(DOCS):
         assert attrs[f"reranker.input_documents.{i}.document.content"] == doc
-        assert isinstance(attrs[f"reranker.input_documents.{i}.document.score"], float)
+        assert attrs[f"reranker.input_documents.{i}.document.id"] == str(i)
+    # The reranked list: each output document is an input one, with its score, best first.
+    output = [
+        (
+            attrs[f"reranker.output_documents.{i}.document.id"],
+            attrs[f"reranker.output_documents.{i}.document.score"],
+            attrs[f"reranker.output_documents.{i}.document.content"],
+        )
+        for i in range(len(DOCS))
+    ]
+    assert [score for _, score, _ in output] == sorted((s for _, s, _ in output), reverse=True)
+    assert all(DOCS[int(doc_id)] == text for doc_id, _, text in output)
+    assert sorted(doc_id for doc_id, _, _ in output) == [str(i) for i in range(len(DOCS))]
     assert dict(embed.attributes or {})["embedding.embeddings.0.embedding.text"] == QUERY
     # Vectors are never recorded, capture or not.
     assert not any("vector" in k for k in (embed.attributes or {}))

@@ -315,14 +315,24 @@ def test_content_is_recorded_only_when_capture_is_on(otel: Any) -> None:
     shadow = ShadowReranker(_Scorer(), sample_rate=1.0)
     shadow("secret query", CANDIDATES)
     _wait_for(lambda: len(otel.spans()) == 1)
-    assert not any(k.startswith("reranker.") for k in otel.spans()[0].attributes)
+    quiet = otel.spans()[0].attributes
+    assert not any(k.startswith(("reranker.query", "reranker.input")) for k in quiet)
+    assert not any(k.endswith("document.content") for k in quiet)
+    # The reranked order is not content: ids (input positions) and scores, best first.
+    assert [quiet[f"reranker.output_documents.{i}.document.id"] for i in range(3)] == [
+        "1",
+        "2",
+        "0",
+    ]
+    assert quiet["reranker.output_documents.0.document.score"] == 3.0
     otel.instrument(capture_content=True)
     shadow("visible query", CANDIDATES)
     assert shadow.close(timeout=5)
     attrs = otel.spans()[1].attributes
     assert attrs[semconv.RERANKER_QUERY] == "visible query"
     assert attrs["reranker.input_documents.1.document.content"] == "ccc"
-    assert attrs["reranker.input_documents.1.document.score"] == 3.0
+    assert attrs["reranker.output_documents.0.document.content"] == "ccc"
+    assert attrs["reranker.output_documents.0.document.score"] == 3.0
 
 
 class _Doc:

@@ -21,6 +21,10 @@ DEFAULT_MAX_DOCUMENTS: Final = 10
 DEFAULT_MAX_LENGTH: Final = 1000
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
+# The contrib GenAI instrumentations' content modes. otel-rerank writes content on spans
+# only (it emits no events), so the modes that put content on spans turn capture on, and
+# ``event_only`` (content in events, never on spans) and ``no_content`` leave it off.
+_GENAI_SPAN_MODES = frozenset({"span_only", "span_and_event"})
 
 
 def _env_flag(name: str) -> bool | None:
@@ -28,6 +32,15 @@ def _env_flag(name: str) -> bool | None:
     if raw is None or not raw.strip():
         return None
     return raw.strip().lower() in _TRUE
+
+
+def _genai_capture_mode() -> bool | None:
+    """``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``: true-like or a span mode."""
+    raw = os.environ.get(GENAI_CAPTURE_ENV)
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().lower()
+    return value in _TRUE or value in _GENAI_SPAN_MODES
 
 
 def _env_positive_int(name: str, default: int) -> int:
@@ -59,7 +72,7 @@ class ContentPolicy:
         if capture is None:
             capture = _env_flag(CAPTURE_ENV)
         if capture is None:
-            capture = _env_flag(GENAI_CAPTURE_ENV)
+            capture = _genai_capture_mode()
         return cls(
             capture=bool(capture),
             max_documents=_env_positive_int(MAX_DOCUMENTS_ENV, DEFAULT_MAX_DOCUMENTS),

@@ -388,7 +388,7 @@ class _StageFactory:
 embedding = _StageFactory(_span.EMBEDDINGS, {}, None)
 retrieval = _StageFactory(
     _span.RETRIEVAL,
-    {"top_k": semconv.GEN_AI_REQUEST_TOP_K, "data_source": semconv.GEN_AI_DATA_SOURCE_ID},
+    {"top_k": semconv.GEN_AI_RETRIEVAL_TOP_K, "data_source": semconv.GEN_AI_DATA_SOURCE_ID},
     "data_source",
 )
 rerank = _StageFactory(_span.RERANK, {"top_n": semconv.GEN_AI_RERANK_TOP_N}, None)

@@ -22,6 +22,8 @@ Extraction functions are pure and run only when the span is recording, through
 from __future__ import annotations
 
 import functools
+import json
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +47,23 @@ Attributes = Iterable[tuple[str, AttributeValue | None]]
 # The legacy string key, still set by some older instrumentations' suppression helpers.
 _SUPPRESS_PLAIN = "suppress_instrumentation"
 
+# OpenInference's ``llm.system`` values (``llm.provider`` takes any provider name).
+_OPENINFERENCE_LLM_SYSTEMS = frozenset({"openai", "anthropic", "cohere", "mistralai", "vertexai"})
+# Attributes given at span start that have an OpenInference twin.
+_START_TWINS = {semconv.GEN_AI_RERANK_TOP_N: semconv.RERANKER_TOP_K}
+# The GenAI metric attributes a span's start attributes may carry (besides the identity).
+_METRIC_SERVER_KEYS = (semconv.SERVER_ADDRESS, semconv.SERVER_PORT)
+# The GenAI conventions' finish reasons for the providers' own names (output messages).
+_FINISH_REASONS = {
+    "tool_calls": "tool_call",
+    "function_call": "tool_call",
+    "tool_use": "tool_call",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Stage:
@@ -53,12 +72,22 @@ class Stage:
     operation: str
     openinference_kind: str
     default_span_kind: SpanKind
+    #: OpenInference's twin of ``gen_ai.request.model`` on this stage's spans, if it has one.
+    model_key: str | None = None
 
 
-EMBEDDINGS = Stage(semconv.OPERATION_EMBEDDINGS, semconv.KIND_EMBEDDING, SpanKind.INTERNAL)
+EMBEDDINGS = Stage(
+    semconv.OPERATION_EMBEDDINGS,
+    semconv.KIND_EMBEDDING,
+    SpanKind.INTERNAL,
+    semconv.EMBEDDING_MODEL_NAME,
+)
 RETRIEVAL = Stage(semconv.OPERATION_RETRIEVAL, semconv.KIND_RETRIEVER, SpanKind.INTERNAL)
-RERANK = Stage(semconv.OPERATION_RERANK, semconv.KIND_RERANKER, SpanKind.INTERNAL)
-CHAT = Stage(semconv.OPERATION_CHAT, semconv.KIND_LLM, SpanKind.CLIENT)
+RERANK = Stage(
+    semconv.OPERATION_RERANK, semconv.KIND_RERANKER, SpanKind.INTERNAL, semconv.RERANKER_MODEL_NAME
+)
+# ``llm.model_name`` starts as the request model and becomes the response model once known.
+CHAT = Stage(semconv.OPERATION_CHAT, semconv.KIND_LLM, SpanKind.CLIENT, semconv.LLM_MODEL_NAME)
 
 STAGES: Mapping[str, Stage] = {s.operation: s for s in (EMBEDDINGS, RETRIEVAL, RERANK, CHAT)}
 
@@ -126,6 +155,12 @@ def _build_identity(
     name = f"{stage.operation} {suffix}" if suffix else stage.operation
     span_attributes = dict(metric_attributes)
     span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = stage.openinference_kind
+    if model and stage.model_key:
+        span_attributes[stage.model_key] = model
+    if stage.operation == semconv.OPERATION_CHAT:
+        span_attributes[semconv.LLM_PROVIDER] = provider
+        if provider in _OPENINFERENCE_LLM_SYSTEMS:
+            span_attributes[semconv.LLM_SYSTEM] = provider
     # The metric attributes stay a dict: the SDK keeps them in its data points.
     return _Identity(name, metric_attributes, MappingProxyType(span_attributes))
 
@@ -144,6 +179,9 @@ class StageSpan:
     __slots__ = (
         "_ended",
         "_metric_attributes",
+        "_ranking",
+        "_rerank_texts",
+        "_stage",
         "_start",
         "_telemetry",
         "_token",
@@ -170,7 +208,19 @@ class StageSpan:
         except TypeError:  # a decorator's caller gave an unhashable model or data source
             identity = _build_identity(stage, provider, model, detail, shadow)
         name, self._metric_attributes, span_attributes = identity
-        span_attributes = {**span_attributes, **attributes} if attributes else dict(span_attributes)
+        self._stage = stage
+        self._ranking: list[tuple[int, float]] | None = None
+        self._rerank_texts: list[object] | None = None
+        if attributes:
+            span_attributes = {**span_attributes, **attributes}
+            for key, twin in _START_TWINS.items():
+                if key in attributes:
+                    span_attributes[twin] = attributes[key]
+            server = {k: attributes[k] for k in _METRIC_SERVER_KEYS if k in attributes}
+            if server:  # recommended on the GenAI metrics
+                self._metric_attributes = {**self._metric_attributes, **server}
+        else:
+            span_attributes = dict(span_attributes)
         self.span: Span = telemetry.tracer.start_span(
             name,
             kind=kind or stage.default_span_kind,
@@ -274,10 +324,13 @@ class StageSpan:
         except Exception:
             report_internal_error("record_candidates")
 
-    def record_scores(self, scores: Sequence[float] | None) -> None:
+    def record_scores(self, scores: Sequence[float] | None, top_n: int | None = None) -> None:
         """Scores in the order the candidates were given: top score, top-1 change, tau-b.
 
-        Pass ``None`` when the scores do not belong to one query's candidate list.
+        Also the reranked list, ``reranker.output_documents.{i}.document.id|score`` best
+        first (the id is the candidate's position in the input; ``top_n``: only that many
+        were returned). Pass ``None`` when the scores do not belong to one query's
+        candidate list.
         """
         if not self.recording or scores is None:
             return
@@ -290,8 +343,45 @@ class StageSpan:
             span.set_attribute(semconv.RAG_RERANK_TOP1_CHANGED, summary.top1_changed)
             if summary.kendall_tau is not None:
                 span.set_attribute(semconv.RAG_RERANK_KENDALL_TAU, summary.kendall_tau)
+            order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))  # stable
+            limit = self._telemetry.content.max_documents  # only these are written
+            if top_n is not None and 0 <= top_n < limit:
+                limit = top_n
+            self.record_ranked([(i, float(scores[i])) for i in order[:limit]])
         except Exception:
             report_internal_error("record_scores")
+
+    def record_ranked(self, ranked: Sequence[tuple[int, float]] | None) -> None:
+        """The reranker's output, best first, as ``(input position, score)`` pairs.
+
+        Written as ``reranker.output_documents.{i}.document.id|score`` (not content: at most
+        ``max_documents`` of them); with capture on and the input documents recorded, each
+        also gets its ``document.content``.
+        """
+        if not self.recording or ranked is None:
+            return
+        try:
+            self._ranking = list(ranked)
+            self._write_output_documents()
+        except Exception:
+            report_internal_error("record_ranked")
+
+    def _write_output_documents(self) -> None:
+        ranking = self._ranking
+        if ranking is None:
+            return
+        policy = self._telemetry.content
+        texts = self._rerank_texts if policy.capture else None
+        found: dict[str, AttributeValue] = {}
+        for position, (index, score) in enumerate(ranking[: policy.max_documents]):
+            id_key, score_key, content_key = _output_document_keys(position)
+            found[id_key] = str(index)
+            if math.isfinite(score):
+                found[score_key] = score
+            if texts is not None and 0 <= index < len(texts) and texts[index] is not None:
+                found[content_key] = _content_string(policy, texts[index])
+        if found:
+            self.span.set_attributes(found)
 
     def record_tokens(
         self, input_tokens: int | None, output_tokens: int | None, *, on_span: bool = True
@@ -302,19 +392,44 @@ class StageSpan:
         with others, in one write).
         """
         try:
-            for token_type, key, count in (
-                ("input", semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
-                ("output", semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens),
-            ):
+            if on_span and self.recording:
+                self.span.set_attributes(_token_attributes(input_tokens, output_tokens))
+            for token_type, count in (("input", input_tokens), ("output", output_tokens)):
                 if count is None:
                     continue
-                if on_span:
-                    self.set(key, count)
                 self._telemetry.token_usage.record(
                     count, {**self._metric_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type}
                 )
         except Exception:
             report_internal_error("record_tokens")
+
+    def record_response_model(self, model: object) -> None:
+        """``gen_ai.response.model`` on the span and the metrics recorded from now on.
+
+        On LLM spans ``llm.model_name`` becomes it too (OpenInference's model is the one
+        that answered). Call it before :meth:`record_tokens` so the token histogram has it.
+        """
+        if not isinstance(model, str) or not model:
+            return
+        try:
+            self._metric_attributes = {
+                **self._metric_attributes,
+                semconv.GEN_AI_RESPONSE_MODEL: model,
+            }
+            if self.recording:
+                self.span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, model)
+                if self._stage.operation == semconv.OPERATION_CHAT:
+                    self.span.set_attribute(semconv.LLM_MODEL_NAME, model)
+        except Exception:
+            report_internal_error("record_response_model")
+
+    def record_time_to_first_chunk(self, seconds: float) -> None:
+        """A stream's first chunk: ``gen_ai.response.time_to_first_chunk`` and its histogram."""
+        try:
+            self.set(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
+            self._telemetry.time_to_first_chunk.record(seconds, self._metric_attributes)
+        except Exception:
+            report_internal_error("record_time_to_first_chunk")
 
     # -- content (the only place the content policy is applied) ---------------------------
     @property
@@ -343,7 +458,9 @@ class StageSpan:
 
         At most ``max_documents`` are written; scores and ids are written even for
         documents whose text is unknown (``None``). ``content_key`` names the text's key
-        under each index (``embedding.text`` for embedding inputs).
+        under each index (``embedding.text`` for embedding inputs). A reranker's input
+        documents get their position as ``document.id`` (the id its output documents
+        refer to) and are remembered, so the output documents get their text too.
         """
         if not self.capturing:
             return
@@ -351,12 +468,17 @@ class StageSpan:
             policy = self._telemetry.content
             span = self.span
             docs = list(documents) if documents is not None else []
+            if prefix == semconv.RERANKER_INPUT_DOCUMENTS:
+                if ids is None:
+                    ids = range(len(docs))
+                self._rerank_texts = docs
+                self._write_output_documents()
             count = max(len(docs), len(scores or ()), len(ids or ()))
             for i in range(min(count, policy.max_documents)):
                 base = f"{prefix}.{i}."
                 if i < len(docs) and docs[i] is not None:
                     span.set_attribute(base + content_key, _content_string(policy, docs[i]))
-                if scores is not None and i < len(scores):
+                if scores is not None and i < len(scores) and math.isfinite(scores[i]):
                     span.set_attribute(base + semconv.DOCUMENT_SCORE, float(scores[i]))
                 if ids is not None and i < len(ids):
                     span.set_attribute(base + semconv.DOCUMENT_ID, str(ids[i]))
@@ -381,6 +503,117 @@ class StageSpan:
         except Exception:
             report_internal_error("record_messages")
 
+    def record_input_messages(
+        self, messages: Sequence[tuple[str, object]], system_instructions: object = None
+    ) -> None:
+        """A chat request's messages, when capture is on, in both vocabularies.
+
+        OpenInference's ``llm.input_messages.{i}.message.*`` (the separately given system
+        instructions first, as a ``system`` message) and the GenAI conventions' JSON
+        ``gen_ai.input.messages`` and ``gen_ai.system_instructions``; the same truncation
+        and count cap apply to both.
+        """
+        if not self.capturing:
+            return
+        try:
+            flattened = list(messages)
+            if system_instructions is not None:
+                flattened.insert(0, ("system", system_instructions))
+            self.record_messages(semconv.LLM_INPUT_MESSAGES, flattened)
+            policy = self._telemetry.content
+            found: dict[str, AttributeValue] = {
+                semconv.GEN_AI_INPUT_MESSAGES: _json(
+                    [
+                        {"role": str(role), "parts": _text_parts(policy, text)}
+                        for role, text in messages[: policy.max_documents]
+                    ]
+                )
+            }
+            if system_instructions is not None:
+                found[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = _json(
+                    _text_parts(policy, system_instructions)
+                )
+            self.span.set_attributes(found)
+        except Exception:
+            report_internal_error("record_input_messages")
+
+    def record_output_messages(
+        self, messages: Sequence[tuple[str, object]], finish_reasons: Sequence[str] = ()
+    ) -> None:
+        """A chat response's choices, when capture is on, in both vocabularies.
+
+        ``llm.output_messages.{i}.message.*``, the JSON ``gen_ai.output.messages`` (each
+        with its finish reason, in the conventions' names) and ``output.value`` (the first
+        choice's text, what Phoenix shows as the span's output).
+        """
+        if not self.capturing:
+            return
+        try:
+            self.record_messages(semconv.LLM_OUTPUT_MESSAGES, messages)
+            policy = self._telemetry.content
+            output = []
+            for i, (role, text) in enumerate(messages[: policy.max_documents]):
+                reason = finish_reasons[i] if i < len(finish_reasons) else None
+                output.append(
+                    {
+                        "role": str(role),
+                        "parts": _text_parts(policy, text),
+                        "finish_reason": _FINISH_REASONS.get(reason, reason) if reason else "",
+                    }
+                )
+            found: dict[str, AttributeValue] = {semconv.GEN_AI_OUTPUT_MESSAGES: _json(output)}
+            if messages and messages[0][1] is not None:
+                found[semconv.OUTPUT_VALUE] = _content_string(policy, messages[0][1])
+            self.span.set_attributes(found)
+        except Exception:
+            report_internal_error("record_output_messages")
+
+    def record_retrieval_query(self, text: object) -> None:
+        """A retrieval's query text, when capture is on: ``input.value`` and
+        ``gen_ai.retrieval.query.text``."""
+        if not self.capturing or not isinstance(text, str):
+            return
+        try:
+            value = _content_string(self._telemetry.content, text)
+            self.span.set_attributes(
+                {semconv.INPUT_VALUE: value, semconv.GEN_AI_RETRIEVAL_QUERY_TEXT: value}
+            )
+        except Exception:
+            report_internal_error("record_retrieval_query")
+
+    def record_retrieved(
+        self,
+        documents: Sequence[object] | None,
+        scores: Sequence[float] | None,
+        ids: Sequence[object] | None,
+    ) -> None:
+        """A retrieval's hits, best first, when capture is on, in both vocabularies.
+
+        ``retrieval.documents.{i}.document.id|score|content`` and the JSON
+        ``gen_ai.retrieval.documents`` (``[{"id", "score", "content"}]``), truncated and
+        capped alike.
+        """
+        if not self.capturing:
+            return
+        self.record_documents(semconv.RETRIEVAL_DOCUMENTS, documents, scores, ids)
+        try:
+            policy = self._telemetry.content
+            docs = list(documents or ())
+            count = max(len(docs), len(scores or ()), len(ids or ()))
+            entries: list[dict[str, object]] = []
+            for i in range(min(count, policy.max_documents)):
+                entry: dict[str, object] = {}
+                if ids is not None and i < len(ids):
+                    entry["id"] = str(ids[i])
+                if scores is not None and i < len(scores) and math.isfinite(scores[i]):
+                    entry["score"] = float(scores[i])
+                if i < len(docs) and docs[i] is not None:
+                    entry["content"] = _content_string(policy, docs[i])
+                entries.append(entry)
+            self.span.set_attribute(semconv.GEN_AI_RETRIEVAL_DOCUMENTS, _json(entries))
+        except Exception:
+            report_internal_error("record_retrieved")
+
 
 def _content_string(policy: ContentPolicy, value: object) -> str:
     if isinstance(value, bytes):
@@ -388,9 +621,46 @@ def _content_string(policy: ContentPolicy, value: object) -> str:
     return policy.truncate(value if isinstance(value, str) else str(value))
 
 
+@functools.lru_cache(maxsize=1024)
+def _output_document_keys(position: int) -> tuple[str, str, str]:
+    """``reranker.output_documents.{position}.document.id|score|content``, built once."""
+    base = f"{semconv.RERANKER_OUTPUT_DOCUMENTS}.{position}."
+    return (
+        base + semconv.DOCUMENT_ID,
+        base + semconv.DOCUMENT_SCORE,
+        base + semconv.DOCUMENT_CONTENT,
+    )
+
+
+def _text_parts(policy: ContentPolicy, text: object) -> list[dict[str, str]]:
+    """A message's content as the GenAI conventions' parts (``[]`` when it has no text)."""
+    if text is None:
+        return []
+    return [{"type": "text", "content": _content_string(policy, text)}]
+
+
+def _json(value: object) -> str:
+    # Spans take no structured values yet, so the conventions' JSON is written as a string.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _token_attributes(
+    input_tokens: int | None, output_tokens: int | None
+) -> dict[str, AttributeValue]:
+    """Token counts in both vocabularies (``llm.token_count.total`` only with both known)."""
+    found: dict[str, AttributeValue] = {}
+    if input_tokens is not None:
+        found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+        found[semconv.LLM_TOKEN_COUNT_PROMPT] = input_tokens
+    if output_tokens is not None:
+        found[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+        found[semconv.LLM_TOKEN_COUNT_COMPLETION] = output_tokens
+    if input_tokens is not None and output_tokens is not None:
+        found[semconv.LLM_TOKEN_COUNT_TOTAL] = input_tokens + output_tokens
+    return found
+
+
 def _error_type(error: BaseException) -> str:
-    cls = type(error)
-    module = cls.__module__
-    if module in ("builtins", "__main__"):
-        return cls.__qualname__
-    return f"{module}.{cls.__qualname__}"
+    # The bare class name, as the contrib GenAI instrumentations write it: the same error
+    # from two instrumentations then falls in one dashboard series.
+    return type(error).__name__

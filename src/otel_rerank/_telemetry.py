@@ -30,7 +30,9 @@ from otel_rerank.version import __version__
 _ProxyMeterProvider = getattr(_metrics_internal, "_ProxyMeterProvider", NoOpMeterProvider)
 
 _SCOPE = "otel_rerank"
-_SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+# The GenAI conventions' last release inside semantic-conventions, whose keys we emit
+# (docs/semconv.md names the few from semantic-conventions-genai and OpenInference).
+_SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.1"
 
 
 @dataclass(slots=True)
@@ -56,6 +58,7 @@ class Telemetry:
         duration: ``gen_ai.client.operation.duration`` histogram.
         candidates: ``rag.rerank.candidates`` histogram.
         token_usage: ``gen_ai.client.token.usage`` histogram.
+        time_to_first_chunk: ``gen_ai.client.operation.time_to_first_chunk`` histogram.
         shadow_dropped: ``rag.shadow.dropped`` counter.
     """
 
@@ -64,6 +67,7 @@ class Telemetry:
         "content",
         "duration",
         "shadow_dropped",
+        "time_to_first_chunk",
         "token_usage",
         "tracer",
         "tracing",
@@ -98,6 +102,12 @@ class Telemetry:
             unit="{token}",
             description="Input and output tokens per LLM call.",
             explicit_bucket_boundaries_advisory=[float(b) for b in semconv.TOKEN_BUCKETS],
+        )
+        self.time_to_first_chunk: Histogram = meter.create_histogram(
+            semconv.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from sending a streamed LLM request to its first chunk.",
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS_S),
         )
         self.shadow_dropped: Counter = meter.create_counter(
             semconv.METRIC_SHADOW_DROPPED,

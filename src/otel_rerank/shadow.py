@@ -299,9 +299,7 @@ class ShadowReranker(Generic[_T]):
         call.record_scores(scores)
         call.record_text(semconv.RERANKER_QUERY, query)
         if call.capturing:  # content helpers apply the content policy (off by default)
-            call.record_documents(
-                semconv.RERANKER_INPUT_DOCUMENTS, [doc for _, doc in pairs], scores
-            )
+            call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, [doc for _, doc in pairs])
 
     # -- the worker ----------------------------------------------------------------------
     def _run(self) -> None:

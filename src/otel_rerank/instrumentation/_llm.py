@@ -11,13 +11,15 @@ drops it, and exactly once. :class:`SyncStreamProxy` and :class:`AsyncStreamProx
 ``wrapt.ObjectProxy`` s, so the user's object keeps working as before (iteration, context
 manager, ``close()``, every attribute such as ``.response``); they hand each chunk to a
 provider-specific :class:`ChunkAccumulator` and end the span through it. Time to first
-chunk is measured from the moment the request was sent.
+chunk (``gen_ai.response.time_to_first_chunk`` and the
+``gen_ai.client.operation.time_to_first_chunk`` histogram) is measured from the moment the
+request was sent.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -155,7 +157,7 @@ class _StreamEnd:
             return
         if self.first_pending:
             self.first_pending = False
-            call.set(semconv.RAG_LLM_TIME_TO_FIRST_CHUNK, time.perf_counter() - self.started)
+            call.record_time_to_first_chunk(time.perf_counter() - self.started)
         try:
             self.accumulator.add(chunk)
         except Exception:
@@ -392,10 +394,14 @@ class Chat(Operation):
     stage: _span.Stage = _span.CHAT
     request: Callable[[Mapping[str, Any], bool], Pairs]
     response: Callable[[Any], Pairs]
+    response_model: Callable[[Any], str | None]
     usage: Callable[[Any], tuple[int | None, int | None]]
     input_messages: Callable[[Mapping[str, Any]], Messages]
     output_messages: Callable[[Any], Messages]
+    finish_reasons: Callable[[Any], Sequence[str]]
     stream_state: Callable[[bool], ChunkAccumulator]
+    #: instructions given apart from the messages (``gen_ai.system_instructions``)
+    system_instructions: Callable[[Mapping[str, Any]], object] = lambda arguments: None
 
     def begin(self, instance: Any, arguments: Mapping[str, Any], stream: bool) -> StageSpan | None:
         """Start the span with the request's attributes (``stream``: the call streams)."""
@@ -406,14 +412,17 @@ class Chat(Operation):
 
     @guarded
     def _record_input(self, call: StageSpan, arguments: Mapping[str, Any]) -> None:
-        call.record_messages(semconv.LLM_INPUT_MESSAGES, self.input_messages(arguments))
+        call.record_input_messages(
+            self.input_messages(arguments), self.system_instructions(arguments)
+        )
 
     @guarded
     def _record_result(self, call: StageSpan, result: Any) -> None:
+        call.record_response_model(self.response_model(result))  # before the token metric
         call.extract(self.response, result)
         call.record_tokens(*self.usage(result))
         if call.capturing:
-            call.record_messages(semconv.LLM_OUTPUT_MESSAGES, self.output_messages(result))
+            call.record_output_messages(self.output_messages(result), self.finish_reasons(result))
 
     def finish(self, call: StageSpan, result: Any) -> None:
         """Record a complete (not streamed) result and end the span."""

@@ -20,7 +20,7 @@ What becomes a span (kind CLIENT, ``gen_ai.provider.name = "anthropic"``):
   ``gen_ai.response.finish_reasons`` (the ``stop_reason``) and input/output token usage
   (input includes cache reads and writes; also recorded in the
   ``gen_ai.client.token.usage`` histogram). A stream's span also has
-  ``rag.llm.time_to_first_chunk`` (seconds) and ends when the stream is exhausted, closed,
+  ``gen_ai.response.time_to_first_chunk`` (seconds) and ends when the stream is exhausted, closed,
   broken out of, or dropped.
 
 Recent anthropic SDKs also emit their own ``anthropic.messages.create`` span through the

@@ -4,7 +4,9 @@ Each function takes the call's keyword arguments (the SDK's methods take only ke
 arguments) or its result and yields ``(key, value)`` pairs or returns plain values;
 ``None`` values are skipped by the span helper. Nothing here touches a span. Input tokens
 follow the GenAI conventions: Anthropic reports cache reads and cache writes apart from
-``input_tokens``, and ``gen_ai.usage.input_tokens`` is their sum.
+``input_tokens``, and ``gen_ai.usage.input_tokens`` is their sum (the two parts are also
+written on their own, as ``gen_ai.usage.cache_read.input_tokens`` and
+``gen_ai.usage.cache_creation.input_tokens``).
 """
 
 from __future__ import annotations
@@ -23,17 +25,45 @@ def request(arguments: Mapping[str, Any], stream: bool) -> Pairs:
     yield semconv.GEN_AI_REQUEST_MAX_TOKENS, number(arguments.get("max_tokens"))
     yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
     yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
-    yield semconv.GEN_AI_REQUEST_TOP_K, number(arguments.get("top_k"))
+    yield semconv.GEN_AI_REQUEST_TOP_K, integer(arguments.get("top_k"))
+    stop = arguments.get("stop_sequences")
+    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
+        yield semconv.GEN_AI_REQUEST_STOP_SEQUENCES, tuple(stop)
     if stream:
         yield semconv.GEN_AI_REQUEST_STREAM, True
 
 
+def response_model(result: Any) -> str | None:
+    """``gen_ai.response.model`` of a Message."""
+    return string(getattr(result, "model", None))
+
+
+def finish_reasons(result: Any) -> list[str]:
+    """The Message's stop reason, as a one-item list (empty when there is none)."""
+    reason = string(getattr(result, "stop_reason", None))
+    return [reason] if reason else []
+
+
 def response(result: Any) -> Pairs:
-    yield semconv.GEN_AI_RESPONSE_MODEL, string(getattr(result, "model", None))
     yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
     reason = string(getattr(result, "stop_reason", None))
     if reason:
         yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, (reason,)
+    yield from cache_tokens(getattr(result, "usage", None))
+
+
+def cache_tokens(used: Any) -> Pairs:
+    """Cache reads and cache writes, as reported (both already inside the input tokens)."""
+    if used is None:
+        return
+    yield (
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+        integer(getattr(used, "cache_read_input_tokens", None)),
+    )
+    yield (
+        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        integer(getattr(used, "cache_creation_input_tokens", None)),
+    )
 
 
 def input_tokens(used: Any) -> int | None:
@@ -54,15 +84,17 @@ def usage(result: Any) -> tuple[int | None, int | None]:
     return input_tokens(used), integer(getattr(used, "output_tokens", None))
 
 
+def system_instructions(arguments: Mapping[str, Any]) -> str | None:
+    """The ``system`` prompt's text (content; capture only), given apart from the messages."""
+    return text_of(arguments.get("system")) or None
+
+
 def input_messages(arguments: Mapping[str, Any]) -> list[tuple[str, object]]:
-    """(role, text) of the system prompt and each message (content; capture only).
+    """(role, text) of each message (content; capture only); the system prompt is apart.
 
     A generator of messages is left untouched: reading it would consume the user's input.
     """
     out: list[tuple[str, object]] = []
-    system = text_of(arguments.get("system"))
-    if system:
-        out.append(("system", system))
     messages = arguments.get("messages")
     if not isinstance(messages, (list, tuple)):
         return out
@@ -81,7 +113,16 @@ def output_messages(result: Any) -> list[tuple[str, object]]:
 class MessageStreamState:
     """What a message stream's events said; fed one raw event at a time."""
 
-    __slots__ = ("capture", "input", "output", "response_id", "response_model", "stop", "texts")
+    __slots__ = (
+        "cache",
+        "capture",
+        "input",
+        "output",
+        "response_id",
+        "response_model",
+        "stop",
+        "texts",
+    )
 
     def __init__(self, capture: bool) -> None:
         self.capture = capture
@@ -90,6 +131,7 @@ class MessageStreamState:
         self.stop: str | None = None
         self.input: int | None = None
         self.output: int | None = None
+        self.cache: Any = None  # the usage that reported cache reads and writes
         self.texts: list[str] = []
 
     def add(self, event: Any) -> None:
@@ -106,6 +148,7 @@ class MessageStreamState:
             in_tokens, out_tokens = usage(message)
             self.input = in_tokens
             self.output = out_tokens
+            self.cache = getattr(message, "usage", None)
         elif kind == "message_delta":
             self.stop = string(getattr(getattr(event, "delta", None), "stop_reason", None))
             used = getattr(event, "usage", None)
@@ -115,15 +158,17 @@ class MessageStreamState:
             in_tokens = input_tokens(used) if used is not None else None
             if in_tokens:  # newer API versions repeat the final input usage here
                 self.input = in_tokens
+                self.cache = used
 
     def attributes(self) -> Pairs:
-        yield semconv.GEN_AI_RESPONSE_MODEL, self.response_model
         yield semconv.GEN_AI_RESPONSE_ID, self.response_id
         if self.stop:
             yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, (self.stop,)
+        yield from cache_tokens(self.cache)
 
     def finish(self, call: Any) -> None:
+        call.record_response_model(self.response_model)  # before the token metric
         call.extract(MessageStreamState.attributes, self)
         call.record_tokens(self.input, self.output)
         if self.capture and self.texts:
-            call.record_messages(semconv.LLM_OUTPUT_MESSAGES, [("assistant", "".join(self.texts))])
+            call.record_output_messages([("assistant", "".join(self.texts))], [self.stop or ""])

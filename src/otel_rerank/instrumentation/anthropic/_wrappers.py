@@ -34,10 +34,13 @@ _MESSAGES = Chat(
     provider=attrs.PROVIDER,
     request=attrs.request,
     response=attrs.response,
+    response_model=attrs.response_model,
     usage=attrs.usage,
     input_messages=attrs.input_messages,
     output_messages=attrs.output_messages,
+    finish_reasons=attrs.finish_reasons,
     stream_state=attrs.MessageStreamState,
+    system_instructions=attrs.system_instructions,
 )
 messages_create = _MESSAGES.create
 amessages_create = _MESSAGES.acreate

@@ -15,7 +15,7 @@ alone. Attributes:
 
 * ``gen_ai.data_source.id`` — the collection name; ``db.system.name`` and
   ``gen_ai.provider.name`` are ``chroma``.
-* ``gen_ai.request.top_k`` — ``n_results``; ``rag.retrieval.query_count`` — how many
+* ``gen_ai.retrieval.top_k`` — ``n_results``; ``rag.retrieval.query_count`` — how many
   queries the call asked (embeddings, texts, images or URIs).
 * ``rag.retrieval.returned_count`` — hits returned over all queries.
 * ``rag.retrieval.top_score`` — for a single query, the best hit's **distance** as chroma

@@ -2,15 +2,19 @@
 
 ``query`` takes one or several queries (embeddings, texts, images or URIs) and returns a
 ``QueryResult`` dict whose ``ids``, ``documents`` and ``distances`` hold one list per query,
-best hit first. Chroma scores are *distances*: smaller is better. The functions here turn
-the call's bound arguments and that result into ``(key, value)`` pairs without touching a
-span; embeddings are never read beyond their count.
+best hit first. Chroma scores are *distances*: smaller is better
+(``rag.retrieval.score_kind`` says so). A collection of an ``HttpClient`` talks to a Chroma
+server: its spans are CLIENT spans with ``server.address``/``server.port``; in-process
+clients make INTERNAL ones. The functions here turn the call's bound arguments and that
+result into ``(key, value)`` pairs without touching a span; embeddings are never read
+beyond their count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from otel_rerank import semconv
 
@@ -29,6 +33,23 @@ def data_source(collection: Any) -> str | None:
     except Exception:  # a collection model in an unexpected shape must not break the call
         return None
     return name if isinstance(name, str) and name else None
+
+
+def collection_attributes(collection: Any) -> dict[str, Any]:
+    """``db.namespace`` (the collection's database), and the server of a remote client."""
+    found: dict[str, Any] = {}
+    database = getattr(collection, "database", None)
+    if isinstance(database, str) and database:
+        found[semconv.DB_NAMESPACE] = database
+    url = getattr(getattr(collection, "_client", None), "_api_url", None)  # HttpClient only
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        if parts.hostname:
+            found[semconv.SERVER_ADDRESS] = parts.hostname
+            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+            if port is not None:
+                found[semconv.SERVER_PORT] = port
+    return found
 
 
 def query_count(arguments: Mapping[str, Any]) -> int | None:
@@ -55,7 +76,7 @@ def query_count(arguments: Mapping[str, Any]) -> int | None:
 def query_request(arguments: Mapping[str, Any]) -> Pairs:
     n_results = arguments.get("n_results")
     if isinstance(n_results, int) and not isinstance(n_results, bool):
-        yield semconv.GEN_AI_REQUEST_TOP_K, n_results
+        yield semconv.GEN_AI_RETRIEVAL_TOP_K, n_results
     yield semconv.RAG_RETRIEVAL_QUERY_COUNT, query_count(arguments)
 
 

@@ -9,18 +9,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from otel_rerank import _span, semconv
-from otel_rerank._safe import report_internal_error
+from otel_rerank._safe import guarded, report_internal_error
 from otel_rerank.instrumentation._common import bind_arguments
 from otel_rerank.instrumentation.chromadb import _attributes as attrs
 
 
+@guarded
+def _collection_attributes(instance: Any) -> dict[str, Any] | None:
+    return attrs.collection_attributes(instance)
+
+
 def _begin(instance: Any) -> _span.StageSpan | None:
     name = attrs.data_source(instance)
-    attributes: dict[str, Any] = {semconv.DB_SYSTEM_NAME: attrs.DB_SYSTEM}
+    attributes: dict[str, Any] = {
+        semconv.DB_SYSTEM_NAME: attrs.DB_SYSTEM,
+        semconv.RAG_RETRIEVAL_SCORE_KIND: semconv.SCORE_KIND_DISTANCE,
+    }
     if name:
         attributes[semconv.GEN_AI_DATA_SOURCE_ID] = name
-    return _span.begin(_span.RETRIEVAL, provider=attrs.PROVIDER, detail=name, attributes=attributes)
+        attributes[semconv.DB_COLLECTION_NAME] = name
+    attributes.update(_collection_attributes(instance) or {})
+    remote = semconv.SERVER_ADDRESS in attributes  # an HttpClient's collection
+    return _span.begin(
+        _span.RETRIEVAL,
+        provider=attrs.PROVIDER,
+        detail=name,
+        kind=SpanKind.CLIENT if remote else None,
+        attributes=attributes,
+    )
 
 
 def _before(call: _span.StageSpan, wrapped: Callable[..., Any], args: Any, kwargs: Any) -> None:
@@ -29,7 +48,7 @@ def _before(call: _span.StageSpan, wrapped: Callable[..., Any], args: Any, kwarg
     arguments = bind_arguments(wrapped, args, kwargs)
     call.extract(attrs.query_request, arguments)
     if call.capturing:
-        call.record_text(semconv.INPUT_VALUE, attrs.single_query_text(arguments))
+        call.record_retrieval_query(attrs.single_query_text(arguments))
 
 
 def _after(call: _span.StageSpan, result: Any) -> None:
@@ -43,7 +62,7 @@ def _after(call: _span.StageSpan, result: Any) -> None:
         return
     if hits is not None:
         documents, distances, ids = hits
-        call.record_documents(semconv.RETRIEVAL_DOCUMENTS, documents, distances, ids)
+        call.record_retrieved(documents, distances, ids)
 
 
 def query(

@@ -37,26 +37,42 @@ def candidate_count(arguments: Mapping[str, Any]) -> int | None:
     return sized_length(arguments.get("documents"))
 
 
-def request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+def request(arguments: Mapping[str, Any]) -> Pairs:
     top_n = arguments.get("top_n")
     if given(top_n) and isinstance(top_n, int) and not isinstance(top_n, bool):
         yield semconv.GEN_AI_RERANK_TOP_N, top_n
+        yield semconv.RERANKER_TOP_K, top_n
     max_tokens = arguments.get("max_tokens_per_doc")  # v2: tokens kept per document
     if given(max_tokens) and isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
         yield semconv.RAG_RERANK_MAX_LENGTH, max_tokens
-    yield semconv.SERVER_ADDRESS, server_address(instance)
 
 
-def server_address(instance: Any) -> str | None:
-    """The API host the client talks to (``api.cohere.com`` unless configured otherwise)."""
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def server(instance: Any) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` of the API the client talks to.
+
+    ``api.cohere.com:443`` unless configured otherwise; given to the span at its start, so
+    a sampler sees them.
+    """
     wrapper = getattr(instance, "_client_wrapper", None)
     if wrapper is None:
         wrapper = getattr(getattr(instance, "_raw_client", None), "_client_wrapper", None)
     get_base_url = getattr(wrapper, "get_base_url", None)
     if not callable(get_base_url):
-        return None
+        return {}
     base_url = get_base_url()
-    return urlsplit(base_url).hostname if isinstance(base_url, str) else None
+    if not isinstance(base_url, str):
+        return {}
+    parts = urlsplit(base_url)
+    if not parts.hostname:
+        return {}
+    found: dict[str, Any] = {semconv.SERVER_ADDRESS: parts.hostname}
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    if port is not None:
+        found[semconv.SERVER_PORT] = port
+    return found
 
 
 def results(response: Any) -> list[tuple[int, float]] | None:

@@ -14,27 +14,36 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from otel_rerank import _span, semconv
-from otel_rerank._safe import report_internal_error
+from otel_rerank._safe import guarded, report_internal_error
 from otel_rerank.instrumentation._common import bind_arguments
 from otel_rerank.instrumentation.cohere import _attributes as attrs
 
 Wrapped = Callable[..., Any]
 
 
+@guarded
+def _server(instance: Any) -> dict[str, Any] | None:
+    return attrs.server(instance)
+
+
 def _begin(
-    wrapped: Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]
+    wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[_span.StageSpan | None, dict[str, Any]]:
     arguments = bind_arguments(wrapped, args, kwargs)
     call = _span.begin(
-        _span.RERANK, provider=attrs.PROVIDER, model=attrs.model(arguments), kind=SpanKind.CLIENT
+        _span.RERANK,
+        provider=attrs.PROVIDER,
+        model=attrs.model(arguments),
+        kind=SpanKind.CLIENT,
+        attributes=_server(instance),
     )
     return call, arguments
 
 
-def _before(call: _span.StageSpan, instance: Any, arguments: dict[str, Any]) -> int | None:
+def _before(call: _span.StageSpan, arguments: dict[str, Any]) -> int | None:
     count = attrs.candidate_count(arguments)
     call.record_candidates(count)
-    call.extract(attrs.request, instance, arguments)
+    call.extract(attrs.request, arguments)
     if call.capturing:
         call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
     return count
@@ -52,41 +61,31 @@ def _after(
     except Exception:
         report_internal_error("cohere.results")
         return
+    if call.capturing:
+        _record_documents(call, arguments)
     if scores is not None:
         call.record_scores(scores)  # top score, top-1 change and Kendall's tau
     else:
         call.extract(attrs.partial_summary, ranked)  # top_n cut the list: no tau
-    if call.capturing:
-        _record_documents(call, arguments, ranked, scores)
+    # The reranked list as the API returned it (top_n of the candidates when given).
+    call.record_ranked(ranked)
 
 
-def _record_documents(
-    call: _span.StageSpan,
-    arguments: dict[str, Any],
-    ranked: list[tuple[int, float]] | None,
-    scores: list[float] | None,
-) -> None:
+def _record_documents(call: _span.StageSpan, arguments: dict[str, Any]) -> None:
     try:
         texts = attrs.document_texts(arguments)
     except Exception:
         report_internal_error("cohere.document_texts")
         return
-    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, texts, scores)
-    if ranked:
-        call.record_documents(
-            semconv.RERANKER_OUTPUT_DOCUMENTS,
-            [texts[i] if 0 <= i < len(texts) else None for i, _ in ranked],
-            [score for _, score in ranked],
-            [str(i) for i, _ in ranked],
-        )
+    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, texts)
 
 
 def rerank(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    call, arguments = _begin(wrapped, args, kwargs)
+    call, arguments = _begin(wrapped, instance, args, kwargs)
     if call is None:
         return wrapped(*args, **kwargs)
     with call:
-        count = _before(call, instance, arguments)
+        count = _before(call, arguments)
         result = wrapped(*args, **kwargs)
         _after(call, arguments, count, result)
         return result
@@ -95,11 +94,11 @@ def rerank(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[
 async def rerank_async(
     wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    call, arguments = _begin(wrapped, args, kwargs)
+    call, arguments = _begin(wrapped, instance, args, kwargs)
     if call is None:
         return await wrapped(*args, **kwargs)
     with call:
-        count = _before(call, instance, arguments)
+        count = _before(call, arguments)
         result = await wrapped(*args, **kwargs)
         _after(call, arguments, count, result)
         return result

@@ -18,7 +18,7 @@ methods are left alone. Attributes:
 
 * ``gen_ai.data_source.id`` — the name given with :func:`set_data_source`, else the index
   class name; ``db.system.name`` and ``gen_ai.provider.name`` are ``faiss``.
-* ``gen_ai.request.top_k`` — ``k``; ``rag.retrieval.query_count`` — rows of the query
+* ``gen_ai.retrieval.top_k`` — ``k``; ``rag.retrieval.query_count`` — rows of the query
   matrix.
 * ``rag.retrieval.returned_count`` — hits returned over all queries, not counting the
   ``-1`` labels faiss pads short rows with.

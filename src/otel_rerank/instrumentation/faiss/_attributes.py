@@ -38,11 +38,27 @@ def data_source(index: Any) -> str:
     return name if name is not None else type(index).__name__
 
 
+# faiss.METRIC_INNER_PRODUCT: the one metric whose scores grow with relevance.
+_METRIC_INNER_PRODUCT = 0
+
+
+def score_kind(index: Any) -> str:
+    """``rag.retrieval.score_kind``: a similarity for inner-product indexes, else a distance.
+
+    L2 (squared), L1 and the other metrics are distances; binary indexes report Hamming
+    distances and have no ``metric_type``.
+    """
+    metric = getattr(index, "metric_type", None)
+    if metric == _METRIC_INNER_PRODUCT:
+        return semconv.SCORE_KIND_SIMILARITY
+    return semconv.SCORE_KIND_DISTANCE
+
+
 def search_request(arguments: Mapping[str, Any]) -> Pairs:
     """``k`` and the number of query vectors (rows of ``x``)."""
     k = arguments.get("k")
     if isinstance(k, int) and not isinstance(k, bool):
-        yield semconv.GEN_AI_REQUEST_TOP_K, k
+        yield semconv.GEN_AI_RETRIEVAL_TOP_K, k
     shape = getattr(arguments.get("x"), "shape", None)
     if shape is not None and len(shape) == 2:
         yield semconv.RAG_RETRIEVAL_QUERY_COUNT, int(shape[0])

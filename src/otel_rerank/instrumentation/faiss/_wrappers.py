@@ -61,6 +61,7 @@ def search(
         attributes={
             semconv.GEN_AI_DATA_SOURCE_ID: name,
             semconv.DB_SYSTEM_NAME: attrs.DB_SYSTEM,
+            semconv.RAG_RETRIEVAL_SCORE_KIND: attrs.score_kind(instance),
         },
     )
     if call is None:
@@ -87,4 +88,4 @@ def _record_hits(call: _span.StageSpan, result: Any) -> None:
         report_internal_error("faiss.single_query_hits")
         return
     if hits is not None:
-        call.record_documents(semconv.RETRIEVAL_DOCUMENTS, None, scores=hits[1], ids=hits[0])
+        call.record_retrieved(None, hits[1], hits[0])

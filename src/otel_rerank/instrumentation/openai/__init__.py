@@ -18,7 +18,7 @@ What becomes a span (kind CLIENT, ``gen_ai.provider.name = "openai"``):
   ``gen_ai.request.max_tokens`` / ``temperature`` / ``top_p``,
   ``gen_ai.response.model`` / ``id`` / ``finish_reasons`` and input/output token usage
   (also recorded in the ``gen_ai.client.token.usage`` histogram). A stream's span also has
-  ``rag.llm.time_to_first_chunk`` (seconds) and ends when the stream is exhausted, closed,
+  ``gen_ai.response.time_to_first_chunk`` (seconds) and ends when the stream is exhausted, closed,
   broken out of, or dropped; token usage of a stream needs
   ``stream_options={"include_usage": True}``, as the API sends it only then.
 * ``embeddings.create`` (sync and async) → ``embeddings {model}`` with the input count,

@@ -28,18 +28,75 @@ def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Pairs:
     yield semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens
     yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
     yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
+    yield semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, number(arguments.get("frequency_penalty"))
+    yield semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, number(arguments.get("presence_penalty"))
+    yield semconv.GEN_AI_REQUEST_SEED, integer(arguments.get("seed"))
+    yield semconv.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences(arguments.get("stop"))
+    choices = integer(arguments.get("n"))
+    if choices is not None and choices != 1:  # the conventions: only when not 1
+        yield semconv.GEN_AI_REQUEST_CHOICE_COUNT, choices
+    yield semconv.GEN_AI_OUTPUT_TYPE, _output_type(arguments.get("response_format"))
+    yield semconv.OPENAI_REQUEST_SERVICE_TIER, string(arguments.get("service_tier"))
     if stream or streaming(arguments):
         yield semconv.GEN_AI_REQUEST_STREAM, True
 
 
+def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
+    if isinstance(stop, str):
+        return (stop,)
+    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
+        return tuple(stop)
+    return None
+
+
+def _output_type(response_format: Any) -> str | None:
+    """``gen_ai.output.type``: ``json`` for JSON modes, ``text`` for text."""
+    kind = (
+        response_format.get("type")
+        if isinstance(response_format, Mapping)
+        else getattr(response_format, "type", None)
+    )
+    if kind in ("json_object", "json_schema"):
+        return "json"
+    return "text" if kind == "text" else None
+
+
+def response_model(result: Any) -> str | None:
+    """``gen_ai.response.model`` of a completion, embedding response or stream chunk."""
+    return string(getattr(result, "model", None))
+
+
 def chat_response(result: Any) -> Pairs:
-    yield semconv.GEN_AI_RESPONSE_MODEL, string(getattr(result, "model", None))
     yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
+    reasons = finish_reasons(result)
+    if reasons:
+        yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, tuple(reasons)
+    yield from response_details(result)
+
+
+def response_details(result: Any) -> Pairs:
+    """OpenAI's service tier and system fingerprint, and the token usage breakdown."""
+    yield semconv.OPENAI_RESPONSE_SERVICE_TIER, string(getattr(result, "service_tier", None))
+    yield (
+        semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
+        string(getattr(result, "system_fingerprint", None)),
+    )
+    used = getattr(result, "usage", None)
+    if used is not None:
+        cached = getattr(getattr(used, "prompt_tokens_details", None), "cached_tokens", None)
+        yield semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, integer(cached)
+        reasoning = getattr(
+            getattr(used, "completion_tokens_details", None), "reasoning_tokens", None
+        )
+        yield semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, integer(reasoning)
+
+
+def finish_reasons(result: Any) -> list[str]:
+    """The finish reason of each choice that has one, in choice order."""
     choices = getattr(result, "choices", None)
-    if isinstance(choices, list):
-        reasons = [r for r in (getattr(c, "finish_reason", None) for c in choices) if r]
-        if reasons:
-            yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, tuple(str(r) for r in reasons)
+    if not isinstance(choices, list):
+        return []
+    return [str(r) for r in (getattr(c, "finish_reason", None) for c in choices) if r]
 
 
 def usage(result: Any) -> tuple[int | None, int | None]:
@@ -92,7 +149,16 @@ def output_messages(result: Any) -> list[tuple[str, object]]:
 class ChatStreamState:
     """What a chat-completion stream's chunks said; fed one chunk at a time."""
 
-    __slots__ = ("capture", "finish_reasons", "response_id", "response_model", "texts", "used")
+    __slots__ = (
+        "capture",
+        "finish_reasons",
+        "response_id",
+        "response_model",
+        "service_tier",
+        "system_fingerprint",
+        "texts",
+        "used",
+    )
 
     def __init__(self, capture: bool) -> None:
         self.capture = capture
@@ -101,11 +167,15 @@ class ChatStreamState:
         self.finish_reasons: dict[int, str] = {}
         self.texts: dict[int, list[str]] = {}
         self.used: Any = None
+        self.service_tier: str | None = None
+        self.system_fingerprint: str | None = None
 
     def add(self, chunk: Any) -> None:
         if self.response_model is None:
             self.response_model = string(getattr(chunk, "model", None))
             self.response_id = string(getattr(chunk, "id", None))
+            self.service_tier = string(getattr(chunk, "service_tier", None))
+            self.system_fingerprint = string(getattr(chunk, "system_fingerprint", None))
         for choice in getattr(chunk, "choices", None) or ():
             index = getattr(choice, "index", 0)
             reason = getattr(choice, "finish_reason", None)
@@ -120,32 +190,42 @@ class ChatStreamState:
             self.used = chunk
 
     def attributes(self) -> Pairs:
-        yield semconv.GEN_AI_RESPONSE_MODEL, self.response_model
         yield semconv.GEN_AI_RESPONSE_ID, self.response_id
         if self.finish_reasons:
             reasons = tuple(self.finish_reasons[i] for i in sorted(self.finish_reasons))
             yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons
+        yield semconv.OPENAI_RESPONSE_SERVICE_TIER, self.service_tier
+        yield semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, self.system_fingerprint
+        if self.used is not None:
+            yield from response_details(self.used)
 
     def finish(self, call: Any) -> None:
+        call.record_response_model(self.response_model)  # before the token metric
         call.extract(ChatStreamState.attributes, self)
         if self.used is not None:
             call.record_tokens(*usage(self.used))
         if self.capture:
-            call.record_messages(
-                semconv.LLM_OUTPUT_MESSAGES,
-                [("assistant", "".join(self.texts[i])) for i in sorted(self.texts)],
+            indexes = sorted(self.texts)
+            call.record_output_messages(
+                [("assistant", "".join(self.texts[i])) for i in indexes],
+                [self.finish_reasons.get(i, "") for i in indexes],
             )
 
 
 # -- embeddings ----------------------------------------------------------------------------
 def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
     yield semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count(arguments.get("input"))
+    encoding = string(arguments.get("encoding_format"))
+    if encoding is not None:
+        yield semconv.GEN_AI_REQUEST_ENCODING_FORMATS, (encoding,)
+    yield semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, integer(arguments.get("dimensions"))
 
 
 def embeddings_response(result: Any, input_tokens: int | None = None) -> Pairs:
-    """Response model, vector dimension and (given, as read by the caller) input tokens."""
-    yield semconv.GEN_AI_RESPONSE_MODEL, string(getattr(result, "model", None))
+    """Vector dimension and (given, as read by the caller) input tokens, in both vocabularies."""
     yield semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens
+    yield semconv.LLM_TOKEN_COUNT_PROMPT, input_tokens
+    yield semconv.LLM_TOKEN_COUNT_TOTAL, input_tokens
     data = getattr(result, "data", None)
     if isinstance(data, list) and data:
         vector = getattr(data[0], "embedding", None)

@@ -29,9 +29,11 @@ _CHAT = Chat(
     provider=attrs.PROVIDER,
     request=attrs.chat_request,
     response=attrs.chat_response,
+    response_model=attrs.response_model,
     usage=attrs.usage,
     input_messages=attrs.input_messages,
     output_messages=attrs.output_messages,
+    finish_reasons=attrs.finish_reasons,
     stream_state=attrs.ChatStreamState,
 )
 chat_create = _CHAT.create
@@ -92,6 +94,7 @@ def _record_embedding_texts(call: StageSpan, arguments: Mapping[str, Any]) -> No
 @guarded
 def _finish_embeddings(call: StageSpan, result: Any) -> None:
     input_tokens = attrs.embedding_input_tokens(result)
+    call.record_response_model(attrs.response_model(result))  # before the token metric
     # One attribute write for the response and its usage; runs only if the span records.
     call.extract(attrs.embeddings_response, result, input_tokens)
     call.record_tokens(input_tokens, None, on_span=False)  # the metric: always

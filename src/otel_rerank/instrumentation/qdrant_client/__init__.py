@@ -18,7 +18,7 @@ internally. Attributes:
 
 * ``gen_ai.data_source.id`` — the collection name; ``db.system.name`` and
   ``gen_ai.provider.name`` are ``qdrant``.
-* ``gen_ai.request.top_k`` — ``limit`` (for a batch, when every request has the same one);
+* ``gen_ai.retrieval.top_k`` — ``limit`` (for a batch, when every request has the same one);
   ``rag.retrieval.query_count`` — 1, or the number of requests in a batch.
 * ``rag.retrieval.returned_count`` — points returned (over every request of a batch).
 * ``rag.retrieval.top_score`` — the best point's score as qdrant returns it: a

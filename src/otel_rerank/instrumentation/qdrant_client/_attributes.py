@@ -6,7 +6,10 @@ first; the older ``search`` returns the list of points itself, the older fastemb
 ``query_batch_points`` one ``QueryResponse`` per request. The functions here read any of
 these shapes into ``(key, value)`` pairs without touching a span. Qdrant's score is the
 collection's own measure: a similarity for Cosine and Dot (higher is better), a distance
-for Euclid and Manhattan (lower is better). Vectors are never read.
+for Euclid and Manhattan (lower is better); hits come best first, so the order of the
+scores tells which (``rag.retrieval.score_kind``) whenever two of them differ. A client
+talking to a server (HTTP or gRPC) makes CLIENT spans with ``server.address`` and
+``server.port``; the in-process local mode makes INTERNAL ones. Vectors are never read.
 """
 
 from __future__ import annotations
@@ -31,9 +34,27 @@ def data_source(arguments: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+def server(client: Any) -> dict[str, Any] | None:
+    """``server.address``/``server.port`` of a remote client; ``None`` for local mode.
+
+    The port is the one the client sends queries to: the gRPC port when it prefers gRPC.
+    """
+    remote = getattr(client, "_client", None)
+    host = getattr(remote, "_host", None)
+    if not isinstance(host, str) or not host:
+        return None  # QdrantLocal (":memory:" or a path): in-process
+    found: dict[str, Any] = {semconv.SERVER_ADDRESS: host}
+    port = getattr(
+        remote, "_grpc_port" if getattr(remote, "_prefer_grpc", False) else "_port", None
+    )
+    if isinstance(port, int) and not isinstance(port, bool):
+        found[semconv.SERVER_PORT] = port
+    return found
+
+
 def query_request(arguments: Mapping[str, Any]) -> Pairs:
     """``limit`` of a single query (``query_points``, ``search``, ``query``)."""
-    yield semconv.GEN_AI_REQUEST_TOP_K, _int(arguments.get("limit"))
+    yield semconv.GEN_AI_RETRIEVAL_TOP_K, _int(arguments.get("limit"))
     yield semconv.RAG_RETRIEVAL_QUERY_COUNT, 1
 
 
@@ -45,7 +66,7 @@ def batch_request(arguments: Mapping[str, Any]) -> Pairs:
     yield semconv.RAG_RETRIEVAL_QUERY_COUNT, len(requests)
     limits = {_int(getattr(r, "limit", None)) for r in requests}
     if len(limits) == 1:
-        yield semconv.GEN_AI_REQUEST_TOP_K, limits.pop()
+        yield semconv.GEN_AI_RETRIEVAL_TOP_K, limits.pop()
 
 
 def points(result: Any) -> list[Any] | None:
@@ -65,6 +86,25 @@ def query_response(result: Any) -> Pairs:
     yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(hits)
     if hits:
         yield semconv.RAG_RETRIEVAL_TOP_SCORE, _float(getattr(hits[0], "score", None))
+        yield semconv.RAG_RETRIEVAL_SCORE_KIND, score_kind(hits)
+
+
+def score_kind(hits: Sequence[Any]) -> str | None:
+    """``similarity`` if scores fall down the (best-first) list, ``distance`` if they rise.
+
+    ``None`` when no two scores differ: the order then says nothing.
+    """
+    previous: float | None = None
+    for point in hits:
+        score = _float(getattr(point, "score", None))
+        if score is None:
+            continue
+        if previous is not None and score != previous:
+            return (
+                semconv.SCORE_KIND_SIMILARITY if score < previous else semconv.SCORE_KIND_DISTANCE
+            )
+        previous = score
+    return None
 
 
 def batch_response(result: Any) -> Pairs:
@@ -76,7 +116,11 @@ def batch_response(result: Any) -> Pairs:
 
 
 def hits(result: Any) -> tuple[list[str | None], list[float], list[str]] | None:
-    """Text, score and id of each hit of one query (content; written only when capture is on)."""
+    """Text, score and id of each hit of one query (content; written only when capture is on).
+
+    When a hit has no numeric score the scores list is empty: none is written, rather
+    than some at the wrong index (or a NaN).
+    """
     found = points(result)
     if found is None:
         return None
@@ -86,8 +130,11 @@ def hits(result: Any) -> tuple[list[str | None], list[float], list[str]] | None:
     for point in found:
         texts.append(_text(point))
         score = _float(getattr(point, "score", None))
-        scores.append(score if score is not None else float("nan"))
+        if score is not None:
+            scores.append(score)
         ids.append(str(getattr(point, "id", "")))
+    if len(scores) != len(found):
+        scores = []
     return texts, scores, ids
 
 

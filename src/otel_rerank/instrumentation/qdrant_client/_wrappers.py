@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from otel_rerank import _span, semconv
-from otel_rerank._safe import report_internal_error
+from otel_rerank._safe import guarded, report_internal_error
 from otel_rerank.instrumentation._common import bind_arguments
 from otel_rerank.instrumentation.qdrant_client import _attributes as attrs
 
@@ -26,9 +28,18 @@ Extractor = Callable[..., attrs.Pairs]
 _in_query: ContextVar[bool] = ContextVar("otel_rerank_qdrant_query", default=False)
 
 
+@guarded
+def _server(client: Any) -> dict[str, Any] | None:
+    return attrs.server(client)
+
+
 @contextmanager
 def _span_for(
-    wrapped: Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any], request: Extractor
+    wrapped: Wrapped,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    request: Extractor,
 ) -> Iterator[_span.StageSpan | None]:
     """The call's span (current while it runs), or ``None`` to call straight through."""
     if _in_query.get():
@@ -39,7 +50,17 @@ def _span_for(
     attributes: dict[str, Any] = {semconv.DB_SYSTEM_NAME: attrs.DB_SYSTEM}
     if name:
         attributes[semconv.GEN_AI_DATA_SOURCE_ID] = name
-    call = _span.begin(_span.RETRIEVAL, provider=attrs.PROVIDER, detail=name, attributes=attributes)
+        attributes[semconv.DB_COLLECTION_NAME] = name
+    server = _server(instance)
+    if server:  # a Qdrant server (HTTP or gRPC): a client call, not in-process work
+        attributes.update(server)
+    call = _span.begin(
+        _span.RETRIEVAL,
+        provider=attrs.PROVIDER,
+        detail=name,
+        kind=SpanKind.CLIENT if server else None,
+        attributes=attributes,
+    )
     if call is None:
         yield None
         return
@@ -48,7 +69,7 @@ def _span_for(
         with call:
             call.extract(request, arguments)
             if call.capturing:
-                call.record_text(semconv.INPUT_VALUE, attrs.query_text(arguments))
+                call.record_retrieval_query(attrs.query_text(arguments))
             yield call
     finally:
         _in_query.reset(token)
@@ -64,12 +85,12 @@ def _record_hits(call: _span.StageSpan, result: Any) -> None:
         return
     if found is not None:
         texts, scores, ids = found
-        call.record_documents(semconv.RETRIEVAL_DOCUMENTS, texts, scores, ids)
+        call.record_retrieved(texts, scores, ids)
 
 
 def query(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``query_points``, ``search`` and ``query`` (one query each)."""
-    with _span_for(wrapped, args, kwargs, attrs.query_request) as call:
+    with _span_for(wrapped, instance, args, kwargs, attrs.query_request) as call:
         if call is None:
             return wrapped(*args, **kwargs)
         result = wrapped(*args, **kwargs)
@@ -81,7 +102,7 @@ def query(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 async def query_async(
     wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    with _span_for(wrapped, args, kwargs, attrs.query_request) as call:
+    with _span_for(wrapped, instance, args, kwargs, attrs.query_request) as call:
         if call is None:
             return await wrapped(*args, **kwargs)
         result = await wrapped(*args, **kwargs)
@@ -92,7 +113,7 @@ async def query_async(
 
 def batch(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``query_batch_points``: one span for the batch."""
-    with _span_for(wrapped, args, kwargs, attrs.batch_request) as call:
+    with _span_for(wrapped, instance, args, kwargs, attrs.batch_request) as call:
         if call is None:
             return wrapped(*args, **kwargs)
         result = wrapped(*args, **kwargs)
@@ -103,7 +124,7 @@ def batch(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 async def batch_async(
     wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    with _span_for(wrapped, args, kwargs, attrs.batch_request) as call:
+    with _span_for(wrapped, instance, args, kwargs, attrs.batch_request) as call:
         if call is None:
             return await wrapped(*args, **kwargs)
         result = await wrapped(*args, **kwargs)

@@ -130,7 +130,15 @@ def single_query(pairs: Sequence[Any]) -> tuple[bool, Any]:
     query = pairs[0][0]
     for pair in pairs:
         other = pair[0]
-        if other is not query and (type(other) is not type(query) or other != query):
+        if other is query:
+            continue
+        if type(other) is not type(query):
+            return False, None
+        try:
+            same = bool(other == query)
+        except Exception:  # arrays and other values whose equality is not one bool
+            return False, None
+        if not same:
             return False, None
     return True, query
 

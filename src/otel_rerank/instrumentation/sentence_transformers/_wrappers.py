@@ -82,12 +82,11 @@ def _before_predict(
 
 def _after_predict(call: StageSpan, pairs: Sequence[Any], result: Any) -> None:
     one_query, query = attrs.single_query(pairs)
-    scores = attrs.predict_scores(result)
-    if one_query:  # per-query attributes are meaningless across several queries
-        call.record_scores(scores)
-        call.record_text(semconv.RERANKER_QUERY, query)
     if call.capturing:
-        call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, [p[1] for p in pairs], scores)
+        call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, [p[1] for p in pairs])
+    if one_query:  # per-query attributes (and a reranked order) mean nothing across queries
+        call.record_scores(attrs.predict_scores(result))
+        call.record_text(semconv.RERANKER_QUERY, query)
 
 
 def rank(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -112,7 +111,9 @@ def _before_rank(
 ) -> dict[str, Any]:
     arguments = bind_arguments(wrapped, args, kwargs)
     call.record_candidates(sized_length(arguments.get("documents")))
-    call.set(semconv.GEN_AI_RERANK_TOP_N, attrs.top_n(arguments))
+    top_n = attrs.top_n(arguments)
+    call.set(semconv.GEN_AI_RERANK_TOP_N, top_n)
+    call.set(semconv.RERANKER_TOP_K, top_n)
     call.extract(attrs.rerank_model_attributes, instance, arguments)
     return arguments
 
@@ -122,7 +123,7 @@ def _after_rank(call: StageSpan, arguments: dict[str, Any], sink: list[Any], res
     scores = attrs.predict_scores(sink[0]) if len(sink) == 1 else None
     if scores is None:
         scores = attrs.rank_scores(result, sized_length(documents))
-    call.record_scores(scores)
-    call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
     if call.capturing and isinstance(documents, (list, tuple)):
-        call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, documents, scores)
+        call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, documents)
+    call.record_scores(scores, top_n=attrs.top_n(arguments))  # rank returns top_k of them
+    call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
