@@ -57,9 +57,11 @@ class Telemetry:
         candidates: ``rag.rerank.candidates`` histogram.
         token_usage: ``gen_ai.client.token.usage`` histogram.
         shadow_dropped: ``rag.shadow.dropped`` counter.
+        budget_decisions: ``rag.rerank.budget.decisions`` counter.
     """
 
     __slots__ = (
+        "budget_decisions",
         "candidates",
         "content",
         "duration",
@@ -103,6 +105,11 @@ class Telemetry:
             semconv.METRIC_SHADOW_DROPPED,
             unit="{rerank}",
             description="Shadow reranks dropped because the shadow queue was full.",
+        )
+        self.budget_decisions: Counter = meter.create_counter(
+            semconv.METRIC_RERANK_BUDGET_DECISIONS,
+            unit="{decision}",
+            description="Rerank budget guard decisions, by outcome (full, cut, skipped).",
         )
 
 
