@@ -45,8 +45,14 @@ DEFAULT_HALFLIFE: Final = 20.0
 MIN_OBSERVATIONS: Final = 3
 #: Recent durations the learned reserve's p95 is taken over.
 RESERVE_WINDOW: Final = 128
+#: What the history keeps of its weight when a new observation is far off the line.
+SURPRISE_SHRINK: Final = 0.5
 #: Durations needed before the learned reserve is used.
 RESERVE_MIN_SAMPLES: Final = 8
+#: After this many skips in a row that only the cost model (not a spent budget) decided,
+#: the next call probes with ``min_k`` candidates: a guard that only skips learns nothing,
+#: and would never notice that the reranker got fast again.
+DEFAULT_PROBE_EVERY: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,7 @@ class CostEstimate:
             return 0
         if self.b_ms <= 0:
             return 1 << 30
-        return int(min(room / self.b_ms, 1 << 30))
+        return int(min(room / self.b_ms + 1e-6, 1 << 30))  # 1e-6: float noise, not a cut
 
 
 class CostModel:
@@ -125,6 +131,22 @@ class CostModel:
         with self._lock:
             d = self._decay
             s = self._sums
+            known = self._estimate
+            if known is not None:
+                center = known.a_ms + known.b_ms * x
+                miss = abs(y - center)
+                if center > 0 and miss > 4.0 * known.sigma_ms and miss > 0.5 * center:
+                    # A regime change (a slower model, a noisy neighbour), not noise. Left
+                    # alone, the old line would hold the fit, and its residuals the margin,
+                    # for many half-lives — while the margin makes the guard skip and so
+                    # learn nothing. A slower machine slows the fixed and the per-candidate
+                    # cost alike: rescale the history to the new level, and halve its
+                    # weight so the calls that follow correct what the rescale got wrong.
+                    ratio = y / center
+                    s[2] *= ratio
+                    s[4] *= ratio
+                    s[5] *= ratio * ratio
+                    d *= SURPRISE_SHRINK
             s[0] = s[0] * d + 1.0
             s[1] = s[1] * d + x
             s[2] = s[2] * d + y
@@ -297,6 +319,9 @@ class RerankBudget:
         prior: ``(a_ms, b_ms)`` to start the cost model from (``otel-rerank bench``'s
             fitted line); without it the first :data:`MIN_OBSERVATIONS` calls rerank in
             full, to learn.
+        probe_every: after this many skips in a row decided by the cost model alone
+            (time was left, but too little for ``min_k`` by the prediction), rerank
+            ``min_k`` once to keep learning; 0 never probes.
         clock: seconds from a monotonic clock; the reference of ``deadline`` arguments
             and of measured rerank latency (tests pass a fake one).
     """
@@ -311,6 +336,7 @@ class RerankBudget:
         safety_sigmas: float = DEFAULT_SAFETY_SIGMAS,
         halflife: float = DEFAULT_HALFLIFE,
         prior: tuple[float, float] | None = None,
+        probe_every: int = DEFAULT_PROBE_EVERY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, value in (("reserve_ms", reserve_ms), ("min_reserve_ms", min_reserve_ms)):
@@ -331,6 +357,8 @@ class RerankBudget:
         self.safety_sigmas = float(safety_sigmas)
         self.cost = CostModel(halflife, prior)
         self.reserve = RecentP95()
+        self.probe_every = max(int(probe_every), 0)
+        self._model_skips = 0  # consecutive; a benign race only shifts a probe by a call
         self._clock = clock
 
     # -- the decision ------------------------------------------------------------------
@@ -391,6 +419,12 @@ class RerankBudget:
                 k = min(cap, estimate.max_k(available, self.safety_sigmas))
             if k < min(self.min_k, count):
                 k = 0
+                if available > 0 and estimate is not None and self.probe_every:
+                    self._model_skips += 1
+                    if self._model_skips >= self.probe_every:
+                        k = min(self.min_k, cap)
+            if k:
+                self._model_skips = 0
         if k == 0 and count > 0:
             outcome = semconv.BUDGET_OUTCOME_SKIPPED
         elif k < count:
