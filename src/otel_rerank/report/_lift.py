@@ -10,13 +10,19 @@ reciprocal rank of the best-placed one (MRR). The lift is the mean paired differ
 reranker minus retrieval, with a percentile confidence interval from a paired bootstrap
 over requests (seeded, so a report is reproducible).
 
-The estimate is biased toward whichever order users were served — they can only click
-what they see, and they look at the top first — and the report says so in words, next to
-the verdict the article asks for: this lift against the p95 the reranker would add.
+The paired estimate is biased toward whichever order users were served — they can only
+click what they see, and they look at the top first — and the report says so in words.
+When some requests were served the reranker's order (a share of replicas in
+``OTEL_RERANK_MODE=serve`` beside others in ``shadow``), the two groups form an A/B test
+and the report adds the unbiased estimate: the difference in the served order's MRR of
+the first useful document (0 for a request with no useful feedback) between the groups,
+with an unpaired bootstrap interval. The verdict uses it when both groups are large
+enough, and sets the lift against the p95 the reranker would add.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -66,6 +72,31 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
+class ServedSplit:
+    """The A/B reading: requests served retrieval's order against those served the reranker's.
+
+    Attributes:
+        retrieval_requests: requests served retrieval's order (with recorded ids).
+        reranked_requests: requests served the reranker's order.
+        retrieval_mrr: mean reciprocal rank, in the served order, of the first useful
+            document (0 without useful feedback), over requests served retrieval's order.
+        reranked_mrr: the same over requests served the reranker's order.
+        mrr_lift: reranked minus retrieval, with an unpaired bootstrap interval.
+    """
+
+    retrieval_requests: int
+    reranked_requests: int
+    retrieval_mrr: float
+    reranked_mrr: float
+    mrr_lift: Interval
+
+    @property
+    def too_thin(self) -> bool:
+        """Either group is under half of :data:`MIN_REQUESTS`."""
+        return min(self.retrieval_requests, self.reranked_requests) < MIN_REQUESTS // 2
+
+
+@dataclass(frozen=True, slots=True)
 class Lift:
     """The reranker's production lift over retrieval's order, from user feedback.
 
@@ -82,6 +113,7 @@ class Lift:
         confidence: the intervals' confidence level.
         resamples: bootstrap resamples.
         seed: the bootstrap's seed.
+        split: the A/B reading when requests were served both orders, else ``None``.
     """
 
     requests: int
@@ -99,11 +131,19 @@ class Lift:
     confidence: float
     resamples: int
     seed: int
+    split: ServedSplit | None = None
 
     @property
     def too_thin(self) -> bool:
         """Too few requests for the interval to be trusted."""
         return self.requests < MIN_REQUESTS
+
+    @property
+    def deciding(self) -> Interval:
+        """The MRR lift the verdict rests on: the A/B one when it is usable, else the paired."""
+        if self.split is not None and not self.split.too_thin:
+            return self.split.mrr_lift
+        return self.mrr_lift
 
 
 def feedback_spans(spans: Iterable[SpanRecord]) -> list[SpanRecord]:
@@ -140,6 +180,14 @@ def join_feedback(spans: Sequence[SpanRecord]) -> tuple[list[JoinedRequest], int
     Returns:
         ``(joined requests, feedback spans, requests with feedback but no rerank ids)``.
     """
+    joined, _, feedback, unjoined = _join(spans)
+    return joined, feedback, unjoined
+
+
+def _join(
+    spans: Sequence[SpanRecord],
+) -> tuple[list[JoinedRequest], list[tuple[str, float]], int, int]:
+    """Joined requests, ``(served order, served RR)`` of every request with ids, counts."""
     orders: dict[str, tuple[int, tuple[str, ...], tuple[str, ...], str]] = {}
     for span in spans:
         if span.stage != semconv.OPERATION_RERANK:
@@ -166,6 +214,11 @@ def join_feedback(spans: Sequence[SpanRecord]) -> tuple[list[JoinedRequest], int
             else (not_useful)
         )
         target.setdefault(trace_id, set()).add(doc)
+    served_rr = []
+    for trace_id, (_, retrieval, reranked, served) in sorted(orders.items()):
+        docs = frozenset(useful.get(trace_id, set()) - not_useful.get(trace_id, set()))
+        shown = reranked if served == semconv.SERVED_ORDER_RERANKED else retrieval
+        served_rr.append((served, reciprocal_rank(shown, docs) if docs else 0.0))
     joined = []
     unjoined = 0
     for trace_id in sorted(useful):
@@ -178,7 +231,7 @@ def join_feedback(spans: Sequence[SpanRecord]) -> tuple[list[JoinedRequest], int
             continue
         _, retrieval, reranked, served = found_orders
         joined.append(JoinedRequest(trace_id, retrieval, reranked, served, docs))
-    return joined, len(feedback), unjoined
+    return joined, served_rr, len(feedback), unjoined
 
 
 def hit_rate(order: Sequence[str], useful: frozenset[str], top_n: int) -> float:
@@ -203,10 +256,16 @@ def paired_bootstrap(
     mean = sum(differences) / n
     rng = random.Random(seed)
     means = sorted(sum(rng.choices(differences, k=n)) / n for _ in range(resamples))
-    tail = (1.0 - confidence) / 2
-    low = means[min(math.floor(tail * resamples), resamples - 1)]
-    high = means[min(math.ceil((1.0 - tail) * resamples) - 1, resamples - 1)]
+    low, high = _percentiles(means, confidence)
     return Interval(mean, low, high)
+
+
+def _percentiles(ordered: Sequence[float], confidence: float) -> tuple[float, float]:
+    count = len(ordered)
+    tail = (1.0 - confidence) / 2
+    low = ordered[min(math.floor(tail * count), count - 1)]
+    high = ordered[max(min(math.ceil((1.0 - tail) * count) - 1, count - 1), 0)]
+    return low, high
 
 
 def production_lift(
@@ -218,10 +277,10 @@ def production_lift(
     seed: int = 0,
 ) -> Lift | None:
     """The reranker's lift on user feedback; ``None`` without any joined request."""
-    joined, feedback, unjoined = join_feedback(spans)
+    joined, served_rr, feedback, unjoined = _join(spans)
     if not joined:
         return None
-    return lift_of(
+    lift = lift_of(
         joined,
         feedback=feedback,
         unjoined=unjoined,
@@ -229,6 +288,35 @@ def production_lift(
         resamples=resamples,
         confidence=confidence,
         seed=seed,
+    )
+    split = served_split(served_rr, resamples=resamples, confidence=confidence, seed=seed + 2)
+    return dataclasses.replace(lift, split=split) if split is not None else lift
+
+
+def served_split(
+    served_rr: Sequence[tuple[str, float]], *, resamples: int, confidence: float, seed: int
+) -> ServedSplit | None:
+    """The A/B reading of ``(served order, served-order RR)`` pairs; ``None`` unless both
+    orders were served."""
+    retrieval = [rr for served, rr in served_rr if served == semconv.SERVED_ORDER_RETRIEVAL]
+    reranked = [rr for served, rr in served_rr if served == semconv.SERVED_ORDER_RERANKED]
+    if not retrieval or not reranked:
+        return None
+    rng = random.Random(seed)
+    differences = sorted(
+        sum(rng.choices(reranked, k=len(reranked))) / len(reranked)
+        - sum(rng.choices(retrieval, k=len(retrieval))) / len(retrieval)
+        for _ in range(resamples)
+    )
+    mean_s = sum(reranked) / len(reranked)
+    mean_r = sum(retrieval) / len(retrieval)
+    low, high = _percentiles(differences, confidence)
+    return ServedSplit(
+        retrieval_requests=len(retrieval),
+        reranked_requests=len(reranked),
+        retrieval_mrr=mean_r,
+        reranked_mrr=mean_s,
+        mrr_lift=Interval(mean_s - mean_r, low, high),
     )
 
 
@@ -297,7 +385,8 @@ def bias_sentence(lift: Lift) -> str:
         )
     return (
         "bias: users saw retrieval's order on some requests and the reranker's on others; "
-        "each request's feedback favours the order it was served."
+        "each request's feedback favours the order it was served, so the paired figures "
+        "are biased both ways — the A/B line below is not."
     )
 
 
@@ -328,12 +417,22 @@ def format_lift(
         f"{lift.resamples} resamples, seed {lift.seed})",
         "  " + bias_sentence(lift),
     ]
+    split = lift.split
+    if split is not None:
+        lines.append(
+            f"  A/B: served retrieval's order {split.retrieval_requests} request(s), MRR "
+            f"{split.retrieval_mrr:.3f}; served the reranker's {split.reranked_requests}, MRR "
+            f"{split.reranked_mrr:.3f}; difference {_signed(split.mrr_lift)} ({level}, "
+            "unbiased by position: each group is judged on the order it saw"
+            + ("; too few requests in a group to decide" if split.too_thin else "")
+            + ")"
+        )
     if lift.too_thin:
         lines.append(
             f"  too thin to decide: {lift.requests} request(s) is under {MIN_REQUESTS}; "
             "collect more feedback before reading the interval."
         )
-    elif not lift.mrr_lift.excludes_zero:
+    elif not lift.deciding.excludes_zero:
         lines.append(
             f"  undecided: the {level} of the MRR difference includes 0 — no lift shown at "
             f"{lift.requests} requests."
@@ -348,7 +447,9 @@ def _verdict(
     end_to_end_p95_ms: float | None,
     budget_ms: float | None,
 ) -> str:
-    gain = f"MRR {_signed(lift.mrr_lift)}"
+    deciding = lift.deciding
+    source = "A/B" if deciding is not lift.mrr_lift else "paired"
+    gain = f"MRR {_signed(deciding)} ({source})"
     if rerank_p95_ms is None:
         cost = "its latency is not in these spans"
     else:
@@ -367,9 +468,9 @@ def _verdict(
                     f" (end-to-end p95 with it: {end_to_end_p95_ms:.0f} ms, {fits} the "
                     f"{budget_ms:g} ms budget)"
                 )
-    if lift.too_thin or not lift.mrr_lift.excludes_zero:
+    if lift.too_thin or not deciding.excludes_zero:
         reading = "no lift shown yet, so it is not worth that time"
-    elif lift.mrr_lift.high < 0:
+    elif deciding.high < 0:
         reading = "the reranker's order is worse on what users found useful: do not ship it"
     else:
         reading = "a real lift; weigh it against that time (the budget guard can cut k to fit)"
