@@ -219,6 +219,7 @@ def simulate(
     queries: int | None = None,
     sessions: int = 4,
     serve_share: float = 0.5,
+    interleave_share: float = 0.0,
     depth: int = FIRST_STAGE_K,
     users: Users | None = None,
     seed: int = 0,
@@ -228,7 +229,9 @@ def simulate(
 
     ``serve_share`` of requests go through a ``ShadowReranker`` in ``serve`` mode (users see
     the bi-encoder's order), the rest through one in ``shadow`` mode (users see BM25's) —
-    as a team would run a share of replicas with ``OTEL_RERANK_MODE=serve``. ``depth``
+    as a team would run a share of replicas with ``OTEL_RERANK_MODE=serve``;
+    ``interleave_share`` of requests are served a team-draft interleaving of the two
+    (``OTEL_RERANK_MODE=interleave``). ``depth``
     is how many of BM25's results the bi-encoder re-scores (50; the test uses fewer).
     """
     from opentelemetry.sdk.trace import TracerProvider
@@ -264,6 +267,9 @@ def simulate(
         serve: otel_rerank.ShadowReranker[dict[str, str]] = otel_rerank.ShadowReranker(
             reranker, mode="serve", model=model
         )
+        interleave: otel_rerank.ShadowReranker[dict[str, str]] = otel_rerank.ShadowReranker(
+            reranker, sample_rate=1.0, mode="interleave", model=model
+        )
         try:
             for _ in range(sessions):
                 for qid, text in chosen:
@@ -281,7 +287,14 @@ def simulate(
                         reciprocal_rank(reranked_ids, relevant)
                         - reciprocal_rank(tops[qid], relevant)
                     )
-                    arm = serve if rng.random() < serve_share else shadow
+                    draw = rng.random()
+                    arm = (
+                        serve
+                        if draw < serve_share
+                        else interleave
+                        if draw < serve_share + interleave_share
+                        else shadow
+                    )
                     with otel_rerank.request(name="ask") as state:
                         served = arm(text, candidates)
                     span = state.span if state is not None else None
@@ -330,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cranfield", type=Path, default=DEFAULT_CRANFIELD)
     parser.add_argument("--queries", type=int, default=None, help="subset of queries (all)")
     parser.add_argument("--sessions", type=int, default=4, help="user sessions per query")
-    parser.add_argument("--serve-share", type=float, default=0.5, help="requests served MiniLM")
+    parser.add_argument("--serve-share", type=float, default=0.4, help="requests served MiniLM")
+    parser.add_argument(
+        "--interleave-share", type=float, default=0.3, help="requests served an interleaving"
+    )
     parser.add_argument("--eta", type=float, default=0.5, help="position bias exponent")
     parser.add_argument("--window", type=int, default=10, help="served positions users see")
     parser.add_argument("--seed", type=int, default=0)
@@ -357,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         queries=args.queries,
         sessions=args.sessions,
         serve_share=args.serve_share,
+        interleave_share=args.interleave_share,
         users=Users(window=args.window, eta=args.eta),
         seed=args.seed,
     )
@@ -369,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"simulated {outcome.requests} requests ({outcome.with_clicks} with clicks); "
-        f"{args.serve_share:.0%} served MiniLM's order; users see the top {args.window}, "
+        f"{args.serve_share:.0%} served MiniLM's order, {args.interleave_share:.0%} an "
+        f"interleaving; users see the top {args.window}, "
         f"position bias eta={args.eta}"
     )
     print(format_lift(outcome.lift))
@@ -380,7 +398,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{deciding.mean:+.3f} [{deciding.low:+.3f}, {deciding.high:+.3f}] "
         f"{'COVERS' if outcome.covered else 'MISSES'} it ({outcome.seconds:.0f} s)"
     )
-    return 0 if outcome.covered else 1
+    mixed = outcome.lift.interleaving
+    better = "reranked" if outcome.true_full_lift > 0 else "retrieval"
+    picks = mixed is None or mixed.preferred == better
+    if mixed is not None:
+        print(
+            f"interleaving prefers {mixed.preferred or 'neither'}; by the labels the better "
+            f"order is {better} -> {'PICKS IT' if mixed.preferred == better else 'DOES NOT'}"
+        )
+    return 0 if outcome.covered and picks else 1
 
 
 if __name__ == "__main__":

@@ -240,11 +240,92 @@ def cranfield_reranker() -> Any:
 def test_simulated_lift_covers_the_true_lift_on_cranfield(cranfield_reranker: Any) -> None:
     simulation, collection, reranker = cranfield_reranker
     outcome = simulation.simulate(
-        collection, reranker, queries=30, sessions=10, seed=1, resamples=1000
-    )
+        collection, reranker, queries=30, sessions=12, depth=20, serve_share=0.4,
+        interleave_share=0.3, seed=1, resamples=1000,
+    )  # fmt: skip
     lift = outcome.lift
     deciding = lift.deciding
     assert lift.split is not None and not lift.split.too_thin
     assert deciding is lift.split.mrr_lift  # the A/B reading decides
     assert deciding.low <= outcome.true_lift <= deciding.high, (outcome.true_lift, deciding)
     assert deciding.high - deciding.low < 0.3  # an interval that can miss, not a blanket
+    # MiniLM is the better ranker on these labels; interleaving must say so.
+    assert outcome.true_full_lift > 0
+    assert lift.interleaving is not None
+    assert lift.interleaving.preferred == "reranked", lift.interleaving
+
+
+# -- team-draft interleaving ------------------------------------------------------------------
+def test_team_draft_interleaving_is_fair_and_keeps_each_teams_order() -> None:
+    from otel_rerank.shadow import _team_draft
+
+    rng = random.Random(4)
+    for _ in range(200):
+        n = rng.randint(1, 30)
+        reranked = list(range(n))
+        rng.shuffle(reranked)
+        result = _team_draft(n, reranked, rng.random)
+        assert result is not None
+        merged, teams = result
+        assert sorted(merged) == list(range(n))
+        for prefix in range(1, n + 1):  # the picks never differ by more than one
+            picked = teams[:prefix]
+            assert abs(picked.count("reranked") - picked.count("retrieval")) <= 1
+        from_reranked = [m for m, t in zip(merged, teams, strict=True) if t == "reranked"]
+        assert from_reranked == [d for d in reranked if d in set(from_reranked)]
+        from_retrieval = [m for m, t in zip(merged, teams, strict=True) if t == "retrieval"]
+        assert from_retrieval == sorted(from_retrieval)
+
+
+def test_interleave_mode_serves_and_records_an_interleaving(otel: Any) -> None:
+    import otel_rerank
+
+    class Reverse:
+        def predict(self, pairs: list[Any], batch_size: int = 32) -> list[float]:
+            return [float(i) for i in range(len(pairs))]
+
+    reranker = otel_rerank.ShadowReranker(Reverse(), sample_rate=1.0, mode="interleave", model="r")
+    candidates = [{"id": f"d{i}", "text": f"t{i}"} for i in range(6)]
+    served = reranker("q", candidates)
+    assert sorted(c["id"] for c in served) == sorted(c["id"] for c in candidates)
+    assert {served[0]["id"], served[1]["id"]} == {"d0", "d5"}  # each team's best, first
+    attributes = otel.span("rerank r").attributes or {}
+    assert attributes["rag.rerank.served.order"] == "interleaved"
+    assert list(attributes["rag.rerank.served.ids"]) == [c["id"] for c in served]
+    teams = list(attributes["rag.rerank.interleave.teams"])
+    assert sorted(teams) == ["reranked"] * 3 + ["retrieval"] * 3
+    assert list(attributes["rag.rerank.reranked.ids"]) == [f"d{i}" for i in range(5, -1, -1)]
+    outside = otel_rerank.ShadowReranker(Reverse(), sample_rate=0.0, mode="interleave")
+    assert outside("q", candidates) is candidates  # not sampled: retrieval's order as is
+
+
+def _interleaved(trace_id: str, teams: list[str], served: list[str]) -> SpanRecord:
+    return SpanRecord(
+        trace_id, "0" * 15 + "3", "0" * 15 + "1", "rerank m", 1, 10**6,
+        {"gen_ai.operation.name": "rerank", "rag.rerank.served.order": "interleaved",
+         "rag.rerank.served.ids": served, "rag.rerank.interleave.teams": teams,
+         "rag.rerank.reranked.ids": ["b", "a"], "rag.rerank.retrieval.ids": ["a", "b"]},
+    )  # fmt: skip
+
+
+def test_interleaving_credits_each_click_to_the_team_that_contributed_it() -> None:
+    spans: list[SpanRecord] = []
+    for i in range(60):
+        trace_id = f"{i:032x}"
+        spans += [_request(trace_id), _interleaved(trace_id, ["reranked", "retrieval"], ["b", "a"])]
+        # 40 requests click the reranker's pick, 15 retrieval's, 5 both (ties)
+        clicked = ["b"] if i < 40 else ["a"] if i < 55 else ["a", "b"]
+        spans += [_feedback(trace_id, doc) for doc in clicked]
+    lift = report.production_lift(spans, resamples=500)
+    assert lift is not None and lift.interleaving is not None
+    mixed = lift.interleaving
+    assert (mixed.requests, mixed.reranked_wins, mixed.retrieval_wins, mixed.ties) == (
+        60, 40, 15, 5
+    )  # fmt: skip
+    assert mixed.win_rate is not None
+    assert mixed.win_rate.mean == pytest.approx(40 / 55)
+    assert mixed.preferred == "reranked"
+    text = format_lift(lift)
+    assert "the reranker's team won 40, retrieval's 15, 5 tie(s)" in text
+    assert "users prefer the reranker's order" in text
+    assert lift.split is None  # interleaved requests are not A/B arms

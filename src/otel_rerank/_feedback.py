@@ -186,7 +186,10 @@ def candidate_ids(candidates: list[Any], ids: Any = None) -> list[str] | None:
 
 
 def order_attributes(
-    ids: list[str], reranked: list[int] | None, served_reranked: bool
+    ids: list[str],
+    reranked: list[int] | None,
+    served_reranked: bool,
+    interleaved: tuple[list[int], list[str]] | None = None,
 ) -> dict[str, Any]:
     """The ``rag.rerank.*.ids`` attributes of one rerank: ids of the orders, capped.
 
@@ -196,6 +199,8 @@ def order_attributes(
             followed by the rest in retrieval's order, as the budget guard serves);
             ``None`` when nothing was reranked (the guard skipped, the scores were unusable).
         served_reranked: the reranker's order was served (else retrieval's was).
+        interleaved: ``(served indices, contributing team per position)`` when a
+            team-draft interleaving of the two was served instead.
     """
     cap = MAX_RECORDED_IDS
     retrieval_ids = ids[:cap]
@@ -203,7 +208,13 @@ def order_attributes(
     if reranked is not None:
         reranked_ids = [ids[i] for i in reranked[:cap]]
         out[semconv.RAG_RERANK_RERANKED_IDS] = reranked_ids
-    if served_reranked and reranked is not None:
+    if interleaved is not None and reranked is not None:
+        merged, teams = interleaved
+        out[semconv.RAG_RERANK_SERVED_ORDER] = semconv.SERVED_ORDER_INTERLEAVED
+        out[semconv.RAG_RERANK_SERVED_IDS] = [ids[i] for i in merged[:cap]]
+        out[semconv.RAG_RERANK_INTERLEAVE_TEAMS] = teams[:cap]
+        out[semconv.RAG_RERANK_RETRIEVAL_IDS] = retrieval_ids
+    elif served_reranked and reranked is not None:
         out[semconv.RAG_RERANK_SERVED_ORDER] = semconv.SERVED_ORDER_RERANKED
         out[semconv.RAG_RERANK_SERVED_IDS] = out[semconv.RAG_RERANK_RERANKED_IDS]
         out[semconv.RAG_RERANK_RETRIEVAL_IDS] = retrieval_ids

@@ -106,6 +106,10 @@ RAG_RERANK_RETRIEVAL_IDS: Final = "rag.rerank.retrieval.ids"
 RAG_RERANK_SERVED_ORDER: Final = "rag.rerank.served.order"
 SERVED_ORDER_RETRIEVAL: Final = "retrieval"
 SERVED_ORDER_RERANKED: Final = "reranked"
+#: ``OTEL_RERANK_MODE=interleave``: a team-draft interleaving of the two orders was served,
+#: and per served position the order ("team") that contributed the document.
+SERVED_ORDER_INTERLEAVED: Final = "interleaved"
+RAG_RERANK_INTERLEAVE_TEAMS: Final = "rag.rerank.interleave.teams"
 #: Feedback on a served document (``otel_rerank.feedback``), on a ``feedback {kind}`` span.
 RAG_FEEDBACK_TRACE_ID: Final = "rag.feedback.trace_id"
 RAG_FEEDBACK_DOCUMENT_ID: Final = "rag.feedback.document.id"

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from otel_rerank.budget import RerankBudget
 
 MODE_ENV: Final = "OTEL_RERANK_MODE"
-MODES: Final = ("off", "shadow", "serve")
+MODES: Final = ("off", "shadow", "serve", "interleave")
 DEFAULT_MODE: Final = "shadow"
 
 _logger = logging.getLogger("otel_rerank.shadow")
@@ -151,7 +151,9 @@ class ShadowReranker(Generic[_T]):
 
     Args:
         cross_encoder: anything with CrossEncoder's ``predict(pairs, batch_size=...)``.
-        sample_rate: share of calls shadow-run (0-1); ``serve`` mode reranks every call.
+        sample_rate: share of calls shadow-run (0-1); ``serve`` mode reranks every call;
+            ``interleave`` mode serves this share a team-draft interleaving of retrieval's
+            and the reranker's order (the rest get retrieval's order, not reranked).
         max_queue: shadow work waiting beyond this is dropped and counted.
         batch_size: ``batch_size`` passed to ``predict``.
         model: ``gen_ai.request.model`` of the spans; read from the model if omitted.
@@ -244,6 +246,10 @@ class ShadowReranker(Generic[_T]):
             return candidates
         if mode == "serve":
             return self._serve(query, candidates, ids, deadline)
+        if mode == "interleave":
+            if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
+                return candidates  # outside the experiment: retrieval's order, no rerank
+            return self._serve(query, candidates, ids, deadline, interleave=True)
         return candidates
 
     shadow = __call__
@@ -260,10 +266,17 @@ class ShadowReranker(Generic[_T]):
 
         ``shadow`` and ``off`` never block, so they run inline on the event loop.
         """
-        if current_mode(self.mode) == "serve":
+        mode = current_mode(self.mode)
+        if mode == "serve" or (
+            mode == "interleave" and (self.sample_rate >= 1.0 or self._random() < self.sample_rate)
+        ):
             # to_thread copies the context: the rerank span's parent is the caller's span,
             # and the budget guard sees this request's budget.
-            return await asyncio.to_thread(self._serve, query, candidates, ids, deadline)
+            return await asyncio.to_thread(
+                self._serve, query, candidates, ids, deadline, mode == "interleave"
+            )
+        if mode == "interleave":
+            return candidates
         return self(query, candidates, ids=ids)
 
     def _submit(self, query: str, candidates: list[_T], ids: Any = None) -> None:
@@ -302,6 +315,7 @@ class ShadowReranker(Generic[_T]):
         candidates: list[_T],
         ids: Any = None,
         deadline: float | None = None,
+        interleave: bool = False,
     ) -> list[_T]:
         budget = self.budget
         decision = None if budget is None else budget.plan(len(candidates), deadline=deadline)
@@ -314,6 +328,7 @@ class ShadowReranker(Generic[_T]):
             scores = self._predict(pairs)
             actual_ms = (clock() - started) * 1000.0
             order = _served_order(len(candidates), scores)
+            merged = _team_draft(len(candidates), order, self._random) if interleave else None
         else:
             with call:
                 call.record_candidates(len(pairs))
@@ -331,7 +346,10 @@ class ShadowReranker(Generic[_T]):
                         span=call.span,
                         metric_attributes=self._metric_attributes,
                     )
-                call.safely(self._record_orders, call, candidates, ids, order, served=True)
+                merged = _team_draft(len(candidates), order, self._random) if interleave else None
+                call.safely(
+                    self._record_orders, call, candidates, ids, order, served=True, merged=merged
+                )
         if decision is not None and budget is not None:
             if call is None:
                 budget.record(decision, None, span=trace.INVALID_SPAN)
@@ -339,6 +357,8 @@ class ShadowReranker(Generic[_T]):
                 budget.observe(k, actual_ms)
         if order is None:
             return list(candidates)
+        if merged is not None:
+            return [candidates[i] for i in merged[0]]
         return [candidates[i] for i in order]
 
     @staticmethod
@@ -349,13 +369,16 @@ class ShadowReranker(Generic[_T]):
         order: list[int] | None,
         *,
         served: bool,
+        merged: tuple[list[int], list[str]] | None = None,
     ) -> None:
         """Ids of the served and the reranked order, for feedback to join (ids only)."""
         if not call.recording:
             return
         keys = candidate_ids(candidates, ids)
         if keys is not None:
-            call.span.set_attributes(order_attributes(keys, order, served and order is not None))
+            call.span.set_attributes(
+                order_attributes(keys, order, served and order is not None, merged)
+            )
 
     def _predict(self, pairs: list[tuple[str, str]]) -> list[float] | None:
         if not pairs:
@@ -499,6 +522,47 @@ def _served_order(count: int, top_scores: list[float] | None) -> list[int] | Non
     if not top_scores:
         return None
     return [*reranked_order(top_scores), *range(len(top_scores), count)]
+
+
+def _team_draft(
+    count: int, reranked: list[int] | None, coin: Callable[[], float]
+) -> tuple[list[int], list[str]] | None:
+    """Team-draft interleaving (Radlinski et al., 2008) of retrieval's order and ``reranked``.
+
+    Each round, the team with fewer picks (a coin flip on a tie) adds its best candidate not
+    yet taken. Returns the merged indices and, per position, the team that contributed it
+    (``retrieval`` or ``reranked``): feedback on a document is credited to that team.
+    ``None`` when there is nothing to interleave.
+    """
+    if reranked is None:
+        return None
+    teams_order = {
+        semconv.SERVED_ORDER_RETRIEVAL: list(range(count)),
+        semconv.SERVED_ORDER_RERANKED: reranked,
+    }
+    position = dict.fromkeys(teams_order, 0)
+    picks = dict.fromkeys(teams_order, 0)
+    taken: set[int] = set()
+    merged: list[int] = []
+    teams: list[str] = []
+    while len(merged) < count:
+        first, second = semconv.SERVED_ORDER_RETRIEVAL, semconv.SERVED_ORDER_RERANKED
+        if picks[second] < picks[first] or (picks[first] == picks[second] and coin() < 0.5):
+            first, second = second, first
+        for team in (first, second):
+            order = teams_order[team]
+            while position[team] < len(order) and order[position[team]] in taken:
+                position[team] += 1
+            if position[team] < len(order):
+                chosen = order[position[team]]
+                taken.add(chosen)
+                merged.append(chosen)
+                teams.append(team)
+                picks[team] += 1
+                break
+        else:
+            break
+    return merged, teams
 
 
 def _model_name(cross_encoder: Any) -> str:

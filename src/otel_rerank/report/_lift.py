@@ -48,6 +48,8 @@ class JoinedRequest:
         reranked: document ids in the reranker's order (capped as recorded).
         served: which order users saw: ``retrieval`` or ``reranked``.
         useful: ids of the documents users found useful.
+        credit: for an interleaved request, +1 when more useful documents came from the
+            reranker's team, -1 when more came from retrieval's, 0 on a tie; else ``None``.
     """
 
     trace_id: str
@@ -55,6 +57,7 @@ class JoinedRequest:
     reranked: tuple[str, ...]
     served: str
     useful: frozenset[str]
+    credit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,65 @@ class ServedSplit:
 
 
 @dataclass(frozen=True, slots=True)
+class Interleaving:
+    """Team-draft interleaving (``OTEL_RERANK_MODE=interleave``): which order users preferred.
+
+    Attributes:
+        requests: interleaved requests with useful feedback.
+        reranked_wins: requests where more useful documents came from the reranker's team.
+        retrieval_wins: requests where more came from retrieval's team.
+        ties: the rest.
+        win_rate: ``reranked_wins / (reranked_wins + retrieval_wins)``, with a bootstrap
+            interval over requests; above 0.5 the reranker is preferred.
+    """
+
+    requests: int
+    reranked_wins: int
+    retrieval_wins: int
+    ties: int
+    win_rate: Interval | None
+
+    @property
+    def decided(self) -> int:
+        """Requests with a winner."""
+        return self.reranked_wins + self.retrieval_wins
+
+    @property
+    def preferred(self) -> str | None:
+        """``reranked`` or ``retrieval`` when the interval excludes 0.5 on enough requests."""
+        rate = self.win_rate
+        if rate is None or self.decided < MIN_REQUESTS:
+            return None
+        if rate.low > 0.5:
+            return semconv.SERVED_ORDER_RERANKED
+        if rate.high < 0.5:
+            return semconv.SERVED_ORDER_RETRIEVAL
+        return None
+
+
+def interleaving_of(
+    joined: Sequence[JoinedRequest], *, resamples: int, confidence: float, seed: int
+) -> Interleaving | None:
+    """The interleaving reading of joined requests; ``None`` without interleaved ones."""
+    credits = [r.credit for r in joined if r.credit is not None]
+    if not credits:
+        return None
+    decided = [1.0 if c > 0 else 0.0 for c in credits if c != 0]
+    rate = (
+        paired_bootstrap(decided, resamples=resamples, confidence=confidence, seed=seed)
+        if decided
+        else None
+    )
+    return Interleaving(
+        requests=len(credits),
+        reranked_wins=credits.count(1),
+        retrieval_wins=credits.count(-1),
+        ties=credits.count(0),
+        win_rate=rate,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Lift:
     """The reranker's production lift over retrieval's order, from user feedback.
 
@@ -114,6 +176,7 @@ class Lift:
         resamples: bootstrap resamples.
         seed: the bootstrap's seed.
         split: the A/B reading when requests were served both orders, else ``None``.
+        interleaving: the interleaving reading when requests were served an interleaving.
     """
 
     requests: int
@@ -132,6 +195,7 @@ class Lift:
     resamples: int
     seed: int
     split: ServedSplit | None = None
+    interleaving: Interleaving | None = None
 
     @property
     def too_thin(self) -> bool:
@@ -157,21 +221,32 @@ def _ids(value: object) -> tuple[str, ...] | None:
     return None
 
 
-def _orders(span: SpanRecord) -> tuple[tuple[str, ...], tuple[str, ...], str] | None:
-    """``(retrieval ids, reranked ids, served order)`` of a rerank span that recorded ids."""
+_Orders = tuple[tuple[str, ...], tuple[str, ...], str, dict[str, str] | None]
+
+
+def _orders(span: SpanRecord) -> _Orders | None:
+    """``(retrieval ids, reranked ids, served order, team per served id or None)`` of a
+    rerank span that recorded ids."""
     attributes = span.attributes
     reranked = _ids(attributes.get(semconv.RAG_RERANK_RERANKED_IDS))
     if reranked is None:
         return None
     served = attributes.get(semconv.RAG_RERANK_SERVED_ORDER)
-    if served == semconv.SERVED_ORDER_RERANKED:
+    teams: dict[str, str] | None = None
+    if served in (semconv.SERVED_ORDER_RERANKED, semconv.SERVED_ORDER_INTERLEAVED):
         retrieval = _ids(attributes.get(semconv.RAG_RERANK_RETRIEVAL_IDS))
+        if served == semconv.SERVED_ORDER_INTERLEAVED:
+            shown = _ids(attributes.get(semconv.RAG_RERANK_SERVED_IDS))
+            credited = _ids(attributes.get(semconv.RAG_RERANK_INTERLEAVE_TEAMS))
+            if shown is None or credited is None or len(shown) != len(credited):
+                return None
+            teams = dict(zip(shown, credited, strict=True))
     else:
         served = semconv.SERVED_ORDER_RETRIEVAL
         retrieval = _ids(attributes.get(semconv.RAG_RERANK_SERVED_IDS))
     if retrieval is None:
         return None
-    return retrieval, reranked, str(served)
+    return retrieval, reranked, str(served), teams
 
 
 def join_feedback(spans: Sequence[SpanRecord]) -> tuple[list[JoinedRequest], int, int]:
@@ -188,7 +263,7 @@ def _join(
     spans: Sequence[SpanRecord],
 ) -> tuple[list[JoinedRequest], list[tuple[str, float]], int, int]:
     """Joined requests, ``(served order, served RR)`` of every request with ids, counts."""
-    orders: dict[str, tuple[int, tuple[str, ...], tuple[str, ...], str]] = {}
+    orders: dict[str, tuple[int, _Orders]] = {}
     for span in spans:
         if span.stage != semconv.OPERATION_RERANK:
             continue
@@ -199,7 +274,7 @@ def _join(
         for trace_id in traces:
             known = orders.get(trace_id)
             if known is None or span.start_ns < known[0]:  # the request's first rerank
-                orders[trace_id] = (span.start_ns, *found)
+                orders[trace_id] = (span.start_ns, found)
     useful: dict[str, set[str]] = {}
     not_useful: dict[str, set[str]] = {}
     feedback = feedback_spans(spans)
@@ -215,7 +290,9 @@ def _join(
         )
         target.setdefault(trace_id, set()).add(doc)
     served_rr = []
-    for trace_id, (_, retrieval, reranked, served) in sorted(orders.items()):
+    for trace_id, (_, (retrieval, reranked, served, _teams)) in sorted(orders.items()):
+        if served == semconv.SERVED_ORDER_INTERLEAVED:
+            continue  # not an arm of the A/B reading
         docs = frozenset(useful.get(trace_id, set()) - not_useful.get(trace_id, set()))
         shown = reranked if served == semconv.SERVED_ORDER_RERANKED else retrieval
         served_rr.append((served, reciprocal_rank(shown, docs) if docs else 0.0))
@@ -229,8 +306,16 @@ def _join(
         if found_orders is None:
             unjoined += 1
             continue
-        _, retrieval, reranked, served = found_orders
-        joined.append(JoinedRequest(trace_id, retrieval, reranked, served, docs))
+        retrieval, reranked, served, teams = found_orders[1]
+        credit = None
+        if teams is not None:
+            votes = [teams.get(doc) for doc in docs]
+            credit = (votes.count(semconv.SERVED_ORDER_RERANKED) > votes.count(
+                semconv.SERVED_ORDER_RETRIEVAL
+            )) - (votes.count(semconv.SERVED_ORDER_RETRIEVAL) > votes.count(
+                semconv.SERVED_ORDER_RERANKED
+            ))  # fmt: skip
+        joined.append(JoinedRequest(trace_id, retrieval, reranked, served, docs, credit))
     return joined, served_rr, len(feedback), unjoined
 
 
@@ -290,7 +375,8 @@ def production_lift(
         seed=seed,
     )
     split = served_split(served_rr, resamples=resamples, confidence=confidence, seed=seed + 2)
-    return dataclasses.replace(lift, split=split) if split is not None else lift
+    mixed = interleaving_of(joined, resamples=resamples, confidence=confidence, seed=seed + 3)
+    return dataclasses.replace(lift, split=split, interleaving=mixed)
 
 
 def served_split(
@@ -383,10 +469,15 @@ def bias_sentence(lift: Lift) -> str:
             "bias: users saw the reranker's order, so their feedback favours it. Read the lift "
             "as an upper bound for the reranker."
         )
+    if lift.served == semconv.SERVED_ORDER_INTERLEAVED:
+        return (
+            "bias: users saw interleavings of both orders, so neither is favoured by position; "
+            "the interleaving win rate below is the reading to trust."
+        )
     return (
-        "bias: users saw retrieval's order on some requests and the reranker's on others; "
+        "bias: users saw different orders on different requests; "
         "each request's feedback favours the order it was served, so the paired figures "
-        "are biased both ways — the A/B line below is not."
+        "are biased both ways; the A/B and interleaving lines, where shown, are not."
     )
 
 
@@ -426,6 +517,26 @@ def format_lift(
             "unbiased by position: each group is judged on the order it saw"
             + ("; too few requests in a group to decide" if split.too_thin else "")
             + ")"
+        )
+    mixed = lift.interleaving
+    if mixed is not None:
+        rate = mixed.win_rate
+        rate_text = "n/a" if rate is None else (
+            f"{rate.mean:.2f} [{rate.low:.2f}, {rate.high:.2f}] ({level})"
+        )  # fmt: skip
+        if mixed.preferred == semconv.SERVED_ORDER_RERANKED:
+            reading = "users prefer the reranker's order"
+        elif mixed.preferred == semconv.SERVED_ORDER_RETRIEVAL:
+            reading = "users prefer retrieval's order"
+        elif mixed.decided < MIN_REQUESTS:
+            reading = f"too thin to decide (under {MIN_REQUESTS} requests with a winner)"
+        else:
+            reading = "no preference shown"
+        lines.append(
+            f"  interleaving: {mixed.requests} request(s) with useful feedback; the reranker's "
+            f"team won {mixed.reranked_wins}, retrieval's {mixed.retrieval_wins}, "
+            f"{mixed.ties} tie(s); reranker win rate {rate_text} — {reading} (unbiased: "
+            "both orders shared every list)"
         )
     if lift.too_thin:
         lines.append(
