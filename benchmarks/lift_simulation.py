@@ -167,6 +167,22 @@ class Users:
     p_relevant: float = 0.9
     p_noise: float = 0.02
 
+    def expected_first_click_rr(self, served: Sequence[str], relevant: frozenset[str]) -> float:
+        """E[1 / rank of the first click] (0 with no click) for this list, from the labels.
+
+        Exactly what the report's A/B reading estimates from clicks, computed from the
+        relevance labels and this user model instead: position i is clicked with
+        probability examined(i) * p(click | relevance), independently.
+        """
+        expected, no_click_yet = 0.0, 1.0
+        for position, doc in enumerate(served[: self.window]):
+            p_click = (self.p_relevant if doc in relevant else self.p_noise) / (
+                position + 1
+            ) ** self.eta
+            expected += no_click_yet * p_click / (position + 1)
+            no_click_yet *= 1.0 - p_click
+        return expected
+
     def clicks(
         self, served: Sequence[str], relevant: frozenset[str], rng: random.Random
     ) -> list[int]:
@@ -189,9 +205,14 @@ class Outcome:
     Attributes:
         requests: simulated requests.
         with_clicks: requests with at least one click.
-        true_lift: MRR@window lift from the labels (reranker minus BM25), over every request.
-        true_full_lift: the same over BM25's whole top 50 (what serving would really change).
+        true_lift: the lift the report estimates, from the labels: the expected reciprocal
+            rank of users' first click (0 without one), serving the reranker's order minus
+            serving BM25's, averaged over every request.
+        true_full_lift: the plain label MRR lift over the re-scored list (no user model).
+        true_recall_lift: the lift in the share of relevant documents within the top
+            ``window`` (what interleaving credits: every useful document counts).
         lift: what ``otel-rerank report`` computed from spans (``otel_rerank.report.Lift``).
+        rerank_p95_ms: the p95 of the MiniLM rerank spans (what serving it adds here).
         covered: the report's deciding interval covers ``true_lift``.
         seconds: wall time.
     """
@@ -200,7 +221,9 @@ class Outcome:
     with_clicks: int
     true_lift: float
     true_full_lift: float
+    true_recall_lift: float
     lift: Any
+    rerank_p95_ms: float | None
     covered: bool
     seconds: float
 
@@ -244,6 +267,7 @@ def simulate(
     users = users or Users()
     started = time.perf_counter()
     rng = random.Random(seed)
+    random.seed(seed)  # the interleaving's coin flips use the module's generator
     chosen = [q for q in collection.queries if collection.relevant.get(q[0])]
     if queries is not None:
         chosen = random.Random(seed).sample(chosen, min(queries, len(chosen)))
@@ -254,6 +278,7 @@ def simulate(
 
     true_window: list[float] = []
     true_full: list[float] = []
+    true_recall: list[float] = []
     with_clicks = 0
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "traces.jsonl"
@@ -280,8 +305,15 @@ def simulate(
                     reranked_ids = [tops[qid][i] for i in order]
                     window = users.window
                     true_window.append(
-                        reciprocal_rank(reranked_ids[:window], relevant)
-                        - reciprocal_rank(tops[qid][:window], relevant)
+                        users.expected_first_click_rr(reranked_ids, relevant)
+                        - users.expected_first_click_rr(tops[qid], relevant)
+                    )
+                    true_recall.append(
+                        (
+                            len(relevant.intersection(reranked_ids[:window]))
+                            - len(relevant.intersection(tops[qid][:window]))
+                        )
+                        / len(relevant)
                     )
                     true_full.append(
                         reciprocal_rank(reranked_ids, relevant)
@@ -309,6 +341,8 @@ def simulate(
             otel_rerank.uninstrument()
         spans = report.load_spans(path)
     lift = report.production_lift(spans, resamples=resamples, seed=seed)
+    table = report.stage_table(spans)
+    added = table.shadow_row or table.row("rerank")
     if lift is None:
         raise RuntimeError("no request got feedback: nothing to estimate")
     true_lift = sum(true_window) / len(true_window)
@@ -318,7 +352,9 @@ def simulate(
         with_clicks=with_clicks,
         true_lift=true_lift,
         true_full_lift=sum(true_full) / len(true_full),
+        true_recall_lift=sum(true_recall) / len(true_recall),
         lift=lift,
+        rerank_p95_ms=added.p95_ms if added else None,
         covered=deciding.low <= true_lift <= deciding.high,
         seconds=time.perf_counter() - started,
     )
@@ -390,21 +426,23 @@ def main(argv: list[str] | None = None) -> int:
         f"interleaving; users see the top {args.window}, "
         f"position bias eta={args.eta}"
     )
-    print(format_lift(outcome.lift))
+    print(format_lift(outcome.lift, rerank_p95_ms=outcome.rerank_p95_ms))
     deciding = outcome.lift.deciding
     print(
-        f"true MRR@{args.window} lift from the labels: {outcome.true_lift:+.3f} "
-        f"(MRR over the whole top 50: {outcome.true_full_lift:+.3f}); the report's "
-        f"{deciding.mean:+.3f} [{deciding.low:+.3f}, {deciding.high:+.3f}] "
+        f"true lift from the labels: expected MRR of users' first click {outcome.true_lift:+.3f} "
+        f"(label MRR {outcome.true_full_lift:+.3f}, relevant in the top {args.window} "
+        f"{outcome.true_recall_lift:+.1%}); the report's {deciding.mean:+.3f} "
+        f"[{deciding.low:+.3f}, {deciding.high:+.3f}] "
         f"{'COVERS' if outcome.covered else 'MISSES'} it ({outcome.seconds:.0f} s)"
     )
     mixed = outcome.lift.interleaving
-    better = "reranked" if outcome.true_full_lift > 0 else "retrieval"
+    better = "reranked" if outcome.true_recall_lift > 0 else "retrieval"
     picks = mixed is None or mixed.preferred == better
     if mixed is not None:
         print(
-            f"interleaving prefers {mixed.preferred or 'neither'}; by the labels the better "
-            f"order is {better} -> {'PICKS IT' if mixed.preferred == better else 'DOES NOT'}"
+            f"interleaving prefers {mixed.preferred or 'neither'}; by the labels (relevant in "
+            f"the top {args.window}) the better order is {better} -> "
+            f"{'PICKS IT' if mixed.preferred == better else 'DOES NOT'}"
         )
     return 0 if outcome.covered and picks else 1
 

@@ -240,8 +240,8 @@ def cranfield_reranker() -> Any:
 def test_simulated_lift_covers_the_true_lift_on_cranfield(cranfield_reranker: Any) -> None:
     simulation, collection, reranker = cranfield_reranker
     outcome = simulation.simulate(
-        collection, reranker, queries=30, sessions=12, depth=20, serve_share=0.4,
-        interleave_share=0.3, seed=1, resamples=1000,
+        collection, reranker, queries=30, sessions=20, depth=20, serve_share=0.3,
+        interleave_share=0.4, seed=2, resamples=1000,
     )  # fmt: skip
     lift = outcome.lift
     deciding = lift.deciding
@@ -249,8 +249,11 @@ def test_simulated_lift_covers_the_true_lift_on_cranfield(cranfield_reranker: An
     assert deciding is lift.split.mrr_lift  # the A/B reading decides
     assert deciding.low <= outcome.true_lift <= deciding.high, (outcome.true_lift, deciding)
     assert deciding.high - deciding.low < 0.3  # an interval that can miss, not a blanket
-    # MiniLM is the better ranker on these labels; interleaving must say so.
-    assert outcome.true_full_lift > 0
+    # The paired (position-biased) reading is printed but does not decide.
+    assert lift.mrr_lift is not deciding
+    # By the labels MiniLM puts more relevant documents in the top 10 on these requests;
+    # interleaving, which credits every useful document, must prefer it.
+    assert outcome.true_recall_lift > 0.02
     assert lift.interleaving is not None
     assert lift.interleaving.preferred == "reranked", lift.interleaving
 

@@ -580,7 +580,7 @@ def _verdict(
                     f"{budget_ms:g} ms budget)"
                 )
     if lift.too_thin or not deciding.excludes_zero:
-        reading = "no lift shown yet, so it is not worth that time"
+        reading = "no lift shown yet: nothing to weigh that time against"
     elif deciding.high < 0:
         reading = "the reranker's order is worse on what users found useful: do not ship it"
     else:
