@@ -332,3 +332,18 @@ def test_interleaving_credits_each_click_to_the_team_that_contributed_it() -> No
     assert "the reranker's team won 40, retrieval's 15, 5 tie(s)" in text
     assert "users prefer the reranker's order" in text
     assert lift.split is None  # interleaved requests are not A/B arms
+
+
+async def test_interleave_from_asyncio_code() -> None:
+    import otel_rerank
+
+    class Reverse:
+        def predict(self, pairs: list[Any], batch_size: int = 32) -> list[float]:
+            return [float(i) for i in range(len(pairs))]
+
+    reranker = otel_rerank.ShadowReranker(Reverse(), sample_rate=1.0, mode="interleave")
+    served = await reranker.acall("q", list(range(6)))
+    assert sorted(served) == list(range(6)) and set(served[:2]) == {0, 5}
+    outside = otel_rerank.ShadowReranker(Reverse(), sample_rate=0.0, mode="interleave")
+    candidates = list(range(6))
+    assert await outside.acall("q", candidates) is candidates

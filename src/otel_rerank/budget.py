@@ -297,7 +297,7 @@ class RerankBudget:
     ::
 
         budget = otel_rerank.RerankBudget(reserve_ms=400, min_k=5)
-        shadow = otel_rerank.ShadowReranker(cross_encoder, budget=budget)  # serve mode
+        shadow = otel_rerank.ShadowReranker(cross_encoder, mode="serve", budget=budget)
 
         @otel_rerank.request(budget_ms=1500)
         def answer(query):
