@@ -64,6 +64,11 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
 
+# The rerank budget guard under a fixed-rate load on the demo pipeline (a few minutes).
+.PHONY: bench-budget
+bench-budget: $(STAMP)
+	$(PY) benchmarks/budget_guard.py
+
 # openai 2.x compatibility: the main venv has openai 3.x, so tests/test_openai.py also runs
 # in a small venv with 2.x (no torch; conftest imports only otel_rerank and opentelemetry).
 OPENAI2_VENV := .venv-openai2

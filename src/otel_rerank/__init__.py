@@ -28,9 +28,11 @@ from opentelemetry.trace import TracerProvider
 from otel_rerank import _telemetry, instrumentation
 from otel_rerank._config import ContentPolicy
 from otel_rerank._decorators import embedding, llm, rerank, retrieval
+from otel_rerank._feedback import feedback
 from otel_rerank._request import request
 from otel_rerank._sdk import ConfigurationError, Configured, configure
 from otel_rerank._span import StageSpan
+from otel_rerank.budget import RerankBudget
 from otel_rerank.shadow import ShadowReranker
 from otel_rerank.version import __version__
 
@@ -38,11 +40,13 @@ __all__ = [
     "ConfigurationError",
     "Configured",
     "ContentPolicy",
+    "RerankBudget",
     "ShadowReranker",
     "StageSpan",
     "__version__",
     "configure",
     "embedding",
+    "feedback",
     "instrument",
     "instrumented_libraries",
     "llm",

@@ -91,6 +91,10 @@ CHAT = Stage(semconv.OPERATION_CHAT, semconv.KIND_LLM, SpanKind.CLIENT, semconv.
 
 STAGES: Mapping[str, Stage] = {s.operation: s for s in (EMBEDDINGS, RETRIEVAL, RERANK, CHAT)}
 
+#: Called with the seconds each successful chat span took; the rerank budget guard
+#: (``otel_rerank.budget``) sets it to learn the time kept back for the LLM after a rerank.
+chat_duration_listener: Callable[[float], None] | None = None
+
 
 def instrumentation_suppressed() -> bool:
     """True inside ``suppress_instrumentation()`` (ours, contrib's, or the legacy key)."""
@@ -268,6 +272,13 @@ class StageSpan:
                     self.span.record_exception(error)
                     self.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
             self._telemetry.duration.record(elapsed, attributes)
+            listener = chat_duration_listener
+            if (
+                listener is not None
+                and error is None
+                and attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_CHAT
+            ):
+                listener(elapsed)
         except Exception:
             report_internal_error("StageSpan.end")
         finally:

@@ -60,9 +60,11 @@ class Telemetry:
         token_usage: ``gen_ai.client.token.usage`` histogram.
         time_to_first_chunk: ``gen_ai.client.operation.time_to_first_chunk`` histogram.
         shadow_dropped: ``rag.shadow.dropped`` counter.
+        budget_decisions: ``rag.rerank.budget.decisions`` counter.
     """
 
     __slots__ = (
+        "budget_decisions",
         "candidates",
         "content",
         "duration",
@@ -113,6 +115,11 @@ class Telemetry:
             semconv.METRIC_SHADOW_DROPPED,
             unit="{rerank}",
             description="Shadow reranks dropped because the shadow queue was full.",
+        )
+        self.budget_decisions: Counter = meter.create_counter(
+            semconv.METRIC_RERANK_BUDGET_DECISIONS,
+            unit="{decision}",
+            description="Rerank budget guard decisions, by outcome (full, cut, skipped).",
         )
 
 

@@ -114,6 +114,45 @@ RAG_RERANK_KENDALL_TAU: Final = "rag.rerank.kendall_tau"
 RAG_RERANK_SHADOW: Final = "rag.rerank.shadow"
 #: The request's end-to-end latency budget (``otel_rerank.request(budget_ms=...)``).
 RAG_REQUEST_BUDGET_MS: Final = "rag.request.budget_ms"
+#: The rerank budget guard's decision (``otel_rerank.RerankBudget``), on the rerank span.
+#: Time left before the rerank (request budget or explicit deadline), before the reserve.
+RAG_RERANK_BUDGET_TIME_LEFT_MS: Final = "rag.rerank.budget.time_left_ms"
+#: Time kept back for what follows the rerank (explicit, or learned chat p95).
+RAG_RERANK_BUDGET_RESERVE_MS: Final = "rag.rerank.budget.reserve_ms"
+#: Candidates the guard let the reranker score (0 when it skipped the rerank).
+RAG_RERANK_BUDGET_K: Final = "rag.rerank.budget.k"
+#: The cost model's prediction for ``k`` candidates, safety margin included.
+RAG_RERANK_BUDGET_PREDICTED_MS: Final = "rag.rerank.budget.predicted_ms"
+#: What the scoring of ``k`` candidates actually took.
+RAG_RERANK_BUDGET_ACTUAL_MS: Final = "rag.rerank.budget.actual_ms"
+RAG_RERANK_BUDGET_SKIPPED: Final = "rag.rerank.budget.skipped"
+#: ``full`` | ``cut`` | ``skipped``: also the decisions counter's one attribute of its own.
+RAG_RERANK_BUDGET_OUTCOME: Final = "rag.rerank.budget.outcome"
+BUDGET_OUTCOME_FULL: Final = "full"
+BUDGET_OUTCOME_CUT: Final = "cut"
+BUDGET_OUTCOME_SKIPPED: Final = "skipped"
+#: Document ids (capped) of the order users were served and of the reranker's order, so
+#: feedback can be joined to a rerank; the retrieval order's ids too when it was not served.
+RAG_RERANK_SERVED_IDS: Final = "rag.rerank.served.ids"
+RAG_RERANK_RERANKED_IDS: Final = "rag.rerank.reranked.ids"
+RAG_RERANK_RETRIEVAL_IDS: Final = "rag.rerank.retrieval.ids"
+#: Which order was served: ``retrieval`` (shadow, off, skipped) or ``reranked`` (serve).
+RAG_RERANK_SERVED_ORDER: Final = "rag.rerank.served.order"
+SERVED_ORDER_RETRIEVAL: Final = "retrieval"
+SERVED_ORDER_RERANKED: Final = "reranked"
+#: ``OTEL_RERANK_MODE=interleave``: a team-draft interleaving of the two orders was served,
+#: and per served position the order ("team") that contributed the document.
+SERVED_ORDER_INTERLEAVED: Final = "interleaved"
+RAG_RERANK_INTERLEAVE_TEAMS: Final = "rag.rerank.interleave.teams"
+#: Feedback on a served document (``otel_rerank.feedback``), on a ``feedback {kind}`` span.
+RAG_FEEDBACK_TRACE_ID: Final = "rag.feedback.trace_id"
+RAG_FEEDBACK_DOCUMENT_ID: Final = "rag.feedback.document.id"
+RAG_FEEDBACK_POSITION: Final = "rag.feedback.position"
+RAG_FEEDBACK_KIND: Final = "rag.feedback.kind"
+RAG_FEEDBACK_USEFUL: Final = "rag.feedback.useful"
+OPERATION_FEEDBACK: Final = "feedback"
+#: Counter of budget guard decisions, by ``rag.rerank.budget.outcome``.
+METRIC_RERANK_BUDGET_DECISIONS: Final = "rag.rerank.budget.decisions"
 
 # -- Stage vocabulary -------------------------------------------------------------------
 OPERATION_EMBEDDINGS: Final = "embeddings"

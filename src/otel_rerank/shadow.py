@@ -34,19 +34,23 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import Link
 
 from otel_rerank import _span, _telemetry, semconv
+from otel_rerank._feedback import candidate_ids, order_attributes
 from otel_rerank._ranking import summarize_scores
 from otel_rerank._safe import report_internal_error
 from otel_rerank.instrumentation._common import float_list
 
+if TYPE_CHECKING:
+    from otel_rerank.budget import RerankBudget
+
 MODE_ENV: Final = "OTEL_RERANK_MODE"
-MODES: Final = ("off", "shadow", "serve")
+MODES: Final = ("off", "shadow", "serve", "interleave")
 DEFAULT_MODE: Final = "shadow"
 
 _logger = logging.getLogger("otel_rerank.shadow")
@@ -105,6 +109,7 @@ class _Job:
     candidates: list[Any]
     link: Link | None
     enqueued: float
+    ids: Any = None
 
 
 def _default_text(candidate: Any) -> str:
@@ -146,7 +151,9 @@ class ShadowReranker(Generic[_T]):
 
     Args:
         cross_encoder: anything with CrossEncoder's ``predict(pairs, batch_size=...)``.
-        sample_rate: share of calls shadow-run (0-1); ``serve`` mode reranks every call.
+        sample_rate: share of calls shadow-run (0-1); ``serve`` mode reranks every call;
+            ``interleave`` mode serves this share a team-draft interleaving of retrieval's
+            and the reranker's order (the rest get retrieval's order, not reranked).
         max_queue: shadow work waiting beyond this is dropped and counted.
         batch_size: ``batch_size`` passed to ``predict``.
         model: ``gen_ai.request.model`` of the spans; read from the model if omitted.
@@ -156,6 +163,14 @@ class ShadowReranker(Generic[_T]):
         mode: fix the mode instead of reading ``OTEL_RERANK_MODE`` per call.
         on_result: called on the worker thread with each :class:`ShadowResult`; runs
             shadow work even when no telemetry SDK is configured.
+        budget: a :class:`otel_rerank.RerankBudget`: in ``serve`` mode, rerank only the
+            top k candidates that fit the request's time left (or none), recorded as
+            ``rag.rerank.budget.*``.
+
+    Document ids: pass ``ids=`` (one per candidate) to a call, or give candidates an id
+    (a dict's ``id`` key, an object's ``id`` attribute); the rerank span then records the
+    ids of the served and the reranked order (``rag.rerank.served.ids``,
+    ``rag.rerank.reranked.ids``, at most 50 each), which ``otel_rerank.feedback`` joins to.
     """
 
     def __init__(
@@ -170,6 +185,7 @@ class ShadowReranker(Generic[_T]):
         text: Callable[[_T], str] | None = None,
         mode: str | None = None,
         on_result: Callable[[ShadowResult], None] | None = None,
+        budget: RerankBudget | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be within [0, 1], got {sample_rate}")
@@ -188,6 +204,7 @@ class ShadowReranker(Generic[_T]):
         self.provider = provider or type(cross_encoder).__module__.split(".")[0]
         self._text: Callable[[Any], str] = text or _default_text
         self._on_result = on_result
+        self.budget = budget
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -202,8 +219,22 @@ class ShadowReranker(Generic[_T]):
         _live.add(self)
 
     # -- the request path ----------------------------------------------------------------
-    def __call__(self, query: str, candidates: list[_T]) -> list[_T]:
+    def __call__(
+        self,
+        query: str,
+        candidates: list[_T],
+        *,
+        ids: Sequence[object] | None = None,
+        deadline: float | None = None,
+    ) -> list[_T]:
         """Serve ``candidates`` per the mode in force; see the class docstring.
+
+        Args:
+            query: the query.
+            candidates: retrieval's candidates, best first.
+            ids: one document id per candidate (else read from the candidates).
+            deadline: an explicit deadline for the budget guard (``time.monotonic()``
+                seconds), with or without an ``otel_rerank.request`` budget.
 
         Returns:
             ``candidates`` itself (``off`` and ``shadow``) or a new list in reranked order
@@ -211,25 +242,44 @@ class ShadowReranker(Generic[_T]):
         """
         mode = current_mode(self.mode)
         if mode == "shadow":
-            self._submit(query, candidates)
+            self._submit(query, candidates, ids)
             return candidates
         if mode == "serve":
-            return self._serve(query, candidates)
+            return self._serve(query, candidates, ids, deadline)
+        if mode == "interleave":
+            if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
+                return candidates  # outside the experiment: retrieval's order, no rerank
+            return self._serve(query, candidates, ids, deadline, interleave=True)
         return candidates
 
     shadow = __call__
 
-    async def acall(self, query: str, candidates: list[_T]) -> list[_T]:
+    async def acall(
+        self,
+        query: str,
+        candidates: list[_T],
+        *,
+        ids: Sequence[object] | None = None,
+        deadline: float | None = None,
+    ) -> list[_T]:
         """The same from asyncio code: ``serve`` mode runs ``predict`` in a worker thread.
 
         ``shadow`` and ``off`` never block, so they run inline on the event loop.
         """
-        if current_mode(self.mode) == "serve":
-            # to_thread copies the context, so the rerank span's parent is the caller's span.
-            return await asyncio.to_thread(self._serve, query, candidates)
-        return self(query, candidates)
+        mode = current_mode(self.mode)
+        if mode == "serve" or (
+            mode == "interleave" and (self.sample_rate >= 1.0 or self._random() < self.sample_rate)
+        ):
+            # to_thread copies the context: the rerank span's parent is the caller's span,
+            # and the budget guard sees this request's budget.
+            return await asyncio.to_thread(
+                self._serve, query, candidates, ids, deadline, mode == "interleave"
+            )
+        if mode == "interleave":
+            return candidates
+        return self(query, candidates, ids=ids)
 
-    def _submit(self, query: str, candidates: list[_T]) -> None:
+    def _submit(self, query: str, candidates: list[_T], ids: Any = None) -> None:
         if self._closed or not candidates:
             return
         if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
@@ -239,7 +289,7 @@ class ShadowReranker(Generic[_T]):
             return  # nowhere to record the result: skip the work entirely
         span_context = trace.get_current_span().get_span_context()
         link = Link(span_context) if span_context.is_valid else None
-        job = _Job(query, list(candidates), link, time.perf_counter())
+        job = _Job(query, list(candidates), link, time.perf_counter(), ids)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -259,21 +309,76 @@ class ShadowReranker(Generic[_T]):
                 worker.start()
                 self._worker = worker
 
-    def _serve(self, query: str, candidates: list[_T]) -> list[_T]:
-        pairs = [(query, self._text(c)) for c in candidates]
+    def _serve(
+        self,
+        query: str,
+        candidates: list[_T],
+        ids: Any = None,
+        deadline: float | None = None,
+        interleave: bool = False,
+    ) -> list[_T]:
+        budget = self.budget
+        decision = None if budget is None else budget.plan(len(candidates), deadline=deadline)
+        k = len(candidates) if decision is None else decision.k
+        clock = time.perf_counter if budget is None else budget.measure
+        pairs = [(query, self._text(c)) for c in candidates[:k]]
         call = _span.begin(_span.RERANK, provider=self.provider, model=self.model)
         if call is None:
+            started = clock()
             scores = self._predict(pairs)
+            actual_ms = (clock() - started) * 1000.0
+            order = _served_order(len(candidates), scores)
+            merged = _team_draft(len(candidates), order, self._random) if interleave else None
         else:
             with call:
                 call.record_candidates(len(pairs))
                 call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
                 call.set(semconv.RAG_RERANK_SHADOW, False)
+                started = clock()
                 scores = self._predict(pairs)
+                actual_ms = (clock() - started) * 1000.0
                 self._record(call, query, pairs, scores)
-        if scores is None:
+                order = _served_order(len(candidates), scores)
+                if decision is not None and budget is not None:
+                    budget.record(
+                        decision,
+                        actual_ms if k else None,
+                        span=call.span,
+                        metric_attributes=self._metric_attributes,
+                    )
+                merged = _team_draft(len(candidates), order, self._random) if interleave else None
+                call.safely(
+                    self._record_orders, call, candidates, ids, order, served=True, merged=merged
+                )
+        if decision is not None and budget is not None:
+            if call is None:
+                budget.record(decision, None, span=trace.INVALID_SPAN)
+            if k and order is not None:
+                budget.observe(k, actual_ms)
+        if order is None:
             return list(candidates)
-        return [candidates[i] for i in reranked_order(scores)]
+        if merged is not None:
+            return [candidates[i] for i in merged[0]]
+        return [candidates[i] for i in order]
+
+    @staticmethod
+    def _record_orders(
+        call: _span.StageSpan,
+        candidates: list[Any],
+        ids: Any,
+        order: list[int] | None,
+        *,
+        served: bool,
+        merged: tuple[list[int], list[str]] | None = None,
+    ) -> None:
+        """Ids of the served and the reranked order, for feedback to join (ids only)."""
+        if not call.recording:
+            return
+        keys = candidate_ids(candidates, ids)
+        if keys is not None:
+            call.span.set_attributes(
+                order_attributes(keys, order, served and order is not None, merged)
+            )
 
     def _predict(self, pairs: list[tuple[str, str]]) -> list[float] | None:
         if not pairs:
@@ -333,6 +438,15 @@ class ShadowReranker(Generic[_T]):
                 call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
                 scores = self._predict(pairs)
                 self._record(call, job.query, pairs, scores)
+                if scores is not None:
+                    call.safely(
+                        self._record_orders,
+                        call,
+                        job.candidates,
+                        job.ids,
+                        reranked_order(scores),
+                        served=False,
+                    )
         latency = time.perf_counter() - started
         if self._on_result is not None and scores is not None:
             summary = summarize_scores(scores)
@@ -395,6 +509,58 @@ class ShadowReranker(Generic[_T]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _served_order(count: int, top_scores: list[float] | None) -> list[int] | None:
+    """The top ``len(top_scores)`` by descending score, then the rest in retrieval's order.
+
+    ``None`` when the scores are unusable (retrieval's order is served) or none were asked
+    for (the budget guard skipped the rerank).
+    """
+    if not top_scores:
+        return None
+    return [*reranked_order(top_scores), *range(len(top_scores), count)]
+
+
+def _team_draft(
+    count: int, reranked: list[int] | None, coin: Callable[[], float]
+) -> tuple[list[int], list[str]] | None:
+    """Team-draft interleaving (Radlinski et al., 2008) of retrieval's order and ``reranked``.
+
+    Each round, the team with fewer picks (a coin flip on a tie) adds its best candidate not
+    yet taken. Returns the merged indices and, per position, the team that contributed it
+    (``retrieval`` or ``reranked``): feedback on a document is credited to that team.
+    ``None`` when there is nothing to interleave.
+    """
+    if reranked is None:
+        return None
+    teams_order = {
+        semconv.SERVED_ORDER_RETRIEVAL: list(range(count)),
+        semconv.SERVED_ORDER_RERANKED: reranked,
+    }
+    position = dict.fromkeys(teams_order, 0)
+    picks = dict.fromkeys(teams_order, 0)
+    taken: set[int] = set()
+    merged: list[int] = []
+    teams: list[str] = []
+    while len(merged) < count:
+        first, second = semconv.SERVED_ORDER_RETRIEVAL, semconv.SERVED_ORDER_RERANKED
+        if picks[second] < picks[first] or (picks[first] == picks[second] and coin() < 0.5):
+            first, second = second, first
+        for team in (first, second):
+            order = teams_order[team]
+            while position[team] < len(order) and order[position[team]] in taken:
+                position[team] += 1
+            if position[team] < len(order):
+                chosen = order[position[team]]
+                taken.add(chosen)
+                merged.append(chosen)
+                teams.append(team)
+                picks[team] += 1
+                break
+        else:
+            break
+    return merged, teams
 
 
 def _model_name(cross_encoder: Any) -> str:

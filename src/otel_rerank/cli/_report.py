@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from otel_rerank.cli import UsageError
 
 if TYPE_CHECKING:
-    from otel_rerank.report import SpanRecord, StageTable, Verdict
+    from otel_rerank.report import Lift, SpanRecord, StageTable, Verdict
 
 
 def add_parser(subparsers: Any) -> None:
@@ -84,8 +84,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"spans: {len(spans)} from {source}")
     print(report.format_table(table))
     print(result.text())
+    lift = report.production_lift(spans)
+    if lift is not None:
+        added = table.shadow_row or table.row("rerank")
+        print(
+            report.format_lift(
+                lift,
+                rerank_p95_ms=added.p95_ms if added else None,
+                end_to_end_p95_ms=result.end_to_end_p95_ms,
+                budget_ms=args.budget_ms,
+            )
+        )
     try:
-        _write_outputs(args, spans, table, result, source)
+        _write_outputs(args, spans, table, result, source, lift)
     except OSError as exc:
         raise UsageError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
     return 0
@@ -97,6 +108,7 @@ def _write_outputs(
     table: StageTable,
     result: Verdict,
     source: str,
+    lift: Lift | None = None,
 ) -> None:
     from otel_rerank import report
 
@@ -110,6 +122,7 @@ def _write_outputs(
             "requests": table.requests,
             "percentile_method": table.method,
             "verdict": {**asdict(result), "text": result.text()},
+            "lift": asdict(lift) if lift is not None else None,
         }
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=2)

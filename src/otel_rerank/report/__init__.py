@@ -13,6 +13,7 @@ The library behind ``otel-rerank report`` (and the demo's table)::
 
 from __future__ import annotations
 
+from otel_rerank.report._lift import Lift, format_lift, join_feedback, production_lift
 from otel_rerank.report._spans import (
     SpanRecord,
     TraceFileError,
@@ -41,13 +42,16 @@ __all__ = [
     "END_TO_END",
     "PERCENTILE_METHOD",
     "SHADOW_ROW",
+    "Lift",
     "ShadowSummary",
     "SpanRecord",
     "StageRow",
     "StageTable",
     "TraceFileError",
     "Verdict",
+    "format_lift",
     "format_table",
+    "join_feedback",
     "load_jaeger",
     "load_spans",
     "median_trace",
@@ -55,6 +59,7 @@ __all__ = [
     "parse_otlp_json",
     "percentile",
     "plot_waterfall",
+    "production_lift",
     "shadow_summary",
     "stage_table",
     "verdict",

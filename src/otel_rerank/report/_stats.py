@@ -135,8 +135,14 @@ def _row(stage: str, spans: Sequence[SpanRecord], share: float | None) -> StageR
 
 
 def request_roots(spans: Iterable[SpanRecord]) -> list[SpanRecord]:
-    """Root spans of requests: spans without a parent that are not shadow runs."""
-    return [s for s in spans if s.parent_id is None and not s.is_shadow]
+    """Root spans of requests: spans without a parent that are not shadow runs or feedback."""
+    return [
+        s
+        for s in spans
+        if s.parent_id is None
+        and not s.is_shadow
+        and semconv.RAG_FEEDBACK_TRACE_ID not in s.attributes
+    ]
 
 
 def stage_table(spans: Sequence[SpanRecord]) -> StageTable:
