@@ -23,7 +23,14 @@ CONVENTIONS = {
     "OpenInference",
     "otel-rerank",
 }
-_VALUE_PREFIXES = ("OPERATION_", "KIND_", "SCORE_KIND_", "PROMETHEUS_")
+_VALUE_PREFIXES = (
+    "OPERATION_",
+    "KIND_",
+    "SCORE_KIND_",
+    "PROMETHEUS_",
+    "BUDGET_OUTCOME_",
+    "SERVED_ORDER_",
+)
 _ROW = re.compile(r"^\| `([^`]+)` \|(.*)\|\s*$")
 
 
