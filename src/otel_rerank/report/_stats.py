@@ -213,8 +213,8 @@ def stage_table(spans: Sequence[SpanRecord]) -> StageTable:
     request_traces = {r.trace_id for r in roots}
     background: dict[str, int] = {}
     for root in background_roots(spans):
-        stage = stage_of(root) or ""
-        background[stage] = background.get(stage, 0) + 1
+        name = stage_of(root) or ""
+        background[name] = background.get(name, 0) + 1
     total_ms = sum(r.duration_ms for r in roots)
     in_requests = [s for s in spans if s.trace_id in request_traces]
     self_ms = self_times_ms(in_requests)
