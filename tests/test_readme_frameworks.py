@@ -86,8 +86,9 @@ def test_readme_snippet_runs_and_is_one_trace(
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    # the stand-in quotes the passage the (tiny, random) reranker put first
-    assert any(p in result.stdout for p in ("deepcopy", "json parses", "pprint prints"))
+    # the stand-in's answer: a quote of a "[1] ..." passage in the prompt, when there is one
+    # (LlamaIndex's default prompt has none)
+    assert result.stdout.strip()
     table = report.stage_table(report.load_spans(traces))
     assert table.requests == 1
     assert table.background_calls == 1  # the start-up indexing encode
