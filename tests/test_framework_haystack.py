@@ -38,6 +38,7 @@ from otel_rerank.demo.llm_standin import LLMStandIn
 from otel_rerank.models import embedding_model_path
 
 from . import _framework_app as app
+from ._framework_app import collect_framework_leftovers  # noqa: F401 (autouse)
 from .conftest import Otel
 
 pytestmark = [

@@ -34,6 +34,7 @@ from otel_rerank.demo.llm_standin import LLMStandIn
 from otel_rerank.models import embedding_model_path
 
 from . import _framework_app as app
+from ._framework_app import collect_framework_leftovers  # noqa: F401 (autouse)
 from .conftest import Otel
 
 pytestmark = [
@@ -41,6 +42,9 @@ pytestmark = [
     # HuggingFaceEmbeddings moved to langchain-huggingface, which pins huggingface-hub < 2.
     pytest.mark.filterwarnings("ignore::DeprecationWarning:langchain_community.*"),
     pytest.mark.filterwarnings("ignore:.*HuggingFaceEmbeddings.*"),
+    # ChatOpenAI caches its async HTTP client per base URL past the test's event loop.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
 

@@ -27,12 +27,16 @@ from otel_rerank.cli import main
 from otel_rerank.demo.llm_standin import LLMStandIn
 
 from . import _framework_app as app
+from ._framework_app import collect_framework_leftovers  # noqa: F401 (autouse)
 from .test_framework_langchain import build_chain
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore::DeprecationWarning:langchain_community.*"),
     pytest.mark.filterwarnings("ignore:.*HuggingFaceEmbeddings.*"),
+    # ChatOpenAI caches its async HTTP client per base URL past the test's event loop.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
 
