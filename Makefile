@@ -53,6 +53,7 @@ test: $(STAMP) prometheus-tools phoenix
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 	$(MAKE) test-openai2
+	$(MAKE) test-llamaindex
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples collector
@@ -85,3 +86,19 @@ test-openai2: $(OPENAI2_VENV)/.installed-stamp
 # (each peer in its own .venv-bench-<name>, created on first run; none pulls torch).
 bench-openai: $(STAMP)
 	$(PY) benchmarks/openai_overhead.py
+
+# LlamaIndex's OpenAI LLM integrations pin openai < 3, which the main venv cannot have. This
+# venv installs only them and openai 2.x; a .pth file puts the main venv's packages (torch,
+# sentence-transformers, otel-rerank itself) behind them, so no second torch is installed.
+LLAMAINDEX_VENV := .venv-llamaindex
+LLAMAINDEX_PKGS := 'openai>=2.45,<3' llama-index-core==0.14.25 llama-index-llms-openai-like==0.8.1 llama-index-embeddings-huggingface==0.8.0
+$(LLAMAINDEX_VENV)/.installed-stamp: $(STAMP)
+	python3 -m venv $(LLAMAINDEX_VENV)
+	$(PY) -c 'import sys; print("\n".join(["$(CURDIR)/src", *(p for p in sys.path if p.endswith("site-packages"))]))' \
+		> "$$($(LLAMAINDEX_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_main_venv.pth"
+	$(LLAMAINDEX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(LLAMAINDEX_PKGS)
+	touch $@
+
+.PHONY: test-llamaindex
+test-llamaindex: $(LLAMAINDEX_VENV)/.installed-stamp
+	$(LLAMAINDEX_VENV)/bin/python -m pytest tests/test_framework_llama_index.py tests/test_framework_instrumentors.py tests/test_readme_frameworks.py -k "llama_index or LlamaIndex" -p no:cacheprovider -q

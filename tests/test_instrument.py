@@ -100,6 +100,10 @@ EXPECTED_INSTRUMENTORS = {
     "chromadb": ("otel_rerank.instrumentation.chromadb", "ChromaInstrumentor"),
     "qdrant_client": ("otel_rerank.instrumentation.qdrant_client", "QdrantInstrumentor"),
     "cohere": ("otel_rerank.instrumentation.cohere", "CohereInstrumentor"),
+    "rerankers": ("otel_rerank.instrumentation.rerankers", "RerankersInstrumentor"),
+    "langchain": ("otel_rerank.instrumentation.langchain", "LangChainInstrumentor"),
+    "llama_index": ("otel_rerank.instrumentation.llama_index", "LlamaIndexInstrumentor"),
+    "haystack": ("otel_rerank.instrumentation.haystack", "HaystackInstrumentor"),
 }
 
 

@@ -420,3 +420,115 @@ def test_cli_report_unwritable_output(trace_file: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err.strip()
     assert err.endswith("cannot write /nonexistent-dir/r.json: no such directory")
     assert len(err.splitlines()) == 1
+
+
+# -- what counts as a request (issue 14) -----------------------------------------------------
+def _span(
+    trace: str,
+    span: str,
+    parent: str | None,
+    start_ms: float,
+    end_ms: float,
+    operation: str | None = None,
+) -> report.SpanRecord:
+    attributes = {"gen_ai.operation.name": operation} if operation else {}
+    return report.SpanRecord(
+        trace_id=trace,
+        span_id=span,
+        parent_id=parent,
+        name=f"{operation or 'root'} {span}",
+        start_ns=T0 + int(start_ms * MS),
+        end_ns=T0 + int(end_ms * MS),
+        attributes=attributes,
+    )
+
+
+def _query(trace: str, offset: float, root_operation: str | None) -> list[report.SpanRecord]:
+    """A 100 ms request: embeddings 10, retrieval 30 (embedding its own query: 5 of it), rerank
+    20, chat 30; 5 ms of its own work."""
+    o = offset
+    return [
+        _span(trace, "r", None, o, o + 100, root_operation),
+        _span(trace, "e", "r", o + 1, o + 11, "embeddings"),
+        _span(trace, "q", "r", o + 11, o + 41, "retrieval"),
+        _span(trace, "qe", "q", o + 12, o + 17, "embeddings"),
+        _span(trace, "k", "r", o + 41, o + 61, "rerank"),
+        _span(trace, "c", "r", o + 61, o + 91, "chat"),
+    ]
+
+
+def test_shares_use_exclusive_time_and_add_up_to_100_percent() -> None:
+    spans = _query("t1", 0, "invoke_workflow") + _query("t2", 1000, None)
+    table = report.stage_table(spans)
+    shares = {row.stage: row.share for row in table.rows}
+    assert shares == pytest.approx(
+        {"embeddings": 0.15, "retrieval": 0.25, "rerank": 0.20, "chat": 0.30}
+    )
+    assert table.other_share == pytest.approx(0.10)
+    assert sum(shares.values()) + table.other_share == pytest.approx(1.0)  # type: ignore[arg-type, operator]
+    assert "invoke_workflow" not in shares  # the request span is not a stage
+    # percentiles stay inclusive: what a caller of the retrieval call waits for
+    assert table.row("retrieval").p50_ms == pytest.approx(30)  # type: ignore[union-attr]
+    assert table.requests == 2 and table.end_to_end.count == 2  # type: ignore[union-attr]
+
+
+def test_a_bare_stage_root_is_a_background_call_not_a_request() -> None:
+    indexing = _span("idx", "b", None, -5000, -1000, "embeddings")  # 4 s start-up batch encode
+    spans = [indexing, *_query("t1", 0, None), *_query("t2", 1000, "invoke_workflow")]
+    table = report.stage_table(spans)
+    assert table.requests == 2
+    assert table.end_to_end.p95_ms == pytest.approx(100)  # type: ignore[union-attr]
+    assert table.background == {"embeddings": 1}
+    embeddings = table.row("embeddings")
+    assert embeddings.count == 4 and embeddings.p99_ms < 11  # type: ignore[union-attr]
+    assert report.verdict(table, 1500).within_budget is True
+    text = report.format_table(table)
+    assert "1 background stage call(s), not requests (1 embeddings)" in text
+
+
+def test_without_request_spans_the_report_says_so_and_has_no_end_to_end_row(
+    tmp_path: Path,
+) -> None:
+    spans = [  # five queries whose stages are each their own trace, plus an indexing call
+        _span(f"t{n}{stage}", "s", None, n * 1000 + i * 50, n * 1000 + i * 50 + 40, stage)
+        for n in range(5)
+        for i, stage in enumerate(("embeddings", "retrieval", "rerank", "chat"))
+    ] + [_span("idx", "b", None, -5000, -1000, "embeddings")]
+    table = report.stage_table(spans)
+    assert table.requests == 0 and table.end_to_end is None
+    assert table.background_calls == 21
+    assert table.row("embeddings").count == 6  # type: ignore[union-attr]
+    text = report.format_table(table)
+    assert not any(line.startswith("end-to-end") for line in text.splitlines())
+    hint = [line for line in text.splitlines() if line.startswith("no request spans")]
+    assert len(hint) == 1 and "otel_rerank.request" in hint[0]
+    verdict = report.verdict(table, 1500)
+    assert verdict.within_budget is None
+    assert "WITHIN" not in verdict.text() and "OVER" not in verdict.text()
+
+
+def test_a_server_span_or_any_non_stage_root_is_a_request() -> None:
+    server = report.SpanRecord("t", "s", None, "GET /ask", T0, T0 + 50 * MS, {})
+    child = _span("t", "c", "s", 1, 40, "chat")
+    table = report.stage_table([server, child])
+    assert table.requests == 1
+    assert table.row("chat").share == pytest.approx(39 / 50)  # type: ignore[union-attr]
+
+
+def test_cli_since_separates_runs_in_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "runs.jsonl"
+    write_traces(path, REQUESTS[:2], shadow=False)  # the first run, at T0
+    monkeypatch.setitem(globals(), "T0", T0 + 86_400 * 10**9)
+    write_traces(path, REQUESTS, shadow=False)  # the second, a day later, same file
+    assert main(["report", str(path)]) == 0
+    assert "6 request(s)" in capsys.readouterr().out
+    second = "2023-11-15T22:00:00Z"  # after T0 (22:13:20 on the 14th), before T0 + 1 day
+    assert main(["report", str(path), "--since", second]) == 0
+    assert "4 request(s)" in capsys.readouterr().out
+    assert main(["report", str(path), "--since", "1m"]) == 2
+    assert "no traces" in capsys.readouterr().err
+    assert main(["report", str(path), "--since", "yesterday"]) == 2
+    err = capsys.readouterr().err
+    assert "--since 'yesterday'" in err and len(err.strip().splitlines()) == 1

@@ -149,3 +149,72 @@ def test_one_scope_object_shared_by_threads_and_tasks(otel: Otel) -> None:
     assert len(roots) == 28 and len(children) == 28
     assert len({c.parent.span_id for c in children}) == 28
     assert all(c.parent.span_id in roots for c in children)
+
+
+# -- streams: a framework's stream()/astream() is one request (issue 14) ---------------------
+def _stream(n: int) -> object:
+    def gen():  # type: ignore[no-untyped-def]
+        for i in range(n):
+            with otel_rerank.rerank(model="m"):
+                pass
+            yield i
+
+    return gen()
+
+
+def test_a_stream_is_one_request_current_only_while_it_computes(otel: Otel) -> None:
+    from opentelemetry import trace
+
+    seen = []
+    for item in _request.iterate_in_request("chain", lambda: _stream(3)):  # type: ignore[arg-type, return-value]
+        # the consumer holds the item outside the request: no span current here
+        seen.append((item, trace.get_current_span().get_span_context().is_valid))
+        assert _request.current() is None
+    assert seen == [(0, False), (1, False), (2, False)]
+    spans = otel.spans()
+    (root,) = [s for s in spans if s.parent is None]
+    assert root.name == "invoke_workflow chain"
+    assert [s.parent.span_id for s in spans if s is not root] == [root.context.span_id] * 3  # type: ignore[union-attr]
+
+
+def test_a_stream_closed_early_ends_its_request_without_error(otel: Otel) -> None:
+    stream = _request.iterate_in_request("chain", lambda: _stream(5))  # type: ignore[arg-type, return-value]
+    assert next(stream) == 0
+    stream.close()  # type: ignore[attr-defined]
+    (root,) = [s for s in otel.spans() if s.parent is None]
+    assert root.status.status_code is StatusCode.UNSET
+    assert _request.current() is None
+
+
+def test_a_failing_stream_marks_its_request(otel: Otel) -> None:
+    def broken():  # type: ignore[no-untyped-def]
+        yield 1
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        list(_request.iterate_in_request("chain", broken))
+    (root,) = otel.spans()
+    assert root.status.status_code is StatusCode.ERROR
+    assert root.attributes["error.type"] == "KeyError"
+
+
+async def test_an_async_stream_is_one_request(otel: Otel) -> None:
+    async def agen():  # type: ignore[no-untyped-def]
+        for i in range(3):
+            with otel_rerank.rerank(model="m"):
+                await asyncio.sleep(0)
+            yield i
+
+    items = [i async for i in _request.aiterate_in_request("chain", agen)]
+    assert items == [0, 1, 2]
+    spans = otel.spans()
+    (root,) = [s for s in spans if s.parent is None]
+    assert len({s.context.trace_id for s in spans}) == 1 and len(spans) == 4
+    assert _request.current() is None and root.name == "invoke_workflow chain"
+
+
+def test_a_stream_inside_a_request_adds_no_root(otel: Otel) -> None:
+    with otel_rerank.request(name="outer"):
+        assert list(_request.iterate_in_request("chain", lambda: _stream(2))) == [0, 1]  # type: ignore[arg-type, return-value]
+    roots = [s.name for s in otel.spans() if s.parent is None]
+    assert roots == ["invoke_workflow outer"]

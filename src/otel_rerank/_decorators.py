@@ -143,7 +143,49 @@ class _Recorder:
             if scores is not None and len(scores) == candidates:
                 call.record_scores(scores)
         elif self._stage is _span.RETRIEVAL:
-            call.set(semconv.RAG_RETRIEVAL_RETURNED_COUNT, sized_length(result))
+            call.set(semconv.RAG_RETRIEVAL_RETURNED_COUNT, retrieved_count(result))
+
+
+# Where retrieval results keep their hits: Haystack components return {"documents": [...]},
+# LlamaIndex results carry ``nodes``, vector-store clients ``results`` / ``matches``.
+_HIT_FIELDS = ("documents", "nodes", "results", "matches")
+
+
+def retrieved_count(result: Any) -> int | None:
+    """How many hits a retrieval function returned, or ``None`` when that cannot be told.
+
+    A sequence counts its items; a mapping or object counts the hits under one of
+    ``documents``, ``nodes``, ``results``, ``matches``; a tuple of equal-length sequences
+    (``(documents, scores)``) counts one of them. Anything else records nothing rather
+    than a wrong count (a dict's number of keys, a pair's 2).
+    """
+    if isinstance(result, tuple) and hasattr(result, "_asdict"):  # a NamedTuple
+        result = result._asdict()
+    if isinstance(result, Mapping):
+        for name in _HIT_FIELDS:
+            if name in result:
+                return _hit_count(result[name])
+        return None
+    if isinstance(result, tuple):
+        lengths = {_hit_count(item) for item in result}
+        if lengths == {None}:
+            return len(result)  # a tuple of hits
+        return lengths.pop() if len(lengths) == 1 else None
+    count = _hit_count(result)
+    if count is not None:
+        return count
+    for name in _HIT_FIELDS:
+        hits = getattr(result, name, None)
+        if hits is not None:
+            return _hit_count(hits)
+    return None
+
+
+def _hit_count(value: Any) -> int | None:
+    """``len`` of a list-like of hits (not a string, mapping or scalar), else ``None``."""
+    if isinstance(value, (str, bytes, Mapping)) or value is None:
+        return None
+    return sized_length(value)
 
 
 def _decorate(options: _Options, fn: _F) -> _F:

@@ -19,7 +19,7 @@ import functools
 import inspect
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
@@ -76,9 +76,10 @@ def current() -> RequestState | None:
 class _RequestCall:
     """One entered request scope: the span it started (if any) and the tokens to undo."""
 
-    __slots__ = ("_context_token", "_state_token", "state")
+    __slots__ = ("_context_token", "_state_token", "_suspended", "state")
 
     def __init__(self, name: str, budget_ms: float | None, attributes: Mapping[str, Any]) -> None:
+        self._suspended = False
         self._context_token: object | None = None
         self._state_token: Token[RequestState | None] | None = None
         outer = _CURRENT.get()
@@ -92,6 +93,26 @@ class _RequestCall:
         else:
             start_ns = _start_time(trace.get_current_span())
         self.state = RequestState(start_ns, budget_ms, span)
+        self._state_token = _CURRENT.set(self.state)
+
+    def suspend(self) -> None:
+        """Leave the request's context while a stream hands a chunk to its consumer."""
+        if self._state_token is None:
+            return
+        _CURRENT.reset(self._state_token)
+        self._state_token = None
+        if self._context_token is not None:
+            context.detach(self._context_token)  # type: ignore[arg-type]
+            self._context_token = None
+        self._suspended = True
+
+    def resume(self) -> None:
+        """Enter the request's context again when the consumer asks for the next chunk."""
+        if not self._suspended:
+            return
+        self._suspended = False
+        if self.state.span is not None:
+            self._context_token = context.attach(trace.set_span_in_context(self.state.span))
         self._state_token = _CURRENT.set(self.state)
 
     def finish(self, error: BaseException | None) -> None:
@@ -230,6 +251,84 @@ class RequestScope:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def begin_call(name: str) -> _RequestCall | None:
+    """Enter a request scope (for the framework wrappers); ``None`` if our code failed."""
+    try:
+        return _RequestCall(name, None, {})
+    except Exception:
+        report_internal_error("request")
+        return None
+
+
+def finish_call(call: _RequestCall | None, error: BaseException | None) -> None:
+    """Leave a scope from :func:`begin_call`, ending its span (with the error, if any)."""
+    _finish(call, error)
+
+
+def iterate_in_request(name: str, make: Callable[[], Iterable[Any]]) -> Iterator[Any]:
+    """``make()``'s items, the whole iteration one request (a framework's ``stream``).
+
+    The request is current only while the stream computes its next item, never while the
+    consumer holds one; the span ends when the stream is exhausted, fails or is closed.
+    """
+    call = begin_call(name)
+    error: BaseException | None = None
+    inner: Iterator[Any] | None = None
+    try:
+        inner = iter(make())
+        while True:
+            try:
+                item = next(inner)
+            except StopIteration:
+                return
+            if call is not None:
+                call.suspend()
+            try:
+                yield item
+            finally:
+                if call is not None:
+                    call.resume()
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        close = getattr(inner, "close", None)
+        if error is not None and callable(close):
+            close()
+        _finish(call, error)
+
+
+async def aiterate_in_request(
+    name: str, make: Callable[[], AsyncIterable[Any]]
+) -> AsyncIterator[Any]:
+    """The async twin of :func:`iterate_in_request` (``astream``)."""
+    call = begin_call(name)
+    error: BaseException | None = None
+    inner: AsyncIterator[Any] | None = None
+    try:
+        inner = aiter(make())
+        while True:
+            try:
+                item = await anext(inner)
+            except StopAsyncIteration:
+                return
+            if call is not None:
+                call.suspend()
+            try:
+                yield item
+            finally:
+                if call is not None:
+                    call.resume()
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        aclose = getattr(inner, "aclose", None)
+        if error is not None and callable(aclose):
+            await aclose()
+        _finish(call, error)
 
 
 def _finish(call: _RequestCall | None, error: BaseException | None) -> None:

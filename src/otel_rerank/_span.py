@@ -21,11 +21,13 @@ Extraction functions are pure and run only when the span is recording, through
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -96,6 +98,26 @@ STAGES: Mapping[str, Stage] = {s.operation: s for s in (EMBEDDINGS, RETRIEVAL, R
 chat_duration_listener: Callable[[float], None] | None = None
 
 
+# A framework's rerank step (LangChain's CrossEncoderReranker, LlamaIndex's
+# SentenceTransformerRerank, Haystack's rankers) knows its top_n but calls a library that
+# does not (CrossEncoder.predict): it sets this while the library call runs, and the
+# library's rerank span records it. One rerank span, with the framework's top_n.
+_RERANK_TOP_N: ContextVar[int | None] = ContextVar("otel_rerank_rerank_top_n", default=None)
+
+
+@contextlib.contextmanager
+def rerank_top_n(top_n: Any) -> Iterator[None]:
+    """While inside, a rerank span that starts records ``top_n`` (an int > 0, else ignored)."""
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n <= 0:
+        yield
+        return
+    token = _RERANK_TOP_N.set(top_n)
+    try:
+        yield
+    finally:
+        _RERANK_TOP_N.reset(token)
+
+
 def instrumentation_suppressed() -> bool:
     """True inside ``suppress_instrumentation()`` (ours, contrib's, or the legacy key)."""
     current = context.get_current()
@@ -128,6 +150,14 @@ def begin(
     telemetry = _telemetry.current()
     if telemetry is None:
         return None
+    if stage is RERANK:
+        top_n = _RERANK_TOP_N.get()
+        if top_n is not None:
+            attributes = {
+                semconv.GEN_AI_RERANK_TOP_N: top_n,
+                semconv.RERANKER_TOP_K: top_n,
+                **(attributes or {}),
+            }
     try:
         return StageSpan(telemetry, stage, provider, model, detail, kind, attributes, links)
     except Exception:  # ours, or a caller's model that cannot be read: call straight through

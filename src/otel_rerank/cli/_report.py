@@ -3,15 +3,20 @@
 Reads the embedded default's OTLP-JSON lines file (or a collector ``file`` exporter's
 output), or asks Jaeger's HTTP query API, and prints per-stage p50/p95/p99 with each
 stage's share of end-to-end latency, the shadow-run summary and the verdict against a
-budget; ``--plot`` draws the median request as a waterfall.
+budget; ``--plot`` draws the median request as a waterfall. ``--since`` keeps only the
+traces that started after a moment, so runs appended to one default file can be told
+apart (``--since 10m``, or ``--since 2026-12-01T22:00:00Z``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +49,12 @@ def add_parser(subparsers: Any) -> None:
         default=1500.0,
         help="end-to-end p95 budget for the verdict (default 1500)",
     )
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only traces that started at or after WHEN: a duration back from now "
+        "(90s, 10m, 2h, 1d) or an ISO 8601 time (2026-12-01T22:00:00Z; UTC if no offset)",
+    )
     parser.add_argument("--plot", metavar="OUT.png", help="waterfall of the median request")
     parser.add_argument("--json", metavar="OUT", help="write the table as JSON")
     parser.set_defaults(handler=run)
@@ -56,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.budget_ms <= 0:
         raise UsageError(f"--budget-ms must be positive, got {args.budget_ms:g}")
+    since_ns = parse_since(args.since) if args.since else None
     for output in (args.json, args.plot):
         if output and not Path(output).resolve().parent.is_dir():
             raise UsageError(f"cannot write {output}: no such directory")
@@ -79,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if not spans:
         raise UsageError(f"no spans in {source}")
+    if since_ns is not None:
+        spans = traces_since(spans, since_ns)
+        if not spans:
+            raise UsageError(f"no traces in {source} started since {args.since}")
     table = report.stage_table(spans)
     result = report.verdict(table, args.budget_ms)
     print(f"spans: {len(spans)} from {source}")
@@ -120,6 +136,8 @@ def _write_outputs(
             "shadow_row": asdict(table.shadow_row) if table.shadow_row else None,
             "shadow": asdict(table.shadow) if table.shadow else None,
             "requests": table.requests,
+            "background": table.background,
+            "other_share": table.other_share,
             "percentile_method": table.method,
             "verdict": {**asdict(result), "text": result.text()},
             "lift": asdict(lift) if lift is not None else None,
@@ -134,3 +152,36 @@ def _write_outputs(
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         print(f"wrote {args.plot}")
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now_ns: int | None = None) -> int:
+    """``--since`` as epoch nanoseconds: a duration back from now, or an ISO 8601 time.
+
+    Raises:
+        UsageError: neither form.
+    """
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    duration = _DURATION.match(text.strip())
+    if duration:
+        return now_ns - int(float(duration.group(1)) * _UNIT_S[duration.group(2)] * 1e9)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r}: give a duration (90s, 10m, 2h, 1d) or an ISO 8601 time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1e9)
+
+
+def traces_since(spans: Sequence[SpanRecord], since_ns: int) -> list[SpanRecord]:
+    """The spans of every trace whose first span started at or after ``since_ns``."""
+    first: dict[str, int] = {}
+    for span in spans:
+        first[span.trace_id] = min(first.get(span.trace_id, span.start_ns), span.start_ns)
+    return [s for s in spans if first[s.trace_id] >= since_ns]

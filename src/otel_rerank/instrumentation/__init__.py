@@ -25,6 +25,11 @@ INSTRUMENTORS: dict[str, str] = {
     "chromadb": "otel_rerank.instrumentation.chromadb:ChromaInstrumentor",
     "qdrant_client": "otel_rerank.instrumentation.qdrant_client:QdrantInstrumentor",
     "cohere": "otel_rerank.instrumentation.cohere:CohereInstrumentor",
+    "rerankers": "otel_rerank.instrumentation.rerankers:RerankersInstrumentor",
+    # Frameworks: request spans at their query entry points, and what their stages know.
+    "langchain": "otel_rerank.instrumentation.langchain:LangChainInstrumentor",
+    "llama_index": "otel_rerank.instrumentation.llama_index:LlamaIndexInstrumentor",
+    "haystack": "otel_rerank.instrumentation.haystack:HaystackInstrumentor",
 }
 
 

@@ -1,9 +1,19 @@
 """Per-stage latency statistics from exported spans: percentiles, shares, the verdict.
 
-A request is a trace; its end-to-end latency is the duration of its root span (the span
-with no parent). Each stage span (one carrying ``gen_ai.operation.name``) contributes its
-own duration to its stage's percentiles, and the sum of a stage's durations over the sum
-of root durations is the share of end-to-end time the stage takes. Shadow rerank runs
+A request is a trace whose root span (the span with no parent) is a request: a web
+framework's server span, our ``invoke_workflow`` request span, or any other span that is
+not a bare stage call. Its end-to-end latency is that root's duration. A trace whose root
+*is* a stage span (an indexing batch encode at start-up, a batch job, an app whose entry
+points are not instrumented) is a background stage call, not a request: it is counted
+apart and never enters the end-to-end figures or the verdict.
+
+Each stage span (``gen_ai.operation.name`` embeddings, retrieval, rerank, chat, ...)
+contributes its duration to its stage's percentiles: only spans inside requests when
+there are requests, every stage span when there are none. A stage's share is its
+exclusive (self) time — its duration less the time its child spans cover — summed over the
+requests, over the sum of end-to-end durations, so a retrieval call that embeds its own
+query is not counted twice and, for sequential stages, the shares and the remainder (the
+request's own work outside any stage) add up to 100 %. Shadow rerank runs
 (``rag.rerank.shadow=true``) happen off the request path, in traces of their own: they are
 never counted as requests or in a stage's share; they feed the shadow summary instead,
 and their latency is shown in a row of its own.
@@ -24,12 +34,19 @@ from otel_rerank.report._spans import SpanRecord
 PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy default, type 7)"
 END_TO_END = "end-to-end"
 SHADOW_ROW = "rerank (shadow)"
+NO_REQUESTS_HINT = (
+    "no request spans: each stage call is its own trace, so there is no end-to-end latency; "
+    "wrap each query in `with otel_rerank.request():` or run it through an instrumented "
+    "framework entry point (LangChain, LlamaIndex, Haystack) or web server"
+)
 _STAGE_ORDER = (
     semconv.OPERATION_EMBEDDINGS,
     semconv.OPERATION_RETRIEVAL,
     semconv.OPERATION_RERANK,
     semconv.OPERATION_CHAT,
 )
+# Operations that name a whole request, not a stage of one.
+_REQUEST_OPERATIONS = frozenset({semconv.OPERATION_INVOKE_WORKFLOW, "invoke_agent"})
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -98,10 +115,14 @@ class StageTable:
 
     Attributes:
         rows: one row per stage present, in pipeline order, then any other stage names.
-        end_to_end: the end-to-end row (root spans), or ``None`` without requests.
+        end_to_end: the end-to-end row (request roots), or ``None`` without requests.
+        requests: traces counted as requests (their root is a request, not a stage call).
         shadow_row: latency of shadow rerank runs, if any.
-        requests: traces counted as requests (traces with a root span that is not shadow).
         shadow: the shadow summary, or ``None`` without shadow runs.
+        background: traces whose root is a bare stage span (indexing, batch jobs, apps
+            without request spans), by stage; never part of the end-to-end figures.
+        other_share: the requests' time outside every stage's self time (the request's
+            own work), over the end-to-end total; ``None`` without requests.
     """
 
     rows: list[StageRow]
@@ -110,6 +131,13 @@ class StageTable:
     shadow_row: StageRow | None = None
     shadow: ShadowSummary | None = None
     method: str = field(default=PERCENTILE_METHOD)
+    background: dict[str, int] = field(default_factory=dict)
+    other_share: float | None = None
+
+    @property
+    def background_calls(self) -> int:
+        """Traces whose root is a bare stage span: stage calls that are not requests."""
+        return sum(self.background.values())
 
     def row(self, stage: str) -> StageRow | None:
         """The row of ``stage`` (``end-to-end`` and ``rerank (shadow)`` included)."""
@@ -134,39 +162,95 @@ def _row(stage: str, spans: Sequence[SpanRecord], share: float | None) -> StageR
     )
 
 
+def stage_of(span: SpanRecord) -> str | None:
+    """The stage a span measures (embeddings, retrieval, rerank, chat, ...), or ``None``.
+
+    A span naming a whole request (``invoke_workflow``, ``invoke_agent``) is not a stage.
+    """
+    stage = span.stage
+    return None if stage in _REQUEST_OPERATIONS else stage
+
+
 def request_roots(spans: Iterable[SpanRecord]) -> list[SpanRecord]:
-    """Root spans of requests: spans without a parent that are not shadow runs or feedback."""
-    return [
-        s
-        for s in spans
-        if s.parent_id is None
-        and not s.is_shadow
-        and semconv.RAG_FEEDBACK_TRACE_ID not in s.attributes
-    ]
+    """Root spans of requests: parentless, and not shadow runs, feedback or bare stages."""
+    return [s for s in spans if _unprompted_root(s) and stage_of(s) is None]
+
+
+def background_roots(spans: Iterable[SpanRecord]) -> list[SpanRecord]:
+    """Parentless stage spans (not shadow runs): stage calls made outside any request."""
+    return [s for s in spans if _unprompted_root(s) and stage_of(s) is not None]
+
+
+def _unprompted_root(span: SpanRecord) -> bool:
+    """A root not of our own follow-ups: a shadow run belongs to the request it links to, and
+    feedback is a trace of its own about a request."""
+    return (
+        span.parent_id is None
+        and not span.is_shadow
+        and semconv.RAG_FEEDBACK_TRACE_ID not in span.attributes
+    )
+
+
+def self_times_ms(spans: Sequence[SpanRecord]) -> dict[tuple[str, str], float]:
+    """Each span's exclusive time: its duration less the union of its children's intervals.
+
+    Children are clipped to their parent's interval; overlapping (concurrent) children are
+    counted once.
+    """
+    children: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for span in spans:
+        if span.parent_id is not None:
+            children.setdefault((span.trace_id, span.parent_id), []).append(
+                (span.start_ns, span.end_ns)
+            )
+    out: dict[tuple[str, str], float] = {}
+    for span in spans:
+        key = (span.trace_id, span.span_id)
+        covered = 0
+        cursor = span.start_ns
+        for child_start, child_end in sorted(children.get(key, ())):
+            start, end = max(child_start, cursor), min(child_end, span.end_ns)
+            if end > start:
+                covered += end - start
+                cursor = end
+        out[key] = max(0, span.end_ns - span.start_ns - covered) / 1e6
+    return out
 
 
 def stage_table(spans: Sequence[SpanRecord]) -> StageTable:
-    """Per-stage p50/p95/p99 and share of end-to-end latency, plus the shadow summary."""
+    """Per-stage p50/p95/p99 and exclusive share of end-to-end latency, plus the shadow summary."""
     roots = request_roots(spans)
     request_traces = {r.trace_id for r in roots}
+    background: dict[str, int] = {}
+    for root in background_roots(spans):
+        name = stage_of(root) or ""
+        background[name] = background.get(name, 0) + 1
     total_ms = sum(r.duration_ms for r in roots)
+    in_requests = [s for s in spans if s.trace_id in request_traces]
+    self_ms = self_times_ms(in_requests)
     by_stage: dict[str, list[SpanRecord]] = {}
     shadow_spans: list[SpanRecord] = []
     for span in spans:
-        stage = span.stage
+        stage = stage_of(span)
         if stage is None:
             continue
         if span.is_shadow:
             shadow_spans.append(span)
-        else:
+        elif not request_traces or span.trace_id in request_traces:
             by_stage.setdefault(stage, []).append(span)
     order = [s for s in _STAGE_ORDER if s in by_stage]
     order += sorted(s for s in by_stage if s not in _STAGE_ORDER)
     rows = []
+    staged_ms = 0.0
     for stage in order:
         members = by_stage[stage]
-        in_requests = sum(s.duration_ms for s in members if s.trace_id in request_traces)
-        share = in_requests / total_ms if total_ms > 0 else None
+        exclusive = sum(
+            self_ms.get((s.trace_id, s.span_id), 0.0)
+            for s in members
+            if s.trace_id in request_traces
+        )
+        staged_ms += exclusive
+        share = exclusive / total_ms if total_ms > 0 else None
         rows.append(_row(stage, members, share))
     return StageTable(
         rows=rows,
@@ -174,6 +258,8 @@ def stage_table(spans: Sequence[SpanRecord]) -> StageTable:
         requests=len(request_traces),
         shadow_row=_row(SHADOW_ROW, shadow_spans, None) if shadow_spans else None,
         shadow=shadow_summary(spans),
+        background=background,
+        other_share=max(0.0, 1 - staged_ms / total_ms) if total_ms > 0 else None,
     )
 
 
@@ -225,7 +311,10 @@ class Verdict:
         """One or two sentences a person can act on."""
         parts = []
         if self.end_to_end_p95_ms is None:
-            parts.append(f"no requests to compare with the {self.budget_ms:g} ms budget.")
+            parts.append(
+                f"no request spans, so no end-to-end latency to compare with the "
+                f"{self.budget_ms:g} ms budget."
+            )
         else:
             fits = "WITHIN" if self.within_budget else "OVER"
             parts.append(
@@ -297,7 +386,22 @@ def format_table(table: StageTable) -> str:
 
     out = [fmt(header), fmt(["-" * w for w in widths])]
     out.extend(fmt(r) for r in lines_data)
-    out.append(f"{table.requests} request(s); percentiles: {table.method}")
+    if table.requests:
+        out.append(f"{table.requests} request(s); percentiles: {table.method}")
+        if table.other_share is not None:
+            out.append(
+                f"shares are exclusive (self) time; {table.other_share:.1%} is the requests' "
+                "own work outside any stage"
+            )
+    else:
+        out.append(f"percentiles: {table.method}")
+        out.append(NO_REQUESTS_HINT)
+    if table.background:
+        detail = ", ".join(f"{n} {stage}" for stage, n in sorted(table.background.items()))
+        out.append(
+            f"{table.background_calls} background stage call(s), not requests ({detail}): "
+            "left out of the end-to-end figures"
+        )
     shadow = table.shadow
     if shadow is not None:
         rate = "n/a" if shadow.top1_changed_rate is None else f"{shadow.top1_changed_rate:.1%}"

@@ -20,17 +20,17 @@ from typing import Any
 from otel_rerank._span import StageSpan
 from otel_rerank.instrumentation._llm import (
     AsyncStreamProxy,
-    Chat,
     ManagerProxy,
     Sending,
     StreamProxy,
     SyncStreamProxy,
 )
+from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.anthropic import _attributes as attrs
 
 _Wrapped = Callable[..., Any]
 
-_MESSAGES = Chat(
+_MESSAGES = RawResponseChat(
     provider=attrs.PROVIDER,
     request=attrs.request,
     response=attrs.response,

@@ -20,12 +20,13 @@ from opentelemetry.trace import SpanKind
 from otel_rerank import _span, semconv
 from otel_rerank._safe import guarded
 from otel_rerank._span import StageSpan
-from otel_rerank.instrumentation._llm import Chat, ManagerProxy, Operation, Sending, StreamProxy
+from otel_rerank.instrumentation._llm import ManagerProxy, Operation, Sending, StreamProxy
+from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.openai import _attributes as attrs
 
 _Wrapped = Callable[..., Any]
 
-_CHAT = Chat(
+_CHAT = RawResponseChat(
     provider=attrs.PROVIDER,
     request=attrs.chat_request,
     response=attrs.chat_response,

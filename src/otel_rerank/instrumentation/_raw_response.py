@@ -1,0 +1,144 @@
+"""The chat wrappers for the SDKs' ``with_raw_response`` path (openai, anthropic).
+
+``client.chat.completions.with_raw_response.create(...)`` (how LangChain's ``ChatOpenAI``
+calls the API) and anthropic's ``messages.with_raw_response.create(...)`` call the very
+``create`` we wrap, with the header ``X-Stainless-Raw-Response`` set to ``true`` (openai) or
+``raw`` (anthropic) in ``extra_headers``,
+and get back an HTTP response object instead of the completion: the completion (or the
+stream) comes from its ``parse()``. Read as is, that object carries no response model, id,
+finish reasons or token usage, and a stream is never seen.
+
+So on that path the wrapper parses the response itself — the SDKs cache what ``parse()``
+returns, so the caller's own ``parse()`` returns the very same object, at no extra cost —
+and records the completion exactly as the plain call does. For ``stream=True`` the parsed
+stream is put in that cache inside the same stream proxy the plain call returns, so the
+span ends when the caller's stream is exhausted, closed or dropped. The
+``with_streaming_response`` variant (the body not read yet) is left to the plain path:
+parsing there would read the body early.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from otel_rerank._safe import report_internal_error
+from otel_rerank._span import StageSpan
+from otel_rerank.instrumentation._llm import (
+    AsyncStreamProxy,
+    Chat,
+    Sending,
+    StreamProxy,
+    SyncStreamProxy,
+    streaming,
+)
+
+_Wrapped = Callable[..., Any]
+
+# The SDKs' (Stainless) marker for "return the raw response": "true" (openai) or "raw"
+# (anthropic); "stream" is with_streaming_response, whose body is not read yet.
+RAW_RESPONSE_HEADER = "x-stainless-raw-response"
+_RAW_VALUES = frozenset({"true", "raw"})
+
+
+def asks_raw_response(kwargs: Mapping[str, Any]) -> bool:
+    """Whether the call came through ``with_raw_response`` (the body read eagerly)."""
+    headers = kwargs.get("extra_headers")
+    if not isinstance(headers, Mapping):
+        return False
+    return any(
+        isinstance(key, str) and key.lower() == RAW_RESPONSE_HEADER and value in _RAW_VALUES
+        for key, value in headers.items()
+    )
+
+
+def _cache_parsed(raw: Any, value: Any) -> bool:
+    """Make ``raw.parse()`` return ``value`` (the SDKs' parse cache); False if not possible."""
+    cache = getattr(raw, "_parsed_by_type", None)
+    key = getattr(raw, "_cast_to", None)
+    if not isinstance(cache, dict) or key is None:
+        return False
+    cache[key] = value
+    return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class RawResponseChat(Chat):
+    """:class:`Chat` whose wrappers also record calls made through ``with_raw_response``."""
+
+    def create(
+        self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The sync wrapper."""
+        if not asks_raw_response(kwargs):
+            return super().create(wrapped, instance, args, kwargs)
+        arguments = self.bind(wrapped, args, kwargs)
+        stream = streaming(arguments)
+        call = self.begin(instance, arguments, stream)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        started = time.perf_counter()
+        with Sending(call):
+            raw = wrapped(*args, **kwargs)
+        parsed = _parse(raw)
+        self._record_parsed(call, raw, parsed, stream, started)
+        return raw
+
+    async def acreate(
+        self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The async wrapper (the span covers the await)."""
+        if not asks_raw_response(kwargs):
+            return await super().acreate(wrapped, instance, args, kwargs)
+        arguments = self.bind(wrapped, args, kwargs)
+        stream = streaming(arguments)
+        call = self.begin(instance, arguments, stream)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        started = time.perf_counter()
+        with Sending(call):
+            raw = await wrapped(*args, **kwargs)
+        parsed = _parse(raw)
+        if inspect.isawaitable(parsed):  # anthropic's async response parses in a coroutine
+            try:
+                parsed = await parsed
+            except Exception:  # the caller's own parse() raises it again
+                parsed = None
+        self._record_parsed(call, raw, parsed, stream, started)
+        return raw
+
+    def _record_parsed(
+        self, call: StageSpan, raw: Any, parsed: Any, stream: bool, started: float
+    ) -> None:
+        if parsed is None:
+            call.end()
+            return
+        if not stream:
+            self.finish(call, parsed)
+            return
+        proxy: StreamProxy | None = None
+        try:
+            accumulator = self.stream_state(call.capturing)
+            if isinstance(parsed, Iterator):
+                proxy = SyncStreamProxy(parsed, call, accumulator, started)
+            elif isinstance(parsed, AsyncIterator):
+                proxy = AsyncStreamProxy(parsed, call, accumulator, started)
+            if proxy is not None and _cache_parsed(raw, proxy):
+                return
+        except Exception:
+            report_internal_error("raw response stream")
+        call.end()  # a stream we cannot follow: the span covers the request alone
+
+
+def _parse(raw: Any) -> Any:
+    """``raw.parse()`` (cached by the SDK), or ``None`` when it is not a raw response."""
+    parse = getattr(raw, "parse", None)
+    if not callable(parse) or not hasattr(raw, "http_response"):
+        return None
+    try:
+        return parse()
+    except Exception:  # the caller's own parse() raises it again: not ours to report
+        return None

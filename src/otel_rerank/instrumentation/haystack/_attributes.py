@@ -1,0 +1,41 @@
+"""Pure extraction for Haystack's retriever components: top_k, hits, top score."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from otel_rerank import semconv
+
+PROVIDER = "haystack"
+DATA_SOURCE = "in_memory"
+
+Pairs = Iterable[tuple[str, AttributeValue | None]]
+
+
+def top_k(instance: Any, arguments: Mapping[str, Any]) -> int | None:
+    """The call's ``top_k``, else the component's."""
+    value = arguments.get("top_k")
+    if value is None:
+        value = getattr(instance, "top_k", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def retrieve_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+    """What the retriever is asked for."""
+    yield semconv.GEN_AI_REQUEST_TOP_K, top_k(instance, arguments)
+    yield semconv.GEN_AI_DATA_SOURCE_ID, DATA_SOURCE
+
+
+def retrieve_response(result: Any) -> Pairs:
+    """Hits (``{"documents": [...]}``) and the best score among them."""
+    documents = result.get("documents") if isinstance(result, Mapping) else None
+    if not isinstance(documents, list):
+        return
+    yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(documents)
+    scores = [getattr(d, "score", None) for d in documents]
+    numbers = [s for s in scores if isinstance(s, (int, float))]
+    if numbers:
+        yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(max(numbers))

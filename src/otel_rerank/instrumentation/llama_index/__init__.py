@@ -1,0 +1,57 @@
+"""OpenTelemetry instrumentation for LlamaIndex: one trace per query, its default vector store.
+
+Usage::
+
+    import otel_rerank.auto                    # or LlamaIndexInstrumentor().instrument()
+
+    index = VectorStoreIndex.from_documents(documents)
+    engine = index.as_query_engine(node_postprocessors=[SentenceTransformerRerank(top_n=3)])
+    engine.query("How do I ...?")              # one trace: invoke_workflow llama_index
+
+What it records:
+
+* ``query`` / ``aquery`` of any query engine (``BaseQueryEngine``) and ``chat`` / ``achat``
+  of any chat engine (``BaseChatEngine``) is the request: its root span
+  ``invoke_workflow llama_index`` (OpenInference kind ``CHAIN``) when no span is current.
+  A web server's span stays the root; nested engines add no second root.
+* ``SimpleVectorStore.query`` (the default in-memory store, which no other instrumentation
+  sees) → ``retrieval simple_vector_store`` with top_k, returned count and top similarity.
+  Other stores are the libraries' own spans (faiss, chroma, qdrant).
+* ``SentenceTransformerRerank``: its ``top_n`` lands on the rerank span that the
+  cross-encoder's ``predict`` makes — one rerank span, not two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from otel_rerank.instrumentation._base import RagInstrumentor, Target
+from otel_rerank.instrumentation.llama_index import _wrappers
+
+_QUERY_ENGINE = "llama_index.core.base.base_query_engine"
+_CHAT_ENGINE = "llama_index.core.chat_engine.types"
+_SIMPLE_STORE = "llama_index.core.vector_stores.simple"
+_SBERT_RERANK = "llama_index.core.postprocessor.sbert_rerank"
+
+
+class LlamaIndexInstrumentor(RagInstrumentor):
+    """Request spans at LlamaIndex's engines, SimpleVectorStore retrieval, the reranker's top_n."""
+
+    name = "llama_index"
+    package = "llama_index.core"
+    supported = "llama-index-core >= 0.12, < 0.15"
+
+    def targets(self) -> Sequence[Target]:
+        return (
+            Target(_QUERY_ENGINE, "BaseQueryEngine", "query", _wrappers.query),
+            Target(_QUERY_ENGINE, "BaseQueryEngine", "aquery", _wrappers.aquery),
+            Target(_CHAT_ENGINE, "BaseChatEngine", "chat", _wrappers.query),
+            Target(_CHAT_ENGINE, "BaseChatEngine", "achat", _wrappers.aquery),
+            Target(_SIMPLE_STORE, "SimpleVectorStore", "query", _wrappers.simple_store_query),
+            Target(
+                _SBERT_RERANK,
+                "SentenceTransformerRerank",
+                "_postprocess_nodes",
+                _wrappers.postprocess_nodes,
+            ),
+        )

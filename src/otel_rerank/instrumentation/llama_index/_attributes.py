@@ -1,0 +1,34 @@
+"""Pure extraction for LlamaIndex's SimpleVectorStore: top_k, hits, top similarity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from otel_rerank import semconv
+
+PROVIDER = "llama_index"
+DATA_SOURCE = "simple_vector_store"
+
+Pairs = Iterable[tuple[str, AttributeValue | None]]
+
+
+def query_request(query: Any) -> Pairs:
+    """``similarity_top_k`` of a ``VectorStoreQuery``."""
+    top_k = getattr(query, "similarity_top_k", None)
+    yield semconv.GEN_AI_REQUEST_TOP_K, top_k if isinstance(top_k, int) else None
+    yield semconv.GEN_AI_DATA_SOURCE_ID, DATA_SOURCE
+
+
+def query_response(result: Any) -> Pairs:
+    """Hits and the best similarity of a ``VectorStoreQueryResult``."""
+    ids = getattr(result, "ids", None)
+    if isinstance(ids, list):
+        yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(ids)
+    similarities = getattr(result, "similarities", None)
+    if isinstance(similarities, list) and similarities:
+        numbers = [s for s in similarities if isinstance(s, (int, float))]
+        if numbers:
+            yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(max(numbers))

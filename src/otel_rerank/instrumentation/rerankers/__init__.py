@@ -1,0 +1,38 @@
+"""OpenTelemetry instrumentation for the ``rerankers`` package's cross-encoder path.
+
+Usage::
+
+    import otel_rerank.auto
+    from rerankers import Reranker
+
+    ranker = Reranker("cross-encoder/ms-marco-MiniLM-L6-v2", model_type="cross-encoder")
+    ranker.rank(query, docs)                 # one span: "rerank ms-marco-MiniLM-L6-v2"
+
+``TransformerRanker.rank`` (what ``model_type="cross-encoder"`` builds) becomes a rerank
+span with the model name, candidate count, batch size, device, top score, whether the best
+candidate moved, and Kendall's tau between the given and the scored order. ``rerankers``
+returns every candidate ranked; a framework's top_n around it (``with_rerank_top_n``)
+is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from otel_rerank.instrumentation._base import RagInstrumentor, Target
+from otel_rerank.instrumentation.rerankers import _wrappers
+
+
+class RerankersInstrumentor(RagInstrumentor):
+    """Instruments ``rerankers``' ``TransformerRanker.rank`` (the cross-encoder path)."""
+
+    name = "rerankers"
+    package = "rerankers"
+    supported = "rerankers >= 0.6, < 1"
+
+    def targets(self) -> Sequence[Target]:
+        return (
+            Target(
+                "rerankers.models.transformer_ranker", "TransformerRanker", "rank", _wrappers.rank
+            ),
+        )

@@ -1,0 +1,107 @@
+"""The report on a framework app's spans tells the truth (issue 14).
+
+The LangChain app of ``test_framework_langchain`` with its start-up indexing call, its spans
+appended to an OTLP-JSON lines file as the embedded default does, then ``otel-rerank
+report``: with LangChain's entry points left uninstrumented (no request spans) the report
+says so in one line and prints no end-to-end row or verdict on it; instrumented, the
+indexing call is a background stage call that leaves the verdict as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("langchain_classic")
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+import otel_rerank
+from otel_rerank import instrumentation, report
+from otel_rerank._file_exporter import JsonLinesSpanExporter
+from otel_rerank.cli import main
+from otel_rerank.demo.llm_standin import LLMStandIn
+
+from . import _framework_app as app
+from ._framework_app import collect_framework_leftovers  # noqa: F401 (autouse)
+from .test_framework_langchain import build_chain
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:langchain_community.*"),
+    pytest.mark.filterwarnings("ignore:.*HuggingFaceEmbeddings.*"),
+    # ChatOpenAI caches its async HTTP client per base URL past the test's event loop.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[LLMStandIn]:
+    with LLMStandIn() as server:
+        yield server
+
+
+def _run_app(path: Path, libraries: list[str], model: Path, llm_url: str) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+    meters = MeterProvider()
+    otel_rerank.instrument(tracer_provider=provider, meter_provider=meters, libraries=libraries)
+    try:
+        chain, _ = build_chain(model, llm_url)  # indexes the corpus: a parentless encode
+        for question in app.QUERIES:
+            chain.invoke(question)
+    finally:
+        otel_rerank.uninstrument()
+        provider.shutdown()
+        meters.shutdown()
+
+
+def test_without_request_spans_the_report_says_so(
+    tmp_path: Path,
+    tiny_cross_encoder_path: Path,
+    llm_server: LLMStandIn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "traces.jsonl"
+    libraries = [n for n in instrumentation.INSTRUMENTORS if n != "langchain"]
+    _run_app(path, libraries, tiny_cross_encoder_path, llm_server.base_url)
+    assert main(["report", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not [line for line in lines if line.startswith("end-to-end")]
+    hints = [line for line in lines if line.startswith("no request spans")]
+    assert len(hints) == 1 and "otel_rerank.request" in hints[0]
+    verdict = next(line for line in lines if line.startswith("verdict:"))
+    assert "WITHIN" not in verdict and "OVER" not in verdict
+    rerank = next(line for line in lines if line.startswith("rerank "))
+    assert rerank.split()[1] == str(len(app.QUERIES))  # stage rows are still there
+
+
+def test_with_request_spans_an_indexing_call_leaves_the_verdict_alone(
+    tmp_path: Path,
+    tiny_cross_encoder_path: Path,
+    llm_server: LLMStandIn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "traces.jsonl"
+    _run_app(
+        path, list(instrumentation.INSTRUMENTORS), tiny_cross_encoder_path, llm_server.base_url
+    )
+    spans = report.load_spans(path)
+    table = report.stage_table(spans)
+    assert table.requests == len(app.QUERIES)
+    assert table.background == {"embeddings": 1}  # FAISS.from_texts at start-up
+    indexing = {s.trace_id for s in spans if s.parent_id is None and s.stage == "embeddings"}
+    without = report.stage_table([s for s in spans if s.trace_id not in indexing])
+    assert report.verdict(table, 1500) == report.verdict(without, 1500)
+    assert table.row("embeddings").count == len(app.QUERIES)  # type: ignore[union-attr]
+    shares = [row.share for row in table.rows]
+    assert sum(shares) + table.other_share == pytest.approx(1.0)  # type: ignore[arg-type, operator]
+    assert main(["report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(app.QUERIES)} request(s)" in out
+    assert "1 background stage call(s), not requests (1 embeddings)" in out
