@@ -175,7 +175,7 @@ def test_a_directory_that_is_not_a_model(
     _one_line_error(
         capsys,
         ["bench", "--model", str(tmp_path), "--queries", str(labelled_jsonl)],
-        "cannot load it offline",
+        f"cannot load a cross-encoder from {tmp_path}",
     )
 
 

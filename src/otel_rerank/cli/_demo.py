@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from otel_rerank.cli import UsageError
+from otel_rerank.cli import UsageError, check_output
 
 DEFAULT_QUERIES: Final = 20
 DEFAULT_OUT: Final = "otel-rerank-out"
@@ -92,6 +92,13 @@ def _check(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
+    if not args.prepare:
+        try:  # fail before the models load, not after the requests ran
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise UsageError(f"--out {args.out}: cannot create it ({reason})") from None
+        check_output("--out", str(out / TRACES_NAME))
     return out
 
 
@@ -180,16 +187,21 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = _check(args)
     _quiet_model_loading()
+    # Every optional dependency the demo needs, imported before any work: a missing one is
+    # one line naming the extra (see cli.main), not a traceback half-way through.
+    import faiss  # noqa: F401
+    import matplotlib  # noqa: F401
+    import openai  # noqa: F401
+    import sentence_transformers  # noqa: F401
     import torch
     from opentelemetry import trace
     from tqdm import tqdm
 
-    from otel_rerank import models, report
+    from otel_rerank import report
     from otel_rerank.demo.queries import DEMO_QUERIES
 
     if args.prepare:
         return _prepare(args, started)
-    out.mkdir(parents=True, exist_ok=True)
     traces_file = out / TRACES_NAME
     traces_file.unlink(missing_ok=True)
     provider = _setup_telemetry(traces_file)
@@ -209,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         f"({'built' if corpus.built else 'cached'} in {corpus.directory})\n"
         f"  embedder   {setup.embedder_name}\n"
         f"  reranker   {reranker}"
-        + (f" — {models.PROXY_NOTICE}" if setup.proxy else "")
+        + (f" — {setup.notice}" if setup.notice else "")
         + f"\n  LLM        local OpenAI-compatible stand-in at {setup.llm_base_url} "
         "(quotes the top passage)\n"
         f"  mode       {args.mode}, k={pipeline.k}, {args.queries} requests\n"
@@ -234,8 +246,8 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_table(table))
     print()
     print(_where_the_time_went(table, args.mode))
-    if setup.proxy:
-        print(f"note: {reranker} is an {models.PROXY_NOTICE}; pass --model PATH for a real one.")
+    if setup.notice:
+        print(f"note: {reranker}: {setup.notice}; pass --model PATH for a real cross-encoder.")
     waterfall = out / WATERFALL_NAME
     try:
         report.plot_waterfall(spans, waterfall, title="otel-rerank demo: the median request")

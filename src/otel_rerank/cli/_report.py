@@ -12,10 +12,9 @@ import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from otel_rerank.cli import UsageError
+from otel_rerank.cli import UsageError, check_budget, check_output
 
 if TYPE_CHECKING:
     from otel_rerank.report import SpanRecord, StageTable, Verdict
@@ -54,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     from otel_rerank import report
     from otel_rerank._file_exporter import default_traces_path
 
-    if args.budget_ms <= 0:
-        raise UsageError(f"--budget-ms must be positive, got {args.budget_ms:g}")
-    for output in (args.json, args.plot):
-        if output and not Path(output).resolve().parent.is_dir():
-            raise UsageError(f"cannot write {output}: no such directory")
+    check_budget("--budget-ms", args.budget_ms)
+    if args.json:
+        check_output("--json", args.json)
+    if args.plot:
+        check_output("--plot", args.plot, image=True)
     try:
         if args.jaeger:
             if args.file:
