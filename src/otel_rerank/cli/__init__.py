@@ -77,8 +77,8 @@ def missing_dependency(exc: ModuleNotFoundError, command: str) -> str | None:
     module = (exc.name or "").split(".")[0]
     if module == "torch":
         return (
-            "this command needs torch, which no extra installs (pip picks a multi-GB CUDA "
-            "build by default): pip install torch, the CPU wheel is enough (see the README)"
+            "this command needs torch, which no extra installs (a plain `pip install torch` "
+            "pulls GBs of CUDA): install its CPU wheel first, as the README shows"
         )
     if module not in _MODULE_EXTRAS:
         return None

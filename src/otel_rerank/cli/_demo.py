@@ -14,6 +14,8 @@ trace file holds requests only.
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import os
 import sys
 import time
@@ -86,9 +88,20 @@ def _check(args: argparse.Namespace) -> Path:
     if args.k > args.passages:
         raise UsageError(f"--k {args.k} is larger than the corpus (--passages {args.passages})")
     if args.model is not None:
-        model = Path(args.model)
-        if not (model / "config.json").is_file():
+        config = Path(args.model) / "config.json"
+        if not config.is_file():
             raise UsageError(f"no cross-encoder model at {args.model} (expected a config.json)")
+        # A broken config is caught here, before the telemetry and the corpus are set up;
+        # anything subtler is caught when the model loads.
+        try:
+            settings = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            reason = "not valid JSON" if isinstance(exc, (ValueError, RecursionError)) else exc
+            raise UsageError(
+                f"--model {args.model}: cannot read its config.json ({reason})"
+            ) from None
+        if not isinstance(settings, dict) or not settings:
+            raise UsageError(f"--model {args.model}: its config.json is not a model configuration")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
@@ -188,11 +201,10 @@ def run(args: argparse.Namespace) -> int:
     out = _check(args)
     _quiet_model_loading()
     # Every optional dependency the demo needs, imported before any work: a missing one is
-    # one line naming the extra (see cli.main), not a traceback half-way through.
-    import faiss  # noqa: F401
-    import matplotlib  # noqa: F401
-    import openai  # noqa: F401
-    import sentence_transformers  # noqa: F401
+    # one line naming the extra (see cli.main), not a traceback half-way through. torch
+    # first, since no extra installs it.
+    for module in ("torch", "faiss", "matplotlib", "openai", "sentence_transformers", "tqdm"):
+        importlib.import_module(module)
     import torch
     from opentelemetry import trace
     from tqdm import tqdm

@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if not spans:
         raise UsageError(f"no spans in {source}")
     table = report.stage_table(spans)
+    if not table.rows and table.end_to_end is None:
+        raise UsageError(
+            f"no request (root span) and no stage span among the {len(spans)} spans in {source}"
+        )
     result = report.verdict(table, args.budget_ms)
     print(f"spans: {len(spans)} from {source}")
     print(report.format_table(table))
