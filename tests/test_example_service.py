@@ -333,3 +333,30 @@ async def test_load_sends_a_bounded_number_of_requests_at_its_rate(
     trace_ids = {format(s.context.trace_id, "032x") for s in otel.spans() if s.name == "POST /ask"}
     assert summary.slowest[1] in trace_ids
     assert "3 sent, 3 ok, 0 failed" in summary.text()
+
+
+# -- examples/rag_service.py ---------------------------------------------------------------
+@pytest.mark.parametrize("config", ["", "{not json"])
+def test_service_with_a_broken_model_config_exits_2_in_one_line(
+    config: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        OTEL_RERANK_TRACES_FILE=str(tmp_path / "traces.jsonl"),
+        OTEL_RERANK_CACHE_DIR=os.environ.get("OTEL_RERANK_CACHE_DIR", ""),
+    )
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "rag_service.py"), "--model", str(model), "--port", "0"],
+        capture_output=True, text=True, timeout=300, check=False, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    err = done.stderr.strip()
+    assert err.startswith(f"rag_service: error: cannot load a cross-encoder from {model} (")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err

@@ -217,8 +217,10 @@ def _query_set(args: argparse.Namespace, max_k: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Handle ``otel-rerank bench``."""
     ks, batch_sizes = _check(args)
+    # A missing optional dependency is reported before any work (see cli.main).
+    import sentence_transformers  # noqa: F401
     import torch
-    from tqdm import tqdm  # a missing optional dependency is reported before any work
+    from tqdm import tqdm
 
     torch.set_num_threads(args.threads)
     query_set = _query_set(args, max(ks))

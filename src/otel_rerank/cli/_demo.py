@@ -102,6 +102,12 @@ def _check(args: argparse.Namespace) -> Path:
             ) from None
         if not isinstance(settings, dict) or not settings:
             raise UsageError(f"--model {args.model}: its config.json is not a model configuration")
+    from otel_rerank import models
+
+    try:  # the corpus and the proxy are cached there: a bad setting fails now, not later
+        models.cache_subdir()
+    except models.ModelUnavailableError as exc:
+        raise UsageError(str(exc)) from None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
@@ -198,13 +204,13 @@ def _prepare(args: argparse.Namespace, started: float) -> int:
 def run(args: argparse.Namespace) -> int:
     """The ``demo`` handler."""
     started = time.perf_counter()
-    out = _check(args)
     _quiet_model_loading()
     # Every optional dependency the demo needs, imported before any work: a missing one is
     # one line naming the extra (see cli.main), not a traceback half-way through. torch
     # first, since no extra installs it.
     for module in ("torch", "faiss", "matplotlib", "openai", "sentence_transformers", "tqdm"):
         importlib.import_module(module)
+    out = _check(args)
     import torch
     from opentelemetry import trace
     from tqdm import tqdm
