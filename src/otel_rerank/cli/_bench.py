@@ -12,6 +12,7 @@ embedding model given as ``--model``, whose scoring head is just as random).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -217,8 +218,10 @@ def _query_set(args: argparse.Namespace, max_k: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Handle ``otel-rerank bench``."""
     ks, batch_sizes = _check(args)
-    # A missing optional dependency is reported before any work (see cli.main).
-    import sentence_transformers  # noqa: F401
+    # A missing optional dependency is reported before any work (see cli.main); torch first,
+    # since no extra installs it (and sentence-transformers would pull its CUDA build).
+    for module in ("torch", "sentence_transformers", "tqdm"):
+        importlib.import_module(module)
     import torch
     from tqdm import tqdm
 
