@@ -5,7 +5,7 @@ The whole instrumentation is the first import below. It configures OpenTelemetry
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` to send them to a collector) and patches
 sentence-transformers, faiss and openai, so every request yields one trace::
 
-    POST /ask                          (rag_app.RootSpanMiddleware)
+    POST /ask                          (FastAPI's instrumentation, else rag_app.RootSpanMiddleware)
     ├── embeddings all-MiniLM-L6-v2    (SentenceTransformer.encode)
     ├── retrieval IndexFlatIP          (faiss search)
     ├── rerank <cross-encoder>         (ShadowReranker, per OTEL_RERANK_MODE)
@@ -15,7 +15,8 @@ sentence-transformers, faiss and openai, so every request yields one trace::
 reranking, ``shadow`` (the default) serves retrieval's order and reranks off the request
 path in a linked span, ``serve`` serves the reranked order. The LLM is the endpoint that
 ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` (and ``OPENAI_MODEL``) configure, or a loopback
-stand-in that quotes the top passage when neither is set.
+stand-in that quotes the top passage when neither is set. One server span per request,
+never two, also under ``opentelemetry-instrument``; ``GET /healthz`` is not traced.
 
 Try it::
 

@@ -107,8 +107,10 @@ def test_default_model_is_the_proxy_and_says_so(
     )  # fmt: skip
     assert status == 0
     captured = capsys.readouterr()
-    assert PROXY_NOTICE in captured.out
+    assert captured.out.count(PROXY_NOTICE) == 1  # said once, not once per section
+    assert PROXY_NOTICE not in captured.err
     assert "ms-marco-MiniLM-L-6-v2-proxy" in captured.out
+    assert "NOT meaningful" in captured.out.split("quality (")[1].splitlines()[0]
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -175,7 +177,7 @@ def test_a_directory_that_is_not_a_model(
     _one_line_error(
         capsys,
         ["bench", "--model", str(tmp_path), "--queries", str(labelled_jsonl)],
-        "cannot load it offline",
+        f"cannot load a cross-encoder from {tmp_path}",
     )
 
 
@@ -255,3 +257,138 @@ def test_unwritable_output_is_a_one_line_error(
          "--json", "/nonexistent-dir/out.json"],
         "cannot write /nonexistent-dir/out.json: no such directory",
     )  # fmt: skip
+
+
+# -- bad input found by the red team: one line, exit 2, and before any long work ----------
+def _never_runs(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("the benchmark started although its arguments were bad")
+
+
+@pytest.fixture
+def no_bench_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any model load or query-set build fails the test: bad input must be caught first."""
+    from otel_rerank.cli import _bench
+
+    monkeypatch.setattr(_bench, "load_cross_encoder", _never_runs)
+    monkeypatch.setattr(_bench, "_query_set", _never_runs)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--budget-ms", "nan"], "--budget-ms must be positive and finite, got nan"),
+        (["--budget-ms", "inf"], "--budget-ms must be positive and finite, got inf"),
+        (["--budget-ms=-inf"], "--budget-ms must be positive and finite, got -inf"),
+        (["--budget-ms", "0"], "--budget-ms must be positive and finite, got 0"),
+        (["--threads", "100000"], "--threads must be between 1 and"),
+        (["--threads", "0"], "--threads must be between 1 and"),
+        (["--k", "9" * 5000], "--k must be comma-separated integers"),
+        (["--plot", "out.xyz"], "--plot out.xyz: unknown image format '.xyz'"),
+        (["--plot", "/proc/self/x.png"], "cannot write /proc/self/x.png"),
+        (["--json", "/proc/self/x.json"], "cannot write /proc/self/x.json"),
+        (["--save-queries", "/proc/self/q.jsonl"], "cannot write /proc/self/q.jsonl"),
+    ],
+)
+def test_bad_input_fails_before_the_bench_runs(
+    extra: list[str],
+    message: str,
+    labelled_jsonl: Path,
+    no_bench_work: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _one_line_error(capsys, ["bench", "--queries", str(labelled_jsonl), *extra], message)
+
+
+def test_threads_bound_follows_the_cores(
+    labelled_jsonl: Path, no_bench_work: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from otel_rerank.cli._bench import max_threads
+
+    assert max_threads() == min(4 * (os.cpu_count() or 1), 256)
+    _one_line_error(
+        capsys,
+        ["bench", "--queries", str(labelled_jsonl), "--threads", str(max_threads() + 1)],
+        f"--threads must be between 1 and {max_threads()}",
+    )
+
+
+def test_deeply_nested_query_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(LABELLED[0]) + "\n" + "[" * 200_000 + "]" * 200_000 + "\n")
+    _one_line_error(
+        capsys, ["bench", "--queries", str(path)], f"{path}, line 2: JSON nested too deeply"
+    )
+
+
+@pytest.mark.parametrize("kind", ["proc", "file"])
+def test_an_unusable_cache_directory(
+    kind: str,
+    labelled_jsonl: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache = Path("/proc/x") if kind == "proc" else tmp_path / "a-file"
+    if kind == "file":
+        cache.write_text("not a directory")
+    monkeypatch.setenv("OTEL_RERANK_CACHE_DIR", str(cache))
+    # The proxy (no --model) and the bundled query set (no --queries) both live in the cache.
+    for argv in (["bench", "--queries", str(labelled_jsonl)], ["bench"]):
+        _one_line_error(capsys, argv, "set OTEL_RERANK_CACHE_DIR to a writable directory")
+
+
+def test_k_above_the_candidates_is_measured_at_the_real_count(
+    tiny_cross_encoder_path: Path,
+    labelled_jsonl: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "bench.json"
+    status = main(
+        ["bench", "--model", str(tiny_cross_encoder_path), "--queries", str(labelled_jsonl),
+         "--k", "2,100000", "--batch-size", "4", "--repeats", "1", "--warmup", "0",
+         "--budget-ms", "100000", "--json", str(out), "--no-progress"]
+    )  # fmt: skip
+    assert status == 0
+    stdout = capsys.readouterr().out
+    assert (
+        "note: k=100000 is more than the most candidates any query has (4): measured at k=4 "
+        "instead" in stdout
+    )
+    assert "verdict: up to k=4 candidates fit" in stdout
+    assert "k=100000 candidates" not in stdout
+    document = json.loads(out.read_text())
+    assert sorted({c["k"] for c in document["cells"]}) == [2, 4]
+    assert document["verdict"]["k"] == 4
+    for fit in document["fits"]:
+        assert fit["a_ms"] >= 0 and fit["b_ms_per_pair"] >= 0
+
+
+def test_an_embedding_model_as_model_says_its_quality_is_not_meaningful(
+    labelled_jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from otel_rerank.models import UNTRAINED_HEAD_NOTICE, embedding_model_path
+
+    status = main(
+        ["bench", "--model", str(embedding_model_path()), "--queries", str(labelled_jsonl),
+         "--k", "2", "--batch-size", "2", "--repeats", "1", "--warmup", "0", "--no-progress"]
+    )  # fmt: skip
+    assert status == 0
+    captured = capsys.readouterr()
+    assert captured.out.count(UNTRAINED_HEAD_NOTICE) == 1
+    quality = captured.out.split("quality (")[1].splitlines()[0]
+    assert "NOT meaningful" in quality
+
+
+def test_a_real_cross_encoder_has_no_notice(tiny_cross_encoder: object) -> None:
+    from otel_rerank.models import has_untrained_head
+
+    assert has_untrained_head(tiny_cross_encoder) is False
+
+
+def test_no_arguments_prints_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: otel-rerank")
+    for command in ("demo", "bench", "report"):
+        assert command in err

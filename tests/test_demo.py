@@ -139,6 +139,55 @@ def test_bad_input_is_one_line_and_exit_2(
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("", "cannot read its config.json (not valid JSON)"),
+        ("{not json", "cannot read its config.json (not valid JSON)"),
+        ("[" * 100_000, "cannot read its config.json (not valid JSON)"),
+        ("{}", "its config.json is not a model configuration"),
+        ("[1, 2]", "its config.json is not a model configuration"),
+    ],
+)
+def test_a_broken_model_config_is_one_line(
+    config: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config.json").write_text(config)
+    assert cli.main(["demo", "--model", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # nothing was set up
+
+
+def test_a_model_that_does_not_load_is_a_model_unavailable_error(tmp_path: Path) -> None:
+    # A valid config without weights gets past the CLI's check; the loader reports it.
+    from otel_rerank.demo import build_pipeline
+
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(models.ModelUnavailableError, match="cannot load a cross-encoder from"):
+        build_pipeline(cross_encoder=tmp_path, max_passages=10)
+
+
+@pytest.mark.parametrize("kind", ["proc", "file"])
+def test_an_unusable_cache_directory_is_one_line(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = Path("/proc/x") if kind == "proc" else tmp_path / "a-file"
+    if kind == "file":
+        cache.write_text("not a directory")
+    monkeypatch.setenv(models.CACHE_ENV, str(cache))
+    assert cli.main(["demo", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"cannot create the cache directory {cache}" in err
+
+
+def test_an_unwritable_out_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--out", "/proc/self/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out /proc/self/x: cannot create it" in err
+
+
 def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")

@@ -4,7 +4,10 @@ The app is built around a small real pipeline — all-MiniLM-L6-v2, a faiss inde
 standard-library passages, the loopback LLM stand-in through the real openai client — and
 an in-memory SDK. The reranker is a scorer that reverses retrieval's order, so what
 ``OTEL_RERANK_MODE`` serves is visible in the response: retrieval's order for ``off`` and
-``shadow``, the reversed one for ``serve``.
+``shadow``, the reversed one for ``serve``. Every trace test runs twice: with the server
+span made by FastAPI's own instrumentation and by the example's ``RootSpanMiddleware``;
+one more runs the app under a globally instrumented FastAPI, as ``opentelemetry-instrument``
+leaves it.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
 
-from otel_rerank import ShadowReranker, semconv
+from otel_rerank import ShadowReranker, report, semconv
+from otel_rerank._file_exporter import JsonLinesSpanExporter
 from otel_rerank.demo import LLMStandIn, Passage, RagPipeline, build_passages, flat_index
 from otel_rerank.demo.llm_standin import MODEL
 
@@ -86,11 +91,27 @@ def _serve_unless_a_test_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("OTEL_RERANK_MODE", "serve")
 
 
-@pytest.fixture
-def client(pipeline: RagPipeline, otel: Any) -> Iterator[TestClient]:
-    app = rag_app.create_app(pipeline, tracer_provider=otel.tracer_provider)
+@pytest.fixture(params=[True, False], ids=["fastapi-instrumentation", "root-span-middleware"])
+def client(
+    pipeline: RagPipeline, otel: Any, request: pytest.FixtureRequest
+) -> Iterator[TestClient]:
+    app = rag_app.create_app(
+        pipeline, tracer_provider=otel.tracer_provider, fastapi_instrumentation=request.param
+    )
     with TestClient(app) as test_client:
         yield test_client
+
+
+def _status_code(span: ReadableSpan) -> Any:
+    # FastAPI's instrumentation writes the older `http.status_code` unless the stable HTTP
+    # conventions are opted into (OTEL_SEMCONV_STABILITY_OPT_IN=http); the middleware, the
+    # stable name.
+    attributes = span.attributes or {}
+    return attributes.get("http.response.status_code", attributes.get("http.status_code"))
+
+
+def _server_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    return [s for s in spans if s.kind == SpanKind.SERVER]
 
 
 def _retrieved_ids(pipeline: RagPipeline) -> list[int]:
@@ -123,7 +144,8 @@ def test_answer_passages_and_trace_id_come_back(client: TestClient, otel: Any) -
     spans = otel.spans()
     root = _root(spans, trace_id)
     assert root.name == "POST /ask"
-    assert (root.attributes or {})["http.response.status_code"] == 200
+    assert _status_code(root) == 200
+    assert _server_spans(spans) == [root]  # one server span per request, never two
 
 
 @pytest.mark.parametrize("mode", ["off", "shadow", "serve"])
@@ -197,7 +219,7 @@ def test_a_rejected_request_still_gets_a_root_span(client: TestClient, otel: Any
     assert response.status_code == 422
     assert unknown.status_code == 404
     by_name = {s.name: s for s in otel.spans()}
-    assert (by_name["POST /ask"].attributes or {})["http.response.status_code"] == 422
+    assert _status_code(by_name["POST /ask"]) == 422
     assert "GET" in by_name  # an unknown path is not put in the span name
     assert not [s for s in otel.spans() if _stage(s)]  # no pipeline stage ran
 
@@ -205,6 +227,69 @@ def test_a_rejected_request_still_gets_a_root_span(client: TestClient, otel: Any
 def test_health_checks_are_not_traced(client: TestClient, otel: Any) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert otel.spans() == []
+
+
+def test_the_report_counts_each_request_once(
+    client: TestClient, otel: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_RERANK_MODE", "off")
+    for i in range(7):
+        assert client.post("/ask", json={"query": QUERY}).status_code == 200
+        if i % 2 == 0:
+            assert client.get("/healthz").status_code == 200
+    traces = tmp_path / "traces.jsonl"
+    JsonLinesSpanExporter(traces).export(otel.spans())
+
+    table = report.stage_table(report.load_spans(traces))
+
+    assert table.requests == 7
+    assert table.end_to_end is not None and table.end_to_end.count == 7
+    assert {row.stage: row.count for row in table.rows} == {
+        "embeddings": 7,
+        "retrieval": 7,
+        "chat": 7,
+    }
+
+
+@pytest.mark.parametrize("fastapi_instrumentation", [True, False])
+def test_under_opentelemetry_instrument_still_one_server_span(
+    pipeline: RagPipeline,
+    otel: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    fastapi_instrumentation: bool,
+) -> None:
+    # What `opentelemetry-instrument python examples/rag_service.py` does before the app
+    # exists: every FastAPI app is instrumented at construction, health checks included.
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    monkeypatch.setenv("OTEL_RERANK_MODE", "serve")
+    instrumentor = FastAPIInstrumentor()
+    instrumentor.instrument(tracer_provider=otel.tracer_provider)
+    try:
+        app = rag_app.create_app(
+            pipeline,
+            tracer_provider=otel.tracer_provider,
+            fastapi_instrumentation=fastapi_instrumentation,
+        )
+        with TestClient(app) as test_client:
+            body = test_client.post("/ask", json={"query": QUERY}).json()
+            healthy = test_client.get("/healthz").status_code == 200
+    finally:
+        instrumentor.uninstrument()
+
+    assert healthy
+    spans = otel.spans()
+    servers = _server_spans(spans)
+    assert [s.name for s in servers] == ["POST /ask"]
+    root = _root(spans, body["trace_id"])
+    assert servers == [root]
+    stages = [s for s in spans if _stage(s)]
+    assert sorted(_stage(s) for s in stages) == sorted(STAGES)
+    for span in stages:
+        assert span.parent is not None
+        assert span.parent.span_id == root.context.span_id
+    if fastapi_instrumentation:  # re-instrumented with the health check left out
+        assert not [s for s in spans if "healthz" in s.name]
 
 
 # -- examples/load.py ----------------------------------------------------------------------
@@ -248,3 +333,30 @@ async def test_load_sends_a_bounded_number_of_requests_at_its_rate(
     trace_ids = {format(s.context.trace_id, "032x") for s in otel.spans() if s.name == "POST /ask"}
     assert summary.slowest[1] in trace_ids
     assert "3 sent, 3 ok, 0 failed" in summary.text()
+
+
+# -- examples/rag_service.py ---------------------------------------------------------------
+@pytest.mark.parametrize("config", ["", "{not json"])
+def test_service_with_a_broken_model_config_exits_2_in_one_line(
+    config: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        OTEL_RERANK_TRACES_FILE=str(tmp_path / "traces.jsonl"),
+        OTEL_RERANK_CACHE_DIR=os.environ.get("OTEL_RERANK_CACHE_DIR", ""),
+    )
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "rag_service.py"), "--model", str(model), "--port", "0"],
+        capture_output=True, text=True, timeout=300, check=False, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    err = done.stderr.strip()
+    assert err.startswith(f"rag_service: error: cannot load a cross-encoder from {model} (")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err

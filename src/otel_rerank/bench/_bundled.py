@@ -150,13 +150,21 @@ def cache_path() -> Path:
 
 
 def bundled_query_set() -> QuerySet:
-    """The bundled set, from the cache or built now (one to two minutes on a CPU)."""
+    """The bundled set, from the cache or built now (one to two minutes on a CPU).
+
+    Raises:
+        otel_rerank.models.ModelUnavailableError: the cache directory cannot be written
+            (checked before the build, not after it).
+    """
+    from otel_rerank.models import CACHE_ENV, ModelUnavailableError, cache_subdir
+
     path = cache_path()
     if path.is_file():
         cached = load_jsonl(path)
         return QuerySet(
             NAME, description(len(cached.queries), cached.max_candidates), cached.queries
         )
+    cache_subdir(path.parent.name)
     from sentence_transformers import SentenceTransformer
 
     from otel_rerank.models import embedding_model_path
@@ -167,5 +175,11 @@ def bundled_query_set() -> QuerySet:
         return model.encode(list(texts), batch_size=64, normalize_embeddings=True)
 
     query_set = build(embed)
-    query_set.to_jsonl(path)
+    try:
+        query_set.to_jsonl(path)
+    except OSError as exc:
+        raise ModelUnavailableError(
+            f"cannot write the bundled query set to {path} ({exc.strerror or exc}); "
+            f"set {CACHE_ENV} to a writable directory"
+        ) from None
     return query_set

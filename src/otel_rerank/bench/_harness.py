@@ -10,9 +10,13 @@ measures it). When an OpenTelemetry SDK is configured and sentence-transformers 
 instrumented, each timed call is also a rerank span.
 
 Percentiles: linear interpolation between closest ranks (numpy's default, type 7). The
-cost line latency ≈ a + b·k is an ordinary least-squares fit over every sample of a batch
-size, with k the number of pairs actually scored. Quality is judged once per k from the
-first timed pass (batch size does not change scores beyond float noise).
+cost line latency ≈ a + b·k is a least-squares fit over every sample of a batch size, with
+k the number of pairs actually scored, constrained to a ≥ 0 and b ≥ 0 (a fixed cost or a
+cost per candidate below zero is noise, and a line with one would promise impossible
+latencies at small k). Quality is judged once per k from the first timed pass (batch size
+does not change scores beyond float noise). A k above the most candidates any query has
+would measure the same calls as that count under a larger label, so it is measured (and
+reported) at that count, with a note saying so.
 """
 
 from __future__ import annotations
@@ -141,6 +145,7 @@ class BenchResult:
     percentile_method: str = PERCENTILE_METHOD
     notice: str | None = None
     samples_ms: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def cell(self, k: int, batch_size: int) -> Cell:
         """The cell of ``(k, batch_size)``."""
@@ -164,6 +169,7 @@ class BenchResult:
             "quality": [asdict(q) for q in self.quality],
             "fits": [asdict(f) for f in self.fits],
             "verdict": asdict(self.verdict) if self.verdict else None,
+            "notes": list(self.notes),
         }
         if self.verdict is not None:
             out["verdict"]["text"] = self.verdict.text()
@@ -172,8 +178,16 @@ class BenchResult:
         return out
 
 
-def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float | None]:
-    """Ordinary least squares y ≈ a + b·x; returns (a, b, r²).
+def fit_line(
+    xs: Sequence[float], ys: Sequence[float], *, nonnegative: bool = False
+) -> tuple[float, float, float | None]:
+    """Least squares y ≈ a + b·x; returns (a, b, r²).
+
+    With ``nonnegative``, the fit is constrained to a ≥ 0 and b ≥ 0 (non-negative least
+    squares in two unknowns): when the unconstrained line has a negative intercept it is
+    refitted through the origin, when it has a negative slope it becomes the flat line at
+    the mean, whichever feasible line has the smaller squared error. r² is that line's
+    (it can be below 0 when the constraint costs more than the mean would).
 
     Raises:
         ValueError: fewer than two distinct x values.
@@ -189,12 +203,17 @@ def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, fl
     sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
     b = sxy / sxx
     a = mean_y - b * mean_x
+
+    def squared_error(a: float, b: float) -> float:
+        return sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True))
+
+    if nonnegative and (a < 0 or b < 0):
+        x2 = sum(x * x for x in xs)
+        through_origin = max(sum(x * y for x, y in zip(xs, ys, strict=True)) / x2, 0.0)
+        feasible = [(0.0, through_origin), (max(mean_y, 0.0), 0.0)]
+        a, b = min(feasible, key=lambda line: squared_error(*line))
     syy = sum((y - mean_y) ** 2 for y in ys)
-    r2 = (
-        None
-        if syy == 0
-        else 1 - sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True)) / syy
-    )
+    r2 = None if syy == 0 else 1 - squared_error(a, b) / syy
     return a, b, r2
 
 
@@ -274,6 +293,7 @@ def run_bench(
             raise ValueError(f"every {name} must be a positive integer")
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be ≥ 1 and warmup ≥ 0")
+    ks, notes = clip_ks(ks, query_set.max_candidates)
     tick = progress or (lambda _n: None)
     labelled = query_set.labelled
     cells: list[Cell] = []
@@ -308,7 +328,7 @@ def run_bench(
     fits = []
     for batch_size, (xs, ys) in by_batch.items():
         try:
-            a, b, r2 = fit_line(xs, ys)
+            a, b, r2 = fit_line(xs, ys, nonnegative=True)
         except ValueError:
             continue  # one k only: no line
         batch_cells = [c for c in cells if c.batch_size == batch_size]
@@ -316,7 +336,9 @@ def run_bench(
         b95: float | None
         try:
             a95, b95, _ = fit_line(
-                [c.pairs_per_call for c in batch_cells], [c.p95_ms for c in batch_cells]
+                [c.pairs_per_call for c in batch_cells],
+                [c.p95_ms for c in batch_cells],
+                nonnegative=True,
             )
         except ValueError:  # every k gave the same number of pairs
             a95 = b95 = None
@@ -347,7 +369,26 @@ def run_bench(
         verdict=bench_verdict(cells, fits, budget_ms) if budget_ms is not None else None,
         notice=notice,
         samples_ms=samples_ms,
+        notes=notes,
     )
+
+
+def clip_ks(ks: Sequence[int], max_candidates: int) -> tuple[list[int], list[str]]:
+    """The k values to measure, none above ``max_candidates``, and a note for each clipped.
+
+    Scoring "the first 100,000 candidates" of queries that have 4 is scoring 4: measured
+    under the larger label, the verdict would claim a k that was never run.
+    """
+    too_large = sorted({k for k in ks if k > max_candidates})
+    if not too_large:
+        return sorted(set(ks)), []
+    kept = sorted({min(k, max_candidates) for k in ks})
+    asked = ", ".join(str(k) for k in too_large)
+    note = (
+        f"k={asked} is more than the most candidates any query has ({max_candidates}): "
+        f"measured at k={max_candidates} instead"
+    )
+    return kept, [note]
 
 
 def _scores(result: Any, expected: int) -> list[float]:
@@ -362,6 +403,7 @@ def format_result(result: BenchResult) -> str:
     lines = [f"model: {result.model}"]
     if result.notice:
         lines.append(f"NOTE: {result.notice}")
+    lines.extend(f"note: {note}" for note in result.notes)
     lines.append(f"query set: {result.query_set_description}")
     lines.append(
         f"settings: repeats={result.settings['repeats']} warmup={result.settings['warmup']} "
@@ -391,7 +433,8 @@ def format_result(result: BenchResult) -> str:
     lines.append(f"percentiles: {result.percentile_method}")
     if result.quality:
         lines.append("")
-        lines.append("quality (original first-stage order → reranked), labelled queries:")
+        meaning = " (NOT meaningful for this model: see the NOTE above)" if result.notice else ""
+        lines.append(f"quality (original first-stage order → reranked), labelled queries{meaning}:")
         q_header = ("k", "queries", "top-1", "lift", "NDCG@5", "lift", "MRR@10", "lift")
         q_rows = [
             (
@@ -407,11 +450,9 @@ def format_result(result: BenchResult) -> str:
             for q in result.quality
         ]
         lines.extend(_table(q_header, q_rows))
-        if result.notice:
-            lines.append(f"(quality numbers: {result.notice})")
     if result.fits:
         lines.append("")
-        lines.append("cost line (least squares over every sample): latency ≈ a + b·k")
+        lines.append("cost line (least squares over every sample, a and b ≥ 0): latency ≈ a + b·k")
         for f in result.fits:
             r2 = "n/a" if f.r2 is None else f"{f.r2:.3f}"
             p95 = ""

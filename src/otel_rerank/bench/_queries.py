@@ -112,6 +112,8 @@ def load_jsonl(
             queries.append(_parse_query(json.loads(line)))
         except json.JSONDecodeError as exc:
             raise QuerySetError(f"{file}, line {number}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise QuerySetError(f"{file}, line {number}: JSON nested too deeply") from None
         except (TypeError, ValueError, KeyError) as exc:
             raise QuerySetError(f"{file}, line {number}: {exc}") from None
     if not queries:

@@ -5,19 +5,21 @@ nothing is downloaded), sweeps candidate count k and batch size over a query set
 prints the latency table, the quality lift over the first-stage order (with labels), the
 fitted cost line and the verdict against a p95 budget; ``--json`` and ``--plot`` write
 the same as a document and a PNG. With no ``--model`` the ms-marco-MiniLM-L-6-v2-shaped
-proxy is used, whose quality numbers mean nothing (the output says so).
+proxy is used, whose quality numbers mean nothing (the output says so, as it does for an
+embedding model given as ``--model``, whose scoring head is just as random).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from otel_rerank.cli import UsageError
+from otel_rerank.cli import UsageError, check_budget, check_output
 
 _DEFAULT_K = "5,10,20,50,100"
 # Any of these means the user asked for spans somewhere.
@@ -28,6 +30,9 @@ _TRACING_ENV = (
     "OTEL_RERANK_TRACES_FILE",
 )
 _DEFAULT_BATCH = "8,16,32,64"
+#: More torch threads than this is no benchmark of anything (and 100,000 crashed OpenBLAS).
+_MAX_THREADS_PER_CORE = 4
+_MAX_THREADS = 256
 
 
 def add_parser(subparsers: Any) -> None:
@@ -78,7 +83,11 @@ def add_parser(subparsers: Any) -> None:
         help="use the first N queries (default: all; 40 for --trec)",
     )
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (default 1: per-request latency)"
+        "--threads",
+        type=int,
+        default=1,
+        help=f"torch CPU threads (default 1: per-request latency; at most "
+        f"{_MAX_THREADS_PER_CORE} per CPU core)",
     )
     parser.add_argument("--json", metavar="OUT", help="write the result as JSON")
     parser.add_argument("--plot", metavar="OUT.png", help="write latency percentiles vs k")
@@ -97,12 +106,17 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def max_threads() -> int:
+    """The largest ``--threads`` accepted on this machine."""
+    return min(_MAX_THREADS_PER_CORE * (os.cpu_count() or 1), _MAX_THREADS)
+
+
 def _int_list(text: str, what: str) -> list[int]:
     values = []
     for part in text.split(","):
         try:
             value = int(part.strip())
-        except ValueError:
+        except ValueError:  # also a number of more than 4300 digits
             raise UsageError(f"{what} must be comma-separated integers, got {text!r}") from None
         if value <= 0:
             raise UsageError(f"{what} must be positive, got {value}")
@@ -113,22 +127,27 @@ def _int_list(text: str, what: str) -> list[int]:
 def _check(args: argparse.Namespace) -> tuple[list[int], list[int]]:
     ks = _int_list(args.k, "--k")
     batch_sizes = _int_list(args.batch_size, "--batch-size")
-    if args.budget_ms <= 0:
-        raise UsageError(f"--budget-ms must be positive, got {args.budget_ms:g}")
+    check_budget("--budget-ms", args.budget_ms)
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
     if args.warmup < 0:
         raise UsageError(f"--warmup must not be negative, got {args.warmup}")
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if not 1 <= args.threads <= max_threads():
+        raise UsageError(
+            f"--threads must be between 1 and {max_threads()} ({_MAX_THREADS_PER_CORE} per "
+            f"CPU core, at most {_MAX_THREADS}), got {args.threads}"
+        )
     if args.max_queries is not None and args.max_queries < 1:
         raise UsageError(f"--max-queries must be at least 1, got {args.max_queries}")
     if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
         raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
-    for output in (args.json, args.plot, args.save_queries):
-        # Fail before a long run, not after it.
-        if output and not Path(output).resolve().parent.is_dir():
-            raise UsageError(f"cannot write {output}: no such directory")
+    # Fail before a long run, not after it.
+    if args.json:
+        check_output("--json", args.json)
+    if args.save_queries:
+        check_output("--save-queries", args.save_queries)
+    if args.plot:
+        check_output("--plot", args.plot, image=True)
     if args.queries and not Path(args.queries).is_file():
         raise UsageError(f"no such file: {args.queries}")
     if args.trec and not Path(args.trec).is_dir():
@@ -136,8 +155,13 @@ def _check(args: argparse.Namespace) -> tuple[list[int], list[int]]:
     return ks, batch_sizes
 
 
-def load_cross_encoder(name: str | None, device: str) -> tuple[Any, str, bool]:
-    """The CrossEncoder to benchmark, its display name and whether it is the proxy."""
+def load_cross_encoder(name: str | None, device: str) -> tuple[Any, str, str | None]:
+    """The CrossEncoder to benchmark, its display name and the notice its numbers need.
+
+    The notice is :data:`~otel_rerank.models.PROXY_NOTICE` for the proxy,
+    :data:`~otel_rerank.models.UNTRAINED_HEAD_NOTICE` for a checkpoint without a trained
+    scoring head (an embedding model), else ``None``.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from otel_rerank import models
     from otel_rerank.instrumentation._common import model_name_from_path
@@ -147,37 +171,29 @@ def load_cross_encoder(name: str | None, device: str) -> tuple[Any, str, bool]:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available")
-    if name is None:
-        try:
-            path = models.proxy_cross_encoder_path()
-        except models.ModelUnavailableError as exc:
-            raise UsageError(str(exc)) from None
-        name = str(path)
-    local = Path(name).expanduser()
-    looks_like_path = local.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
-    if looks_like_path and not local.is_dir():
-        raise UsageError(f"unknown model: no model directory at {name}")
-    from sentence_transformers import CrossEncoder
-
-    try:  # the model loader's own progress bar is noise in a benchmark's output
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
-        pass
     try:
-        if looks_like_path:
-            model = CrossEncoder(str(local), device=device)
-        else:
-            model = CrossEncoder(name, device=device, local_files_only=True)
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"unknown model {name!r}: cannot load it offline ({reason})") from None
-    return model, model_name_from_path(name), models.is_proxy(local) if looks_like_path else False
+        if name is None:
+            name = str(models.proxy_cross_encoder_path())
+        try:  # the model loader's own progress bar is noise in a benchmark's output
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+            pass
+        model = models.load_cross_encoder(name, device=device)
+    except models.ModelUnavailableError as exc:
+        raise UsageError(str(exc)) from None
+    notice = None
+    if Path(name).expanduser().is_dir() and models.is_proxy(Path(name).expanduser()):
+        notice = models.PROXY_NOTICE
+    elif models.has_untrained_head(model):
+        notice = models.UNTRAINED_HEAD_NOTICE
+    return model, model_name_from_path(name), notice
 
 
 def _query_set(args: argparse.Namespace, max_k: int) -> Any:
     from otel_rerank import bench
+    from otel_rerank.models import ModelUnavailableError
 
     try:
         if args.queries:
@@ -195,18 +211,23 @@ def _query_set(args: argparse.Namespace, max_k: int) -> Any:
             limit = args.max_queries if args.max_queries is not None else 40
             return bench.trec_query_set(args.trec, max_k, embed, max_queries=limit)
         return bench.bundled_query_set().head(args.max_queries)
-    except bench.QuerySetError as exc:
+    except (bench.QuerySetError, ModelUnavailableError) as exc:
         raise UsageError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``otel-rerank bench``."""
     ks, batch_sizes = _check(args)
+    # A missing optional dependency is reported before any work (see cli.main); torch first,
+    # since no extra installs it (and sentence-transformers would pull its CUDA build).
+    for module in ("torch", "sentence_transformers", "tqdm"):
+        importlib.import_module(module)
     import torch
+    from tqdm import tqdm
 
     torch.set_num_threads(args.threads)
     query_set = _query_set(args, max(ks))
-    model, name, proxy = load_cross_encoder(args.model, args.device)
+    model, name, notice = load_cross_encoder(args.model, args.device)
 
     import otel_rerank
     from otel_rerank import bench
@@ -228,9 +249,9 @@ def run(args: argparse.Namespace) -> int:
     was_instrumented = "sentence_transformers" in otel_rerank.instrumented_libraries()
     if not was_instrumented:
         otel_rerank.instrument(libraries=["sentence_transformers"])
-    total = len(ks) * len(batch_sizes) * (args.warmup + args.repeats * len(query_set.queries))
-    from tqdm import tqdm
-
+    measured, _notes = bench.clip_ks(ks, query_set.max_candidates)
+    calls_per_cell = args.warmup + args.repeats * len(query_set.queries)
+    total = len(measured) * len(batch_sizes) * calls_per_cell
     bar = tqdm(
         total=total,
         desc="bench",
@@ -238,14 +259,11 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         disable=True if args.no_progress else None,
     )
-    notice = PROXY_NOTICE if proxy else None
-    if notice:
-        print(f"NOTE: {notice}", file=sys.stderr)
     try:
         result = bench.run_bench(
             model, query_set, ks, batch_sizes,
             repeats=args.repeats, warmup=args.warmup, budget_ms=args.budget_ms,
-            model_name=name, proxy=proxy, notice=notice, progress=bar.update,
+            model_name=name, proxy=notice == PROXY_NOTICE, notice=notice, progress=bar.update,
             settings={"device": args.device, "threads": args.threads},
         )  # fmt: skip
     except ValueError as exc:

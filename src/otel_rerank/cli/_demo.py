@@ -14,13 +14,15 @@ trace file holds requests only.
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Final
 
-from otel_rerank.cli import UsageError
+from otel_rerank.cli import UsageError, check_output
 
 DEFAULT_QUERIES: Final = 20
 DEFAULT_OUT: Final = "otel-rerank-out"
@@ -86,12 +88,36 @@ def _check(args: argparse.Namespace) -> Path:
     if args.k > args.passages:
         raise UsageError(f"--k {args.k} is larger than the corpus (--passages {args.passages})")
     if args.model is not None:
-        model = Path(args.model)
-        if not (model / "config.json").is_file():
+        config = Path(args.model) / "config.json"
+        if not config.is_file():
             raise UsageError(f"no cross-encoder model at {args.model} (expected a config.json)")
+        # A broken config is caught here, before the telemetry and the corpus are set up;
+        # anything subtler is caught when the model loads.
+        try:
+            settings = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            reason = "not valid JSON" if isinstance(exc, (ValueError, RecursionError)) else exc
+            raise UsageError(
+                f"--model {args.model}: cannot read its config.json ({reason})"
+            ) from None
+        if not isinstance(settings, dict) or not settings:
+            raise UsageError(f"--model {args.model}: its config.json is not a model configuration")
+    from otel_rerank import models
+
+    try:  # the corpus and the proxy are cached there: a bad setting fails now, not later
+        models.cache_subdir()
+    except models.ModelUnavailableError as exc:
+        raise UsageError(str(exc)) from None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
+    if not args.prepare:
+        try:  # fail before the models load, not after the requests ran
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise UsageError(f"--out {args.out}: cannot create it ({reason})") from None
+        check_output("--out", str(out / TRACES_NAME))
     return out
 
 
@@ -178,18 +204,22 @@ def _prepare(args: argparse.Namespace, started: float) -> int:
 def run(args: argparse.Namespace) -> int:
     """The ``demo`` handler."""
     started = time.perf_counter()
-    out = _check(args)
     _quiet_model_loading()
+    # Every optional dependency the demo needs, imported before any work: a missing one is
+    # one line naming the extra (see cli.main), not a traceback half-way through. torch
+    # first, since no extra installs it.
+    for module in ("torch", "faiss", "matplotlib", "openai", "sentence_transformers", "tqdm"):
+        importlib.import_module(module)
+    out = _check(args)
     import torch
     from opentelemetry import trace
     from tqdm import tqdm
 
-    from otel_rerank import models, report
+    from otel_rerank import report
     from otel_rerank.demo.queries import DEMO_QUERIES
 
     if args.prepare:
         return _prepare(args, started)
-    out.mkdir(parents=True, exist_ok=True)
     traces_file = out / TRACES_NAME
     traces_file.unlink(missing_ok=True)
     provider = _setup_telemetry(traces_file)
@@ -209,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         f"({'built' if corpus.built else 'cached'} in {corpus.directory})\n"
         f"  embedder   {setup.embedder_name}\n"
         f"  reranker   {reranker}"
-        + (f" — {models.PROXY_NOTICE}" if setup.proxy else "")
+        + (f" — {setup.notice}" if setup.notice else "")
         + f"\n  LLM        local OpenAI-compatible stand-in at {setup.llm_base_url} "
         "(quotes the top passage)\n"
         f"  mode       {args.mode}, k={pipeline.k}, {args.queries} requests\n"
@@ -234,8 +264,8 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_table(table))
     print()
     print(_where_the_time_went(table, args.mode))
-    if setup.proxy:
-        print(f"note: {reranker} is an {models.PROXY_NOTICE}; pass --model PATH for a real one.")
+    if setup.notice:
+        print(f"note: {reranker}: {setup.notice}; pass --model PATH for a real cross-encoder.")
     waterfall = out / WATERFALL_NAME
     try:
         report.plot_waterfall(spans, waterfall, title="otel-rerank demo: the median request")

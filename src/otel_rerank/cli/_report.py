@@ -17,10 +17,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from otel_rerank.cli import UsageError
+from otel_rerank.cli import UsageError, check_budget, check_output
 
 if TYPE_CHECKING:
     from otel_rerank.report import Lift, SpanRecord, StageTable, Verdict
@@ -65,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
     from otel_rerank import report
     from otel_rerank._file_exporter import default_traces_path
 
-    if args.budget_ms <= 0:
-        raise UsageError(f"--budget-ms must be positive, got {args.budget_ms:g}")
+    check_budget("--budget-ms", args.budget_ms)
     since_ns = parse_since(args.since) if args.since else None
-    for output in (args.json, args.plot):
-        if output and not Path(output).resolve().parent.is_dir():
-            raise UsageError(f"cannot write {output}: no such directory")
+    if args.json:
+        check_output("--json", args.json)
+    if args.plot:
+        check_output("--plot", args.plot, image=True)
     try:
         if args.jaeger:
             if args.file:
@@ -96,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         if not spans:
             raise UsageError(f"no traces in {source} started since {args.since}")
     table = report.stage_table(spans)
+    if not table.rows and table.end_to_end is None:
+        raise UsageError(
+            f"no request (root span) and no stage span among the {len(spans)} spans in {source}"
+        )
     result = report.verdict(table, args.budget_ms)
     print(f"spans: {len(spans)} from {source}")
     print(report.format_table(table))

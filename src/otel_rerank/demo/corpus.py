@@ -208,8 +208,14 @@ def corpus_dir(max_passages: int, max_words: int = _DEFAULT_MAX_WORDS) -> Path:
 
 def _write_atomically(path: Path, write: Any) -> None:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    tmp.replace(path)
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        raise models.ModelUnavailableError(
+            f"cannot write the corpus cache {path} ({exc.strerror or exc}); "
+            f"set {models.CACHE_ENV} to a writable directory"
+        ) from None
 
 
 def load_corpus(
@@ -233,8 +239,7 @@ def load_corpus(
     import numpy as np
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-    directory = corpus_dir(max_passages, max_words)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = models.cache_subdir("demo-corpus", _cache_key(max_passages, max_words))
     passages_file = directory / "passages.jsonl"
     built = False
     if passages_file.is_file():

@@ -203,6 +203,9 @@ class Setup:
     cross_encoder_path: Path
     proxy: bool
     llm_base_url: str
+    #: What the reranker's scores need said with them (the proxy's, or an embedding
+    #: model's untrained head): ``None`` for a real cross-encoder.
+    notice: str | None = None
 
 
 def build_pipeline(
@@ -233,17 +236,19 @@ def build_pipeline(
         progress: show a progress bar while the corpus is embedded (first run only).
 
     Raises:
-        otel_rerank.models.ModelUnavailableError: a model cannot be found offline.
+        otel_rerank.models.ModelUnavailableError: a model cannot be found or loaded offline
+            (a directory without a ``config.json``, or with a broken one), or the cache
+            directory cannot be written.
     """
     from opentelemetry.instrumentation.utils import suppress_instrumentation
-    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from sentence_transformers import SentenceTransformer
 
     embedder_path = models.embedding_model_path()
     ce_path = Path(cross_encoder) if cross_encoder else models.proxy_cross_encoder_path()
     if not (ce_path / "config.json").is_file():
         raise models.ModelUnavailableError(f"no cross-encoder model in {ce_path}")
+    ranker = models.load_cross_encoder(ce_path)
     embedder = SentenceTransformer(str(embedder_path))
-    ranker = CrossEncoder(str(ce_path))
     corpus = load_corpus(embedder, EMBEDDER_NAME, max_passages=max_passages, progress=progress)
     client, llm_model, standin = openai_client_from_env() if use_env_llm else standin_client()
     reranker: ShadowReranker[Passage] = ShadowReranker(
@@ -270,5 +275,10 @@ def build_pipeline(
         cross_encoder_path=ce_path,
         proxy=models.is_proxy(ce_path),
         llm_base_url=str(client.base_url).rstrip("/"),
+        notice=models.PROXY_NOTICE
+        if models.is_proxy(ce_path)
+        else models.UNTRAINED_HEAD_NOTICE
+        if models.has_untrained_head(ranker)
+        else None,
     )
     return pipeline, setup

@@ -11,7 +11,9 @@ the waterfall need.
 
 from __future__ import annotations
 
+import http.client
 import json
+import math
 import os
 import urllib.error
 import urllib.parse
@@ -22,6 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from otel_rerank import semconv
+
+#: Timestamps are unsigned 64-bit nanoseconds (OTLP's ``fixed64``); anything outside is
+#: malformed, not a date 10^390 years away whose arithmetic overflows later.
+_MAX_NS = 2**64
+#: What any reader here catches from a span of the wrong shape: a wrong type, a missing
+#: key, a number that does not convert (``1e400``, ``Infinity``), nesting past the stack.
+_MALFORMED = (AttributeError, KeyError, TypeError, ValueError, ArithmeticError, RecursionError)
 
 
 class TraceFileError(ValueError):
@@ -97,6 +106,8 @@ def load_spans(path: str | os.PathLike[str]) -> list[SpanRecord]:
             document = json.loads(stripped)
         except json.JSONDecodeError:
             pass
+        except RecursionError:
+            raise TraceFileError(f"{file}: JSON nested too deeply") from None
         else:
             return _unique(_spans_from_request(document, f"{file}"))
     spans: list[SpanRecord] = []
@@ -108,6 +119,8 @@ def load_spans(path: str | os.PathLike[str]) -> list[SpanRecord]:
             document = json.loads(line)
         except json.JSONDecodeError as exc:
             raise TraceFileError(f"{where}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise TraceFileError(f"{where}: JSON nested too deeply") from None
         spans.extend(_spans_from_request(document, where))
     return _unique(spans)
 
@@ -139,20 +152,58 @@ def _spans_from_request(document: Any, where: str) -> Iterator[SpanRecord]:
             for scope_spans in resource_spans.get("scopeSpans") or ():
                 for span in scope_spans.get("spans") or ():
                     yield _otlp_span(span, service)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise TraceFileError(f"{where}: malformed span ({type(exc).__name__}: {exc})") from None
+    except _MALFORMED as exc:
+        raise TraceFileError(f"{where}: malformed span ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _timestamp(value: Any, what: str, scale: int = 1) -> int:
+    """An unsigned 64-bit nanosecond time from a JSON number or decimal string.
+
+    ``scale`` converts from the source's unit (Jaeger's microseconds: 1000).
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{what} is a boolean")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise ValueError(f"{what} {value!r} is not a whole number")
+        number = int(value)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdecimal() and len(value) <= 40:
+        number = int(value)
+    else:
+        raise ValueError(f"{what} {str(value)[:40]!r} is not a whole number")
+    number *= scale
+    if not 0 <= number < _MAX_NS:
+        raise ValueError(f"{what} {number} is outside 0..2^64 nanoseconds")
+    return number
+
+
+def _interval(start: Any, end: Any, scale: int = 1) -> tuple[int, int]:
+    start_ns = _timestamp(start, "start time", scale)
+    end_ns = _timestamp(end, "end time", scale)
+    if end_ns < start_ns:
+        raise ValueError("the span ends before it starts")
+    return start_ns, end_ns
 
 
 def _otlp_span(span: Mapping[str, Any], service: Any) -> SpanRecord:
     status = span.get("status") or {}
     links = tuple((str(link["traceId"]), str(link["spanId"])) for link in span.get("links") or ())
+    start_ns, end_ns = _interval(span["startTimeUnixNano"], span["endTimeUnixNano"])
     return SpanRecord(
         trace_id=str(span["traceId"]),
         span_id=str(span["spanId"]),
         parent_id=str(span["parentSpanId"]) if span.get("parentSpanId") else None,
         name=str(span.get("name", "")),
-        start_ns=int(span["startTimeUnixNano"]),
-        end_ns=int(span["endTimeUnixNano"]),
+        start_ns=start_ns,
+        end_ns=end_ns,
         attributes=_otlp_attributes(span.get("attributes") or ()),
         links=links,
         service=service if isinstance(service, str) else None,
@@ -196,7 +247,12 @@ def load_jaeger(
     """
     query = urllib.parse.urlencode({"service": service, "limit": limit, "lookback": lookback})
     address = f"{url.rstrip('/')}/api/traces?{query}"
-    if not address.startswith(("http://", "https://")):
+    try:
+        parts = urllib.parse.urlsplit(address)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+    except ValueError as exc:
+        raise TraceFileError(f"not a valid URL: {url} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TraceFileError(f"not an http(s) URL: {url}")
     try:
         with urllib.request.urlopen(address, timeout=timeout) as response:
@@ -206,10 +262,14 @@ def load_jaeger(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TraceFileError(f"cannot reach Jaeger at {url}: {reason}") from None
+    except (http.client.HTTPException, ValueError) as exc:
+        raise TraceFileError(f"cannot read Jaeger's answer at {url}: {_reason(exc)}") from None
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise TraceFileError(f"Jaeger at {url} did not answer JSON") from None
+    except RecursionError:
+        raise TraceFileError(f"Jaeger at {url} answered JSON nested too deeply") from None
     return parse_jaeger(document)
 
 
@@ -223,8 +283,8 @@ def parse_jaeger(document: Any) -> list[SpanRecord]:
             processes = jaeger_trace.get("processes") or {}
             for span in jaeger_trace.get("spans") or ():
                 spans.append(_jaeger_span(span, processes))
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise TraceFileError(f"malformed Jaeger span ({type(exc).__name__}: {exc})") from None
+    except _MALFORMED as exc:
+        raise TraceFileError(f"malformed Jaeger span ({_reason(exc)})") from None
     return _unique(spans)
 
 
@@ -243,19 +303,27 @@ def _jaeger_span(span: Mapping[str, Any], processes: Mapping[str, Any]) -> SpanR
             links.append(ids)  # FOLLOWS_FROM, or a reference into another trace: a link
     tags = {str(t["key"]): _jaeger_value(t) for t in span.get("tags") or ()}
     process = processes.get(str(span.get("processID"))) or {}
-    start_ns = int(span["startTime"]) * 1000  # Jaeger reports microseconds
+    service = process.get("serviceName")
+    # Jaeger reports microseconds.
+    start_ns, end_ns = _interval(
+        span["startTime"], _micros_sum(span["startTime"], span["duration"]), scale=1000
+    )
     return SpanRecord(
         trace_id=_jaeger_id(span["traceID"]),
         span_id=_jaeger_id(span["spanID"]),
         parent_id=parent,
         name=str(span.get("operationName", "")),
         start_ns=start_ns,
-        end_ns=start_ns + int(span["duration"]) * 1000,
+        end_ns=end_ns,
         attributes=tags,
         links=tuple(links),
-        service=process.get("serviceName"),
+        service=service if isinstance(service, str) else None,
         error=tags.get("error") is True or tags.get("otel.status_code") == "ERROR",
     )
+
+
+def _micros_sum(start: Any, duration: Any) -> int:
+    return _timestamp(start, "start time") + _timestamp(duration, "duration")
 
 
 def _jaeger_id(value: Any) -> str:

@@ -25,7 +25,7 @@ def top_k(instance: Any, arguments: Mapping[str, Any]) -> int | None:
 
 def retrieve_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
     """What the retriever is asked for."""
-    yield semconv.GEN_AI_REQUEST_TOP_K, top_k(instance, arguments)
+    yield semconv.GEN_AI_RETRIEVAL_TOP_K, top_k(instance, arguments)
     yield semconv.GEN_AI_DATA_SOURCE_ID, DATA_SOURCE
 
 

@@ -18,7 +18,7 @@ Pairs = Iterable[tuple[str, AttributeValue | None]]
 def query_request(query: Any) -> Pairs:
     """``similarity_top_k`` of a ``VectorStoreQuery``."""
     top_k = getattr(query, "similarity_top_k", None)
-    yield semconv.GEN_AI_REQUEST_TOP_K, top_k if isinstance(top_k, int) else None
+    yield semconv.GEN_AI_RETRIEVAL_TOP_K, top_k if isinstance(top_k, int) else None
     yield semconv.GEN_AI_DATA_SOURCE_ID, DATA_SOURCE
 
 
