@@ -26,6 +26,7 @@ are dropped and, with ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``, counted
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -46,7 +47,12 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from otel_rerank._file_exporter import JsonLinesSpanExporter, default_traces_path
-from otel_rerank._telemetry import _is_real_meter_provider, _is_real_tracer_provider
+from otel_rerank._telemetry import (
+    _is_real_meter_provider,
+    _is_real_tracer_provider,
+    global_meter_provider,
+    global_tracer_provider,
+)
 
 #: Seconds one export may take (retries included) before it is abandoned.
 EXPORT_TIMEOUT_S: Final = 2.0
@@ -205,6 +211,17 @@ def _metric_reader(name: str) -> MetricReader | None:
     raise ConfigurationError(f"OTEL_METRICS_EXPORTER={name!r} is not supported")
 
 
+def _internal_metrics_provider(sdk_class: type) -> dict[str, Any]:
+    """``meter_provider=`` for an SDK class that takes one (SDK >= 1.39), else nothing.
+
+    Without it the SDK looks the global one up itself, which raises on every lookup when
+    ``OTEL_PYTHON_METER_PROVIDER`` names a provider that cannot be loaded.
+    """
+    if "meter_provider" not in inspect.signature(sdk_class).parameters:
+        return {}
+    return {"meter_provider": global_meter_provider()}
+
+
 def configure() -> Configured:
     """Install SDK providers from the environment unless the app already has them.
 
@@ -224,18 +241,24 @@ def configure() -> Configured:
         return result
     resource = Resource.create()
     try:
-        if not _is_real_tracer_provider(trace.get_tracer_provider()):
+        if not _is_real_tracer_provider(global_tracer_provider()):
             default = "otlp" if _endpoint_set("TRACES") else "file"
             exporters = [e for e in map(_span_exporter, _exporter_names("TRACES", default)) if e]
-            result.tracer_provider = TracerProvider(resource=resource)
+            result.tracer_provider = TracerProvider(
+                resource=resource, **_internal_metrics_provider(TracerProvider)
+            )
             for exporter in exporters:
                 result.tracer_provider.add_span_processor(
-                    _BoundedBatchSpanProcessor(exporter, export_timeout_millis=_EXPORT_TIMEOUT_MS)
+                    _BoundedBatchSpanProcessor(
+                        exporter,
+                        export_timeout_millis=_EXPORT_TIMEOUT_MS,
+                        **_internal_metrics_provider(BatchSpanProcessor),
+                    )
                 )
                 if isinstance(exporter, JsonLinesSpanExporter):
                     result.traces_file = str(exporter.path)
 
-        if not _is_real_meter_provider(metrics.get_meter_provider()):
+        if not _is_real_meter_provider(global_meter_provider()):
             default = "otlp" if _endpoint_set("METRICS") else "none"
             readers = [r for r in map(_metric_reader, _exporter_names("METRICS", default)) if r]
             if readers:
