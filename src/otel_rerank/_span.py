@@ -406,8 +406,9 @@ def exception_attributes(error: BaseException, policy: ContentPolicy) -> dict[st
     An exception message often quotes its input (a document, a prompt), so it is content:
     with capture off only the type and the stack frames (file, line, function, source line;
     no message, no chained exception's message) are recorded; with capture on, the message
-    too. The message and the stack trace are each at most ``policy.max_length``
-    characters (the stack trace keeps its innermost end). Never raises, even for an
+    too (in full up to the limit, and its start at the stack trace's end). The message and
+    the stack trace are each at most ``policy.max_length`` characters (the stack trace
+    keeps its innermost end). Never raises, even for an
     exception whose ``__str__`` or ``__repr__`` does.
     """
     error_type = _error_type(error)
@@ -421,7 +422,9 @@ def exception_attributes(error: BaseException, policy: ContentPolicy) -> dict[st
         except Exception:
             message = f"<{error_type} object: str() failed>"
         attributes[exception_keys.EXCEPTION_MESSAGE] = policy.truncate(message)
-        last_line = f"{error_type}: {attributes[exception_keys.EXCEPTION_MESSAGE]}"
+        # The message is in its own attribute: here a short start of it leaves room for frames.
+        short = ContentPolicy(max_length=max(policy.max_length // 4, 1)).truncate(message)
+        last_line = f"{error_type}: {short}"
     else:
         last_line = f"{error_type} (message not recorded: content capture is off)"
     stacktrace = f"Traceback (most recent call last):\n{frames}{last_line}"
