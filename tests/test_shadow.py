@@ -369,9 +369,7 @@ def test_numpy_candidates_are_shadowed_and_returned_as_given(otel: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", ["shadow", "serve", "off"])
-def test_a_generator_of_candidates_is_read_once_and_its_items_served(
-    otel: Any, mode: str
-) -> None:
+def test_a_generator_of_candidates_is_read_once_and_its_items_served(otel: Any, mode: str) -> None:
     def candidates() -> Any:
         yield from CANDIDATES
 
@@ -424,11 +422,13 @@ def test_dropped_rerankers_release_their_threads_and_models(otel: Any) -> None:
     gc.collect()
     _wait_for(lambda: all(ref() is None for ref in models))
     _wait_for(
-        lambda: not [
-            t
-            for t in threading.enumerate()
-            if t.name == "otel-rerank-shadow" and t.ident not in before
-        ]
+        lambda: (
+            not [
+                t
+                for t in threading.enumerate()
+                if t.name == "otel-rerank-shadow" and t.ident not in before
+            ]
+        )
     )
 
 
