@@ -82,7 +82,7 @@ def _tied_and_discordant(scores: Sequence[float]) -> tuple[int, int] | None:
     values = [float(s) for s in scores]
     counts: dict[float, int] = {}
     for v in values:
-        if v != v:  # NaN: no order, so no tau
+        if math.isnan(v):  # no order, so no tau
             return None
         counts[v] = counts.get(v, 0) + 1
     tied = sum(c * (c - 1) // 2 for c in counts.values())
