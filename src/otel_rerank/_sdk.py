@@ -163,6 +163,9 @@ class Configured:
         # Shadow work first, so that the spans of the runs that finish are still exported.
         shadow.close_all(timeout=min(shadow.EXIT_BOUND_S, EXIT_TIMEOUT_S))
         self.shutdown(timeout_s=max(deadline - time.monotonic(), 0.0))
+        # What the exporters left of the deadline goes to a shadow worker still finishing
+        # its batch: one still inside native model code at teardown aborts the process.
+        shadow.close_all(timeout=max(deadline - time.monotonic(), 0.0))
 
 
 def _env(name: str, default: str = "") -> str:

@@ -139,7 +139,9 @@ def close_all(timeout: float = EXIT_BOUND_S) -> bool:
 
     Runs at interpreter exit (before the span pipeline that :func:`otel_rerank.configure`
     installed shuts down, so that finished shadow spans are still exported). Queued work
-    that does not fit is abandoned. Returns True when every reranker finished its work.
+    is abandoned; only the batch each worker is running is waited for, so that no worker is
+    inside native model code when the interpreter tears down. Returns True when every
+    worker stopped in time.
     """
     deadline = time.monotonic() + max(timeout, 0.0)
     rerankers = list(_live)
@@ -147,7 +149,8 @@ def close_all(timeout: float = EXIT_BOUND_S) -> bool:
         reranker._stop_taking_work()
     finished = True
     for reranker in rerankers:
-        finished &= reranker.close(timeout=max(deadline - time.monotonic(), 0.0))
+        # No new shadow work at exit: only the batch in progress is waited for.
+        finished &= reranker.close(timeout=max(deadline - time.monotonic(), 0.0), drain=False)
     return finished
 
 
@@ -435,13 +438,14 @@ class ShadowReranker(Generic[_T]):
         with self._lock:
             self._closed = True
 
-    def close(self, timeout: float = 5.0) -> bool:
+    def close(self, timeout: float = 5.0, *, drain: bool = True) -> bool:
         """Stop taking shadow work and wait up to ``timeout`` s for queued work to finish.
 
-        Never waits longer than ``timeout``, even with a full queue. At 80 % of it, work
-        still queued is abandoned, and a run in progress stops at its next batch; the rest
-        of the time is left for that batch to finish. A ``predict`` that never returns
-        cannot be interrupted: the daemon worker is left to it.
+        Never waits longer than ``timeout``, even with a full queue. At 80 % of it (at once
+        with ``drain=False``), work still queued is abandoned, and a run in progress stops
+        at its next batch; the rest of the time is left for that batch to finish. A
+        ``predict`` that never returns cannot be interrupted: the daemon worker is left to
+        it, and waited for once more (within the exit bound) at interpreter exit.
 
         Returns:
             True when every queued run finished within the bound.
@@ -449,20 +453,26 @@ class ShadowReranker(Generic[_T]):
         with self._lock:
             self._closed = True
             worker = self._worker
-        _live.discard(self)
         if worker is None:
+            _live.discard(self)
             return True
         start = time.monotonic()
         timeout = max(timeout, 0.0)
         # Never blocks: with a full queue the worker stops once it has emptied it.
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(_STOP)
-        worker.join(0.8 * timeout)
-        if not worker.is_alive():
-            return True
-        self._abandon_queued()
-        worker.join(max(start + timeout - time.monotonic(), 0.0))
-        return not worker.is_alive()
+        if drain:
+            worker.join(0.8 * timeout)
+        if worker.is_alive():
+            self._abandon_queued()
+            worker.join(max(start + timeout - time.monotonic(), 0.0))
+        if worker.is_alive():
+            # Stays known to close_all(), which waits for it again at interpreter exit: a
+            # thread still inside native model code when the interpreter tears down aborts
+            # the process ("terminate called without an active exception").
+            return False
+        _live.discard(self)
+        return True
 
     def _abandon_queued(self) -> None:
         self._abandon = True
