@@ -12,6 +12,7 @@ imports the same libraries and exits measures that teardown, and the bound is on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,10 +50,8 @@ def _ask(url: str) -> None:
         data=json.dumps({"query": "How do I parse a date string?"}).encode(),
         headers={"content-type": "application/json"},
     )
-    try:
+    with contextlib.suppress(OSError):  # an answer is not what this test checks
         urllib.request.urlopen(request, timeout=60).read()
-    except OSError:
-        pass  # an answer is not what this test checks
 
 
 @pytest.mark.slow
