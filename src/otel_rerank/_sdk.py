@@ -15,9 +15,13 @@ exporter named, spans go to the embedded default, an OTLP-JSON lines file
 
 Exporter timeouts are capped at :data:`EXPORT_TIMEOUT_S`, and shutting down (at process exit
 or through :meth:`Configured.shutdown`) gives up after :data:`SPAN_SHUTDOWN_TIMEOUT_S` for
-spans plus :data:`METRIC_SHUTDOWN_TIMEOUT_S` for metrics, so that a dead or black-holed
-collector delays process exit by under five seconds. (The SDK's batch processor would
-otherwise export every queued batch at exit, each waiting out the export timeout.) The span
+spans plus :data:`METRIC_SHUTDOWN_TIMEOUT_S` for metrics. At process exit one deadline,
+:data:`EXIT_TIMEOUT_S`, covers closing the shadow rerankers, then spans, then metrics (the
+providers' own exit hooks are off), so that a dead or black-holed collector and a stuck
+shadow model together delay exit by under five seconds. (The SDK's batch processor would
+otherwise export every queued batch at exit, each waiting out the export timeout.) Batching
+numbers too large for the SDK's export threads (``OTEL_BSP_SCHEDULE_DELAY``,
+``OTEL_METRIC_EXPORT_INTERVAL``, queue and batch sizes) are clamped with a warning. The span
 queue is bounded by the SDK's batch processor (``OTEL_BSP_MAX_QUEUE_SIZE``); spans beyond it
 are dropped and, with ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``, counted in the SDK's
 ``otel.sdk.processor.span.processed`` metric with ``error.type=queue_full``.
