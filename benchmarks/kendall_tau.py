@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import math
 import random
 import statistics
@@ -64,13 +65,13 @@ def main() -> None:
         scores = [rng.random() for _ in range(n)]
         array = np.asarray(scores)
         cases: dict[str, Callable[[], object]] = {
-            "list (A)": lambda: kendall_tau_b(scores),
-            "list (A again)": lambda: kendall_tau_b(scores),
-            "numpy array": lambda: kendall_tau_b(array),
-            "list, no numpy": lambda: pure_python(scores),
+            "list (A)": functools.partial(kendall_tau_b, scores),
+            "list (A again)": functools.partial(kendall_tau_b, scores),
+            "numpy array": functools.partial(kendall_tau_b, array),
+            "list, no numpy": functools.partial(pure_python, scores),
         }
         if args.old:
-            cases["old insort count"] = lambda: old_kendall_tau_b(scores)
+            cases["old insort count"] = functools.partial(old_kendall_tau_b, scores)
         assert pure_python(scores) == kendall_tau_b(scores)
         timings: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.rounds):
