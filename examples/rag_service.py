@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         uvicorn.run(create_app(pipeline), host=args.host, port=args.port, log_level="warning")
     finally:
-        pipeline.close()
+        # Ctrl-C: shadow work still queued is abandoned, not waited for (a run in progress
+        # stops at its next batch).
+        pipeline.close(timeout=1.0)
     return 0
 
 

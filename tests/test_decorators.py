@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import otel_rerank
 from otel_rerank import semconv
+from otel_rerank._config import ContentPolicy
 from tests.conftest import Otel, make_otel
 
 SLEEP_S = 0.05
@@ -260,3 +267,384 @@ def test_shadow_runs_are_marked_on_their_metric_points(otel: Otel) -> None:
         for p in otel.metric_points(semconv.METRIC_OPERATION_DURATION)
     )
     assert flags == ["None", "True"]
+
+
+# -- hardening, round two (issue 13) --------------------------------------------------------
+
+_GENERATOR_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(-5, 5)),
+        st.tuples(st.just("throw"), st.sampled_from(["handled", "fatal"])),
+        st.just(("close", None)),
+    ),
+    max_size=8,
+)
+
+
+class HandledError(Exception):
+    """Thrown into a generator that catches it and yields the count of those caught."""
+
+
+class FatalError(Exception):
+    """Thrown into a generator that lets it propagate."""
+
+
+def _user_generator(log: list[object]) -> Iterator[object]:
+    caught = 0
+    try:
+        value = yield "start"
+        while True:
+            log.append(("got", value))
+            try:
+                value = yield ("echo", value)
+            except HandledError:
+                caught += 1
+                value = yield ("handled", caught)
+    finally:
+        log.append("finally")
+
+
+async def _user_async_generator(log: list[object]) -> AsyncIterator[object]:
+    caught = 0
+    try:
+        value = yield "start"
+        while True:
+            log.append(("got", value))
+            try:
+                value = yield ("echo", value)
+            except HandledError:
+                caught += 1
+                value = yield ("handled", caught)
+    finally:
+        log.append("finally")
+
+
+def _drive(gen: Any, ops: list[tuple[str, Any]]) -> list[object]:
+    seen: list[object] = []
+    for op, arg in [("send", None), *ops]:
+        try:
+            if op == "send":
+                seen.append(gen.send(arg))
+            elif op == "throw":
+                seen.append(gen.throw(HandledError() if arg == "handled" else FatalError()))
+            else:
+                gen.close()
+                seen.append("closed")
+        except (
+            Exception
+        ) as error:  # StopIteration, FatalError, HandledError thrown before the start
+            seen.append(type(error).__name__)
+            break
+    gen.close()
+    return seen
+
+
+async def _adrive(gen: Any, ops: list[tuple[str, Any]]) -> list[object]:
+    seen: list[object] = []
+    for op, arg in [("send", None), *ops]:
+        try:
+            if op == "send":
+                seen.append(await gen.asend(arg))
+            elif op == "throw":
+                seen.append(await gen.athrow(HandledError() if arg == "handled" else FatalError()))
+            else:
+                await gen.aclose()
+                seen.append("closed")
+        except Exception as error:
+            name = type(error).__name__
+            seen.append("StopIteration" if name == "StopAsyncIteration" else name)
+            break
+    await gen.aclose()
+    return seen
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=_GENERATOR_OPS)
+def test_generators_forward_send_throw_and_close_exactly(ops: list[tuple[str, Any]]) -> None:
+    """Decorated or not, a generator sees the same sends, throws and close, in time."""
+    sdk = make_otel()
+    sdk.instrument()
+    try:
+        plain_log: list[object] = []
+        traced_log: list[object] = []
+        plain = _drive(_user_generator(plain_log), ops)
+        traced = _drive(otel_rerank.llm(_user_generator)(traced_log), ops)
+        assert traced == plain
+        assert traced_log == plain_log  # "finally" ran at the same point, not later
+        plain_alog: list[object] = []
+        traced_alog: list[object] = []
+
+        async def both() -> tuple[list[object], list[object]]:
+            a = await _adrive(_user_async_generator(plain_alog), ops)
+            b = await _adrive(otel_rerank.llm(_user_async_generator)(traced_alog), ops)
+            return a, b
+
+        aplain, atraced = asyncio.run(both())
+        assert atraced == aplain
+        assert traced_alog == plain_alog
+    finally:
+        otel_rerank.uninstrument()
+    # One span per generator, ended exactly once (closed, finished or failed).
+    assert [s.name for s in sdk.spans()] == ["chat", "chat"]
+
+
+async def test_async_generator_aclose_runs_the_users_finally_at_once(otel: Otel) -> None:
+    log: list[str] = []
+
+    @otel_rerank.llm
+    async def stream() -> AsyncIterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            log.append("finally")
+
+    gen = stream()
+    assert await gen.asend(None) == 1
+    await gen.aclose()
+    assert log == ["finally"]
+    assert otel.span().status.status_code is StatusCode.UNSET
+
+
+def _check_trees(otel: Otel, roots: int) -> None:
+    spans = otel.spans()
+    by_name = {}
+    for span in spans:
+        by_name.setdefault(span.name.split(" ")[0], []).append(span)
+    assert len(by_name["rerank"]) == roots
+    requests = {s.context.span_id: s for s in spans if s.name.startswith("request")}
+    assert len(requests) == roots
+    for span in by_name["rerank"]:
+        assert span.parent is not None and span.parent.span_id in requests
+        assert span.context.trace_id == requests[span.parent.span_id].context.trace_id
+    # Every rerank span belongs to a different request.
+    assert len({s.parent.span_id for s in by_name["rerank"] if s.parent}) == roots
+
+
+def test_one_scope_object_shared_by_eight_threads(
+    otel: Otel, caplog: pytest.LogCaptureFixture
+) -> None:
+    scope = otel_rerank.rerank(model="shared")
+    tracer = otel.tracer_provider.get_tracer("test")
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def request(i: int) -> None:
+        try:
+            with tracer.start_as_current_span(f"request {i}") as root:
+                barrier.wait()
+                for _ in range(5):
+                    with scope as call:
+                        assert trace.get_current_span() is call.span  # type: ignore[union-attr]
+                        time.sleep(0.001)
+                    assert trace.get_current_span() is root  # restored, not another's
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert "Failed to detach context" not in caplog.text
+    spans = otel.spans()
+    reranks = [s for s in spans if s.name == "rerank shared"]
+    assert len(reranks) == 40
+    roots = {s.context.span_id: s for s in spans if s.name.startswith("request")}
+    for span in reranks:
+        assert span.parent is not None
+        assert span.context.trace_id == roots[span.parent.span_id].context.trace_id
+    per_root = {sid: 0 for sid in roots}
+    for span in reranks:
+        per_root[span.parent.span_id] += 1  # type: ignore[union-attr]
+    assert set(per_root.values()) == {5}
+
+
+async def test_one_scope_object_shared_by_twenty_tasks(
+    otel: Otel, caplog: pytest.LogCaptureFixture
+) -> None:
+    scope = otel_rerank.rerank(model="shared")
+    tracer = otel.tracer_provider.get_tracer("test")
+
+    async def request(i: int) -> None:
+        with tracer.start_as_current_span(f"request {i}") as root:
+            for _ in range(3):
+                async with scope as call:
+                    await asyncio.sleep(0.001)  # every task is inside the scope at once
+                    assert trace.get_current_span() is call.span  # type: ignore[union-attr]
+                assert trace.get_current_span() is root
+
+    await asyncio.gather(*(request(i) for i in range(20)))
+    assert "Failed to detach context" not in caplog.text
+    spans = otel.spans()
+    reranks = [s for s in spans if s.name == "rerank shared"]
+    assert len(reranks) == 60
+    roots = {s.context.span_id: s for s in spans if s.name.startswith("request")}
+    counts: dict[int, int] = {}
+    for span in reranks:
+        assert span.parent is not None and span.parent.span_id in roots
+        counts[span.parent.span_id] = counts.get(span.parent.span_id, 0) + 1
+    assert set(counts.values()) == {3} and len(counts) == 20
+
+
+def test_nested_use_of_one_scope_object_ends_innermost_first(otel: Otel) -> None:
+    scope = otel_rerank.retrieval(data_source="idx")
+    with scope as outer, scope as inner:
+        assert inner.span.parent.span_id == outer.span.get_span_context().span_id  # type: ignore[union-attr]
+    spans = otel.spans()
+    assert [s.name for s in spans] == ["retrieval idx", "retrieval idx"]
+    assert spans[0].parent is not None  # the inner one ended first
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_exception_that_cannot_print_itself_still_ends_the_span_as_error(
+    capture: bool,
+) -> None:
+    sdk = make_otel()
+    sdk.instrument(capture_content=capture)
+    error = UnprintableError()
+    try:
+
+        @otel_rerank.rerank(model="m")
+        def rerank(query: str, documents: list[str]) -> list[float]:
+            raise error
+
+        with pytest.raises(UnprintableError) as raised:
+            rerank("q", ["a"])
+        assert raised.value is error
+    finally:
+        otel_rerank.uninstrument()
+    span = sdk.span()
+    assert span.status.status_code is StatusCode.ERROR
+    attributes = dict(span.attributes or {})
+    assert attributes["error.type"].endswith("UnprintableError")
+    event = span.events[0]
+    assert event.name == "exception"
+    assert dict(event.attributes or {})["exception.type"].endswith("UnprintableError")
+    durations = sdk.metric_points("gen_ai.client.operation.duration")
+    assert sum(p.count for p in durations) == 1
+    assert durations[0].attributes["error.type"].endswith("UnprintableError")
+
+
+class AsyncScorer:
+    """An object whose ``__call__`` is a coroutine function."""
+
+    async def __call__(self, query: str, documents: list[str]) -> list[float]:
+        await asyncio.sleep(SLEEP_S)
+        return [1.0 for _ in documents]
+
+
+async def test_async_call_object_span_covers_the_awaited_work(otel: Otel) -> None:
+    scorer = otel_rerank.rerank(model="obj")(AsyncScorer())
+    assert await scorer("q", ["a", "b"]) == [1.0, 1.0]
+    assert _duration_ns(otel) >= SLEEP_NS
+    attributes = dict(otel.span().attributes or {})
+    assert attributes["gen_ai.rerank.candidate.count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("false", False),
+        ("False", False),
+        (" 0 ", False),
+        ("no", False),
+        ("off", False),
+        ("true", True),
+        ("1", True),
+        ("YES", True),
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+    ],
+)
+def test_capture_content_strings_mean_what_they_say(
+    given: object, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_RERANK_CAPTURE_CONTENT", raising=False)
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    sdk = make_otel()
+    sdk.instrument(capture_content=given)
+    try:
+
+        @otel_rerank.rerank(model="m")
+        def rerank(query: str, documents: list[str]) -> list[float]:
+            return [1.0 for _ in documents]
+
+        rerank("secret query", ["doc"])
+    finally:
+        otel_rerank.uninstrument()
+    recorded = dict(sdk.span().attributes or {}).get("reranker.query")
+    assert recorded == ("secret query" if expected else None)
+
+
+_ON = {"1", "true", "yes", "on"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(st.text(max_size=20), st.integers(), st.floats(), st.none(), st.binary()))
+def test_capture_content_never_raises_and_only_clear_yeses_turn_it_on(value: object) -> None:
+    env = {k: v for k, v in os.environ.items() if "CAPTURE" not in k}
+    with mock.patch.dict(os.environ, env, clear=True):
+        policy = ContentPolicy.from_env(value)
+    text = value.strip().lower() if isinstance(value, str) else None
+    clear_yes = value is True or (type(value) is int and value == 1) or text in _ON
+    assert policy.capture is clear_yes
+
+
+def test_nonsense_capture_content_is_logged_and_leaves_capture_off(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_RERANK_CAPTURE_CONTENT", raising=False)
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    with caplog.at_level("WARNING", logger="otel_rerank"):
+        policy = ContentPolicy.from_env("definitely-maybe")
+    assert policy.capture is False
+    assert "definitely-maybe" in caplog.text
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_exception_events_are_bounded_and_redacted_without_capture(
+    capture: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_RERANK_CONTENT_MAX_LENGTH", "300")
+    sdk = make_otel()
+    sdk.instrument(capture_content=capture)
+    document = "CONFIDENTIAL " * 10_000
+    try:
+
+        @otel_rerank.rerank(model="m")
+        def rerank(query: str, documents: list[str]) -> list[float]:
+            def deep(n: int) -> None:
+                if n == 0:
+                    raise ValueError(f"cannot score {documents[0]}")
+                deep(n - 1)
+
+            deep(100)
+            return []
+
+        with pytest.raises(ValueError):
+            rerank("q", [document])
+    finally:
+        otel_rerank.uninstrument()
+    event = dict(sdk.span().events[0].attributes or {})
+    assert event["exception.type"] == "ValueError"
+    assert len(event["exception.stacktrace"]) <= 300
+    assert "in deep" in event["exception.stacktrace"]  # the innermost frames are kept
+    if capture:
+        assert event["exception.message"].startswith("cannot score CONFIDENTIAL")
+        assert len(event["exception.message"]) <= 300
+    else:
+        assert "exception.message" not in event
+        assert "CONFIDENTIAL" not in event["exception.stacktrace"]
+        assert event["exception.stacktrace"].endswith("content capture is off)")

@@ -138,13 +138,24 @@ def test_calls_never_wait_on_a_failing_collector(
 
 _CHILD = textwrap.dedent(
     """
-    import sys, time
+    import sys, threading, time
     import otel_rerank.auto
     import otel_rerank
 
     @otel_rerank.rerank(model="m")
     def rerank(query, documents):
         return [float(i) for i in range(len(documents))]
+
+    if sys.argv[2] == "stuck":
+        class StuckModel:
+            def predict(self, pairs, batch_size=32):
+                threading.Event().wait()  # never returns
+
+        shadow = otel_rerank.ShadowReranker(StuckModel(), sample_rate=1.0, max_queue=8)
+        for _ in range(20):  # one run stuck in predict, the queue full, the rest dropped
+            shadow("q", ["a", "b"])
+        while shadow.pending < 8:
+            time.sleep(0.01)
 
     for _ in range(int(sys.argv[1])):
         rerank("q", ["a", "b", "c"])
@@ -182,9 +193,9 @@ def _exit_delays(procs: dict[Any, subprocess.Popen[str]]) -> dict[Any, float]:
     return delays
 
 
-def _spawn(count: int, **env: str) -> subprocess.Popen[str]:
+def _spawn(count: int, shadow: str = "none", **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(count)],
+        [sys.executable, "-c", _CHILD, str(count), shadow],
         env=_child_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -193,8 +204,14 @@ def _spawn(count: int, **env: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_process_exit_is_bounded_with_a_failing_collector() -> None:
+@pytest.mark.parametrize("shadow", ["none", "stuck"])
+def test_process_exit_is_bounded_with_a_failing_collector(shadow: str) -> None:
     """Six children (protocol x failure mode) and a control with a healthy collector.
+
+    With ``shadow="stuck"`` each failing child also has a shadow reranker whose model never
+    returns, with its queue full: one deadline covers closing it, the span shutdown and the
+    metric shutdown together (the control keeps no shadow work, so that its delay stays the
+    measure of plain interpreter teardown).
 
     All run side by side to keep the suite short; the control's own exit delay (interpreter
     teardown on a machine that may be busy) is the allowance on top of the 5 s bound, and
@@ -215,11 +232,15 @@ def test_process_exit_is_bounded_with_a_failing_collector() -> None:
             for mode in FAILURE_MODES:
                 endpoint = stack.enter_context(failing_collector(mode, protocol))
                 children[f"{protocol} {mode}"] = _spawn(
-                    3000, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=protocol
+                    3000,
+                    shadow,
+                    OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+                    OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
                 )
         delays = _exit_delays(children)
         delivered = collector.span_names().count("rerank m")
     control = delays.pop("control")
+    print(f"exit delays (shadow={shadow}): control {control} s, {delays}")
     assert delivered == 1500
     assert control < EXIT_BOUND_S, control
     assert all(delay < EXIT_BOUND_S + control for delay in delays.values()), (control, delays)

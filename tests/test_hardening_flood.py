@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import json
 import os
@@ -155,9 +156,99 @@ def _memory(tracer_provider: TracerProvider) -> tuple[int, int]:
     """(objects the garbage collector tracks, resident set size in bytes) after a flush."""
     tracer_provider.force_flush()
     gc.collect()
+    return len(gc.get_objects()), _rss()
+
+
+def _rss() -> int:
     statm = Path("/proc/self/statm")
     if statm.exists():
         rss = int(statm.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     else:  # not Linux: the peak, which a leak raises just the same
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return len(gc.get_objects()), rss
+    return rss
+
+
+FAILING_CALLS = 3_000
+QUOTED_CHARS = 100_000
+#: Growth allowed for 2,048 queued failed spans; unbounded messages (each quoting 100 kB of
+#: documents, in the message and again in the stack trace) would take 400 MB or more.
+FAILURE_RSS_ALLOWANCE = 48 * 1024 * 1024
+
+
+class _BlackHole(SpanExporter):
+    """An export that never returns until shutdown: a black-holed collector."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.release.wait()
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.release.set()
+
+
+def _failing_flood() -> dict[str, Any]:
+    """Failing reranks whose exceptions quote their documents, behind a dead collector."""
+    _safe.STRICT = True
+    exporter = _BlackHole()
+    processor = BatchSpanProcessor(exporter)  # the default queue: 2,048 spans
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(processor)
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    otel_rerank.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    documents = ["d" * (QUOTED_CHARS // 10) for _ in range(10)]
+
+    @otel_rerank.rerank(model="failing")
+    def rerank(query: str, documents: list[str]) -> list[float]:
+        raise ValueError("cannot score: " + "".join(documents))
+
+    gc.collect()
+    before = _rss()
+    try:
+        for _ in range(FAILING_CALLS):
+            with contextlib.suppress(ValueError):
+                rerank("q", documents)
+        gc.collect()
+        after = _rss()
+        queued = list(processor._batch_processor._queue)
+        events = [dict(e.attributes or {}) for s in queued[:50] for e in s.events]
+    finally:
+        otel_rerank.uninstrument()
+        exporter.shutdown()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+    return {"growth": after - before, "queued": len(queued), "events": events}
+
+
+@pytest.mark.slow
+def test_failing_calls_behind_a_dead_collector_stay_bounded() -> None:
+    """Exception events are bounded and carry no message with capture off (the default)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTHONPATH"))}
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, tests.test_hardening_flood as f; print(json.dumps(f._failing_flood()))",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout)
+    assert result["queued"] == 2048  # the queue is full: the collector takes nothing
+    assert result["growth"] < FAILURE_RSS_ALLOWANCE, result["growth"]
+    policy = _config.ContentPolicy()
+    assert result["events"]
+    for event in result["events"]:
+        assert event["exception.type"] == "ValueError"
+        assert "exception.message" not in event
+        assert len(event["exception.stacktrace"]) <= policy.max_length
+        assert "ddddd" not in event["exception.stacktrace"]

@@ -166,3 +166,49 @@ def test_fork_while_the_file_exporter_writes_does_not_deadlock_the_child(
     )
     assert result.stdout.strip() == "0", (result.stdout, result.stderr)
     assert _file_span_names(traces) == ["child-span"]
+
+
+_SHADOW_FORK = textwrap.dedent(
+    """
+    import json, os, sys, threading
+    from otel_rerank import ShadowReranker
+
+    class Scorer:
+        def predict(self, pairs, batch_size=32):
+            return [float(len(d)) for _, d in pairs]
+
+    runs = []
+    shadow = ShadowReranker(Scorer(), sample_rate=1.0, on_result=runs.append)
+    shadow("q", ["a", "bb"])       # the parent's worker thread starts
+    while shadow.pending:
+        pass
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        before = len(runs)
+        for _ in range(10):
+            shadow("q", ["a", "bb", "ccc"])
+        finished = shadow.close(timeout=5)
+        os.write(write, json.dumps(
+            {"runs": len(runs) - before, "pending": shadow.pending, "finished": finished}
+        ).encode())
+        os._exit(0)
+    os.close(write)
+    report = os.read(read, 1000).decode()
+    os.waitpid(pid, 0)
+    print(report)
+    """
+)
+
+
+def test_shadow_reranker_restarts_its_worker_in_a_forked_child() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _SHADOW_FORK],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"runs": 10, "pending": 0, "finished": True}, report

@@ -547,3 +547,49 @@ def test_sentence_transformers_wrappers_survive_a_hostile_instance(
     for args in [(), (Hostile(),), ("q", [Hostile()]), ([("q", Hostile())],)]:
         assert wrapper(wrapped, Hostile(), args, {}) is sentinel
         assert wrapper(wrapped, Hostile(), (), {"top_k": Hostile()}) is sentinel
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"convert_to_tensor": True},
+        {"apply_softmax": True},
+        {"convert_to_numpy": False},
+        {"top_k": 2, "return_documents": True},
+    ],
+)
+def test_cross_encoder_rank_with_extra_keywords_records_the_candidate_count(
+    otel: Otel, tiny_cross_encoder: Any, extra: dict[str, Any]
+) -> None:
+    """Keywords the visible signature lacks (taken by a deprecation shim) bind the rest."""
+    import warnings
+
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sentence-transformers' deprecation notices
+        model = tiny_cross_encoder
+        with suppress_instrumentation():  # what the user gets uninstrumented
+            expected = model.rank("query", ["a", "bb", "ccc"], **extra)
+        result = model.rank("query", ["a", "bb", "ccc"], **extra)
+    assert [r["corpus_id"] for r in result] == [r["corpus_id"] for r in expected]
+    attributes = dict(otel.span().attributes or {})
+    assert attributes["gen_ai.rerank.candidate.count"] == 3
+    assert sum(p.count for p in otel.metric_points("rag.rerank.candidates")) == 1
+
+
+@given(
+    args=st.lists(st.integers(), min_size=1, max_size=2),
+    kwargs=st.dictionaries(st.sampled_from(["c", "zz", "extra"]), st.integers()),
+)
+def test_bind_arguments_keeps_what_fits_when_keywords_do_not(
+    args: list[int], kwargs: dict[str, int]
+) -> None:
+    def fn(a: int, b: int = 0, *, c: int = 1) -> None: ...
+
+    bound = _common.bind_arguments(fn, tuple(args), kwargs)
+    assert bound["a"] == args[0]
+    assert bound["b"] == (args[1] if len(args) > 1 else 0)
+    assert bound["c"] == kwargs.get("c", 1)
+    for name, value in kwargs.items():  # unknown keywords: by their own names
+        assert bound[name] == value

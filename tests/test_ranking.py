@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import kendalltau
 
+from otel_rerank import _ranking
 from otel_rerank._ranking import kendall_tau_b, summarize_scores
 
 
@@ -58,3 +62,75 @@ def test_large_list_is_fast_enough_to_be_linearithmic() -> None:
     # check that the merge-sort path is used (it finishes in well under a second).
     scores = [random.random() for _ in range(20_000)]
     assert -1.0 <= (kendall_tau_b(scores) or 0.0) <= 1.0
+
+
+def _naive_tau_b(scores: list[float]) -> float | None:
+    """Tau-b by its definition, every pair compared: the O(n²) reference."""
+    n = len(scores)
+    if n < 2 or any(math.isnan(s) for s in scores):
+        return None
+    concordant = discordant = tied = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            if scores[i] > scores[j]:
+                concordant += 1
+            elif scores[i] < scores[j]:
+                discordant += 1
+            else:
+                tied += 1
+    n0 = n * (n - 1) // 2
+    if tied == n0:
+        return None
+    return (concordant - discordant) / math.sqrt(n0 * (n0 - tied))
+
+
+# Few distinct values make ties common; infinities and NaN are legal floats a model can emit.
+_SCORES = st.lists(
+    st.one_of(
+        st.sampled_from([0.0, 0.5, 1.0, -1.0, math.inf, -math.inf]),
+        st.floats(allow_nan=False, width=32),
+        st.just(math.nan),
+    ),
+    max_size=400,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scores=_SCORES)
+def test_kendall_tau_b_equals_the_quadratic_definition(scores: list[float]) -> None:
+    expected = _naive_tau_b(scores)
+    # The pure-Python merge sort, the numpy one, and whatever kendall_tau_b picks.
+    for tau in (
+        kendall_tau_b(scores),
+        kendall_tau_b(np.asarray(scores, dtype=np.float64)),
+        _tau_from_counts(_ranking._tied_and_discordant(scores), len(scores)),
+        _tau_from_counts(_ranking._tied_and_discordant_numpy(np, scores), len(scores))
+        if scores
+        else None,
+    ):
+        if expected is None:
+            assert tau is None
+        else:
+            assert tau is not None and tau == pytest.approx(expected, abs=1e-12)
+
+
+def _tau_from_counts(counts: tuple[int, int] | None, n: int) -> float | None:
+    if counts is None or n < 2:
+        return None
+    tied, discordant = counts
+    n0 = n * (n - 1) // 2
+    if tied == n0:
+        return None
+    return (n0 - tied - 2 * discordant) / math.sqrt(n0 * (n0 - tied))
+
+
+def test_kendall_tau_b_of_long_lists_is_exact() -> None:
+    """Large lists through both paths, against the closed forms and each other."""
+    n = 5000
+    assert kendall_tau_b(list(range(n, 0, -1))) == 1.0
+    assert kendall_tau_b(np.arange(n, dtype=float)) == -1.0
+    rng = random.Random(3)
+    scores = [rng.choice([0.1, 0.2, rng.random()]) for _ in range(3000)]
+    python = _ranking._tied_and_discordant(scores)
+    vectorised = _ranking._tied_and_discordant_numpy(np, scores)
+    assert python == vectorised

@@ -361,3 +361,95 @@ def test_reranked_order_is_a_stable_descending_sort(scores: list[int]) -> None:
     assert sorted(order) == list(range(len(scores)))
     for a, b in itertools.pairwise(order):
         assert scores[a] > scores[b] or (scores[a] == scores[b] and a < b)
+
+
+# -- hardening, round two (issue 13) --------------------------------------------------------
+
+
+def test_numpy_candidates_are_shadowed_and_returned_as_given(otel: Any) -> None:
+    import numpy as np
+
+    candidates = np.array(CANDIDATES)
+    with ShadowReranker(_Scorer(), sample_rate=1.0) as shadow:
+        served = shadow("q", candidates)
+        assert served is candidates
+        assert shadow("q", np.array([], dtype=str)).size == 0  # empty: nothing to shadow
+        _wait_for(lambda: len(otel.spans()) == 1)
+    assert otel.span().attributes[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == 3
+
+
+@pytest.mark.parametrize("mode", ["shadow", "serve", "off"])
+def test_a_generator_of_candidates_is_read_once_and_its_items_served(otel: Any, mode: str) -> None:
+    def candidates() -> Any:
+        yield from CANDIDATES
+
+    with ShadowReranker(_Scorer(), sample_rate=1.0, mode=mode) as shadow:
+        served = shadow("q", candidates())
+        if mode == "off":
+            assert list(served) == CANDIDATES  # untouched: still a fresh generator
+        elif mode == "shadow":
+            assert served == CANDIDATES  # what the request would have read itself
+            _wait_for(lambda: len(otel.spans()) == 1)
+            assert otel.span().attributes[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] == 3
+        else:
+            assert served == ["ccc", "bb", "a"]
+
+
+def test_close_never_blocks_on_a_full_queue_behind_a_stuck_model(otel: Any) -> None:
+    gate = threading.Event()  # never set while close() runs: the model is stuck
+    shadow = ShadowReranker(_Scorer(gate=gate), sample_rate=1.0, max_queue=2)
+    for _ in range(5):
+        shadow("q", CANDIDATES)
+    _wait_for(lambda: shadow.pending == 2)  # one run stuck in predict, the queue full
+    started = time.monotonic()
+    assert shadow.close(timeout=0.5) is False
+    assert time.monotonic() - started < 1.0  # was timeout (put) + timeout (join)
+    gate.set()
+
+
+def test_close_with_a_full_queue_still_runs_what_fits_in_the_time(otel: Any) -> None:
+    shadow = ShadowReranker(_Scorer(delay=0.01), sample_rate=1.0, max_queue=4)
+    for _ in range(6):
+        shadow("q", CANDIDATES)
+    assert shadow.close(timeout=5.0) is True  # the stop marker did not fit: ends when empty
+    assert len(otel.spans()) >= 4
+
+
+def test_dropped_rerankers_release_their_threads_and_models(otel: Any) -> None:
+    import gc
+    import weakref
+
+    models: list[weakref.ref[Any]] = []
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(20):
+        model = _Scorer()
+        models.append(weakref.ref(model))
+        shadow = ShadowReranker(model, sample_rate=1.0)
+        shadow("q", CANDIDATES)  # starts its worker
+        queued = shadow._queue
+        _wait_for(queued.empty)
+        del model, shadow, queued  # dropped without close()
+    gc.collect()
+    _wait_for(lambda: all(ref() is None for ref in models))
+    _wait_for(
+        lambda: (
+            not [
+                t
+                for t in threading.enumerate()
+                if t.name == "otel-rerank-shadow" and t.ident not in before
+            ]
+        )
+    )
+
+
+def test_a_long_shadow_run_stops_between_batches_once_abandoned(otel: Any) -> None:
+    model = _Scorer(delay=0.05)
+    shadow = ShadowReranker(model, sample_rate=1.0, batch_size=2)
+    shadow("q", ["x"] * 40)  # 20 batches, one second of work
+    _wait_for(lambda: len(model.calls) >= 1)
+    started = time.monotonic()
+    shadow.close(timeout=0.2)
+    _wait_for(lambda: not shadow._worker.is_alive())  # type: ignore[union-attr]
+    assert time.monotonic() - started < 0.5
+    assert len(model.calls) < 20
+    assert all(len(pairs) <= 2 for pairs in model.calls)

@@ -15,6 +15,7 @@ top-1 change and Kendall's tau, without the user writing anything.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
@@ -188,25 +189,75 @@ def _hit_count(value: Any) -> int | None:
     return sized_length(value)
 
 
+def _call_kind(fn: Callable[..., Any]) -> str:
+    """``asyncgen``, ``gen``, ``async`` or ``sync``: how a call of ``fn`` does its work.
+
+    An object whose ``__call__`` is ``async def`` (or a generator) counts as one, so the
+    span covers the awaited work, not just the creation of the coroutine.
+    """
+    candidates = [fn]
+    if not inspect.isroutine(fn) and not inspect.isclass(fn):
+        call = inspect.getattr_static(type(fn), "__call__", None)
+        if call is not None:
+            candidates.append(call)
+    for candidate in candidates:
+        if inspect.isasyncgenfunction(candidate):
+            return "asyncgen"
+        if inspect.isgeneratorfunction(candidate):
+            return "gen"
+        if inspect.iscoroutinefunction(candidate):
+            return "async"
+    return "sync"
+
+
 def _decorate(options: _Options, fn: _F) -> _F:
     recorder = _Recorder(options.stage, fn)
 
-    if inspect.isasyncgenfunction(fn):
+    kind = _call_kind(fn)
+
+    if kind == "asyncgen":
 
         @functools.wraps(fn)
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+            # Written out rather than ``async for``: that would forward no ``asend`` value, no
+            # ``athrow`` and no ``aclose`` to the user's generator.
             call = options.begin()
-            if call is None:
-                async for item in fn(*args, **kwargs):
-                    yield item
-                return
-            call.safely(recorder.before, call, args, kwargs)
-            async for item in _traced_async_generator(call, fn(*args, **kwargs)):
-                yield item
+            if call is not None:
+                call.safely(recorder.before, call, args, kwargs)
+            inner = fn(*args, **kwargs)
+            span_context = call.context if call is not None else None
+            to_send: Any = None
+            to_throw: BaseException | None = None
+            try:
+                while True:
+                    token = context.attach(span_context) if span_context is not None else None
+                    try:
+                        if to_throw is not None:
+                            error, to_throw = to_throw, None
+                            item = await inner.athrow(error)
+                        else:
+                            item = await inner.asend(to_send)
+                    finally:
+                        if token is not None:
+                            context.detach(token)
+                    try:
+                        to_send = yield item
+                    except GeneratorExit:
+                        await inner.aclose()
+                        raise
+                    except BaseException as error:  # thrown in by the consumer: pass it on
+                        to_throw = error
+            except StopAsyncIteration:
+                if call is not None:
+                    call.end()
+            except BaseException as error:
+                if call is not None:
+                    call.end(error)
+                raise
 
         return async_gen_wrapper  # type: ignore[return-value]
 
-    if inspect.isgeneratorfunction(fn):
+    if kind == "gen":
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
@@ -218,7 +269,7 @@ def _decorate(options: _Options, fn: _F) -> _F:
 
         return gen_wrapper  # type: ignore[return-value]
 
-    if inspect.iscoroutinefunction(fn):
+    if kind == "async":
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -278,38 +329,6 @@ def _traced_generator(call: StageSpan, inner: Generator[Any, Any, Any]) -> Gener
         raise
 
 
-async def _traced_async_generator(
-    call: StageSpan, inner: AsyncGenerator[Any, Any]
-) -> AsyncGenerator[Any, Any]:
-    """The async twin of :func:`_traced_generator`."""
-    span_context = call.context
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    try:
-        while True:
-            token = context.attach(span_context)
-            try:
-                if to_throw is not None:
-                    error, to_throw = to_throw, None
-                    item = await inner.athrow(error)
-                else:
-                    item = await inner.asend(to_send)
-            finally:
-                context.detach(token)
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                await inner.aclose()
-                raise
-            except BaseException as error:
-                to_throw = error
-    except StopAsyncIteration:
-        call.end()
-    except BaseException as error:
-        call.end(error)
-        raise
-
-
 class _NoopStageSpan:
     """Stands in for a :class:`StageSpan` when nothing is recorded (no SDK, suppressed)."""
 
@@ -334,12 +353,17 @@ class _NoopStageSpan:
 _NOOP = _NoopStageSpan()
 
 
+#: The scopes entered (and not yet exited) in the current context, innermost last.
+_open_scopes: contextvars.ContextVar[tuple[tuple[StageScope, StageSpan | None], ...]] = (
+    contextvars.ContextVar("otel_rerank_open_scopes", default=())
+)
+
+
 class StageScope:
     """A configured stage: use it as a decorator or as a (sync or async) context manager."""
 
     def __init__(self, options: _Options) -> None:
         self._options = options
-        self._active: list[StageSpan | None] = []
 
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
@@ -348,7 +372,9 @@ class StageScope:
 
     def __enter__(self) -> StageSpan | _NoopStageSpan:
         call = self._options.begin()
-        self._active.append(call)
+        # Per context, not per object: one module-level scope is entered by many threads
+        # and tasks at once, each of which must end its own span.
+        _open_scopes.set((*_open_scopes.get(), (self, call)))
         if call is None:
             return _NOOP
         return call.__enter__()
@@ -359,9 +385,14 @@ class StageScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        call = self._active.pop()
-        if call is not None:
-            call.__exit__(exc_type, exc, tb)
+        open_scopes = _open_scopes.get()
+        for i in range(len(open_scopes) - 1, -1, -1):  # the innermost entry of this scope
+            if open_scopes[i][0] is self:
+                call = open_scopes[i][1]
+                _open_scopes.set(open_scopes[:i] + open_scopes[i + 1 :])
+                if call is not None:
+                    call.__exit__(exc_type, exc, tb)
+                return
 
     async def __aenter__(self) -> StageSpan | _NoopStageSpan:
         return self.__enter__()

@@ -26,14 +26,16 @@ import functools
 import json
 import math
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Final, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.semconv.attributes import exception_attributes as exception_keys
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -299,8 +301,14 @@ class StageSpan:
                 attributes = {**attributes, semconv.ERROR_TYPE: error_type}
                 if self.recording:
                     self.span.set_attribute(semconv.ERROR_TYPE, error_type)
-                    self.span.record_exception(error)
                     self.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                    # Last, and on its own: the user's exception may fail to print itself.
+                    self.span.add_event(
+                        "exception", exception_attributes(error, self._telemetry.content)
+                    )
+        except Exception:
+            report_internal_error("StageSpan.end")
+        try:
             self._telemetry.duration.record(elapsed, attributes)
             listener = chat_duration_listener
             if (
@@ -699,6 +707,44 @@ def _token_attributes(
     if input_tokens is not None and output_tokens is not None:
         found[semconv.LLM_TOKEN_COUNT_TOTAL] = input_tokens + output_tokens
     return found
+
+
+#: Innermost frames kept in a recorded stack trace (a RecursionError has a thousand).
+_MAX_STACK_FRAMES: Final = 32
+
+
+def exception_attributes(error: BaseException, policy: ContentPolicy) -> dict[str, str]:
+    """The ``exception`` event's attributes, bounded by the content policy.
+
+    An exception message often quotes its input (a document, a prompt), so it is content:
+    with capture off only the type and the stack frames (file, line, function, source line;
+    no message, no chained exception's message) are recorded; with capture on, the message
+    too (in full up to the limit, and its start at the stack trace's end). The message and
+    the stack trace are each at most ``policy.max_length`` characters (the stack trace
+    keeps its innermost end). Never raises, even for an
+    exception whose ``__str__`` or ``__repr__`` does.
+    """
+    error_type = _error_type(error)
+    attributes = {exception_keys.EXCEPTION_TYPE: error_type}
+    frames = "".join(
+        traceback.format_list(traceback.extract_tb(error.__traceback__, limit=-_MAX_STACK_FRAMES))
+    )
+    if policy.capture:
+        try:
+            message = str(error)
+        except Exception:
+            message = f"<{error_type} object: str() failed>"
+        attributes[exception_keys.EXCEPTION_MESSAGE] = policy.truncate(message)
+        # The message is in its own attribute: here a short start of it leaves room for frames.
+        short = ContentPolicy(max_length=max(policy.max_length // 4, 1)).truncate(message)
+        last_line = f"{error_type}: {short}"
+    else:
+        last_line = f"{error_type} (message not recorded: content capture is off)"
+    stacktrace = f"Traceback (most recent call last):\n{frames}{last_line}"
+    if len(stacktrace) > policy.max_length:
+        stacktrace = "…" + stacktrace[len(stacktrace) - policy.max_length + 1 :]
+    attributes[exception_keys.EXCEPTION_STACKTRACE] = stacktrace
+    return attributes
 
 
 def _error_type(error: BaseException) -> str:

@@ -12,8 +12,10 @@ returns ``None`` and every wrapper calls straight through: no span, no metric, n
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,8 @@ from otel_rerank.version import __version__
 
 # The proxy class is private; without it only explicit no-op providers are detected.
 _ProxyMeterProvider = getattr(_metrics_internal, "_ProxyMeterProvider", NoOpMeterProvider)
+
+_logger = logging.getLogger("otel_rerank")
 
 _SCOPE = "otel_rerank"
 # The GenAI conventions' last release inside semantic-conventions, whose keys we emit
@@ -151,6 +155,57 @@ def _global_meter_provider() -> MeterProvider | None:
     return provider
 
 
+# Variables whose provider failed to load: the API retries (and raises) on every lookup, so
+# each is tried once and then treated as unset.
+_unloadable: set[str] = set()
+
+
+def _env_named_provider(variable: str, getter: Callable[[], Any], fallback: Any) -> Any:
+    if variable in _unloadable:
+        return fallback
+    try:
+        return getter()
+    except Exception:  # StopIteration for a name with no entry point, or the provider's own error
+        _unloadable.add(variable)
+        _logger.warning(
+            "otel-rerank: %s=%r names no provider that can be loaded; recording nothing "
+            "through it until the application sets a provider itself",
+            variable,
+            os.environ.get(variable),
+        )
+        return fallback
+
+
+def global_tracer_provider() -> TracerProvider:
+    """``trace.get_tracer_provider()``, except that it never raises.
+
+    The API raises ``StopIteration`` on every call when ``OTEL_PYTHON_TRACER_PROVIDER``
+    names a provider with no entry point; here that counts as "none set" (logged once).
+    """
+    provider = _global_tracer_provider()
+    if provider is not None:
+        return provider
+    result: TracerProvider = _env_named_provider(
+        "OTEL_PYTHON_TRACER_PROVIDER",
+        trace.get_tracer_provider,
+        getattr(trace, "_PROXY_TRACER_PROVIDER", None) or ProxyTracerProvider(),
+    )
+    return result
+
+
+def global_meter_provider() -> MeterProvider:
+    """``metrics.get_meter_provider()``, except that it never raises (see the tracer twin)."""
+    provider = _global_meter_provider()
+    if provider is not None:
+        return provider
+    result: MeterProvider = _env_named_provider(
+        "OTEL_PYTHON_METER_PROVIDER",
+        metrics.get_meter_provider,
+        getattr(_metrics_internal, "_PROXY_METER_PROVIDER", None) or NoOpMeterProvider(),
+    )
+    return result
+
+
 def current() -> Telemetry | None:
     """The telemetry to record this call with, or ``None`` when nothing would be recorded."""
     global _cache
@@ -160,16 +215,25 @@ def current() -> Telemetry | None:
     if tracer_provider is None and meter_provider is None and not _PROVIDERS_FROM_ENV:
         return None  # no SDK anywhere: the fast path of every wrapper
     if tracer_provider is None:
-        tracer_provider = trace.get_tracer_provider()
+        tracer_provider = global_tracer_provider()
     if meter_provider is None:
-        meter_provider = metrics.get_meter_provider()
+        meter_provider = global_meter_provider()
     content = settings.content
     cached = _cache
     if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
         return cached[3]
     telemetry: Telemetry | None = None
     if _is_real_tracer_provider(tracer_provider) or _is_real_meter_provider(meter_provider):
-        telemetry = Telemetry(tracer_provider, meter_provider, content or ContentPolicy.from_env())
+        try:
+            telemetry = Telemetry(
+                tracer_provider, meter_provider, content or ContentPolicy.from_env()
+            )
+        except Exception:  # a provider that cannot hand out a tracer or meter: record nothing
+            _logger.warning(
+                "otel-rerank: the configured providers failed to create a tracer or meter; "
+                "recording nothing with them",
+                exc_info=True,
+            )
     _cache = (tracer_provider, meter_provider, content, telemetry)
     return telemetry
 
@@ -177,7 +241,7 @@ def current() -> Telemetry | None:
 def use(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
-    capture_content: bool | None = None,
+    capture_content: bool | str | None = None,
 ) -> None:
     """Make these the providers and content setting of every later call (``instrument()``)."""
     with _lock:

@@ -135,15 +135,72 @@ def reranked_order(scores: Sequence[float]) -> list[int]:
 _live: weakref.WeakSet[ShadowReranker[Any]] = weakref.WeakSet()
 
 
-_EXIT_BOUND_S: Final = 2.0
+#: Seconds all shadow rerankers together may delay a normal interpreter exit.
+EXIT_BOUND_S: Final = 1.0
 
 
-@atexit.register
-def _close_all_at_exit() -> None:  # pragma: no cover - runs at interpreter exit
-    # One bound for all of them together: exit must not wait 2 s per reranker.
-    deadline = time.monotonic() + _EXIT_BOUND_S
+def close_all(timeout: float = EXIT_BOUND_S) -> bool:
+    """Close every live shadow reranker within ``timeout`` seconds in all (not each).
+
+    Runs at interpreter exit (before the span pipeline that :func:`otel_rerank.configure`
+    installed shuts down, so that finished shadow spans are still exported). Queued work
+    is abandoned; only the batch each worker is running is waited for, so that no worker is
+    inside native model code when the interpreter tears down. Returns True when every
+    worker stopped in time.
+    """
+    deadline = time.monotonic() + max(timeout, 0.0)
+    rerankers = list(_live)
+    for reranker in rerankers:  # stop all first, so that none starts new work meanwhile
+        reranker._stop_taking_work()
+    finished = True
+    for reranker in rerankers:
+        # No new shadow work at exit: only the batch in progress is waited for.
+        finished &= reranker.close(timeout=max(deadline - time.monotonic(), 0.0), drain=False)
+    return finished
+
+
+atexit.register(close_all)
+
+
+def _reset_after_fork() -> None:
+    # The parent's worker threads do not exist in a forked child, and their queues' locks
+    # may have been held at the fork: each reranker starts afresh (its queued work stays
+    # the parent's to do).
     for reranker in list(_live):
-        reranker.close(timeout=max(deadline - time.monotonic(), 0.0))
+        reranker._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _work(owner: weakref.ref[ShadowReranker[Any]], jobs: queue.Queue[Any]) -> None:
+    """The worker thread's loop. It holds its reranker only while running a job, so a
+    reranker dropped without ``close()`` is collected, and with it the model; its finalizer
+    wakes this loop, which then ends."""
+    while True:
+        job = jobs.get()
+        if job is _STOP:
+            return
+        reranker = owner()
+        if reranker is None:
+            return
+        try:
+            if not reranker._abandon:
+                reranker._shadow_run(job)
+        except Exception:
+            # The model failed (recorded on the span) or we did: never kill the worker.
+            _logger.debug("otel-rerank: shadow rerank failed", exc_info=True)
+        # close() could not queue its stop marker into a full queue: stop once it is empty.
+        done = reranker._closed and jobs.empty()
+        del reranker, job
+        if done:
+            return
+
+
+def _wake_worker(jobs: queue.Queue[Any]) -> None:
+    with contextlib.suppress(queue.Full):  # full: the worker finds its reranker gone anyway
+        jobs.put_nowait(_STOP)
 
 
 class ShadowReranker(Generic[_T]):
@@ -208,6 +265,7 @@ class ShadowReranker(Generic[_T]):
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._finalizer: weakref.finalize[[queue.Queue[Any]], ShadowReranker[Any]] | None = None
         self._closed = False
         self._abandon = False
         self._random = random.random
@@ -229,6 +287,12 @@ class ShadowReranker(Generic[_T]):
     ) -> list[_T]:
         """Serve ``candidates`` per the mode in force; see the class docstring.
 
+        ``candidates`` may be any sequence (a list, a tuple, a numpy array) or a one-shot
+        iterable such as a generator. A sequence is never copied for the caller: ``off`` and
+        ``shadow`` return the very object given. A one-shot iterable cannot be both shadowed
+        and returned, so ``shadow`` (and ``serve``) read it once into a list and return that
+        list: the same items in the same order; ``off`` returns it untouched.
+
         Args:
             query: the query.
             candidates: retrieval's candidates, best first.
@@ -237,10 +301,13 @@ class ShadowReranker(Generic[_T]):
                 seconds), with or without an ``otel_rerank.request`` budget.
 
         Returns:
-            ``candidates`` itself (``off`` and ``shadow``) or a new list in reranked order
-            (``serve``).
+            ``candidates`` itself (``off`` and ``shadow``), the list read from a one-shot
+            iterable (``shadow``), or a new list in reranked order (``serve``).
         """
         mode = current_mode(self.mode)
+        if mode == "off":
+            return candidates
+        candidates = _materialized(candidates)
         if mode == "shadow":
             self._submit(query, candidates, ids)
             return candidates
@@ -273,14 +340,14 @@ class ShadowReranker(Generic[_T]):
             # to_thread copies the context: the rerank span's parent is the caller's span,
             # and the budget guard sees this request's budget.
             return await asyncio.to_thread(
-                self._serve, query, candidates, ids, deadline, mode == "interleave"
+                self._serve, query, _materialized(candidates), ids, deadline, mode == "interleave"
             )
         if mode == "interleave":
             return candidates
         return self(query, candidates, ids=ids)
 
     def _submit(self, query: str, candidates: list[_T], ids: Any = None) -> None:
-        if self._closed or not candidates:
+        if self._closed or len(candidates) == 0:  # a numpy array has no truth value
             return
         if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
             return
@@ -305,9 +372,17 @@ class ShadowReranker(Generic[_T]):
     def _start_worker(self) -> None:
         with self._lock:
             if self._worker is None and not self._closed:
-                worker = threading.Thread(target=self._run, name="otel-rerank-shadow", daemon=True)
+                jobs = self._queue
+                worker = threading.Thread(
+                    target=_work,
+                    args=(weakref.ref(self), jobs),
+                    name="otel-rerank-shadow",
+                    daemon=True,
+                )
                 worker.start()
                 self._worker = worker
+                self._finalizer = weakref.finalize(self, _wake_worker, jobs)
+                self._finalizer.atexit = False
 
     def _serve(
         self,
@@ -407,19 +482,6 @@ class ShadowReranker(Generic[_T]):
             call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, [doc for _, doc in pairs])
 
     # -- the worker ----------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is _STOP:
-                return
-            if self._abandon:
-                continue
-            try:
-                self._shadow_run(job)
-            except Exception:
-                # The model failed (recorded on the span) or we did: never kill the worker.
-                _logger.debug("otel-rerank: shadow rerank failed", exc_info=True)
-
     def _shadow_run(self, job: _Job) -> None:
         started = time.perf_counter()
         pairs = [(job.query, self._text(c)) for c in job.candidates]
@@ -431,12 +493,12 @@ class ShadowReranker(Generic[_T]):
             links=[job.link] if job.link is not None else None,
         )
         if call is None:
-            scores = self._predict(pairs)
+            scores = self._predict_abandonable(pairs)
         else:
             with call:
                 call.record_candidates(len(pairs))
                 call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
-                scores = self._predict(pairs)
+                scores = self._predict_abandonable(pairs)
                 self._record(call, job.query, pairs, scores)
                 if scores is not None:
                     call.safely(
@@ -462,12 +524,40 @@ class ShadowReranker(Generic[_T]):
                 )
             )
 
+    def _predict_abandonable(self, pairs: list[tuple[str, str]]) -> list[float] | None:
+        """``predict`` one batch at a time, giving up between batches once abandoned.
+
+        A shadow run can be long (many candidates on a CPU); run whole, it would keep the
+        worker inside the model for its full length after ``close()`` gave up on it, and a
+        thread still inside native model code at interpreter teardown aborts the process.
+        A cross-encoder scores each pair on its own, so the batches' scores are the same.
+        """
+        size = max(int(self.batch_size), 1)
+        if len(pairs) <= size:
+            return self._predict(pairs)
+        scores: list[float] = []
+        for start in range(0, len(pairs), size):
+            if self._abandon:
+                return None
+            part = self._predict(pairs[start : start + size])
+            if part is None:
+                return None
+            scores.extend(part)
+        return scores
+
     # -- lifetime ------------------------------------------------------------------------
-    def close(self, timeout: float = 5.0) -> bool:
+    def _stop_taking_work(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def close(self, timeout: float = 5.0, *, drain: bool = True) -> bool:
         """Stop taking shadow work and wait up to ``timeout`` s for queued work to finish.
 
-        Work still queued at the deadline is abandoned (a run already in ``predict`` cannot
-        be interrupted; the daemon worker finishes it or dies with the process).
+        Never waits longer than ``timeout``, even with a full queue. At 80 % of it (at once
+        with ``drain=False``), work still queued is abandoned, and a run in progress stops
+        at its next batch; the rest of the time is left for that batch to finish. A
+        ``predict`` that never returns cannot be interrupted: the daemon worker is left to
+        it, and waited for once more (within the exit bound) at interpreter exit.
 
         Returns:
             True when every queued run finished within the bound.
@@ -475,18 +565,25 @@ class ShadowReranker(Generic[_T]):
         with self._lock:
             self._closed = True
             worker = self._worker
-        _live.discard(self)
         if worker is None:
+            _live.discard(self)
             return True
-        deadline = time.monotonic() + max(timeout, 0.0)
-        try:
-            self._queue.put(_STOP, timeout=max(timeout, 0.0))
-        except queue.Full:
-            self._abandon_queued()
-        worker.join(max(deadline - time.monotonic(), 0.0))
+        start = time.monotonic()
+        timeout = max(timeout, 0.0)
+        # Never blocks: with a full queue the worker stops once it has emptied it.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_STOP)
+        if drain:
+            worker.join(0.8 * timeout)
         if worker.is_alive():
             self._abandon_queued()
+            worker.join(max(start + timeout - time.monotonic(), 0.0))
+        if worker.is_alive():
+            # Stays known to close_all(), which waits for it again at interpreter exit: a
+            # thread still inside native model code when the interpreter tears down aborts
+            # the process ("terminate called without an active exception").
             return False
+        _live.discard(self)
         return True
 
     def _abandon_queued(self) -> None:
@@ -498,6 +595,14 @@ class ShadowReranker(Generic[_T]):
                 break
         with contextlib.suppress(queue.Full):  # just emptied; another caller may refill it
             self._queue.put_nowait(_STOP)
+
+    def _reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._queue = queue.Queue(maxsize=self.max_queue)
+        self._worker = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
 
     @property
     def pending(self) -> int:
@@ -561,6 +666,13 @@ def _team_draft(
         else:
             break
     return merged, teams
+
+
+def _materialized(candidates: Any) -> Any:
+    """``candidates`` itself if it can be read twice (has a length), else a list of it."""
+    if hasattr(candidates, "__len__") and hasattr(candidates, "__getitem__"):
+        return candidates
+    return list(candidates)
 
 
 def _model_name(cross_encoder: Any) -> str:

@@ -40,9 +40,11 @@ def bind_arguments(
     """The call's arguments by parameter name, defaults filled in, ``**kwargs`` flattened.
 
     ``fn`` is the callable as the caller saw it (a bound method for instance methods), so
-    ``self`` is not among the names. Returns only the keyword arguments when the
-    signature cannot be read or the arguments do not fit it (the call itself will then
-    raise its own ``TypeError``).
+    ``self`` is not among the names. Keywords the signature does not list (taken by a
+    decorator's ``**kwargs``, as sentence-transformers' deprecation shims do with
+    ``convert_to_tensor`` or ``apply_softmax``) do not stop the rest from being bound:
+    they are returned by their own names. Returns only the keyword arguments when the
+    signature cannot be read or the positional arguments do not fit it.
     """
     sig = _signature(fn)
     if sig is None:
@@ -50,7 +52,14 @@ def bind_arguments(
     try:
         bound = sig.bind(*args, **kwargs)
     except TypeError:
-        return dict(kwargs)
+        parameters = sig.parameters
+        known = {k: v for k, v in kwargs.items() if k in parameters}
+        try:
+            bound = sig.bind_partial(*args, **known)
+        except TypeError:
+            return dict(kwargs)
+        bound.apply_defaults()
+        return {**kwargs, **bound.arguments}
     bound.apply_defaults()
     named = dict(bound.arguments)
     for name, param in sig.parameters.items():
