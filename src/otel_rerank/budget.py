@@ -45,6 +45,10 @@ DEFAULT_HALFLIFE: Final = 20.0
 MIN_OBSERVATIONS: Final = 3
 #: Recent durations the learned reserve's p95 is taken over.
 RESERVE_WINDOW: Final = 128
+#: Observations beyond these are nonsense (a broken clock, a caller's bug), not costs: a
+#: rerank of a billion candidates or one lasting eleven days never informs the next one.
+MAX_PLAUSIBLE_MS: Final = 1e9
+MAX_PLAUSIBLE_K: Final = 10**9
 #: What the history keeps of its weight when a new observation is far off the line.
 SURPRISE_SHRINK: Final = 0.5
 #: Durations needed before the learned reserve is used.
@@ -125,8 +129,8 @@ class CostModel:
         if not isinstance(latency_ms, (int, float)) or isinstance(latency_ms, bool):
             return
         y = float(latency_ms)
-        if not math.isfinite(y) or y < 0:
-            return
+        if not math.isfinite(y) or y < 0 or y > MAX_PLAUSIBLE_MS or k > MAX_PLAUSIBLE_K:
+            return  # beyond these, the sums' squares would overflow to inf
         x = float(k)
         with self._lock:
             d = self._decay
