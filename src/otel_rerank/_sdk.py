@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -205,6 +206,23 @@ def _metric_reader(name: str) -> MetricReader | None:
     raise ConfigurationError(f"OTEL_METRICS_EXPORTER={name!r} is not supported")
 
 
+#: ``service.instance.id`` of this process, by pid (a forked child gets its own).
+_INSTANCE_IDS: dict[int, str] = {}
+
+
+def _with_instance_id(resource: Resource) -> Resource:
+    """The resource with a per-process ``service.instance.id`` unless the user set one.
+
+    Replicas of one service behind one collector need it: the collector's Prometheus
+    exporter keys series by ``service.name`` and ``service.instance.id``, so without it the
+    replicas overwrite each other's cumulative histograms and ``rate()`` goes wrong.
+    """
+    if "service.instance.id" in resource.attributes:
+        return resource
+    instance_id = _INSTANCE_IDS.setdefault(os.getpid(), str(uuid.uuid4()))
+    return resource.merge(Resource({"service.instance.id": instance_id}))
+
+
 def configure() -> Configured:
     """Install SDK providers from the environment unless the app already has them.
 
@@ -222,7 +240,7 @@ def configure() -> Configured:
     result = Configured()
     if _sdk_disabled():
         return result
-    resource = Resource.create()
+    resource = _with_instance_id(Resource.create())
     try:
         if not _is_real_tracer_provider(trace.get_tracer_provider()):
             default = "otlp" if _endpoint_set("TRACES") else "file"
