@@ -183,9 +183,7 @@ def test_service_instance_id_is_per_process_unless_set(tmp_path: Path) -> None:
     assert first_trace_id == first_metric_id  # one id per process, on both signals
     assert str(uuid.UUID(first_trace_id)) == first_trace_id
     assert second.stdout.split()[0] != first_trace_id  # each replica its own
-    user_set = _run(
-        script, tmp_path, **env, OTEL_RESOURCE_ATTRIBUTES="service.instance.id=pod-7"
-    )
+    user_set = _run(script, tmp_path, **env, OTEL_RESOURCE_ATTRIBUTES="service.instance.id=pod-7")
     assert user_set.returncode == 0, user_set.stderr
     assert user_set.stdout.split() == ["pod-7", "pod-7"]
 

@@ -111,8 +111,8 @@ DOCUMENTED_BUDGETS_S: Final = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 #: collector's spanmetrics connector uses the same list (collector/otelcol-config.yaml);
 #: a test keeps the two equal.
 DURATION_BUCKETS_S: Final = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75,
-    1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0,
+    0.01, 0.02, 0.04, 0.08, 0.1, 0.16, 0.25, 0.32, 0.5, 0.64, 1.0, 1.28, 1.5, 2.0, 2.56,
+    3.0, 5.12, 10.24, 20.48, 40.96, 81.92,
 )  # fmt: skip
 
 #: Bucket boundaries of ``rag.rerank.candidates`` (candidates per rerank call).
