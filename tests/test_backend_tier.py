@@ -49,9 +49,9 @@ def sampling_percentage() -> float:
 
 def agent_config(tmp: Path, gateways: list[str]) -> Path:
     config = yaml.safe_load((backend.COLLECTOR / "otelcol-agent.yaml").read_text("utf-8"))
-    resolver = config["exporters"]["loadbalancing"]["resolver"]
+    resolver = config["exporters"]["load_balancing"]["resolver"]
     assert set(resolver) == {"dns"}
-    config["exporters"]["loadbalancing"]["resolver"] = {"static": {"hostnames": gateways}}
+    config["exporters"]["load_balancing"]["resolver"] = {"static": {"hostnames": gateways}}
     path = tmp / "otelcol-agent.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path

@@ -141,7 +141,7 @@ def test_connectors_are_exporter_in_traces_and_receiver_in_metrics(name: str) ->
         as_exporter = [p for p, v in pipelines(config).items() if connector in v["exporters"]]
         as_receiver = [p for p, v in pipelines(config).items() if connector in v["receivers"]]
         assert as_exporter and as_receiver, connector
-        if component_type(connector) in ("spanmetrics", "span_metrics"):
+        if component_type(connector) == "span_metrics":
             assert all(component_type(p) == "traces" for p in as_exporter), as_exporter
             assert all(component_type(p) == "metrics" for p in as_receiver), as_receiver
 
@@ -187,13 +187,14 @@ def test_collector_sends_traces_to_jaeger_over_otlp() -> None:
     exporter = config["exporters"][jaeger[0]]
     assert exporter["endpoint"] == "jaeger:4317"
     assert exporter["tls"]["insecure"] is True
-    assert "spanmetrics" in traces["exporters"]
+    assert "span_metrics" in traces["exporters"]
 
 
 def spanmetrics_configs() -> Iterator[tuple[str, dict[str, Any]]]:
     for name in COLLECTOR_CONFIGS:
         for cid, cfg in (load(name).get("connectors") or {}).items():
-            if component_type(cid) in ("spanmetrics", "span_metrics"):
+            # span_metrics, not the deprecated alias ``spanmetrics``.
+            if component_type(cid) == "span_metrics":
                 yield name, cfg
 
 
@@ -237,7 +238,7 @@ def test_both_metric_sources_reach_the_prometheus_exporter() -> None:
     by_receiver = {tuple(p["receivers"]): p for p in pipelines(config).values()}
     app_metrics = [p for pid, p in pipelines(config).items() if component_type(pid) == "metrics"]
     assert by_receiver[("otlp",)]  # the app's OTLP metrics have a pipeline
-    assert by_receiver[("spanmetrics",)]["exporters"] == ["prometheus"]
+    assert by_receiver[("span_metrics",)]["exporters"] == ["prometheus"]
     assert all("prometheus" in p["exporters"] for p in app_metrics)
     assert config["exporters"]["prometheus"]["endpoint"] == "0.0.0.0:8889"
     # Exemplars only travel in OpenMetrics.
@@ -249,16 +250,16 @@ def test_both_metric_sources_reach_the_prometheus_exporter() -> None:
 
 def test_agent_load_balances_traces_by_trace_id_to_the_gateways() -> None:
     agent = load("otelcol-agent.yaml")
-    lb = agent["exporters"]["loadbalancing"]
+    lb = agent["exporters"]["load_balancing"]
     assert lb["routing_key"] == "traceID"
     assert "endpoint" not in lb["protocol"]["otlp"]  # the resolver supplies endpoints
     assert lb["resolver"]["dns"]["hostname"] == "otel-gateway"
     # A Go string field: an int does not decode (tests/test_backend_validate.py proves it).
     assert lb["resolver"]["dns"]["port"] == "4317"
     agent_pipes = pipelines(agent)
-    assert agent_pipes["traces"]["exporters"] == ["loadbalancing"]
+    assert agent_pipes["traces"]["exporters"] == ["load_balancing"]
     # Metrics are never routed by trace id.
-    assert "loadbalancing" not in agent_pipes["metrics"]["exporters"]
+    assert "load_balancing" not in agent_pipes["metrics"]["exporters"]
     gateway = load("otelcol-gateway.yaml")
     assert gateway["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
 
@@ -266,13 +267,13 @@ def test_agent_load_balances_traces_by_trace_id_to_the_gateways() -> None:
 def test_gateway_computes_span_metrics_before_sampling() -> None:
     gateway = load("otelcol-gateway.yaml")
     pipes = pipelines(gateway)
-    to_spanmetrics = [p for p in pipes.values() if "spanmetrics" in p["exporters"]]
+    to_spanmetrics = [p for p in pipes.values() if "span_metrics" in p["exporters"]]
     sampled = [p for p in pipes.values() if "tail_sampling" in p.get("processors", [])]
     assert len(to_spanmetrics) == 1 and len(sampled) == 1
     # Same receiver, fanned out: span metrics see every span, sampling only decides storage.
     assert to_spanmetrics[0]["receivers"] == sampled[0]["receivers"] == ["otlp"]
     assert "tail_sampling" not in to_spanmetrics[0].get("processors", [])
-    assert "spanmetrics" not in sampled[0]["exporters"]
+    assert "span_metrics" not in sampled[0]["exporters"]
     assert sampled[0]["exporters"] == ["otlp_grpc/jaeger"]
 
 
@@ -517,6 +518,32 @@ def test_compose_points_the_app_at_the_collector_by_the_endpoint_variable_only()
     assert "collector" not in command.replace("collector/loadgen.py", "")
     # The collector's exporter and Jaeger's receiver agree on where traces go.
     assert load("otelcol-config.yaml")["exporters"]["otlp_grpc/jaeger"]["endpoint"] == "jaeger:4317"
+
+
+def go_requirement(module_dir: str, module: str) -> str:
+    """The version of ``module`` that collector/<module_dir>/go.mod builds."""
+    text = (COLLECTOR / module_dir / "go.mod").read_text(encoding="utf-8")
+    match = re.search(rf"^\s*{re.escape(module)} (v\S+)", text, re.M)
+    assert match, (module_dir, module)
+    return match.group(1)
+
+
+def test_compose_pins_the_releases_the_tests_build() -> None:
+    """What the tests run from Go modules is what compose runs from images."""
+    images = {name: s["image"].rsplit(":", 1)[1] for name, s in compose()["services"].items()}
+    contrib = "github.com/open-telemetry/opentelemetry-collector-contrib"
+    collector = go_requirement("distribution", f"{contrib}/connector/spanmetricsconnector")
+    assert images["collector"] == collector.removeprefix("v")
+    # Jaeger v2 releases are tagged v1.(63 + minor) as Go modules: v1.76.0 is Jaeger 2.13.0.
+    jaeger = go_requirement("jaeger", "github.com/jaegertracing/jaeger")
+    major, minor, patch = (int(x) for x in jaeger.removeprefix("v").split("."))
+    assert (major, images["jaeger"]) == (1, f"2.{minor - 63}.{patch}")
+    # Prometheus 3.x.y is the Go module v0.3xx.y.
+    prometheus = go_requirement("prometheus", "github.com/prometheus/prometheus")
+    _, minor, patch = (int(x) for x in prometheus.removeprefix("v").split("."))
+    assert images["prometheus"] == f"v3.{minor - 300}.{patch}"
+    alertmanager = go_requirement("prometheus", "github.com/prometheus/alertmanager")
+    assert images["alertmanager"] == alertmanager
 
 
 def test_loadgen_names_the_endpoint_compose_gives_it() -> None:
