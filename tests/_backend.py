@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -168,8 +169,14 @@ def wait_jaeger(server: Server, timeout: float = 60) -> None:
 
 
 def jaeger_traces(server: Server, service: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """The traces Jaeger holds for ``service`` (none when it has never seen the service)."""
     query = urllib.parse.urlencode({"service": service, "limit": limit, "lookback": "1h"})
-    return list(get_json(f"{jaeger_api(server)}/traces?{query}")["data"] or [])
+    try:
+        return list(get_json(f"{jaeger_api(server)}/traces?{query}")["data"] or [])
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return []
+        raise
 
 
 def loadgen(
