@@ -167,3 +167,9 @@ def test_tail_sampling_keeps_errors_slow_reranks_and_a_share_of_the_rest(tier: T
     share = sampling_percentage() / 100
     # Binomial(240, 0.1): mean 24, sd 4.6; the bounds are over 3 sd away.
     assert 0.4 * share * NORMAL <= normal <= 1.6 * share * NORMAL, normal
+
+
+def test_agent_and_gateways_use_no_deprecated_names(tier: Tier) -> None:
+    for collector in [*tier.gateways, tier.agent]:
+        deprecated = [line for line in collector.text().splitlines() if "deprecat" in line.lower()]
+        assert not deprecated, "\n".join(deprecated)
