@@ -134,6 +134,7 @@ def test_span_metrics_count_every_request_before_sampling(tier: Tier) -> None:
         return calls if sum(calls) == NORMAL else None
 
     calls = backend.wait_for("span metrics for every request", counted, 60, tier.logs())
+    print(f"span-metric request counts per gateway: {calls}")
     assert all(c > 0 for c in calls), f"one gateway got no traffic: {calls}"
     assert sum(tier.calls("tier-errors", "rag request")) == ERRORS
     assert sum(tier.calls("tier-slow", "rag request")) == SLOW
@@ -165,6 +166,7 @@ def test_tail_sampling_keeps_errors_slow_reranks_and_a_share_of_the_rest(tier: T
     )
     normal = sum(map(len, tier.traces("tier-normal")))
     share = sampling_percentage() / 100
+    print(f"kept {normal} of {NORMAL} normal traces (configured share {share:.0%})")
     # Binomial(240, 0.1): mean 24, sd 4.6; the bounds are over 3 sd away.
     assert 0.4 * share * NORMAL <= normal <= 1.6 * share * NORMAL, normal
 
