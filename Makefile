@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 # The real back end for the collector-bundle tests, built from Go modules (needs Go and the
 # module proxy): our Collector distribution, Jaeger v2, Prometheus 3 (+ promtool) and
-# Alertmanager (+ amtool), into .backend/bin; cached outside the repo, so a rebuild or a
+# Alertmanager's amtool, into .backend/bin; cached outside the repo, so a rebuild or a
 # fresh clone takes seconds. Arize Phoenix (~850 MB) lives in its own venv so its pins never
 # touch the project's; the live trace test runs .venv-phoenix/bin/phoenix.
 PHOENIX_VENV  ?= .venv-phoenix

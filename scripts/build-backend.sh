@@ -2,8 +2,9 @@
 # Builds the real back end that the live tests run, from Go modules (no docker):
 #   otelcol-rerank          our Collector distribution (collector/distribution/)
 #   jaeger                  Jaeger v2 (collector/jaeger/)
-#   prometheus, promtool,   Prometheus 3 and Alertmanager (collector/prometheus/)
-#   alertmanager, amtool
+#   prometheus, promtool    Prometheus 3 (collector/prometheus/)
+#   amtool                  Alertmanager's config checker (its server embeds a web UI that
+#                           its Go module does not ship, so it does not build from the proxy)
 # into .backend/bin/ (gitignored). Each binary is also cached outside the repository, under
 # ${XDG_CACHE_HOME:-~/.cache}/otel-rerank/backend/<name>-<key>, where the key hashes the Go
 # version, the module's go.mod/go.sum/*.go and the build flags: a fresh clone on the same
@@ -26,7 +27,6 @@ targets=(
     "jaeger collector/jaeger github.com/jaegertracing/jaeger/cmd/jaeger -"
     "prometheus collector/prometheus github.com/prometheus/prometheus/cmd/prometheus remove_all_sd"
     "promtool collector/prometheus github.com/prometheus/prometheus/cmd/promtool remove_all_sd"
-    "alertmanager collector/prometheus github.com/prometheus/alertmanager/cmd/alertmanager -"
     "amtool collector/prometheus github.com/prometheus/alertmanager/cmd/amtool -"
 )
 

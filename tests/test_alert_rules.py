@@ -1,7 +1,7 @@
 """The shipped Prometheus/Alertmanager files, checked by the real promtool and amtool.
 
 ``make test`` builds promtool and amtool of the Prometheus 3 and Alertmanager releases that
-compose.yaml pins from Go modules (scripts/build-backend.sh), so these run in CI; without
+compose.yaml pins, from Go modules (scripts/build-backend.sh), so these run in CI; without
 the binaries they skip and say which is missing. Besides ``check config``/``check rules``/
 ``test rules`` on the committed files, mutation tests prove the promtool unit tests can
 fail: a wrong threshold and an ``le`` matcher that matches nothing both break them.

@@ -3,7 +3,6 @@ module github.com/otel-rerank/backend/prometheus
 go 1.26.7
 
 tool (
-	github.com/prometheus/alertmanager/cmd/alertmanager
 	github.com/prometheus/alertmanager/cmd/amtool
 	github.com/prometheus/prometheus/cmd/prometheus
 	github.com/prometheus/prometheus/cmd/promtool
