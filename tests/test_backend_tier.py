@@ -129,15 +129,18 @@ def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier]:
 
 
 def test_span_metrics_count_every_request_before_sampling(tier: Tier) -> None:
-    def counted() -> list[float] | None:
-        calls = tier.calls("tier-normal", "rag request")
-        return calls if sum(calls) == NORMAL else None
+    sent = {"tier-normal": NORMAL, "tier-errors": ERRORS, "tier-slow": SLOW}
 
-    calls = backend.wait_for("span metrics for every request", counted, 60, tier.logs())
+    def counted() -> dict[str, float]:
+        return {service: sum(tier.calls(service, "rag request")) for service in sent}
+
+    # Waits until the counts match (the last spans are flushed a moment after the apps
+    # exit); fails with the last counts otherwise.
+    backend.wait_for("span metrics for every request", lambda: counted() == sent, 60, tier.logs())
+    calls = tier.calls("tier-normal", "rag request")
     print(f"span-metric request counts per gateway: {calls}")
     assert all(c > 0 for c in calls), f"one gateway got no traffic: {calls}"
-    assert sum(tier.calls("tier-errors", "rag request")) == ERRORS
-    assert sum(tier.calls("tier-slow", "rag request")) == SLOW
+    assert counted() == sent  # and no more arrive
 
 
 def test_every_trace_lands_whole_on_one_gateway(tier: Tier) -> None:
