@@ -9,7 +9,7 @@ TORCH   ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint typecheck check bench install prometheus-tools phoenix
+.PHONY: demo test lint typecheck check bench install backend phoenix
 
 install: $(STAMP)
 
@@ -20,15 +20,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Debian's prometheus (server + promtool) and alertmanager (amtool) for the collector-bundle
-# tests; skipped when already on PATH. Arize Phoenix (~850 MB) lives in its own venv so its
-# pins never touch the project's; the live trace test runs .venv-phoenix/bin/phoenix.
+# The real back end for the collector-bundle tests, built from Go modules (needs Go and the
+# module proxy): our Collector distribution, Jaeger v2, Prometheus 3 (+ promtool) and
+# Alertmanager's amtool, into .backend/bin; cached outside the repo, so a rebuild or a
+# fresh clone takes seconds. Arize Phoenix (~850 MB) lives in its own venv so its pins never
+# touch the project's; the live trace test runs .venv-phoenix/bin/phoenix.
 PHOENIX_VENV  ?= .venv-phoenix
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed-stamp
 PHOENIX       ?= arize-phoenix==20.26.1
 
-prometheus-tools:
-	@bash scripts/install-prometheus-tools.sh
+backend:
+	@bash scripts/build-backend.sh
 
 phoenix: $(PHOENIX_STAMP)
 
@@ -47,7 +49,7 @@ $(DEMO_STAMP): $(STAMP)
 demo: $(DEMO_STAMP)
 	$(VENV)/bin/otel-rerank demo
 
-test: $(STAMP) prometheus-tools phoenix
+test: $(STAMP) backend phoenix
 	$(VENV)/bin/ruff check src tests benchmarks examples collector
 	$(VENV)/bin/ruff format --check src tests benchmarks examples collector
 	$(VENV)/bin/mypy

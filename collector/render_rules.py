@@ -10,7 +10,8 @@ changing the budget is: edit ``BUDGET_S``, run ``python collector/render_rules.p
 The alert is the exact form of "p95 over budget": the share of rerank calls slower than the
 budget, read from the cumulative bucket whose upper bound *is* the budget, is above 5 %.
 That is only exact when the budget is a bucket boundary, so the budget must be one of
-``otel_rerank.semconv.DURATION_BUCKETS_S`` (the spanmetrics connector uses the same list).
+``otel_rerank.semconv.DURATION_BUCKETS_S`` (the spanmetrics connector uses the same list, in
+milliseconds: its alert reads the ``le`` of the budget in ms).
 ``histogram_quantile`` p95s are recording rules for dashboards, not the alert, because they
 interpolate inside a bucket.
 
@@ -38,15 +39,17 @@ ALLOWED_SLOW_SHARE = 0.05
 #: Kept equal to ``otel_rerank.semconv.DURATION_BUCKETS_S`` by tests/test_collector_configs.py
 #: (this script runs without the package installed, e.g. in a bare container).
 DURATION_BUCKETS_S = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75,
-    1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0,
+    0.01, 0.02, 0.04, 0.08, 0.1, 0.16, 0.25, 0.32, 0.5, 0.64, 1.0, 1.28, 1.5, 2.0, 2.56,
+    3.0, 5.12, 10.24, 20.48, 40.96, 81.92,
 )  # fmt: skip
 
 HERE = Path(__file__).resolve().parent
 APP_BUCKET = "gen_ai_client_operation_duration_seconds_bucket"
 APP_COUNT = "gen_ai_client_operation_duration_seconds_count"
-SPAN_BUCKET = "traces_span_metrics_duration_seconds_bucket"
-SPAN_COUNT = "traces_span_metrics_duration_seconds_count"
+# Span metrics are in milliseconds (histogram.unit: ms), the unit Jaeger's Monitor tab
+# expects; their bucket bounds are the same durations, written in ms.
+SPAN_BUCKET = "traces_span_metrics_duration_milliseconds_bucket"
+SPAN_COUNT = "traces_span_metrics_duration_milliseconds_count"
 _GATEWAY_LINE = re.compile(r"(end_time_unix_nano - start_time_unix_nano > )\d+")
 
 
@@ -89,17 +92,24 @@ def _budget_text(budget_s: float) -> str:
     return format(Decimal(repr(budget_s)).normalize(), "f")
 
 
+def _ms(seconds: float) -> float:
+    """A bound in seconds as the span metrics' ``le`` in milliseconds (exact: no float error)."""
+    return float(Decimal(repr(seconds)) * 1000)
+
+
 def render_alerts(params: RuleParams = RuleParams()) -> str:
     """The text of ``alerts.yml`` for these parameters, from the template ``alerts.yml.in``."""
     _check_budget(params.budget_s)
     w = params.rate_window
     le = le_matcher(params.budget_s)
+    span_le = le_matcher(_ms(params.budget_s))
     budget = _budget_text(params.budget_s)
     budget_ms = format(Decimal(budget) * 1000, "f").rstrip("0").rstrip(".")
     share = f"{ALLOWED_SLOW_SHARE:g}"
     return _Template((HERE / "alerts.yml.in").read_text(encoding="utf-8")).substitute(
         w=w,
         le=le,
+        span_le=span_le,
         budget=budget,
         budget_ms=budget_ms,
         share=share,
@@ -122,12 +132,15 @@ def render_tests(params: RuleParams = RuleParams()) -> str:
     """The text of ``alerts.test.yml``: fires over budget, quiet under it, quiet idle.
 
     Per minute, 100 rerank calls. Over budget: 10 of them slower than the budget (10 %),
-    quiet: 2 of them (2 %), idle: the counters stop moving. Bucket labels are written as
-    Prometheus v2 stores a Go exposition (``1.5``, ``2``), and the in-app case also as the
-    Python client writes them (``1.0``-style), which the ``le=~`` matcher accepts.
+    quiet: 2 of them (2 %), idle: the counters stop moving. In-app bucket labels are
+    written as the Python client writes them (``1.5``, ``2.0``); span-metric labels are in
+    milliseconds as Prometheus 3 stores the collector's ``le="1500"`` after normalising it
+    (``1500.0``), so a plain ``le="1500"`` in the rule fails these tests.
     """
     _check_budget(params.budget_s)
-    below, at, inf = _series(params.budget_s)
+    below, _, inf = _series(params.budget_s)
+    below_ms = repr(_ms(float(below)))
+    at_ms = repr(_ms(params.budget_s))
     budget = _budget_text(params.budget_s)
     budget_ms = format(Decimal(budget) * 1000, "f").rstrip("0").rstrip(".")
     w = params.rate_window
@@ -146,8 +159,8 @@ def render_tests(params: RuleParams = RuleParams()) -> str:
                 series(APP_BUCKET, f'{app_l},le="{py_at}"', at_v),
                 series(APP_BUCKET, f'{app_l},le="{inf}"', all_v),
                 series(APP_COUNT, app_l, all_v),
-                series(SPAN_BUCKET, f'{span_l},le="{below}"', below_v),
-                series(SPAN_BUCKET, f'{span_l},le="{at}"', at_v),
+                series(SPAN_BUCKET, f'{span_l},le="{below_ms}"', below_v),
+                series(SPAN_BUCKET, f'{span_l},le="{at_ms}"', at_v),
                 series(SPAN_BUCKET, f'{span_l},le="{inf}"', all_v),
                 series(SPAN_COUNT, span_l, all_v),
             ]

@@ -1,10 +1,10 @@
 """The shipped Prometheus/Alertmanager files, checked by the real promtool and amtool.
 
-``make test`` installs Debian's ``prometheus`` and ``prometheus-alertmanager`` (see
-scripts/install-prometheus-tools.sh), so these run in CI; without the tools they skip and
-say why. Besides ``check config``/``check rules``/``test rules`` on the committed files, two
-mutation tests prove the promtool unit tests can fail: a wrong threshold and an ``le``
-matcher that matches nothing both break them.
+``make test`` builds promtool and amtool of the Prometheus 3 and Alertmanager releases that
+compose.yaml pins, from Go modules (scripts/build-backend.sh), so these run in CI; without
+the binaries they skip and say which is missing. Besides ``check config``/``check rules``/
+``test rules`` on the committed files, mutation tests prove the promtool unit tests can
+fail: a wrong threshold and an ``le`` matcher that matches nothing both break them.
 """
 
 from __future__ import annotations
@@ -13,18 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-COLLECTOR = ROOT / "collector"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        package = "prometheus-alertmanager" if name == "amtool" else "prometheus"
-        pytest.skip(f"{name} is not on PATH: `make prometheus-tools` installs Debian's {package}")
-    return path
+from tests._backend import COLLECTOR
+from tests._backend import binary as tool
 
 
 def run(*args: str, cwd: Path = COLLECTOR) -> subprocess.CompletedProcess[str]:

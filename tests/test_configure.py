@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,29 @@ def test_service_name_resource_attributes_and_sampler_are_honoured(tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["docs-assistant", "staging", "TraceIdRatioBased"]
+
+
+def test_service_instance_id_is_per_process_unless_set(tmp_path: Path) -> None:
+    """Replicas behind one collector need distinct ids; a user-set id is kept as is."""
+    script = """
+        import uuid
+        import otel_rerank
+        configured = otel_rerank.configure()
+        attributes = configured.tracer_provider.resource.attributes
+        print(attributes.get("service.instance.id"))
+        print(configured.meter_provider._sdk_config.resource.attributes.get("service.instance.id"))
+    """
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SERVICE_NAME": "rag"}
+    first = _run(script, tmp_path, **env)
+    second = _run(script, tmp_path, **env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    first_trace_id, first_metric_id = first.stdout.split()
+    assert first_trace_id == first_metric_id  # one id per process, on both signals
+    assert str(uuid.UUID(first_trace_id)) == first_trace_id
+    assert second.stdout.split()[0] != first_trace_id  # each replica its own
+    user_set = _run(script, tmp_path, **env, OTEL_RESOURCE_ATTRIBUTES="service.instance.id=pod-7")
+    assert user_set.returncode == 0, user_set.stderr
+    assert user_set.stdout.split() == ["pod-7", "pod-7"]
 
 
 def test_unsupported_protocol_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,12 +2,12 @@
 
 Two copies of collector/loadgen.py run as subprocesses, each serving its metrics on a free
 loopback port through the Python ``PrometheusMetricReader``: ``rag-slow`` whose reranks
-take longer than the budget, and ``rag-fast`` whose reranks do not. A real Prometheus
-(Debian's, installed by ``make test``), started on a free loopback port with a 1 s
-scrape/evaluation interval, loads ``alerts.yml`` rendered from the *same template* with a
-test budget and short windows (``render_rules.RuleParams``). The test waits until
-``RerankLatencyP95OverBudget`` is firing for ``rag-slow`` and checks that ``rag-fast``,
-which has traffic too, has no alert at all. Bounded: about 15–30 s, 90 s at most.
+take longer than the budget, and ``rag-fast`` whose reranks do not. A real Prometheus 3
+(built from Go modules by ``make test``: scripts/build-backend.sh), started on a free
+loopback port with a 1 s scrape/evaluation interval, loads ``alerts.yml`` rendered from
+the *same template* with a test budget and short windows (``render_rules.RuleParams``).
+The test waits until ``RerankLatencyP95OverBudget`` is firing for ``rag-slow`` and checks
+that ``rag-fast``, which has traffic too, has no alert at all. Bounded: about 15–30 s, 90 s at most.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests._backend import binary
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -82,9 +83,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Two load generators and a Prometheus scraping them; yields Prometheus' base URL."""
     tmp_path = tmp_path_factory.mktemp("live-prometheus")
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        pytest.skip("prometheus is not on PATH: `make prometheus-tools` installs Debian's")
+    prometheus = binary("prometheus")
     render_rules = load_render_rules()
     params = render_rules.RuleParams(budget_s=BUDGET_S, rate_window="10s", alert_for="2s")
     (tmp_path / "alerts.yml").write_text(render_rules.render_alerts(params), encoding="utf-8")

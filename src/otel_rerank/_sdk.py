@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -334,6 +335,23 @@ def _internal_metrics_provider(sdk_class: type) -> dict[str, Any]:
     return {"meter_provider": global_meter_provider()}
 
 
+#: ``service.instance.id`` of this process, by pid (a forked child gets its own).
+_INSTANCE_IDS: dict[int, str] = {}
+
+
+def _with_instance_id(resource: Resource) -> Resource:
+    """The resource with a per-process ``service.instance.id`` unless the user set one.
+
+    Replicas of one service behind one collector need it: the collector's Prometheus
+    exporter keys series by ``service.name`` and ``service.instance.id``, so without it the
+    replicas overwrite each other's cumulative histograms and ``rate()`` goes wrong.
+    """
+    if "service.instance.id" in resource.attributes:
+        return resource
+    instance_id = _INSTANCE_IDS.setdefault(os.getpid(), str(uuid.uuid4()))
+    return resource.merge(Resource({"service.instance.id": instance_id}))
+
+
 def configure() -> Configured:
     """Install SDK providers from the environment unless the app already has them.
 
@@ -351,7 +369,7 @@ def configure() -> Configured:
     result = Configured()
     if _sdk_disabled():
         return result
-    resource = Resource.create()
+    resource = _with_instance_id(Resource.create())
     try:
         if not _is_real_tracer_provider(global_tracer_provider()):
             default = "otlp" if _endpoint_set("TRACES") else "file"
