@@ -7,6 +7,7 @@ subprocess with a controlled environment.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -232,3 +233,21 @@ def test_encoder_writes_hex_ids_for_links_too() -> None:
     link = spans[1]["links"][0]
     assert link["spanId"] == format(a.get_span_context().span_id, "016x")
     assert link["traceId"] == format(a.get_span_context().trace_id, "032x")
+
+
+def test_an_export_cut_short_by_shutdown_is_one_line() -> None:
+    """The SDK logs an in-flight export that shutdown closed under it with a traceback."""
+    from otel_rerank import _sdk
+
+    try:
+        raise ValueError("Cannot invoke RPC on closed channel!")
+    except ValueError:
+        record = logging.LogRecord(
+            _sdk._SDK_EXPORT_LOGGER, logging.ERROR, __file__, 1,
+            "Exception while exporting %s.", ("Span",), sys.exc_info(),
+        )  # fmt: skip
+    assert _sdk._EXPORT_CUT_SHORT.filter(record)
+    assert record.exc_info is None
+    assert logging.Formatter().format(record) == (
+        "Exception while exporting Span. at shutdown (ValueError)"
+    )

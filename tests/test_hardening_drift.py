@@ -190,7 +190,8 @@ def test_real_library_missing_a_method(
     patched = cls()._patcher.patched
     try:
         assert (owner, target.method) not in patched
-        assert patched, "nothing else was patched"
+        if len(cls().targets()) > 1:  # what exists is still patched
+            assert patched, "nothing else was patched"
         assert len(_debug_lines(caplog, f"{owner.__qualname__}.{target.method}")) == 1
     finally:
         otel_rerank.uninstrument()

@@ -240,7 +240,7 @@ def cranfield_reranker() -> Any:
 def test_simulated_lift_covers_the_true_lift_on_cranfield(cranfield_reranker: Any) -> None:
     simulation, collection, reranker = cranfield_reranker
     outcome = simulation.simulate(
-        collection, reranker, queries=30, sessions=20, depth=20, serve_share=0.3,
+        collection, reranker, queries=30, sessions=60, depth=20, serve_share=0.3,
         interleave_share=0.4, seed=2, resamples=1000,
     )  # fmt: skip
     lift = outcome.lift

@@ -100,6 +100,30 @@ class _BoundedBatchSpanProcessor(BatchSpanProcessor):
             super().shutdown()  # type: ignore[no-untyped-call]
 
 
+class _ExportCutShortByShutdown(logging.Filter):
+    """Once shutdown has begun, an export it cuts short is one log line, not a traceback.
+
+    The SDK's shutdown closes the exporter while an export may still be in flight (its own
+    comment says so); against a dead collector that export then fails on the closed channel
+    and the SDK logs the whole traceback on the way out. The spans are lost either way: say
+    so in one line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} at shutdown ({type(error).__name__})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_EXPORT_CUT_SHORT = _ExportCutShortByShutdown()
+#: The SDK logger that reports a failed export with its traceback.
+_SDK_EXPORT_LOGGER: Final = "opentelemetry.sdk._shared_internal"
+
+
 class _BoundedPeriodicReader(PeriodicExportingMetricReader):
     """A periodic metric reader whose ``shutdown`` waits at most a bounded time."""
 
@@ -150,6 +174,7 @@ class Configured:
             return
         self._shut_down = True
         deadline = time.monotonic() + max(timeout_s, 0.0)
+        logging.getLogger(_SDK_EXPORT_LOGGER).addFilter(_EXPORT_CUT_SHORT)
         if self.tracer_provider is not None:
             remaining = max(deadline - time.monotonic(), 0.0)
             reserve = min(METRIC_SHUTDOWN_TIMEOUT_S, remaining / 2) if self.meter_provider else 0
