@@ -80,3 +80,10 @@ test-openai2: $(OPENAI2_VENV)/.installed-stamp
 # (each peer in its own .venv-bench-<name>, created on first run; none pulls torch).
 bench-openai: $(STAMP)
 	$(PY) benchmarks/openai_overhead.py
+
+# Overhead on every instrumented library call (bare, A/A, hand-written floor, ours, no SDK)
+# and the peers on the calls they instrument, each peer in its own .venv-bench-<name>
+# (created on first run over .venv's packages, torch included). About 15 minutes.
+.PHONY: bench-libraries
+bench-libraries: $(STAMP)
+	$(PY) benchmarks/library_overhead.py
