@@ -36,7 +36,7 @@ process. Run::
         [--rows encode-empty,predict-50,...] [--peers traceverde,openllmetry,openinference|none]
         [--profile] [--json OUT.json]
 
-or ``make bench-libraries``. ``--quick`` is a smoke run (3 short blocks; peers only where
+or ``make bench-libraries``. ``--quick`` is a smoke run (3 blocks of 3 calls; peers only where
 their venv is already built).
 """
 
@@ -109,7 +109,7 @@ def _passage(i: int, words: int = 30) -> str:
     return " ".join(_WORDS[(i * 7 + j * 3) % len(_WORDS)] for j in range(words)) + "."
 
 
-PASSAGES_32 = [_passage(i) for i in range(32)]
+PASSAGES_32 = [_passage(i, 16) for i in range(32)]
 DOCUMENTS_50 = [_passage(i, 20) for i in range(50)]
 DIM = 384
 
@@ -1085,10 +1085,11 @@ def summarize(main: dict[str, Any], peers: dict[str, dict[str, Any]]) -> dict[st
             peer_rows[peer][key] = {
                 "ours_us": _median(ours_blocks),
                 "peer_us": _median(peer_blocks) if produced else None,
-                "peer_over_ours": _median([t / max(o, 1e-3) for t, o in pairs])
-                if produced
+                # a ratio of medians; none where ours is lost in the noise (median <= 0)
+                "peer_over_ours": _median(peer_blocks) / _median(ours_blocks)
+                if produced and _median(ours_blocks) > 0
                 else None,
-                "blocks_ours_below": sum(t > o for t, o in pairs),
+                "blocks_ours_below": sum(t > o for t, o in pairs),  # peer above ours
                 "blocks": len(pairs),
                 "spans_per_call": row["spans_per_call"],
                 "peer_span_names": row["span_names"][peer],
@@ -1157,7 +1158,7 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
             continue
         print(
             f"{label} {rows['version']} (its own process: bare, ours and {label} alternating; "
-            "peer/ours = median over blocks of the ratio)"
+            "peer/ours = its median overhead / ours; n/a where ours is within noise of 0)"
         )
         peer_header = f"{'call':<34} {'ours':>10} {label:>14} {'peer/ours':>10}  ours below"
         print(peer_header)
@@ -1168,9 +1169,11 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
             if row["peer_us"] is None:
                 print(f"{ROWS[key].label:<34} {_signed(row['ours_us']):>10} {'no span':>14}")
                 continue
+            ratio = row["peer_over_ours"]
+            ratio_text = f"{ratio:>9.2f}x" if ratio is not None else f"{'n/a':>10}"
             print(
                 f"{ROWS[key].label:<34} {_signed(row['ours_us']):>10} "
-                f"{_signed(row['peer_us']):>14} {row['peer_over_ours']:>9.2f}x  "
+                f"{_signed(row['peer_us']):>14} {ratio_text}  "
                 f"{row['blocks_ours_below']}/{row['blocks']} blocks"
             )
 
@@ -1217,7 +1220,7 @@ def _positive_float(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _Parser(prog="library_overhead.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 short blocks")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 blocks of 3 calls")
     parser.add_argument("--blocks", type=_positive, help="blocks (default 15; quick 3)")
     parser.add_argument(
         "--calls",
@@ -1227,7 +1230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--budget-ms",
         type=_positive_float,
-        help="bare-call ms per case per block (default 150; quick 20)",
+        help="bare-call ms per case per block (default 150)",
     )
     parser.add_argument(
         "--rows",
@@ -1250,7 +1253,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--worker", choices=list(PEERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     blocks = args.blocks or (3 if args.quick else 15)
-    budget_ms = args.budget_ms or (20.0 if args.quick else 150.0)
+    budget_ms = args.budget_ms or 150.0
+    if args.quick and not args.calls:
+        args.calls = 3
 
     if args.worker:
         result = measure(args.rows, blocks, budget_ms / 1000, args.calls, args.worker)
