@@ -34,7 +34,8 @@ process. Run::
 
     .venv/bin/python benchmarks/library_overhead.py [--quick] [--blocks 15] [--calls N]
         [--rows encode-empty,predict-50,...] [--peers traceverde,openllmetry,openinference|none]
-        [--profile] [--json OUT.json]
+        [--json OUT.json]
+    .venv/bin/python benchmarks/library_overhead.py --profile [--rows ...]  # where ours' time goes
 
 or ``make bench-libraries``. ``--quick`` is a smoke run (3 blocks of 3 calls; peers only where
 their venv is already built).
@@ -345,6 +346,8 @@ ROWS: dict[str, Row] = {
 }
 #: The proxy cross-encoder row is slow (a 6-layer model on 50 pairs) and opt-in.
 DEFAULT_ROWS = [key for key in ROWS if key != "predict-50-proxy"]
+#: What ``--profile`` looks at unless ``--rows`` says otherwise.
+PROFILE_ROWS = ("encode-empty", "predict-50")
 
 
 # -- peers ----------------------------------------------------------------------------------
@@ -879,24 +882,60 @@ def measure(
 
 
 # -- the profile ----------------------------------------------------------------------------
-def profile(row_keys: Sequence[str], seconds: float) -> str:
-    """cProfile of ours on these rows: where the wrapper's time goes, model code left out."""
+def _profiled(fn: Callable[[], object], calls: int) -> dict[tuple[str, int, str], tuple[Any, ...]]:
+    """cProfile's raw table for ``calls`` calls of ``fn``: (file, line, function) -> stats."""
     import cProfile
-    import io
     import pstats
 
+    # This thread's CPU time, not wall time: on a shared machine a preemption would be
+    # credited to whichever function was running. No collection lands in the profile either.
+    profiler = cProfile.Profile(time.thread_time)
+    gc.collect()
+    gc.disable()
+    try:
+        profiler.enable()
+        for _ in range(calls):
+            fn()
+        profiler.disable()
+    finally:
+        gc.enable()
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    return table
+
+
+def _where(key: tuple[str, int, str]) -> str:
+    file, line, function = key
+    parts = Path(file).parts
+    for anchor in ("site-packages", "src"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1 :]
+            break
+    return f"{'/'.join(parts)}:{line}({function})" if line else function
+
+
+def profile(row_keys: Sequence[str], calls: int, top: int = 25) -> str:
+    """Where ours spends its time on these rows: cProfile of bare calls vs ours, diffed.
+
+    The model's own work is the same in both, so the listing keeps the functions that ours
+    calls more often than the bare call does (our wrapper, what it reads from the model,
+    the SDK), sorted by the self time they add per call; "cum" is the function's time per
+    call including what it calls (for the wrapper itself, the wrapped call too). cProfile
+    inflates small functions: read the ranking, not the absolute µs.
+    """
     import torch
 
     import otel_rerank
 
     torch.set_num_threads(1)
-    out = io.StringIO()
+    lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="otel-rerank-bench-") as workdir:
         fx = Fixtures(Path(workdir))
         sdk = _make_sdk()
         for key in row_keys:
             row = ROWS[key]
             fn = row.make(fx)
+            fn()
+            bare = _profiled(fn, calls)
             otel_rerank.instrument(
                 tracer_provider=sdk.tracer_provider,
                 meter_provider=sdk.meter_provider,
@@ -904,24 +943,37 @@ def profile(row_keys: Sequence[str], seconds: float) -> str:
                 libraries=[row.library],
             )
             fn()
-            profiler = cProfile.Profile()
-            deadline, n = time.process_time() + seconds, 0
-            profiler.enable()
-            while time.process_time() < deadline:
-                fn()
-                n += 1
-            profiler.disable()
+            ours = _profiled(fn, calls)
             otel_rerank.uninstrument()
-            stats = pstats.Stats(profiler, stream=out)
-            stats.total_tt = stats.total_tt / n  # type: ignore[attr-defined]
-            print(f"\n### {row.label}: ours, cProfile over {n} calls\n", file=out)
-            # Only our wrapper and the SDK it calls: the model's own time is the same
-            # with and without instrumentation.
-            stats.sort_stats("cumulative").print_stats(
-                r"otel_rerank|opentelemetry|wrapt|inspect|contextvars|threading", 25
-            )
+            total = sum(stat[2] for stat in ours.values()) - sum(s[2] for s in bare.values())
+            extra = []
+            for where, (_, ncalls, tottime, cumtime, _) in ours.items():
+                base = bare.get(where, (0, 0, 0.0, 0.0, {}))
+                more_calls = (ncalls - base[1]) / calls
+                if more_calls <= 0:
+                    continue
+                extra.append(
+                    (
+                        (tottime - base[2]) / calls * 1e6,
+                        more_calls,
+                        cumtime / calls * 1e6,
+                        _where(where),
+                    )
+                )
+            extra.sort(reverse=True)
+            lines += [
+                "",
+                f"### {row.label}: ours vs bare, cProfile over {calls} calls each "
+                f"(profiled self time added per call: {total / calls * 1e6:.0f} µs)",
+                "",
+                f"{'self µs/call':>12} {'calls/call':>10} {'cum µs/call':>12}  function",
+            ]
+            lines += [
+                f"{self_us:>12.1f} {more:>10.1f} {cum_us:>12.1f}  {name}"
+                for self_us, more, cum_us, name in extra[:top]
+            ]
         sdk.tracer_provider.shutdown()
-    return out.getvalue()
+    return "\n".join(lines)
 
 
 # -- peers' virtualenvs ---------------------------------------------------------------------
@@ -1247,11 +1299,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="also print a cProfile of ours on encode([]) and predict",
+        help="instead of timing, profile ours against bare (encode([]), predict; or --rows)",
     )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--worker", choices=list(PEERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.profile:
+        rows = args.rows if args.rows is not DEFAULT_ROWS else list(PROFILE_ROWS)
+        print(profile(rows, args.calls or (20 if args.quick else 300)))
+        return
     blocks = args.blocks or (3 if args.quick else 15)
     budget_ms = args.budget_ms or 150.0
     if args.quick and not args.calls:
@@ -1286,8 +1342,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"reader; torch 1 thread; {blocks} blocks, {calls} per case per block"
     )
     print_report(summary, settings)
-    if args.profile:
-        print(profile(["encode-empty", "predict-50"], 1.0 if args.quick else 5.0))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
 
