@@ -83,7 +83,7 @@ bench-openai: $(STAMP)
 
 # Overhead on every instrumented library call (bare, A/A, hand-written floor, ours, no SDK)
 # and the peers on the calls they instrument, each peer in its own .venv-bench-<name>
-# (created on first run over .venv's packages, torch included). About 15 minutes.
+# (created on first run over .venv's packages, torch included). About 8 minutes of CPU time.
 .PHONY: bench-libraries
 bench-libraries: $(STAMP)
 	$(PY) benchmarks/library_overhead.py
