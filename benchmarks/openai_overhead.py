@@ -37,7 +37,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _timing import quantile_us, time_calls  # benchmarks/ is on sys.path as a script
+from _patches import Patches  # benchmarks/ is on sys.path as a script
+from _timing import quantile_us, time_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,57 +166,16 @@ def _instrumentor(case: str) -> tuple[Callable[[], object], str]:
 _PATCHED_PACKAGES = ("openai", "httpx", "httpx2")
 
 
-def _attributes_of_patched_packages() -> dict[tuple[int, str], tuple[Any, str, Any]]:
-    """Every attribute of those packages' modules and classes: (id(owner), name) -> value."""
-    found: dict[tuple[int, str], tuple[Any, str, Any]] = {}
-    for module_name, module in list(sys.modules.items()):
-        if module is None or module_name.split(".")[0] not in _PATCHED_PACKAGES:
-            continue
-        owners: list[Any] = [module]
-        owners += [v for v in vars(module).values() if isinstance(v, type)]
-        for owner in owners:
-            for name, value in list(vars(owner).items()):
-                found[(id(owner), name)] = (owner, name, value)
-    return found
+class _Patches(Patches):
+    """One case's patches in openai and the HTTP clients under it (see ``_patches.py``).
 
-
-class _Patches:
-    """What one ``instrument()`` call changed in openai/httpx, to switch on and off at will.
-
-    Alternating phases every few dozen calls needs a cheap, exact switch. Not every
-    instrumentation's ``uninstrument()`` is one (Traceloop's, toggled repeatedly, leaves
-    wrappers stacking up), so each case is instrumented once and its patches (the module and
-    class attributes that ``instrument()`` replaced or added) are swapped in and out here.
+    Not every instrumentation's ``uninstrument()`` is an exact switch (Traceloop's, toggled
+    repeatedly, leaves wrappers stacking up), so each case is instrumented once and its
+    patches are swapped in and out.
     """
 
     def __init__(self, instrument: Callable[[], object]) -> None:
-        before = _attributes_of_patched_packages()
-        instrument()
-        after = _attributes_of_patched_packages()
-        owners_before = {key[0] for key in before}  # modules imported meanwhile are not ours
-        self._changes: list[tuple[Any, str, Any, Any]] = []
-        for key, (owner, name, value) in after.items():
-            old = before.get(key, (None, None, _MISSING))[2]
-            if old is not value and key[0] in owners_before:
-                self._changes.append((owner, name, old, value))
-        self.off()
-
-    def on(self) -> None:
-        for owner, name, _, patched in self._changes:
-            setattr(owner, name, patched)
-
-    def off(self) -> None:
-        for owner, name, original, _ in self._changes:
-            if original is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
-
-    def __len__(self) -> int:
-        return len(self._changes)
-
-
-_MISSING = object()
+        super().__init__(instrument, _PATCHED_PACKAGES)
 
 
 def _worker(peer: str, calls: int, chunks: int) -> dict[str, Any]:

@@ -1,0 +1,1360 @@
+"""Per-call overhead of otel-rerank on every instrumented library call, and of its peers.
+
+For each instrumented call (sentence-transformers ``encode`` with the real all-MiniLM-L6-v2,
+``CrossEncoder.predict`` and ``rank`` on 50 pairs, faiss ``search``, chroma ``query``
+in memory, qdrant ``query_points`` in local mode, and cohere ``rerank``, openai chat and
+embeddings and anthropic messages against in-process mock transports), these cases run in
+one process, alternating every few dozen calls (fewer for slow calls):
+
+* ``bare``    the uninstrumented call: every overhead is measured from it;
+* ``A/A``     the bare call again, timed as a second case: its "overhead" is pure noise,
+              and its spread over blocks says how large a difference is signal;
+* ``floor``   a hand-written ``tracer.start_as_current_span`` around the same call, with
+              the same span name, kind, attributes and events ours wrote, and the same
+              histogram records, all precomputed (taken from a span and metric points ours
+              actually recorded): the least any instrumentation recording that much costs;
+* ``ours``    ``otel_rerank.instrument(...)`` with an SDK ``TracerProvider`` +
+              ``BatchSpanProcessor`` to an exporter that only counts, and a
+              ``MeterProvider`` with an in-memory reader;
+* ``no SDK``  ours with no SDK configured (the API's default providers).
+
+Each case runs ``calls`` timed calls per block (each call timed on its own, process CPU
+time; see ``_timing.py``), and a block sums a case up by the 10th percentile of its calls;
+the blocks repeat with the cases in rotating order, and every number printed is a median
+over blocks of the per-block value. Targets (issue 16): ours ≤ 1.3 × the floor's overhead
+on every row, and ≤ 3 µs with no SDK.
+
+Peers run on the calls they instrument, each in its own virtualenv ``.venv-bench-<name>``
+(made on first use; it sees this environment's packages, torch included, and adds the
+peer's on top): TraceVerde (``genai-otel-instrument``), OpenLLMetry's chromadb, qdrant and
+cohere instrumentations, and OpenInference's cohere, openai and anthropic ones. A worker
+process in that venv holds the bare call, ours and the peer (its patches switched in and
+out, see ``_patches.py``), so each peer ratio (peer overhead / ours) is measured within one
+process. Run::
+
+    .venv/bin/python benchmarks/library_overhead.py [--quick] [--blocks 15] [--calls N]
+        [--rows encode-empty,predict-50,...] [--peers traceverde,openllmetry,openinference|none]
+        [--json OUT.json]
+    .venv/bin/python benchmarks/library_overhead.py --profile [--rows ...]  # where ours' time goes
+
+or ``make bench-libraries``. ``--quick`` is a smoke run (3 blocks of 3 calls; peers only where
+their venv is already built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.metadata
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NoReturn
+
+from _patches import Patches  # benchmarks/ is on sys.path as a script
+from _timing import quantile_us, time_calls
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# The anthropic SDK traces its own calls to the global tracer provider (which the peers'
+# workers set): the same span in every case, bare included, and a peer that sees it stands
+# down. Off, so that each case measures the instrumentation alone.
+os.environ.setdefault("ANTHROPIC_OPEN_TELEMETRY", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Packages whose module and class attributes an instrumentation may patch.
+PATCHED_PACKAGES = (
+    "sentence_transformers",
+    "faiss",
+    "chromadb",
+    "qdrant_client",
+    "cohere",
+    "openai",
+    "anthropic",
+    "httpx",
+    "httpx2",
+)
+#: The per-block statistic of a case's individually timed calls (see ``_timing.py``).
+QUANTILE = 0.1
+#: Calls per case per block: enough to fill ``--budget-ms`` of bare calls, within limits.
+MIN_CALLS, MAX_CALLS = 5, 200
+TARGET_RATIO = 1.3
+TARGET_NO_SDK_US = 3.0
+
+QUERY = "what holds a wing up in steady level flight?"
+_WORDS = [
+    *("lift", "drag", "wing", "boundary", "layer", "pressure", "flow", "airfoil", "thrust"),
+    *("weight", "speed", "shock", "wave", "turbulence", "laminar", "separation", "vortex"),
+    *("stall", "angle", "attack", "chord", "span", "camber", "surface", "heat", "transfer"),
+    *("supersonic", "subsonic", "nozzle", "compressor", "blade", "tip", "wake", "density"),
+]
+
+
+def _passage(i: int, words: int = 30) -> str:
+    return " ".join(_WORDS[(i * 7 + j * 3) % len(_WORDS)] for j in range(words)) + "."
+
+
+PASSAGES_32 = [_passage(i, 16) for i in range(32)]
+DOCUMENTS_50 = [_passage(i, 20) for i in range(50)]
+DIM = 384
+
+
+# -- the calls ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    """One instrumented call: ``make`` builds it (clients anew, models shared) as a callable."""
+
+    key: str
+    label: str
+    library: str  # otel_rerank.instrument(libraries=[...]) name
+    make: Callable[[Fixtures], Callable[[], object]]
+
+
+class Fixtures:
+    """Models, indexes and collections the rows share, each built on first use."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    @cached_property
+    def minilm(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        from otel_rerank.models import embedding_model_path
+
+        return SentenceTransformer(str(embedding_model_path()), device="cpu")
+
+    @cached_property
+    def tiny_cross_encoder(self) -> Any:
+        from sentence_transformers import CrossEncoder
+
+        from otel_rerank.models import build_tiny_cross_encoder
+
+        path = build_tiny_cross_encoder(self.workdir / "tiny-cross-encoder")
+        return CrossEncoder(str(path), device="cpu")
+
+    @cached_property
+    def proxy_cross_encoder(self) -> Any:
+        from sentence_transformers import CrossEncoder
+
+        from otel_rerank.models import proxy_cross_encoder_path
+
+        return CrossEncoder(str(proxy_cross_encoder_path()), device="cpu")
+
+    @cached_property
+    def vectors(self) -> Any:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1000, DIM)).astype("float32")
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    @cached_property
+    def faiss_index(self) -> Any:
+        import faiss
+
+        index = faiss.IndexFlatIP(DIM)
+        index.add(self.vectors)
+        return index
+
+    @cached_property
+    def chroma_collection(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings
+
+        client = chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False))
+        collection = client.get_or_create_collection(
+            "bench-docs", embedding_function=None, metadata={"hnsw:space": "cosine"}
+        )
+        n = 500
+        collection.add(
+            ids=[f"d{i}" for i in range(n)],
+            documents=[_passage(i, 12) for i in range(n)],
+            embeddings=self.vectors[:n].tolist(),
+        )
+        return collection
+
+    @cached_property
+    def qdrant(self) -> Any:
+        from qdrant_client import QdrantClient, models
+
+        client = QdrantClient(":memory:")
+        client.create_collection(
+            "bench-docs",
+            vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+        )
+        n = 500
+        client.upsert(
+            "bench-docs",
+            points=[
+                models.PointStruct(id=i, vector=self.vectors[i].tolist(), payload={"i": i})
+                for i in range(n)
+            ],
+        )
+        return client
+
+
+def _encode(texts: Any) -> Callable[[Fixtures], Callable[[], object]]:
+    def make(fx: Fixtures) -> Callable[[], object]:
+        model = fx.minilm
+        return lambda: model.encode(texts)
+
+    return make
+
+
+def _predict(fx: Fixtures) -> Callable[[], object]:
+    model = fx.tiny_cross_encoder
+    pairs = [(QUERY, d) for d in DOCUMENTS_50]
+    return lambda: model.predict(pairs)
+
+
+def _predict_proxy(fx: Fixtures) -> Callable[[], object]:
+    model = fx.proxy_cross_encoder
+    pairs = [(QUERY, d) for d in DOCUMENTS_50]
+    return lambda: model.predict(pairs)
+
+
+def _rank(fx: Fixtures) -> Callable[[], object]:
+    model = fx.tiny_cross_encoder
+    return lambda: model.rank(QUERY, DOCUMENTS_50)
+
+
+def _faiss(fx: Fixtures) -> Callable[[], object]:
+    index, query = fx.faiss_index, fx.vectors[3:4]
+    return lambda: index.search(query, 10)
+
+
+def _chroma(fx: Fixtures) -> Callable[[], object]:
+    collection, query = fx.chroma_collection, [fx.vectors[3].tolist()]
+    return lambda: collection.query(query_embeddings=query, n_results=10)
+
+
+def _qdrant(fx: Fixtures) -> Callable[[], object]:
+    client, query = fx.qdrant, fx.vectors[3].tolist()
+    return lambda: client.query_points("bench-docs", query=query, limit=10)
+
+
+_COHERE_BODY = json.dumps(
+    {
+        "id": "rerank-bench",
+        "results": [{"index": i, "relevance_score": 1.0 - i / 50} for i in range(10)],
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
+    }
+).encode()
+
+
+def _cohere(fx: Fixtures) -> Callable[[], object]:
+    import cohere
+    import httpx
+
+    def handler(request: Any) -> Any:
+        return httpx.Response(
+            200, content=_COHERE_BODY, headers={"content-type": "application/json"}
+        )
+
+    client = cohere.ClientV2(
+        api_key="sk-bench", httpx_client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    return lambda: client.rerank(model="rerank-v3.5", query=QUERY, documents=DOCUMENTS_50, top_n=10)
+
+
+def _openai(operation: str) -> Callable[[Fixtures], Callable[[], object]]:
+    def make(fx: Fixtures) -> Callable[[], object]:
+        import openai_overhead  # the same mock client as the OpenAI benchmark
+
+        client = openai_overhead._client()
+        if operation == "chat":
+            messages = openai_overhead._MESSAGES
+            return lambda: client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        texts = openai_overhead._TEXTS
+        return lambda: client.embeddings.create(model="text-embedding-3-small", input=texts)
+
+    return make
+
+
+_ANTHROPIC_BODY = json.dumps(
+    {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-bench-20260101",
+        "content": [{"type": "text", "text": "Lift holds the wing up."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 20, "output_tokens": 7},
+    }
+).encode()
+
+
+def _anthropic(fx: Fixtures) -> Callable[[], object]:
+    import anthropic
+    from anthropic import _base_client
+
+    http: Any = getattr(_base_client, "httpx2", None) or getattr(_base_client, "httpx", None)
+
+    def handler(request: Any) -> Any:
+        return http.Response(
+            200, content=_ANTHROPIC_BODY, headers={"content-type": "application/json"}
+        )
+
+    client = anthropic.Anthropic(
+        api_key="sk-ant-bench",
+        base_url="http://bench.invalid",
+        max_retries=0,
+        http_client=http.Client(transport=http.MockTransport(handler)),
+    )
+    messages: Any = [{"role": "user", "content": "What is the lift of a wing?"}]
+    return lambda: client.messages.create(
+        model="claude-bench", max_tokens=256, messages=messages, system="Answer briefly."
+    )
+
+
+ST = "sentence_transformers"
+ROWS: dict[str, Row] = {
+    row.key: row
+    for row in (
+        Row("encode-empty", "ST encode([]) MiniLM-L6", ST, _encode([])),
+        Row("encode-query", "ST encode(1 query) MiniLM-L6", ST, _encode(QUERY)),
+        Row("encode-32", "ST encode(32 passages) MiniLM-L6", ST, _encode(PASSAGES_32)),
+        Row("predict-50", "CE predict(50 pairs) tiny", ST, _predict),
+        Row("rank-50", "CE rank(50 docs) tiny", ST, _rank),
+        Row("predict-50-proxy", "CE predict(50 pairs) L-6 proxy", ST, _predict_proxy),
+        Row("faiss", "faiss IndexFlatIP.search k=10", "faiss", _faiss),
+        Row("chroma", "chroma Collection.query n=10", "chromadb", _chroma),
+        Row("qdrant", "qdrant query_points limit=10", "qdrant_client", _qdrant),
+        Row("cohere", "cohere v2 rerank(50 docs)", "cohere", _cohere),
+        Row("openai-chat", "openai chat.completions.create", "openai", _openai("chat")),
+        Row("openai-embeddings", "openai embeddings.create", "openai", _openai("embeddings")),
+        Row("anthropic", "anthropic messages.create", "anthropic", _anthropic),
+    )
+}
+#: The proxy cross-encoder row is slow (a 6-layer model on 50 pairs) and opt-in.
+DEFAULT_ROWS = [key for key in ROWS if key != "predict-50-proxy"]
+#: What ``--profile`` looks at unless ``--rows`` says otherwise.
+PROFILE_ROWS = ("encode-empty", "predict-50")
+
+
+# -- peers ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Peer:
+    label: str
+    distributions: tuple[str, ...]
+    modules: tuple[str, ...]  # imported to check that the venv is complete
+    rows: tuple[str, ...]  # the rows it instruments (others are not run in its worker)
+
+
+PEERS: dict[str, Peer] = {
+    "traceverde": Peer(
+        "TraceVerde",
+        ("genai-otel-instrument==1.42.0",),
+        ("genai_otel",),
+        (
+            "encode-empty",
+            "encode-query",
+            "encode-32",
+            "faiss",
+            "chroma",
+            "qdrant",
+            "cohere",
+            "openai-chat",
+            "openai-embeddings",
+            "anthropic",
+        ),
+    ),
+    "openllmetry": Peer(
+        "OpenLLMetry",
+        (
+            "opentelemetry-instrumentation-chromadb==0.62.4",
+            "opentelemetry-instrumentation-qdrant==0.62.4",
+            "opentelemetry-instrumentation-cohere==0.62.4",
+        ),
+        (
+            "opentelemetry.instrumentation.chromadb",
+            "opentelemetry.instrumentation.qdrant",
+            "opentelemetry.instrumentation.cohere",
+        ),
+        ("chroma", "qdrant", "cohere"),
+    ),
+    "openinference": Peer(
+        "OpenInference",
+        (
+            "openinference-instrumentation-cohere==0.1.15",
+            "openinference-instrumentation-openai==0.1.66",
+            "openinference-instrumentation-anthropic==3.1.0",
+        ),
+        (
+            "openinference.instrumentation.cohere",
+            "openinference.instrumentation.openai",
+            "openinference.instrumentation.anthropic",
+        ),
+        ("cohere", "openai-chat", "openai-embeddings", "anthropic"),
+    ),
+}
+
+
+class _SkipDependencyCheck:
+    """An ``opentelemetry-instrumentation`` instrumentor, instrumented despite its version pins."""
+
+    def __init__(self, instrumentor: Any) -> None:
+        self.instrumentor = instrumentor
+
+    def instrument(self) -> None:
+        self.instrumentor.instrument(skip_dep_check=True)
+
+
+def _instrument_peer(peer: str, rows: Sequence[Row]) -> str:
+    """Install ``peer``'s instrumentation for the libraries of ``rows``; its version."""
+    libraries = {row.library for row in rows}
+    if peer == "traceverde":
+        from genai_otel.config import OTelConfig
+        from genai_otel.instrumentors.anthropic_instrumentor import AnthropicInstrumentor
+        from genai_otel.instrumentors.cohere_instrumentor import CohereInstrumentor
+        from genai_otel.instrumentors.openai_instrumentor import OpenAIInstrumentor
+        from genai_otel.instrumentors.sentence_transformers_instrumentor import (
+            SentenceTransformersInstrumentor,
+        )
+        from genai_otel.mcp_instrumentors.vector_db_instrumentor import VectorDBInstrumentor
+
+        config = OTelConfig()
+        by_library: dict[str, Any] = {
+            ST: SentenceTransformersInstrumentor,
+            "cohere": CohereInstrumentor,
+            "openai": OpenAIInstrumentor,
+            "anthropic": AnthropicInstrumentor,
+        }
+        for library, cls in by_library.items():
+            if library in libraries:
+                cls().instrument(config)
+        if libraries & {"faiss", "chromadb", "qdrant_client"}:
+            VectorDBInstrumentor(config).instrument()
+        return importlib.metadata.version("genai-otel-instrument")
+    instrumentors: list[Any] = []
+    if peer == "openllmetry":
+        if "chromadb" in libraries:
+            from opentelemetry.instrumentation.chromadb import ChromaInstrumentor
+
+            instrumentors.append(ChromaInstrumentor())
+        if "qdrant_client" in libraries:
+            from opentelemetry.instrumentation.qdrant import QdrantInstrumentor
+
+            instrumentors.append(QdrantInstrumentor())
+        if "cohere" in libraries:
+            from opentelemetry.instrumentation.cohere import CohereInstrumentor as TLCohere
+
+            # It declares cohere < 6 and, left to its dependency check, patches nothing on
+            # the cohere installed here; its wrappers are measured with the check skipped.
+            instrumentors.append(_SkipDependencyCheck(TLCohere()))
+        version = importlib.metadata.version("opentelemetry-instrumentation-chromadb")
+    else:
+        if "cohere" in libraries:
+            from openinference.instrumentation.cohere import CohereInstrumentor as OICohere
+
+            instrumentors.append(OICohere())
+        if "openai" in libraries:
+            from openinference.instrumentation.openai import OpenAIInstrumentor as OIOpenAI
+
+            instrumentors.append(OIOpenAI())
+        if "anthropic" in libraries:
+            from openinference.instrumentation.anthropic import AnthropicInstrumentor as OIAnthropic
+
+            instrumentors.append(OIAnthropic())
+        version = importlib.metadata.version("openinference-instrumentation")
+    for instrumentor in instrumentors:
+        instrumentor.instrument()
+    return version
+
+
+# -- the SDK, the floor ---------------------------------------------------------------------
+class _CountingExporter(SpanExporter):
+    """Counts what each phase exported (and keeps the spans while ``keep`` is a list)."""
+
+    def __init__(self) -> None:
+        self.keep: list[Any] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.spans = 0
+        self.names: Counter[str] = Counter()
+        self.attribute_counts: Counter[int] = Counter()
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        for span in spans:
+            self.spans += 1
+            self.names[span.name] += 1
+            self.attribute_counts[len(span.attributes or {})] += 1
+            if self.keep is not None:
+                self.keep.append(span)
+        return SpanExportResult.SUCCESS
+
+
+@dataclass
+class Sdk:
+    tracer_provider: Any
+    meter_provider: Any
+    reader: Any
+    exporter: _CountingExporter
+
+
+def _make_sdk() -> Sdk:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    exporter = _CountingExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    return Sdk(tracer_provider, MeterProvider(metric_readers=[reader]), reader, exporter)
+
+
+def _metric_state(reader: Any, scope: str) -> dict[tuple[str, tuple[Any, ...]], dict[str, Any]]:
+    """Every histogram and counter point ``scope`` recorded so far, by (name, attributes)."""
+    from opentelemetry.sdk.metrics.export import Histogram, Sum
+
+    state: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
+    data = reader.get_metrics_data()
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            if scope_metrics.scope.name != scope:
+                continue
+            for metric in scope_metrics.metrics:
+                for point in metric.data.data_points:
+                    attributes = dict(point.attributes or {})
+                    key = (metric.name, tuple(sorted(attributes.items())))
+                    if isinstance(metric.data, Histogram):
+                        state[key] = {
+                            "kind": "histogram",
+                            "unit": metric.unit,
+                            "bounds": list(point.explicit_bounds),
+                            "count": point.count,
+                            "sum": point.sum,
+                            "attributes": attributes,
+                        }
+                    elif isinstance(metric.data, Sum):
+                        state[key] = {
+                            "kind": "counter",
+                            "unit": metric.unit,
+                            "count": 1,
+                            "sum": point.value,
+                            "attributes": attributes,
+                        }
+    return state
+
+
+@dataclass
+class Recording:
+    """What ours recorded for one call: spans root first, and metric records."""
+
+    spans: list[tuple[str, Any, dict[str, Any], list[tuple[str, dict[str, Any]]]]]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def attribute_count(self) -> int:
+        return sum(len(attributes) for _, _, attributes, _ in self.spans)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "spans": [name for name, *_ in self.spans],
+            "attribute_count": self.attribute_count,
+            "events": sum(len(events) for *_, events in self.spans),
+            "metric_records": sorted((r["name"], r["times"]) for r in self.records),
+        }
+
+
+def _record_once(call: Callable[[], object], sdk: Sdk, scope: str = "otel_rerank") -> Recording:
+    """One call: the spans it produced and the metric records of meter ``scope``."""
+    sdk.tracer_provider.force_flush()
+    before = _metric_state(sdk.reader, scope)
+    sdk.exporter.keep = []
+    call()
+    sdk.tracer_provider.force_flush()
+    spans, sdk.exporter.keep = sdk.exporter.keep, None
+    after = _metric_state(sdk.reader, scope)
+    parent_of = {s.context.span_id: s.parent.span_id if s.parent else None for s in spans}
+
+    def depth(span: Any) -> int:
+        steps, parent = 0, parent_of[span.context.span_id]
+        while parent in parent_of:
+            steps, parent = steps + 1, parent_of[parent]
+        return steps
+
+    spans.sort(key=depth)  # root first
+    recording = Recording(
+        [
+            (
+                span.name,
+                span.kind,
+                dict(span.attributes or {}),
+                [(event.name, dict(event.attributes or {})) for event in span.events],
+            )
+            for span in spans
+        ]
+    )
+    for key, point in after.items():
+        previous = before.get(key, {"count": 0, "sum": 0})
+        times = point["count"] - previous["count"]
+        if point["kind"] == "counter":
+            times = 1 if point["sum"] != previous["sum"] else 0
+        if times <= 0:
+            continue
+        value = (point["sum"] - previous["sum"]) / times
+        recording.records.append({"name": key[0], **point, "times": times, "value": value})
+    return recording
+
+
+def _floor(call: Callable[[], object], recording: Recording, sdk: Sdk) -> Callable[[], object]:
+    """The same call inside a hand-written span (tree) with ours' recording, precomputed."""
+    tracer = sdk.tracer_provider.get_tracer("floor")
+    meter = sdk.meter_provider.get_meter("floor")
+    during: list[tuple[Callable[..., None], Any, dict[str, Any]]] = []
+    after: list[tuple[Callable[..., None], dict[str, Any]]] = []  # durations
+    for record in recording.records:
+        if record["kind"] == "counter":
+            instrument = meter.create_counter(record["name"], unit=record["unit"])
+            method = instrument.add
+        else:
+            instrument = meter.create_histogram(
+                record["name"],
+                unit=record["unit"],
+                explicit_bucket_boundaries_advisory=record["bounds"] or None,
+            )
+            method = instrument.record
+        for _ in range(record["times"]):
+            if record["unit"] == "s":  # a duration: measured here, after the span
+                after.append((method, record["attributes"]))
+            else:
+                during.append((method, record["value"], record["attributes"]))
+    perf_counter = time.perf_counter
+
+    if len(recording.spans) == 1:  # the usual shape, without the generality's cost
+        ((name, kind, attributes, events),) = recording.spans
+
+        def floor() -> object:
+            start = perf_counter()
+            with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
+                result = call()
+                for event_name, event_attributes in events:
+                    span.add_event(event_name, event_attributes)
+                for method, value, metric_attributes in during:
+                    method(value, metric_attributes)
+            elapsed = perf_counter() - start
+            for method, metric_attributes in after:
+                method(elapsed, metric_attributes)
+            return result
+
+        return floor
+
+    def floor_tree() -> object:
+        start = perf_counter()
+        with ExitStack() as stack:
+            opened = [
+                (stack.enter_context(tracer.start_as_current_span(n, kind=k, attributes=a)), e)
+                for n, k, a, e in recording.spans
+            ]
+            result = call()
+            for span, events in opened:
+                for event_name, event_attributes in events:
+                    span.add_event(event_name, event_attributes)
+            for method, value, metric_attributes in during:
+                method(value, metric_attributes)
+        elapsed = perf_counter() - start
+        for method, metric_attributes in after:
+            method(elapsed, metric_attributes)
+        return result
+
+    return floor_tree
+
+
+# -- the measurement ------------------------------------------------------------------------
+@dataclass
+class Phase:
+    """One case: how to switch it on and off, and its call for each row."""
+
+    name: str
+    on: Callable[[], None] = lambda: None
+    off: Callable[[], None] = lambda: None
+    calls: dict[str, Callable[[], object]] = field(default_factory=dict)
+
+
+@contextmanager
+def _switched_on(phase: Phase) -> Iterator[None]:
+    phase.on()
+    try:
+        yield
+    finally:
+        phase.off()
+
+
+def _calls_per_block(fn: Callable[[], object], budget_s: float, fixed: int | None) -> int:
+    if fixed:
+        return fixed
+    samples: list[int] = []
+    time_calls(fn, 3, samples)
+    per_call_s = max(statistics.median(samples) / 1e9, 1e-7)
+    return max(MIN_CALLS, min(MAX_CALLS, round(budget_s / per_call_s)))
+
+
+@dataclass
+class _Exported:
+    """What one case exported over the whole run (all blocks, warm-up calls included)."""
+
+    spans: int = 0
+    calls: int = 0
+    names: Counter[str] = field(default_factory=Counter)
+    attribute_counts: Counter[int] = field(default_factory=Counter)
+
+
+def _run_blocks(
+    rows: Sequence[Row],
+    phases: Sequence[Phase],
+    sdk: Sdk,
+    blocks: int,
+    budget_s: float,
+    fixed_calls: int | None,
+) -> dict[str, Any]:
+    """Every row's phases, alternating, ``blocks`` times; per-block 10th percentiles (µs)."""
+    calls = {
+        row.key: _calls_per_block(phases[0].calls[row.key], budget_s, fixed_calls) for row in rows
+    }
+    per_block = {row.key: {p.name: list[float]() for p in phases} for row in rows}
+    exported = {row.key: {p.name: _Exported() for p in phases} for row in rows}
+    gc.collect()
+    gc.freeze()  # a full collection over the loaded models would land in one case at random
+    for block in range(blocks):
+        for row_index, row in enumerate(rows):
+            shift = (block + row_index) % len(phases)
+            warmup = 1 if calls[row.key] < 20 else 3
+            for phase in list(phases[shift:]) + list(phases[:shift]):
+                fn = phase.calls[row.key]
+                samples: list[int] = []
+                with _switched_on(phase):
+                    for _ in range(warmup):  # method caches, after switching
+                        fn()
+                    time_calls(fn, calls[row.key], samples)
+                sdk.tracer_provider.force_flush()  # this phase's spans, not the next one's
+                seen = exported[row.key][phase.name]
+                seen.spans += sdk.exporter.spans
+                seen.calls += warmup + calls[row.key]
+                seen.names.update(sdk.exporter.names)
+                seen.attribute_counts.update(sdk.exporter.attribute_counts)
+                sdk.exporter.reset()
+                per_block[row.key][phase.name].append(quantile_us(samples, QUANTILE))
+        print(f"block {block + 1}/{blocks} done", file=sys.stderr, flush=True)
+    return {
+        row.key: {
+            "label": row.label,
+            "calls": calls[row.key],
+            "p10_us": per_block[row.key],
+            "spans_per_call": {
+                name: seen.spans / seen.calls for name, seen in exported[row.key].items()
+            },
+            "span_names": {name: sorted(seen.names) for name, seen in exported[row.key].items()},
+            "attribute_counts": {
+                name: sorted(seen.attribute_counts) for name, seen in exported[row.key].items()
+            },
+        }
+        for row in rows
+    }
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for dist in (
+        "otel-rerank",
+        "opentelemetry-sdk",
+        "sentence-transformers",
+        "torch",
+        "faiss-cpu",
+        "chromadb",
+        "qdrant-client",
+        "cohere",
+        "openai",
+        "anthropic",
+    ):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[dist] = importlib.metadata.version(dist)
+    return found
+
+
+def measure(
+    row_keys: Sequence[str],
+    blocks: int,
+    budget_s: float,
+    fixed_calls: int | None,
+    peer: str | None = None,
+) -> dict[str, Any]:
+    """One process's measurement: bare/A-A/floor/ours/no-SDK, or bare/ours/``peer``."""
+    import torch
+
+    import otel_rerank
+
+    torch.set_num_threads(1)
+    rows = [ROWS[key] for key in row_keys]
+    libraries = sorted({row.library for row in rows})
+    with tempfile.TemporaryDirectory(prefix="otel-rerank-bench-") as workdir:
+        fx = Fixtures(Path(workdir))
+        bare = Phase("bare", calls={row.key: row.make(fx) for row in rows})
+        for fn in bare.calls.values():
+            fn()  # imports everything the calls use before any snapshot of patches
+        sdk = _make_sdk()
+        if peer is not None:  # peers record to the global providers
+            from opentelemetry import metrics, trace
+
+            trace.set_tracer_provider(sdk.tracer_provider)
+            metrics.set_meter_provider(sdk.meter_provider)
+
+        def ours_with_sdk() -> None:
+            otel_rerank.instrument(
+                tracer_provider=sdk.tracer_provider,
+                meter_provider=sdk.meter_provider,
+                capture_content=False,
+                libraries=libraries,
+            )
+
+        ours_patches = Patches(ours_with_sdk, PATCHED_PACKAGES)
+        ours = Phase("ours", ours_patches.on, ours_patches.off)
+        with _switched_on(ours):
+            ours.calls = {row.key: row.make(fx) for row in rows}
+            recordings = {row.key: _record_once(ours.calls[row.key], sdk) for row in rows}
+        sdk.exporter.reset()
+        versions = _versions()
+        checks: dict[str, Recording] = {}
+        if peer is None:
+            phases = [bare, Phase("A/A", calls=dict(bare.calls))]
+            floor = Phase(
+                "floor",
+                calls={
+                    row.key: _floor(bare.calls[row.key], recordings[row.key], sdk) for row in rows
+                },
+            )
+            checks = {key: _record_once(fn, sdk, "floor") for key, fn in floor.calls.items()}
+            sdk.exporter.reset()
+            phases += [floor, ours]
+
+            def no_sdk_on() -> None:
+                ours_patches.on()
+                otel_rerank.instrument(capture_content=False, libraries=libraries)
+
+            def no_sdk_off() -> None:
+                ours_with_sdk()
+                ours_patches.off()
+
+            phases.append(Phase("no SDK", no_sdk_on, no_sdk_off, dict(ours.calls)))
+        else:
+            peer_version: list[str] = []
+            peer_patches = Patches(
+                lambda: peer_version.append(_instrument_peer(peer, rows)), PATCHED_PACKAGES
+            )
+            peer_phase = Phase(peer, peer_patches.on, peer_patches.off)
+            with _switched_on(peer_phase):  # some peers patch each client as it is built
+                peer_phase.calls = {row.key: row.make(fx) for row in rows}
+                for fn in peer_phase.calls.values():
+                    fn()
+            sdk.tracer_provider.force_flush()
+            sdk.exporter.reset()
+            versions[PEERS[peer].label] = peer_version[0]
+            phases = [bare, ours, peer_phase]
+        results = _run_blocks(rows, phases, sdk, blocks, budget_s, fixed_calls)
+        for key, recording in recordings.items():
+            results[key]["ours_recording"] = recording.summary()
+            if peer is None:
+                results[key]["floor_recording"] = checks[key].summary()
+        otel_rerank.uninstrument()
+        sdk.tracer_provider.shutdown()
+    return {"versions": versions, "rows": results, "blocks": blocks}
+
+
+# -- the profile ----------------------------------------------------------------------------
+def _profiled(fn: Callable[[], object], calls: int) -> dict[tuple[str, int, str], tuple[Any, ...]]:
+    """cProfile's raw table for ``calls`` calls of ``fn``: (file, line, function) -> stats."""
+    import cProfile
+    import pstats
+
+    # This thread's CPU time, not wall time: on a shared machine a preemption would be
+    # credited to whichever function was running. No collection lands in the profile either.
+    profiler = cProfile.Profile(time.thread_time)
+    gc.collect()
+    gc.disable()
+    try:
+        profiler.enable()
+        for _ in range(calls):
+            fn()
+        profiler.disable()
+    finally:
+        gc.enable()
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    return table
+
+
+def _where(key: tuple[str, int, str]) -> str:
+    file, line, function = key
+    parts = Path(file).parts
+    for anchor in ("site-packages", "src"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1 :]
+            break
+    return f"{'/'.join(parts)}:{line}({function})" if line else function
+
+
+def profile(row_keys: Sequence[str], calls: int, top: int = 25) -> str:
+    """Where ours spends its time on these rows: cProfile of bare calls vs ours, diffed.
+
+    The model's own work is the same in both, so the listing keeps the functions that ours
+    calls more often than the bare call does (our wrapper, what it reads from the model,
+    the SDK), sorted by the self time they add per call; "cum" is the function's time per
+    call including what it calls (for the wrapper itself, the wrapped call too). cProfile
+    inflates small functions: read the ranking, not the absolute µs.
+    """
+    import torch
+
+    import otel_rerank
+
+    torch.set_num_threads(1)
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="otel-rerank-bench-") as workdir:
+        fx = Fixtures(Path(workdir))
+        sdk = _make_sdk()
+        for key in row_keys:
+            row = ROWS[key]
+            fn = row.make(fx)
+            fn()
+            bare = _profiled(fn, calls)
+            otel_rerank.instrument(
+                tracer_provider=sdk.tracer_provider,
+                meter_provider=sdk.meter_provider,
+                capture_content=False,
+                libraries=[row.library],
+            )
+            fn()
+            ours = _profiled(fn, calls)
+            otel_rerank.uninstrument()
+            extra = []
+            for where, (_, ncalls, tottime, cumtime, _) in ours.items():
+                base = bare.get(where, (0, 0, 0.0, 0.0, {}))
+                more_calls = (ncalls - base[1]) / calls
+                if more_calls <= 0:
+                    continue
+                extra.append(
+                    (
+                        (tottime - base[2]) / calls * 1e6,
+                        more_calls,
+                        cumtime / calls * 1e6,
+                        _where(where),
+                    )
+                )
+            extra.sort(reverse=True)
+            added = sum(self_us for self_us, *_ in extra)
+            lines += [
+                "",
+                f"### {row.label}: ours vs bare, cProfile over {calls} calls each "
+                f"(self time of the functions ours adds, profiled: {added:.0f} µs per call)",
+                "",
+                f"{'self µs/call':>12} {'calls/call':>10} {'cum µs/call':>12}  function",
+            ]
+            lines += [
+                f"{self_us:>12.1f} {more:>10.1f} {cum_us:>12.1f}  {name}"
+                for self_us, more, cum_us, name in extra[:top]
+            ]
+        sdk.tracer_provider.shutdown()
+    return "\n".join(lines)
+
+
+# -- peers' virtualenvs ---------------------------------------------------------------------
+def _venv_python(peer: str) -> Path:
+    return ROOT / f".venv-bench-{peer}" / "bin" / "python"
+
+
+def _venv_ready(peer: str) -> bool:
+    python = _venv_python(peer)
+    if not python.exists():
+        return False
+    check = "import otel_rerank, " + ", ".join(PEERS[peer].modules)
+    done = subprocess.run([str(python), "-c", check], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def _site_dirs() -> list[str]:
+    """This interpreter's package directories (not the standard library's, not benchmarks/)."""
+    here = Path(__file__).resolve().parent
+    return [
+        p
+        for p in sys.path
+        if Path(p).is_absolute()
+        and not p.startswith(sys.base_prefix)
+        and Path(p).is_dir()
+        and Path(p).resolve() != here
+    ]
+
+
+def _ensure_venv(peer: str) -> str | None:
+    """The peer's venv over this environment; None when ready, else why it could not be."""
+    if _venv_ready(peer):
+        return None
+    python = _venv_python(peer)
+    venv = python.parents[1]
+    print(f"creating {venv.name} (one-time) ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # A .pth line starting with "import" is executed: addsitedir also reads the .pth files
+    # of this environment (editable installs), and appends, so the peer's own packages win.
+    (Path(purelib) / "zz_bench_parent.pth").write_text(
+        f"import site; list(map(site.addsitedir, {_site_dirs()!r}))\n", encoding="utf-8"
+    )
+    pins = [
+        f"{dist}=={importlib.metadata.version(dist)}"
+        for dist in ("opentelemetry-api", "opentelemetry-sdk")
+    ]
+    done = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *PEERS[peer].distributions,
+            *pins,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not _venv_ready(peer):
+        lines = (done.stderr or done.stdout or "import failed").strip().splitlines()
+        return f"could not build {venv.name}: {lines[-1] if lines else '?'}"
+    return None
+
+
+def _run_worker(
+    peer: str, rows: Sequence[str], blocks: int, budget_ms: float, calls: int | None
+) -> dict[str, Any]:
+    command = [
+        str(_venv_python(peer)),
+        __file__,
+        "--worker",
+        peer,
+        "--rows",
+        ",".join(rows),
+        "--blocks",
+        str(blocks),
+        "--budget-ms",
+        str(budget_ms),
+    ]
+    if calls:
+        command += ["--calls", str(calls)]
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OTEL_SDK_DISABLED": "false"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"worker failed: {tail[0]}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- the report -----------------------------------------------------------------------------
+def _overheads(row: dict[str, Any], phase: str) -> list[float]:
+    p10 = row["p10_us"]
+    return [case - bare for case, bare in zip(p10[phase], p10["bare"], strict=True)]
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def _iqr(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[2] - q[0]
+
+
+def _us(value: float) -> str:
+    return f"{value / 1000:.2f} ms" if abs(value) >= 1000 else f"{value:.1f} µs"
+
+
+def _signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + _us(abs(value))
+
+
+def summarize(main: dict[str, Any], peers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The numbers the tables print, also written by ``--json``."""
+    rows = {}
+    for key, row in main["rows"].items():
+        floor = _median(_overheads(row, "floor"))
+        ours = _median(_overheads(row, "ours"))
+        rows[key] = {
+            "label": row["label"],
+            "calls_per_block": row["calls"],
+            "bare_us": _median(row["p10_us"]["bare"]),
+            "aa_us": _median(_overheads(row, "A/A")),
+            "aa_iqr_us": _iqr(_overheads(row, "A/A")),
+            "floor_us": floor,
+            "ours_us": ours,
+            "ours_over_floor": ours / floor if floor > 0 else float("nan"),
+            "blocks_ours_over_target": sum(
+                o > TARGET_RATIO * f
+                for o, f in zip(_overheads(row, "ours"), _overheads(row, "floor"), strict=True)
+            ),
+            "no_sdk_us": _median(_overheads(row, "no SDK")),
+            "spans_per_call": row["spans_per_call"],
+            "span_names": row["span_names"],
+            "attribute_counts": row["attribute_counts"],
+            "ours_recording": row["ours_recording"],
+            "floor_recording": row["floor_recording"],
+        }
+    peer_rows: dict[str, dict[str, Any]] = {}
+    for peer, result in peers.items():
+        if "error" in result:
+            peer_rows[peer] = {"error": result["error"]}
+            continue
+        peer_rows[peer] = {"version": result["versions"].get(PEERS[peer].label, "?")}
+        for key, row in result["rows"].items():
+            ours_blocks, peer_blocks = _overheads(row, "ours"), _overheads(row, peer)
+            pairs = list(zip(peer_blocks, ours_blocks, strict=True))
+            produced = row["spans_per_call"][peer] > 0
+            peer_rows[peer][key] = {
+                "ours_us": _median(ours_blocks),
+                "peer_us": _median(peer_blocks) if produced else None,
+                # a ratio of medians; none where ours is lost in the noise (median <= 0)
+                "peer_over_ours": _median(peer_blocks) / _median(ours_blocks)
+                if produced and _median(ours_blocks) > 0
+                else None,
+                "blocks_ours_below": sum(t > o for t, o in pairs),  # peer above ours
+                "blocks": len(pairs),
+                "spans_per_call": row["spans_per_call"],
+                "peer_span_names": row["span_names"][peer],
+                "peer_attribute_counts": row["attribute_counts"][peer],
+            }
+    return {
+        "versions": main["versions"],
+        "blocks": main["blocks"],
+        "rows": rows,
+        "peers": peer_rows,
+    }
+
+
+def print_report(summary: dict[str, Any], settings: str) -> None:
+    versions = ", ".join(f"{k} {v}" for k, v in summary["versions"].items())
+    print()
+    print(f"Library call overhead per call, process CPU time; {settings}.")
+    print(f"Versions: {versions}.")
+    print(
+        "Per block each case's 10th-percentile call; overhead = case - bare in the same "
+        f"block; every number is the median over {summary['blocks']} blocks. A/A = the bare "
+        "call timed as another case (noise: its median and interquartile range over blocks)."
+    )
+    header = (
+        f"{'call':<34} {'bare':>10} {'A/A (IQR)':>18} {'floor':>10} {'ours':>10} "
+        f"{'ours/floor':>10} {'no SDK':>10} spans  attrs"
+    )
+    print(header)
+    print("-" * len(header))
+    misses, unresolved = [], []
+    for key, row in summary["rows"].items():
+        aa = f"{_signed(row['aa_us'])} ({_us(row['aa_iqr_us'])})"
+        ratio = row["ours_over_floor"]
+        # Where the floor's overhead is no larger than the A/A spread, this run cannot tell
+        # ours from the floor on that row: its ratio is printed with "~" and not judged.
+        if row["floor_us"] <= row["aa_iqr_us"]:
+            unresolved.append(key)
+            ratio_text = f"{ratio:>9.2f}~" if not math.isnan(ratio) else f"{'~':>10}"
+        else:
+            missed = ratio > TARGET_RATIO
+            if missed:
+                misses.append(key)
+            ratio_text = f"{ratio:>9.2f}{'!' if missed else ' '}"
+        no_sdk = _signed(row["no_sdk_us"])
+        no_sdk += "~" if abs(row["no_sdk_us"]) <= row["aa_iqr_us"] else " "
+        spans = row["spans_per_call"]
+        print(
+            f"{row['label']:<34} {_us(row['bare_us']):>10} {aa:>18} "
+            f"{_signed(row['floor_us']):>10} {_signed(row['ours_us']):>10} "
+            f"{ratio_text} {no_sdk:>10} "
+            f"{spans['ours']:g}/{spans['floor']:g}  {row['ours_recording']['attribute_count']}"
+        )
+    print(
+        f"target: ours/floor <= {TARGET_RATIO} (! = missed), no SDK <= {TARGET_NO_SDK_US} µs; "
+        "~ = within the A/A spread (not resolved by this run); spans = spans per call "
+        "ours/floor; attrs = attributes ours wrote (the floor writes the same)"
+    )
+    if misses:
+        print(f"rows missing the ours/floor target: {', '.join(misses)}")
+    if unresolved:
+        print(f"rows whose floor is within the A/A spread: {', '.join(unresolved)}")
+    leaked = [
+        k
+        for k, r in summary["rows"].items()
+        if r["spans_per_call"]["bare"]
+        or r["spans_per_call"]["A/A"]
+        or r["spans_per_call"]["no SDK"]
+    ]
+    if leaked:
+        print(f"WARNING: spans from an uninstrumented case in {', '.join(leaked)}")
+    for peer, rows in summary["peers"].items():
+        label = PEERS[peer].label
+        print()
+        if "error" in rows:
+            print(f"{label}: {rows['error']}")
+            continue
+        print(
+            f"{label} {rows['version']} (its own process: bare, ours and {label} alternating; "
+            "peer/ours = its median overhead / ours; n/a where ours is within noise of 0)"
+        )
+        peer_header = f"{'call':<34} {'ours':>10} {label:>14} {'peer/ours':>10}  ours below"
+        print(peer_header)
+        print("-" * len(peer_header))
+        for key, row in rows.items():
+            if key == "version":
+                continue
+            if row["peer_us"] is None:
+                print(f"{ROWS[key].label:<34} {_signed(row['ours_us']):>10} {'no span':>14}")
+                continue
+            ratio = row["peer_over_ours"]
+            ratio_text = f"{ratio:>9.2f}x" if ratio is not None else f"{'n/a':>10}"
+            print(
+                f"{ROWS[key].label:<34} {_signed(row['ours_us']):>10} "
+                f"{_signed(row['peer_us']):>14} {ratio_text}  "
+                f"{row['blocks_ours_below']}/{row['blocks']} blocks"
+            )
+
+
+# -- command line ---------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _csv(choices: Sequence[str], what: str) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        values = [v for v in text.split(",") if v]
+        unknown = [v for v in values if v not in choices]
+        if unknown or not values:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(unknown) or repr(text)}; choose from "
+                f"{', '.join(choices)}"
+            )
+        return values
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _Parser(prog="library_overhead.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 blocks of 3 calls")
+    parser.add_argument("--blocks", type=_positive, help="blocks (default 15; quick 3)")
+    parser.add_argument(
+        "--calls",
+        type=_positive,
+        help="timed calls per case per block (default: as many as fill --budget-ms, 5..200)",
+    )
+    parser.add_argument(
+        "--budget-ms",
+        type=_positive_float,
+        help="bare-call ms per case per block (default 150)",
+    )
+    parser.add_argument(
+        "--rows",
+        type=_csv(list(ROWS), "row"),
+        default=DEFAULT_ROWS,
+        help=f"comma-separated subset of {', '.join(ROWS)}",
+    )
+    parser.add_argument(
+        "--peers",
+        type=_csv([*PEERS, "none"], "peer"),
+        default=list(PEERS),
+        help="comma-separated subset, or none",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of timing, profile ours against bare (encode([]), predict; or --rows)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--worker", choices=list(PEERS), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.profile:
+        rows = args.rows if args.rows is not DEFAULT_ROWS else list(PROFILE_ROWS)
+        print(profile(rows, args.calls or (20 if args.quick else 300)))
+        return
+    blocks = args.blocks or (3 if args.quick else 15)
+    budget_ms = args.budget_ms or 150.0
+    if args.quick and not args.calls:
+        args.calls = 3
+
+    if args.worker:
+        result = measure(args.rows, blocks, budget_ms / 1000, args.calls, args.worker)
+        print(json.dumps(result))
+        return
+
+    main_result = measure(args.rows, blocks, budget_ms / 1000, args.calls)
+    peers: dict[str, dict[str, Any]] = {}
+    for peer in [p for p in args.peers if p != "none"]:
+        rows = [key for key in args.rows if key in PEERS[peer].rows]
+        if not rows:
+            continue
+        if args.quick:
+            if not _venv_ready(peer):
+                print(f"{peer}: venv not built, skipped in --quick", file=sys.stderr)
+                continue
+        else:
+            problem = _ensure_venv(peer)
+            if problem:
+                peers[peer] = {"error": problem}
+                continue
+        print(f"peer {peer} ...", file=sys.stderr, flush=True)
+        peers[peer] = _run_worker(peer, rows, blocks, budget_ms, args.calls)
+    summary = summarize(main_result, peers)
+    calls = f"{args.calls} calls" if args.calls else f"calls filling {budget_ms:g} ms"
+    settings = (
+        f"SDK TracerProvider + BatchSpanProcessor (no-op exporter), MeterProvider + in-memory "
+        f"reader; torch 1 thread; {blocks} blocks, {calls} per case per block"
+    )
+    print_report(summary, settings)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
