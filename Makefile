@@ -9,7 +9,7 @@ TORCH   ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint typecheck check bench install backend phoenix
+.PHONY: demo test lint typecheck bench install backend phoenix
 
 install: $(STAMP)
 
