@@ -1,7 +1,9 @@
 """Small pure helpers shared by the per-library extraction modules.
 
-Nothing here touches a span. Arguments are read by binding them to the wrapped function's
-signature (never by position), model names are normalised the way users know them, and
+Nothing here touches a span. :func:`nothing_records` is the check every wrapper makes
+before reading anything of the call. Arguments are read by binding them to the wrapped
+function's signature (never by position; a plan made once per function, not
+``Signature.bind`` per call), model names are normalised the way users know them, and
 score containers of any common type (lists, numpy arrays, torch tensors) are turned into
 plain float lists without consuming anything the user still needs.
 """
@@ -16,7 +18,20 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from otel_rerank import _telemetry
+from otel_rerank._span import instrumentation_suppressed
+
+def nothing_records() -> bool:
+    """True when a span would not even start (suppressed, or no SDK configured).
+
+    Wrappers check it before reading the call's arguments or the instance, so that a
+    process without an SDK pays a context lookup per call and nothing more.
+    """
+    return instrumentation_suppressed() or _telemetry.current() is None
+
+
 _signatures: dict[Any, inspect.Signature | None] = {}
+_plans: dict[Any, _BindPlan | None] = {}
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
@@ -34,6 +49,68 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
     return sig
 
 
+class _BindPlan:
+    """What ``Signature.bind`` + ``apply_defaults`` work out per call, worked out once.
+
+    Covers the calls wrappers see almost always: positional arguments that fit the named
+    positional parameters, keywords the signature names (or any keyword when it takes
+    ``**kwargs``), every required parameter given. Anything else goes to the general path.
+    """
+
+    __slots__ = ("_names", "defaults", "keywords", "positional", "required", "var_keyword")
+
+    def __init__(self, sig: inspect.Signature) -> None:
+        kinds = inspect.Parameter
+        self.positional: tuple[str, ...] = tuple(
+            name
+            for name, p in sig.parameters.items()
+            if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+        )
+        self.keywords: frozenset[str] = frozenset(
+            name
+            for name, p in sig.parameters.items()
+            if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
+        )
+        self.required: tuple[str, ...] = tuple(
+            name
+            for name, p in sig.parameters.items()
+            if p.default is p.empty and p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)
+        )
+        # apply_defaults gives ``*args`` an empty tuple; ``**kwargs`` is flattened away.
+        defaults: dict[str, Any] = {}
+        self.var_keyword = False
+        for name, p in sig.parameters.items():
+            if p.kind is kinds.VAR_POSITIONAL:
+                defaults[name] = ()
+            elif p.kind is kinds.VAR_KEYWORD:
+                self.var_keyword = True
+            elif p.default is not p.empty:
+                defaults[name] = p.default
+        self.defaults = defaults
+        # With ``**kwargs``, a keyword named like a positional-only parameter lands in it:
+        # the general path handles that.
+        self._names: frozenset[str] = frozenset(sig.parameters)
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        positional = self.positional
+        if len(args) > len(positional):
+            return None
+        named = dict(self.defaults)
+        if args:
+            named.update(zip(positional, args))
+        if kwargs:
+            keywords = self.keywords
+            for key in kwargs:
+                if key in keywords:
+                    if key in positional[: len(args)]:
+                        return None  # given twice: a TypeError for the call itself
+                elif not self.var_keyword or key in self._names:
+                    return None
+            named.update(kwargs)
+        for name in self.required:
+            if name not in named:
+                return None
+        return named
 def bind_arguments(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -45,7 +122,36 @@ def bind_arguments(
     ``convert_to_tensor`` or ``apply_softmax``) do not stop the rest from being bound:
     they are returned by their own names. Returns only the keyword arguments when the
     signature cannot be read or the positional arguments do not fit it.
+
+    The usual call takes a fast path planned once per function (no ``Signature.bind``);
+    the rest take the general one, with the same result.
     """
+    plan = _plan(fn)
+    if plan is not None:
+        named = plan.bind(args, kwargs)
+        if named is not None:
+            return named
+    return _bind_general(fn, args, kwargs)
+
+
+def _plan(fn: Callable[..., Any]) -> _BindPlan | None:
+    key = getattr(fn, "__func__", fn)
+    try:
+        return _plans[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable
+        return None
+    sig = _signature(fn)
+    plan = _BindPlan(sig) if sig is not None else None
+    if len(_plans) < 4096:  # bounded like the signatures
+        _plans[key] = plan
+    return plan
+
+
+def _bind_general(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
     sig = _signature(fn)
     if sig is None:
         return dict(kwargs)
@@ -111,7 +217,11 @@ def float_list(values: Any) -> list[float] | None:
             values = values.reshape(-1)
         elif len(shape) != 1:
             return None
+        numeric = _real_dtype(getattr(values, "dtype", None))
         values = values.tolist()
+        if numeric and type(values) is list:
+            # A real-valued array's tolist() is Python ints/floats: no per-element check.
+            return list(map(float, values))
     if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
         return None
     out: list[float] = []
@@ -121,6 +231,16 @@ def float_list(values: Any) -> list[float] | None:
             return None
         out.append(float(value))
     return out
+
+
+def _real_dtype(dtype: Any) -> bool:
+    """True for numpy's integer/float dtypes and torch's float dtypes (not bool/complex)."""
+    kind = getattr(dtype, "kind", None)
+    if isinstance(kind, str):  # numpy
+        return kind in ("f", "i", "u")
+    return getattr(dtype, "is_floating_point", None) is True and not getattr(
+        dtype, "is_complex", False
+    )
 
 
 def sized_length(value: Any) -> int | None:

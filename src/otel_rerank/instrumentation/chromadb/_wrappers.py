@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind
 
 from otel_rerank import _span, semconv
 from otel_rerank._safe import guarded, report_internal_error
-from otel_rerank.instrumentation._common import bind_arguments
+from otel_rerank.instrumentation._common import bind_arguments, nothing_records
 from otel_rerank.instrumentation.chromadb import _attributes as attrs
 
 
@@ -23,6 +23,8 @@ def _collection_attributes(instance: Any) -> dict[str, Any] | None:
 
 
 def _begin(instance: Any) -> _span.StageSpan | None:
+    if nothing_records():  # before reading anything of the collection
+        return None
     name = attrs.data_source(instance)
     attributes: dict[str, Any] = {
         semconv.DB_SYSTEM_NAME: attrs.DB_SYSTEM,

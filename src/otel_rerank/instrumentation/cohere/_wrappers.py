@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 
 from otel_rerank import _span, semconv
 from otel_rerank._safe import guarded, report_internal_error
-from otel_rerank.instrumentation._common import bind_arguments
+from otel_rerank.instrumentation._common import bind_arguments, nothing_records
 from otel_rerank.instrumentation.cohere import _attributes as attrs
 
 Wrapped = Callable[..., Any]
@@ -29,6 +29,8 @@ def _server(instance: Any) -> dict[str, Any] | None:
 def _begin(
     wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[_span.StageSpan | None, dict[str, Any]]:
+    if nothing_records():  # before reading anything of the call
+        return None, {}
     arguments = bind_arguments(wrapped, args, kwargs)
     call = _span.begin(
         _span.RERANK,

@@ -16,7 +16,7 @@ from typing import Any
 
 from otel_rerank import _span, semconv
 from otel_rerank._safe import report_internal_error
-from otel_rerank.instrumentation._common import bind_arguments
+from otel_rerank.instrumentation._common import bind_arguments, nothing_records
 from otel_rerank.instrumentation.faiss import _attributes as attrs
 
 # True while one of our search spans is open in this context.
@@ -51,7 +51,7 @@ def index_classes(module: Any) -> Iterator[type]:
 def search(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if _in_search.get():
+    if _in_search.get() or nothing_records():  # before reading anything of the call
         return wrapped(*args, **kwargs)
     name = attrs.data_source(instance)
     call = _span.begin(

@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind
 from otel_rerank import _span, semconv
 from otel_rerank._safe import guarded
 from otel_rerank._span import StageSpan
+from otel_rerank.instrumentation._common import nothing_records
 from otel_rerank.instrumentation._llm import ManagerProxy, Operation, Sending, StreamProxy
 from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.openai import _attributes as attrs
@@ -104,6 +105,8 @@ def _finish_embeddings(call: StageSpan, result: Any) -> None:
 def embeddings_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    if nothing_records():  # before reading anything of the call
+        return wrapped(*args, **kwargs)
     arguments = _EMBEDDINGS.bind(wrapped, args, kwargs)
     call = _begin_embeddings(instance, arguments)
     if call is None:
@@ -118,6 +121,8 @@ def embeddings_create(
 async def aembeddings_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    if nothing_records():  # before reading anything of the call
+        return await wrapped(*args, **kwargs)
     arguments = _EMBEDDINGS.bind(wrapped, args, kwargs)
     call = _begin_embeddings(instance, arguments)
     if call is None:

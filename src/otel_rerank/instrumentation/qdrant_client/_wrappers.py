@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 
 from otel_rerank import _span, semconv
 from otel_rerank._safe import guarded, report_internal_error
-from otel_rerank.instrumentation._common import bind_arguments
+from otel_rerank.instrumentation._common import bind_arguments, nothing_records
 from otel_rerank.instrumentation.qdrant_client import _attributes as attrs
 
 Wrapped = Callable[..., Any]
@@ -42,7 +42,7 @@ def _span_for(
     request: Extractor,
 ) -> Iterator[_span.StageSpan | None]:
     """The call's span (current while it runs), or ``None`` to call straight through."""
-    if _in_query.get():
+    if _in_query.get() or nothing_records():  # before reading anything of the call
         yield None
         return
     arguments = bind_arguments(wrapped, args, kwargs)

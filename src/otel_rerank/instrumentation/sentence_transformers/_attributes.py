@@ -8,6 +8,7 @@ span, so they are tested table-style on their own.
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -58,9 +59,59 @@ def model_name(instance: Any) -> str | None:
     return name
 
 
-def _device(instance: Any) -> str | None:
+def _read_device(instance: Any) -> str | None:
     device = getattr(instance, "device", None)
     return str(device) if device is not None else None
+
+
+class _DeviceEntry:
+    """A model's device, with the first parameter it was read beside (the validity check).
+
+    ``model.device`` walks the module tree in sentence-transformers 6. Moving a model
+    (``.to``, ``.cuda``, ``.cpu``, accelerate dispatch) changes its parameters' device in
+    place, or replaces the parameters; either way the cached entry no longer matches and
+    the device is read again. The parameter is held weakly: it never keeps weights alive.
+    """
+
+    __slots__ = ("device", "parameter", "parameter_device")
+
+    def __init__(self, device: str | None, parameter: Any) -> None:
+        self.device = device
+        self.parameter = weakref.ref(parameter)
+        self.parameter_device = parameter.device
+
+
+_devices: weakref.WeakKeyDictionary[Any, _DeviceEntry] = weakref.WeakKeyDictionary()
+
+
+def _first_parameter(instance: Any) -> Any:
+    parameters = getattr(instance, "parameters", None)
+    if not callable(parameters):
+        return None
+    try:
+        return next(iter(parameters()), None)
+    except Exception:
+        return None
+
+
+def _device(instance: Any) -> str | None:
+    """``str(model.device)``, read again only when the model's first parameter moved."""
+    try:
+        entry = _devices.get(instance)
+    except TypeError:  # not weak-referenceable (or unhashable): read every time
+        return _read_device(instance)
+    if entry is not None:
+        parameter = entry.parameter()
+        if parameter is not None and parameter.device == entry.parameter_device:
+            return entry.device
+    device = _read_device(instance)
+    parameter = _first_parameter(instance)
+    if parameter is not None and hasattr(parameter, "device"):
+        try:
+            _devices[instance] = _DeviceEntry(device, parameter)
+        except TypeError:  # a parameter that cannot be weakly referenced: no cache
+            pass
+    return device
 
 
 def _max_length(instance: Any) -> int | None:
@@ -125,10 +176,15 @@ def predict_pairs(arguments: Mapping[str, Any]) -> list[Any] | None:
 
 def single_query(pairs: Sequence[Any]) -> tuple[bool, Any]:
     """``(True, query)`` when every pair has the same first element, else ``(False, None)``."""
-    if not pairs or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+    if not pairs:
         return False, None
-    query = pairs[0][0]
-    for pair in pairs:
+    first = pairs[0]
+    if not isinstance(first, (list, tuple)) or len(first) != 2:
+        return False, None
+    query = first[0]
+    for pair in pairs:  # one pass: shape and query together
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            return False, None
         other = pair[0]
         if other is query:
             continue
