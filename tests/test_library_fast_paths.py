@@ -181,7 +181,9 @@ def binding_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 @pytest.fixture(params=["suppressed", "no SDK"])
-def nothing_records(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def nothing_records(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     if request.param == "no SDK":
         monkeypatch.setattr(_telemetry, "current", lambda: None)
         yield request.param

@@ -21,6 +21,7 @@ from typing import Any
 from otel_rerank import _telemetry
 from otel_rerank._span import instrumentation_suppressed
 
+
 def nothing_records() -> bool:
     """True when a span would not even start (suppressed, or no SDK configured).
 
@@ -97,7 +98,7 @@ class _BindPlan:
             return None
         named = dict(self.defaults)
         if args:
-            named.update(zip(positional, args))
+            named.update(zip(positional, args, strict=False))  # args fit (checked)
         if kwargs:
             keywords = self.keywords
             for key in kwargs:
@@ -111,6 +112,8 @@ class _BindPlan:
             if name not in named:
                 return None
         return named
+
+
 def bind_arguments(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> dict[str, Any]:

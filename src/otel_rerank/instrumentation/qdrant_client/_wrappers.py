@@ -33,6 +33,11 @@ def _server(client: Any) -> dict[str, Any] | None:
     return attrs.server(client)
 
 
+def _straight_through() -> bool:
+    """Inside another of our qdrant spans, or nothing records: read nothing of the call."""
+    return _in_query.get() or nothing_records()
+
+
 @contextmanager
 def _span_for(
     wrapped: Wrapped,
@@ -42,7 +47,7 @@ def _span_for(
     request: Extractor,
 ) -> Iterator[_span.StageSpan | None]:
     """The call's span (current while it runs), or ``None`` to call straight through."""
-    if _in_query.get() or nothing_records():  # before reading anything of the call
+    if _straight_through():
         yield None
         return
     arguments = bind_arguments(wrapped, args, kwargs)
@@ -90,6 +95,8 @@ def _record_hits(call: _span.StageSpan, result: Any) -> None:
 
 def query(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``query_points``, ``search`` and ``query`` (one query each)."""
+    if _straight_through():
+        return wrapped(*args, **kwargs)
     with _span_for(wrapped, instance, args, kwargs, attrs.query_request) as call:
         if call is None:
             return wrapped(*args, **kwargs)
@@ -102,6 +109,8 @@ def query(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 async def query_async(
     wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    if _straight_through():
+        return await wrapped(*args, **kwargs)
     with _span_for(wrapped, instance, args, kwargs, attrs.query_request) as call:
         if call is None:
             return await wrapped(*args, **kwargs)
@@ -113,6 +122,8 @@ async def query_async(
 
 def batch(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``query_batch_points``: one span for the batch."""
+    if _straight_through():
+        return wrapped(*args, **kwargs)
     with _span_for(wrapped, instance, args, kwargs, attrs.batch_request) as call:
         if call is None:
             return wrapped(*args, **kwargs)
@@ -124,6 +135,8 @@ def batch(wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 async def batch_async(
     wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    if _straight_through():
+        return await wrapped(*args, **kwargs)
     with _span_for(wrapped, instance, args, kwargs, attrs.batch_request) as call:
         if call is None:
             return await wrapped(*args, **kwargs)

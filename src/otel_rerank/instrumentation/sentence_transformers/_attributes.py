@@ -7,6 +7,7 @@ span, so they are tested table-style on their own.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -107,10 +108,9 @@ def _device(instance: Any) -> str | None:
     device = _read_device(instance)
     parameter = _first_parameter(instance)
     if parameter is not None and hasattr(parameter, "device"):
-        try:
+        # A parameter that cannot be weakly referenced: no cache.
+        with contextlib.suppress(TypeError):
             _devices[instance] = _DeviceEntry(device, parameter)
-        except TypeError:  # a parameter that cannot be weakly referenced: no cache
-            pass
     return device
 
 
