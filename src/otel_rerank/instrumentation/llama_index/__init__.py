@@ -16,6 +16,8 @@ What it records:
   own method is wrapped) is the request: its root span ``invoke_workflow llama_index``
   (OpenInference kind ``CHAIN``) when no span is current. A web server's span stays the
   root; nested engines (a condense-question engine's query engine) add no second root.
+  ``stream_chat`` is not wrapped: the engine reads the LLM stream in a ``Thread`` it starts
+  without the caller's context, so no request scope could hold that chat span.
 * ``SimpleVectorStore.query`` (the default in-memory store, which no other instrumentation
   sees) → ``retrieval simple_vector_store`` with top_k, returned count, top score and
   ``rag.retrieval.score_kind=similarity`` (every query mode ranks by a higher-is-better
