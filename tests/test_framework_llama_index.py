@@ -92,13 +92,16 @@ def _check(
     model_path: Path,
     queries: list[str] = app.QUERIES,
     chats: list[int] | None = None,
+    streamed_usage: bool = True,
 ) -> None:
     """One request trace per turn; ``queries`` are what each turn retrieved with."""
     traces = app.request_traces(otel.spans())
     assert len(traces) == len(queries)
     ordered = sorted(traces.values(), key=lambda t: min(s.start_time for s in t))
     for query, trace, n_chats in zip(queries, ordered, chats or [1] * len(queries), strict=True):
-        stages = app.check_query_trace(trace, "llama_index", chats=n_chats)
+        stages = app.check_query_trace(
+            trace, "llama_index", chats=n_chats, streamed_usage=streamed_usage
+        )
         retrieval = stages["retrieval"].attributes
         assert stages["retrieval"].name == "retrieval simple_vector_store"
         assert retrieval["rag.retrieval.returned_count"] == app.TOP_K
@@ -205,3 +208,25 @@ async def test_achat_one_trace_per_turn(
         turns.append(_turn(await engine.achat(message)))
     assert turns == chat_baseline[chat_mode]
     _check(otel, parts, tiny_cross_encoder_path, queries, _chat_calls(chat_mode))
+
+
+@pytest.mark.parametrize("chat_mode", CHAT_MODES)
+def test_stream_chat_one_trace_per_turn(
+    otel: Otel,
+    chat_baseline: dict[str, list[Any]],
+    tiny_cross_encoder_path: Path,
+    llm_server: LLMStandIn,
+    chat_mode: str,
+) -> None:
+    """The engine reads the LLM stream in a thread of its own; the chat span is still the turn's."""
+    engine, parts = build_engine(tiny_cross_encoder_path, llm_server.base_url, chat_mode)
+    otel.exporter.clear()
+    turns, queries = [], []
+    for message in app.QUERIES:
+        queries.append(_retrieval_query(engine, message))
+        response = engine.stream_chat(message)
+        text = "".join(response.response_gen)  # read to the end, as the docs do
+        turns.append((text.strip(), len(response.source_nodes)))
+    assert turns == chat_baseline[chat_mode]
+    # LlamaIndex's OpenAI LLMs stream without stream_options.include_usage: no usage to record.
+    _check(otel, parts, tiny_cross_encoder_path, queries, _chat_calls(chat_mode), False)

@@ -16,8 +16,10 @@ What it records:
   own method is wrapped) is the request: its root span ``invoke_workflow llama_index``
   (OpenInference kind ``CHAIN``) when no span is current. A web server's span stays the
   root; nested engines (a condense-question engine's query engine) add no second root.
-  ``stream_chat`` is not wrapped: the engine reads the LLM stream in a ``Thread`` it starts
-  without the caller's context, so no request scope could hold that chat span.
+  ``stream_chat`` is a request too, until its LLM stream is read to the end or closed: the
+  engine reads that stream in a ``Thread`` it starts without the caller's context, so the
+  stream it builds (``StreamingAgentChatResponse(chat_stream=...)``) carries the request
+  over to that thread. ``astream_chat`` is not wrapped.
 * ``SimpleVectorStore.query`` (the default in-memory store, which no other instrumentation
   sees) → ``retrieval simple_vector_store`` with top_k, returned count, top score and
   ``rag.retrieval.score_kind=similarity`` (every query mode ranks by a higher-is-better
@@ -36,6 +38,7 @@ from otel_rerank.instrumentation.llama_index import _wrappers
 
 _QUERY_ENGINE = "llama_index.core.base.base_query_engine"
 _CHAT_ENGINES = "llama_index.core.chat_engine"
+_CHAT_ENGINE_TYPES = "llama_index.core.chat_engine.types"
 # (module under _CHAT_ENGINES, class): the chat engines LlamaIndex ships.
 _CHAT_ENGINE_CLASSES = (
     ("simple", "SimpleChatEngine"),
@@ -63,7 +66,17 @@ class LlamaIndexInstrumentor(RagInstrumentor):
             *(
                 Target(f"{_CHAT_ENGINES}.{module}", owner, method, wrapper)
                 for module, owner in _CHAT_ENGINE_CLASSES
-                for method, wrapper in (("chat", _wrappers.query), ("achat", _wrappers.aquery))
+                for method, wrapper in (
+                    ("chat", _wrappers.query),
+                    ("achat", _wrappers.aquery),
+                    ("stream_chat", _wrappers.stream_chat),
+                )
+            ),
+            Target(
+                _CHAT_ENGINE_TYPES,
+                "StreamingAgentChatResponse",
+                "__init__",
+                _wrappers.streaming_response_init,
             ),
             Target(_SIMPLE_STORE, "SimpleVectorStore", "query", _wrappers.simple_store_query),
             Target(
