@@ -74,7 +74,11 @@ def stream_chat(
 def streaming_response_init(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """``StreamingAgentChatResponse(chat_stream=...)`` inside a ``stream_chat`` request."""
+    """``StreamingAgentChatResponse(chat_stream=...)`` inside a ``stream_chat`` request.
+
+    LlamaIndex's engines always read that stream (``write_response_to_history``, in their
+    thread); a response whose stream nobody ever reads leaves the request span unended.
+    """
     call = _STREAM_CHAT.get()
     stream = kwargs.get("chat_stream")
     if call is None or stream is None:
