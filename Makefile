@@ -103,7 +103,7 @@ $(LLAMAINDEX_VENV)/.installed-stamp: $(STAMP)
 
 .PHONY: test-llamaindex
 test-llamaindex: $(LLAMAINDEX_VENV)/.installed-stamp
-	$(LLAMAINDEX_VENV)/bin/python -m pytest tests/test_framework_llama_index.py tests/test_framework_instrumentors.py tests/test_readme_frameworks.py -k "llama_index or LlamaIndex" -p no:cacheprovider -q
+	$(LLAMAINDEX_VENV)/bin/python -m pytest tests/test_framework_llama_index.py tests/test_framework_instrumentors.py tests/test_framework_report.py tests/test_readme_frameworks.py -k "llama_index or LlamaIndex" -p no:cacheprovider -q
 
 # Overhead on every instrumented library call (bare, A/A, hand-written floor, ours, no SDK)
 # and the peers on the calls they instrument, each peer in its own .venv-bench-<name>

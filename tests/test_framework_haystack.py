@@ -129,6 +129,7 @@ def _check(otel: Otel, pipeline: Pipeline, store: Any, model_path: Path) -> None
         stages = app.check_query_trace(trace, "haystack")
         assert stages["retrieval"].name == "retrieval in_memory"
         assert stages["retrieval"].attributes["rag.retrieval.returned_count"] == app.TOP_K
+        assert stages["retrieval"].attributes["rag.retrieval.score_kind"] == "similarity"
         scores = _independent_scores(pipeline, store, model_path, question)
         app.check_rerank(stages["rerank"], model_path.name, scores, app.TOP_N)
 

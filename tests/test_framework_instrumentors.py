@@ -81,6 +81,8 @@ def test_haystack_embedding_retriever_span(otel: Otel) -> None:
     assert a["openinference.span.kind"] == "RETRIEVER"
     assert a["rag.retrieval.returned_count"] == len(result["documents"]) == 3
     assert a["rag.retrieval.top_score"] == pytest.approx(max(d.score for d in result["documents"]))
+    assert a["rag.retrieval.score_kind"] == "similarity"  # cosine/dot product: best hit first
+    assert result["documents"][0].score == max(d.score for d in result["documents"])
 
 
 async def test_haystack_bm25_retriever_async_span(otel: Otel) -> None:
@@ -89,7 +91,11 @@ async def test_haystack_bm25_retriever_async_span(otel: Otel) -> None:
     retriever = InMemoryBM25Retriever(_haystack_store(), top_k=4)
     result = await retriever.run_async(query="copying")
     (span,) = otel.spans()
-    assert span.attributes["rag.retrieval.returned_count"] == len(result["documents"]) == 4
+    a = span.attributes
+    assert a["rag.retrieval.returned_count"] == len(result["documents"]) == 4
+    assert a["rag.retrieval.score_kind"] == "similarity"  # BM25: higher is more relevant
+    scores = [d.score for d in result["documents"]]
+    assert a["rag.retrieval.top_score"] == pytest.approx(scores[0]) == pytest.approx(max(scores))
 
 
 def test_haystack_retriever_suppressed_and_failing(otel: Otel) -> None:
@@ -122,6 +128,8 @@ def test_llama_index_simple_vector_store_span(otel: Otel) -> None:
     assert a["gen_ai.provider.name"] == "llama_index"
     assert a["rag.retrieval.returned_count"] == len(result.ids) == 4
     assert a["rag.retrieval.top_score"] == pytest.approx(max(result.similarities))
+    assert a["rag.retrieval.score_kind"] == "similarity"  # cosine: best hit first
+    assert result.similarities[0] == max(result.similarities)
 
 
 # -- a framework's top_n on the library's rerank span -----------------------------------------

@@ -273,7 +273,22 @@ def iterate_in_request(name: str, make: Callable[[], Iterable[Any]]) -> Iterator
     The request is current only while the stream computes its next item, never while the
     consumer holds one; the span ends when the stream is exhausted, fails or is closed.
     """
-    call = begin_call(name)
+    yield from _iterate(begin_call(name), make)  # begun at the first next(), as a stream is
+
+
+def iterate_in_call(call: _RequestCall | None, make: Callable[[], Iterable[Any]]) -> Iterator[Any]:
+    """``make()``'s items inside a request begun elsewhere and suspended there.
+
+    For a stream that the framework reads in another thread (LlamaIndex's ``stream_chat``):
+    the request is resumed in the reading thread and ends when the stream is exhausted,
+    fails or is closed there.
+    """
+    if call is not None:
+        call.resume()
+    yield from _iterate(call, make)
+
+
+def _iterate(call: _RequestCall | None, make: Callable[[], Iterable[Any]]) -> Iterator[Any]:
     error: BaseException | None = None
     inner: Iterator[Any] | None = None
     try:

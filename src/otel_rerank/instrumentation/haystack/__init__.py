@@ -16,8 +16,8 @@ What it records:
   ``invoke_workflow haystack`` (OpenInference kind ``CHAIN``) when no span is current. A
   web server's span stays the root; a pipeline run inside another adds no second root.
 * ``InMemoryEmbeddingRetriever`` and ``InMemoryBM25Retriever`` (``run`` and ``run_async``),
-  which no other instrumentation sees → ``retrieval in_memory`` with top_k, returned count
-  and top score.
+  which no other instrumentation sees → ``retrieval in_memory`` with top_k, returned count,
+  top score and ``rag.retrieval.score_kind=similarity`` (cosine, dot product or BM25).
 * ``SentenceTransformersSimilarityRanker.run``: its ``top_k`` lands on the rerank span that
   the cross-encoder's ``rank`` makes — one rerank span, not two.
 """

@@ -1,4 +1,4 @@
-"""Pure extraction for Haystack's retriever components: top_k, hits, top score."""
+"""Pure extraction for Haystack's retriever components: top_k, hits, top score, its kind."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ def retrieve_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
     """What the retriever is asked for."""
     yield semconv.GEN_AI_RETRIEVAL_TOP_K, top_k(instance, arguments)
     yield semconv.GEN_AI_DATA_SOURCE_ID, DATA_SOURCE
+    # InMemoryDocumentStore scores by cosine or dot product (embedding retrieval) or BM25,
+    # optionally scaled to (0, 1): higher is better in every case.
+    yield semconv.RAG_RETRIEVAL_SCORE_KIND, semconv.SCORE_KIND_SIMILARITY
 
 
 def retrieve_response(result: Any) -> Pairs:

@@ -1,4 +1,4 @@
-"""Pure extraction for LlamaIndex's SimpleVectorStore: top_k, hits, top similarity."""
+"""Pure extraction for LlamaIndex's SimpleVectorStore: top_k, hits, top similarity, its kind."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def query_request(query: Any) -> Pairs:
     top_k = getattr(query, "similarity_top_k", None)
     yield semconv.GEN_AI_RETRIEVAL_TOP_K, top_k if isinstance(top_k, int) else None
     yield semconv.GEN_AI_DATA_SOURCE_ID, DATA_SOURCE
+    # DEFAULT mode ranks by cosine similarity, the learner modes by a probability, MMR by
+    # its score: higher is better in every mode SimpleVectorStore has.
+    yield semconv.RAG_RETRIEVAL_SCORE_KIND, semconv.SCORE_KIND_SIMILARITY
 
 
 def query_response(result: Any) -> Pairs:
