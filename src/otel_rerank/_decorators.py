@@ -27,7 +27,7 @@ from opentelemetry.trace import INVALID_SPAN, Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _span, semconv
-from otel_rerank._safe import report_internal_error
+from otel_rerank._safe import guarded
 from otel_rerank._span import Attributes, Stage, StageSpan
 from otel_rerank.instrumentation._common import float_list, sized_length
 
@@ -374,11 +374,7 @@ class _NoopStageSpan:
 
     def safely(self, recorder: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
         """Run the recorder as :meth:`StageSpan.safely` does (its calls here do nothing)."""
-        try:
-            return recorder(*args, **kwargs)
-        except Exception:
-            report_internal_error(getattr(recorder, "__qualname__", "recorder"))
-            return None
+        return guarded(recorder)(*args, **kwargs)
 
     def record_candidates(self, count: int | None) -> None:
         """Do nothing."""

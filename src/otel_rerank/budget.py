@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _request, _span, _telemetry, semconv
-from otel_rerank._safe import report_internal_error
+from otel_rerank._safe import guard, report_internal_error
 from otel_rerank.instrumentation._common import float_list
 
 _T = TypeVar("_T")
@@ -443,17 +443,13 @@ class RerankBudget:
     # -- learning ----------------------------------------------------------------------
     def observe(self, k: int, latency_ms: float) -> None:
         """Feed the cost model one rerank of ``k`` candidates that took ``latency_ms``."""
-        try:
+        with guard("RerankBudget.observe"):
             self.cost.observe(k, latency_ms)
-        except Exception:
-            report_internal_error("RerankBudget.observe")
 
     def observe_reserve(self, latency_ms: float) -> None:
         """Feed the learned reserve one duration of what follows the rerank (ms)."""
-        try:
+        with guard("RerankBudget.observe_reserve"):
             self.reserve.add(latency_ms)
-        except Exception:
-            report_internal_error("RerankBudget.observe_reserve")
 
     # -- one guarded rerank around any scoring function ---------------------------------
     def rerank(
@@ -503,7 +499,7 @@ class RerankBudget:
         metric_attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
         """Write a decision on ``span`` (default: the current span) and count it. Never raises."""
-        try:
+        with guard("RerankBudget.record"):
             target = span if span is not None else trace.get_current_span()
             if target.is_recording():
                 target.set_attributes(
@@ -516,8 +512,6 @@ class RerankBudget:
                 )
                 attributes[semconv.RAG_RERANK_BUDGET_OUTCOME] = decision.outcome
                 telemetry.budget_decisions.add(1, attributes)
-        except Exception:
-            report_internal_error("RerankBudget.record")
 
 
 def _scores(raw: Any) -> list[float] | None:
