@@ -29,7 +29,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_rerank import _span, semconv
 from otel_rerank._safe import guarded
 from otel_rerank._span import Attributes, Stage, StageSpan
-from otel_rerank.instrumentation._common import float_list, sized_length
+from otel_rerank._values import float_list, sized_length
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _P = ParamSpec("_P")

@@ -33,7 +33,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _request, _span, _telemetry, semconv
 from otel_rerank._safe import guard, report_internal_error
-from otel_rerank.instrumentation._common import float_list
+from otel_rerank._values import float_list
 
 _T = TypeVar("_T")
 

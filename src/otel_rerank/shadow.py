@@ -41,9 +41,9 @@ from opentelemetry.trace import Link
 
 from otel_rerank import _span, _telemetry, semconv
 from otel_rerank._feedback import candidate_ids, order_attributes
-from otel_rerank._ranking import summarize_scores
+from otel_rerank._ranking import reranked_order, summarize_scores  # reranked_order: re-export
 from otel_rerank._safe import guard, logger, report_internal_error
-from otel_rerank.instrumentation._common import float_list
+from otel_rerank._values import float_list
 
 if TYPE_CHECKING:
     from otel_rerank.budget import RerankBudget
@@ -123,11 +123,6 @@ def _default_text(candidate: Any) -> str:
         if isinstance(value, str):
             return value
     return str(candidate)
-
-
-def reranked_order(scores: Sequence[float]) -> list[int]:
-    """Indices by descending score; a stable sort, so ties keep the order given."""
-    return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
 _live: weakref.WeakSet[ShadowReranker[Any]] = weakref.WeakSet()
