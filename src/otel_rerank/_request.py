@@ -32,6 +32,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_rerank import _telemetry, semconv
 from otel_rerank._safe import report_internal_error
 from otel_rerank._span import _error_type, instrumentation_suppressed
+from otel_rerank._values import is_number
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -380,7 +381,7 @@ def request(
         ValueError: ``budget_ms`` is not a finite number greater than 0.
     """
     if budget_ms is not None:
-        if isinstance(budget_ms, bool) or not isinstance(budget_ms, (int, float)):
+        if not is_number(budget_ms):
             raise ValueError(f"otel_rerank.request: budget_ms must be a number, not {budget_ms!r}")
         if not math.isfinite(budget_ms) or budget_ms <= 0:
             raise ValueError(f"otel_rerank.request: budget_ms must be > 0, not {budget_ms!r}")

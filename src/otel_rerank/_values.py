@@ -2,7 +2,8 @@
 
 Score containers of any common type (lists, numpy arrays, torch tensors) become plain float
 lists without consuming anything the user still needs, collection sizes are read without
-iterating, and model names are normalised the way users know them. Nothing here touches a
+iterating, numbers are told from booleans (``True`` is an ``int`` to Python, never a count
+or a latency to us), and model names are normalised the way users know them. Nothing here touches a
 span or imports a library.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 _HF_CACHE_DIR = re.compile(r"models--([^/\\]+)--([^/\\]+)")
 _GENERIC_DIR_NAMES = frozenset({"model", "models", "weights", "checkpoint", "snapshot", "onnx"})
@@ -42,6 +43,16 @@ def model_name_from_path(name_or_path: str) -> str:
     return parts[-1] if parts else text
 
 
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """An ``int`` that is not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def float_list(values: Any) -> list[float] | None:
     """Scores as a flat list of floats, or ``None`` when they are not one score per item.
 
@@ -62,7 +73,7 @@ def float_list(values: Any) -> list[float] | None:
     out: list[float] = []
     for item in values:
         value = item.item() if hasattr(item, "item") and getattr(item, "ndim", 0) == 0 else item
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             return None
         out.append(float(value))
     return out

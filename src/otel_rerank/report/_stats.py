@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from otel_rerank import semconv
+from otel_rerank._values import is_number
 from otel_rerank.report._spans import SpanRecord
 
 PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy default, type 7)"
@@ -274,7 +275,7 @@ def shadow_summary(spans: Sequence[SpanRecord]) -> ShadowSummary | None:
     taus = [
         float(t)
         for t in (s.attributes.get(semconv.RAG_RERANK_KENDALL_TAU) for s in shadow)
-        if isinstance(t, (int, float)) and not isinstance(t, bool)
+        if is_number(t)
     ]
     return ShadowSummary(
         runs=len(shadow),
