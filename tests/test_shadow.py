@@ -462,11 +462,9 @@ def _boom(*args: Any) -> None:
 def test_our_own_error_in_the_worker_is_not_swallowed_under_strict_mode(
     otel: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from otel_rerank.shadow import ShadowReranker as Shadow
-
     seen: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
-    monkeypatch.setattr(Shadow, "_record", staticmethod(_boom))
+    monkeypatch.setattr(ShadowReranker, "_record", staticmethod(_boom))
     shadow = ShadowReranker(_Scorer(), sample_rate=1.0)
     shadow("q", CANDIDATES)
     _wait_for(lambda: bool(seen))
@@ -478,10 +476,9 @@ def test_our_own_error_in_the_worker_is_logged_through_the_one_logger_in_product
     otel: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from otel_rerank import _safe
-    from otel_rerank.shadow import ShadowReranker as Shadow
 
     monkeypatch.setattr(_safe, "STRICT", False)
-    monkeypatch.setattr(Shadow, "_record", staticmethod(_boom))
+    monkeypatch.setattr(ShadowReranker, "_record", staticmethod(_boom))
     shadow = ShadowReranker(_Scorer(), sample_rate=1.0)
     with caplog.at_level("DEBUG", logger="otel_rerank"):
         shadow("q1", CANDIDATES)

@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from opentelemetry import context, trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link
 
 from otel_rerank import _span, _telemetry, semconv
@@ -459,11 +459,8 @@ class ShadowReranker(Generic[_T]):
         if not pairs:
             return []
         # One span per run: the model's own (instrumented) predict must not add another.
-        token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
+        with suppress_instrumentation():
             raw = self.cross_encoder.predict(pairs, batch_size=self.batch_size)
-        finally:
-            context.detach(token)
         scores = float_list(raw)
         if scores is None or len(scores) != len(pairs):
             return None
