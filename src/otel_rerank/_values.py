@@ -67,7 +67,11 @@ def float_list(values: Any) -> list[float] | None:
             values = values.reshape(-1)
         elif len(shape) != 1:
             return None
+        numeric = _real_dtype(getattr(values, "dtype", None))
         values = values.tolist()
+        if numeric and type(values) is list:
+            # A real-valued array's tolist() is Python ints/floats: no per-element check.
+            return list(map(float, values))
     if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
         return None
     out: list[float] = []
@@ -77,6 +81,16 @@ def float_list(values: Any) -> list[float] | None:
             return None
         out.append(float(value))
     return out
+
+
+def _real_dtype(dtype: Any) -> bool:
+    """True for numpy's integer/float dtypes and torch's float dtypes (not bool/complex)."""
+    kind = getattr(dtype, "kind", None)
+    if isinstance(kind, str):  # numpy
+        return kind in ("f", "i", "u")
+    return getattr(dtype, "is_floating_point", None) is True and not getattr(
+        dtype, "is_complex", False
+    )
 
 
 def sized_length(value: Any) -> int | None:
