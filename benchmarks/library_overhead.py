@@ -144,7 +144,9 @@ class Fixtures:
     def tiny_cross_encoder(self) -> Any:
         from sentence_transformers import CrossEncoder
 
-        from otel_rerank.models import build_tiny_cross_encoder
+        # Test-only code, not in the wheel: this script runs from the repository.
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests._tiny_model import build_tiny_cross_encoder
 
         path = build_tiny_cross_encoder(self.workdir / "tiny-cross-encoder")
         return CrossEncoder(str(path), device="cpu")

@@ -101,7 +101,7 @@ def otel() -> Iterator[Otel]:
 @pytest.fixture(scope="session")
 def tiny_cross_encoder_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-layer BERT cross-encoder built offline (about a second)."""
-    from otel_rerank.models import build_tiny_cross_encoder
+    from tests._tiny_model import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-cross-encoder")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
 import time
@@ -19,6 +20,8 @@ from opentelemetry.trace import StatusCode
 import otel_rerank
 from otel_rerank import semconv
 from otel_rerank._config import ContentPolicy
+from otel_rerank._decorators import _NoopStageSpan
+from otel_rerank._span import StageSpan
 from tests.conftest import Otel, make_otel
 
 SLEEP_S = 0.05
@@ -245,6 +248,69 @@ def test_without_any_sdk_nothing_is_built() -> None:
         span.set_attribute("ignored", 1)
         assert span.recording is False
     assert plain("q", ["a"]) == 1
+
+
+def _public_api(cls: type) -> dict[str, str]:
+    """Public names of a class (plus the context-manager pair) and their signatures."""
+    api = {}
+    for name in dir(cls):
+        if name.startswith("_") and name not in ("__enter__", "__exit__"):
+            continue
+        member = inspect.getattr_static(cls, name)
+        if isinstance(member, property):
+            api[name] = "property"
+        elif callable(member):
+            api[name] = str(inspect.signature(member))
+        else:
+            api[name] = "attribute"
+    return api
+
+
+def test_no_sdk_scope_has_exactly_the_recording_scope_api() -> None:
+    recording = _public_api(StageSpan)
+    # Same names, same kinds, same signatures (``__enter__`` returns its own class).
+    stand_in = {
+        k: v.replace("_NoopStageSpan", "StageSpan") for k, v in _public_api(_NoopStageSpan).items()
+    }
+    assert stand_in == recording
+    assert "record_documents" in recording
+
+
+def test_every_scope_method_runs_without_an_sdk() -> None:
+    calls: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
+        "set": (("k", 1), {}),
+        "set_attribute": (("k", 1), {}),
+        "extract": ((lambda: [("k", 1)],), {}),
+        "safely": ((lambda x: x, 3), {}),
+        "record_candidates": ((3,), {}),
+        "record_scores": (([0.1, 0.9, 0.5],), {"top_n": 2}),
+        "record_ranked": (([(1, 0.9)],), {}),
+        "record_tokens": ((10, 5), {"on_span": False}),
+        "record_response_model": (("m",), {}),
+        "record_time_to_first_chunk": ((0.1,), {}),
+        "record_text": ((semconv.RERANKER_QUERY, "q"), {}),
+        "record_documents": ((semconv.RERANKER_INPUT_DOCUMENTS, ["a", "b"]), {}),
+        "record_messages": (("p", [("user", "hi")]), {}),
+        "record_input_messages": (([("user", "hi")],), {"system_instructions": "be brief"}),
+        "record_output_messages": (([("assistant", "ok")],), {"finish_reasons": ["stop"]}),
+        "record_retrieval_query": (("q",), {}),
+        "record_retrieved": ((["a"], [0.5], ["id"]), {}),
+        "end": ((), {}),
+    }
+    methods = {
+        name
+        for name, kind in _public_api(StageSpan).items()
+        if kind not in ("property", "attribute") and not name.startswith("__")
+    }
+    assert methods == set(calls), "a new StageSpan method needs a no-SDK call here"
+    with otel_rerank.rerank(model="x") as span:
+        assert span.recording is False
+        assert span.capturing is False
+        assert span.span.get_span_context().is_valid is False
+        assert span.context is not None
+        for name, (args, kwargs) in calls.items():
+            result = getattr(span, name)(*args, **kwargs)
+            assert result == (3 if name == "safely" else None)
 
 
 def test_unknown_stage_argument_is_a_type_error() -> None:

@@ -160,3 +160,63 @@ def test_opentelemetry_instrument_picks_our_instrumentors_up(tmp_path: Any) -> N
         check=False,
     )
     assert "INSTRUMENTED" in result.stdout, result.stderr[-2000:]
+
+
+def test_an_instrumentors_own_providers_are_that_librarys_only(tiny_cross_encoder: Any) -> None:
+    from otel_rerank.instrumentation.sentence_transformers import (
+        SentenceTransformersInstrumentor,
+    )
+
+    own, default = make_otel(), make_otel()
+
+    @otel_rerank.rerank(model="mine")
+    def mine(query: str, documents: list[str]) -> list[float]:
+        return [0.5] * len(documents)
+
+    SentenceTransformersInstrumentor().instrument(
+        tracer_provider=own.tracer_provider, meter_provider=own.meter_provider
+    )
+    try:
+        default.instrument()  # the defaults for everything else; not the library's own
+        tiny_cross_encoder.predict([("q", "d")])
+        mine("q", ["d"])
+    finally:
+        otel_rerank.uninstrument()
+    assert [s.name for s in own.spans()] == ["rerank tiny-cross-encoder"]
+    assert own.metric_points("gen_ai.client.operation.duration")
+    assert [s.name for s in default.spans()] == ["rerank mine"]
+    # Uninstrumented, the library's settings are gone with its patches.
+    SentenceTransformersInstrumentor().instrument()
+    try:
+        default.instrument()
+        tiny_cross_encoder.predict([("q", "d")])
+    finally:
+        otel_rerank.uninstrument()
+    assert len(own.spans()) == 1
+    assert len(default.spans()) == 2
+
+
+def test_an_instrumentors_own_capture_flag_is_kept_and_that_librarys_only(
+    tiny_cross_encoder: Any,
+) -> None:
+    from otel_rerank import semconv
+    from otel_rerank.instrumentation.sentence_transformers import (
+        SentenceTransformersInstrumentor,
+    )
+
+    sdk = make_otel()
+
+    @otel_rerank.rerank(model="mine")
+    def mine(query: str, documents: list[str]) -> list[float]:
+        return [0.5] * len(documents)
+
+    SentenceTransformersInstrumentor().instrument(capture_content=True)  # no providers
+    try:
+        sdk.instrument(capture_content=False)
+        tiny_cross_encoder.rank("the query", ["a document"])
+        mine("the query", ["a document"])
+    finally:
+        otel_rerank.uninstrument()
+    library, decorated = sdk.spans()
+    assert dict(library.attributes or {})[semconv.RERANKER_QUERY] == "the query"
+    assert semconv.RERANKER_QUERY not in dict(decorated.attributes or {})

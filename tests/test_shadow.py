@@ -453,3 +453,51 @@ def test_a_long_shadow_run_stops_between_batches_once_abandoned(otel: Any) -> No
     assert time.monotonic() - started < 0.5
     assert len(model.calls) < 20
     assert all(len(pairs) <= 2 for pairs in model.calls)
+
+
+def _boom(*args: Any) -> None:
+    raise KeyError("a bug of ours")
+
+
+def test_our_own_error_in_the_worker_is_not_swallowed_under_strict_mode(
+    otel: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
+    monkeypatch.setattr(ShadowReranker, "_record", staticmethod(_boom))
+    shadow = ShadowReranker(_Scorer(), sample_rate=1.0)
+    shadow("q", CANDIDATES)
+    _wait_for(lambda: bool(seen))
+    shadow.close(timeout=5)
+    assert isinstance(seen[0], KeyError)
+
+
+def test_our_own_error_in_the_worker_is_logged_through_the_one_logger_in_production(
+    otel: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from otel_rerank import _safe
+
+    monkeypatch.setattr(_safe, "STRICT", False)
+    monkeypatch.setattr(ShadowReranker, "_record", staticmethod(_boom))
+    shadow = ShadowReranker(_Scorer(), sample_rate=1.0)
+    with caplog.at_level("DEBUG", logger="otel_rerank"):
+        shadow("q1", CANDIDATES)
+        shadow("q2", CANDIDATES)
+        assert shadow.close(timeout=5)  # the worker survived both
+    internal = [r for r in caplog.records if "internal error in shadow worker" in r.getMessage()]
+    assert len(internal) == 2
+    assert all(r.name == "otel_rerank" for r in internal)
+
+
+def test_a_failing_on_result_is_the_users_and_the_worker_survives(otel: Any) -> None:
+    calls: list[str] = []
+
+    def on_result(result: Any) -> None:
+        calls.append(result.query)
+        raise RuntimeError("the user's callback")
+
+    shadow = ShadowReranker(_Scorer(), sample_rate=1.0, on_result=on_result)
+    shadow("q1", CANDIDATES)
+    shadow("q2", CANDIDATES)
+    assert shadow.close(timeout=5)
+    assert calls == ["q1", "q2"]

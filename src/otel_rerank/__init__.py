@@ -26,12 +26,10 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_rerank import _telemetry, instrumentation
-from otel_rerank._config import ContentPolicy
 from otel_rerank._decorators import embedding, llm, rerank, retrieval
 from otel_rerank._feedback import feedback
 from otel_rerank._request import request
 from otel_rerank._sdk import ConfigurationError, Configured, configure
-from otel_rerank._span import StageSpan
 from otel_rerank.budget import RerankBudget
 from otel_rerank.shadow import ShadowReranker
 from otel_rerank.version import __version__
@@ -39,16 +37,13 @@ from otel_rerank.version import __version__
 __all__ = [
     "ConfigurationError",
     "Configured",
-    "ContentPolicy",
     "RerankBudget",
     "ShadowReranker",
-    "StageSpan",
     "__version__",
     "configure",
     "embedding",
     "feedback",
     "instrument",
-    "instrumented_libraries",
     "llm",
     "request",
     "rerank",

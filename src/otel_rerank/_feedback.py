@@ -23,6 +23,7 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
 
 from otel_rerank import _telemetry, semconv
 from otel_rerank._safe import report_internal_error
+from otel_rerank._values import is_int
 
 _logger = logging.getLogger("otel_rerank.feedback")
 
@@ -89,7 +90,7 @@ def _feedback(request: Any, document_id: object, position: Any, kind: Any, usefu
         if isinstance(useful, bool)
         else (name not in NEGATIVE_KINDS),
     }
-    if isinstance(position, int) and not isinstance(position, bool) and 0 <= position < 1 << 31:
+    if is_int(position) and 0 <= position < 1 << 31:
         attributes[semconv.RAG_FEEDBACK_POSITION] = position
     links = [Link(span_context)] if span_context is not None else None
     # A root of its own: an empty context, whatever span is current in the caller.

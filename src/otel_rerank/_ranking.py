@@ -141,3 +141,8 @@ def _tied_and_discordant_numpy(np: Any, scores: Sequence[float]) -> tuple[int, i
         current = (keys >> 1).ravel()
         width *= 2
     return tied, discordant
+
+
+def reranked_order(scores: Sequence[float]) -> list[int]:
+    """Indices by descending score; a stable sort, so ties keep the order given."""
+    return sorted(range(len(scores)), key=lambda i: -scores[i])

@@ -30,8 +30,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _telemetry, semconv
-from otel_rerank._safe import report_internal_error
+from otel_rerank._safe import guard, report_internal_error
 from otel_rerank._span import _error_type, instrumentation_suppressed
+from otel_rerank._values import is_number
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -184,13 +185,11 @@ class RequestScope:
         )
 
     def _call(self, name: str | None = None) -> _RequestCall | None:
-        try:
+        with guard("request"):
             return _RequestCall(
                 self._name or name or DEFAULT_NAME, self._budget_ms, self._attributes
             )
-        except Exception:
-            report_internal_error("request")
-            return None
+        return None
 
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
@@ -255,11 +254,9 @@ class RequestScope:
 
 def begin_call(name: str) -> _RequestCall | None:
     """Enter a request scope (for the framework wrappers); ``None`` if our code failed."""
-    try:
+    with guard("request"):
         return _RequestCall(name, None, {})
-    except Exception:
-        report_internal_error("request")
-        return None
+    return None
 
 
 def finish_call(call: _RequestCall | None, error: BaseException | None) -> None:
@@ -349,10 +346,8 @@ async def aiterate_in_request(
 def _finish(call: _RequestCall | None, error: BaseException | None) -> None:
     if call is None:
         return
-    try:
+    with guard("request.finish"):
         call.finish(error)
-    except Exception:
-        report_internal_error("request.finish")
 
 
 @overload
@@ -395,7 +390,7 @@ def request(
         ValueError: ``budget_ms`` is not a finite number greater than 0.
     """
     if budget_ms is not None:
-        if isinstance(budget_ms, bool) or not isinstance(budget_ms, (int, float)):
+        if not is_number(budget_ms):
             raise ValueError(f"otel_rerank.request: budget_ms must be a number, not {budget_ms!r}")
         if not math.isfinite(budget_ms) or budget_ms <= 0:
             raise ValueError(f"otel_rerank.request: budget_ms must be > 0, not {budget_ms!r}")

@@ -6,6 +6,12 @@ every call, so a provider installed after ``import otel_rerank.auto`` (or after 
 was decorated) is picked up, and so is the next ``instrument()`` call's. The answer is
 cached on the identity of the two providers, which makes the lookup a few attribute reads.
 
+An instrumentor given its own providers or content setting
+(``CohereInstrumentor().instrument(tracer_provider=tp)``) records that library's calls with
+them and leaves everything else alone: its patched methods run inside
+:func:`library_scope`, which :func:`current` reads (only while some instrumentor has such
+settings, so the common case pays nothing for it).
+
 When neither provider is a real SDK (the API's proxy/no-op defaults), :func:`current`
 returns ``None`` and every wrapper calls straight through: no span, no metric, no work.
 """
@@ -15,7 +21,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +58,59 @@ class _Settings:
 
 _settings = _Settings()
 _lock = threading.Lock()
+
+
+class LibrarySettings:
+    """What one instrumentor's ``instrument()`` was given; unset fields fall back to the
+    defaults of ``otel_rerank.instrument()``, then to the global providers."""
+
+    __slots__ = ("cache", "content", "meter_provider", "tracer_provider")
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None,
+        meter_provider: MeterProvider | None,
+        content: ContentPolicy | None,
+    ) -> None:
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.content = content
+        # (tracer provider, meter provider, content policy, resolved telemetry or None)
+        self.cache: tuple[Any, Any, Any, Telemetry | None] = (None, None, None, None)
+
+
+def library_settings(
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    capture_content: bool | str | None = None,
+) -> LibrarySettings | None:
+    """An instrumentor's own settings, or ``None`` when it was given none (use the defaults)."""
+    if tracer_provider is None and meter_provider is None and capture_content is None:
+        return None
+    content = ContentPolicy.from_env(capture_content) if capture_content is not None else None
+    return LibrarySettings(tracer_provider, meter_provider, content)
+
+
+_library: ContextVar[LibrarySettings | None] = ContextVar("otel_rerank_library", default=None)
+# How many instrumentors hold their own settings; while 0, current() never reads _library.
+_libraries_with_settings = 0
+
+
+def hold_library_settings(held: bool) -> None:
+    """Count one instrumentor's own settings in (``True``) or out (``False``)."""
+    global _libraries_with_settings
+    with _lock:
+        _libraries_with_settings += 1 if held else -1
+
+
+@contextmanager
+def library_scope(settings: LibrarySettings | None) -> Iterator[None]:
+    """While inside, calls record with ``settings`` (``None``: with the defaults)."""
+    token = _library.set(settings)
+    try:
+        yield
+    finally:
+        _library.reset(token)
 
 
 class Telemetry:
@@ -209,6 +270,10 @@ def global_meter_provider() -> MeterProvider:
 def current() -> Telemetry | None:
     """The telemetry to record this call with, or ``None`` when nothing would be recorded."""
     global _cache
+    if _libraries_with_settings:
+        library = _library.get()
+        if library is not None:
+            return _current_for(library)
     settings = _settings
     tracer_provider = settings.tracer_provider or _global_tracer_provider()
     meter_provider = settings.meter_provider or _global_meter_provider()
@@ -222,20 +287,40 @@ def current() -> Telemetry | None:
     cached = _cache
     if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
         return cached[3]
-    telemetry: Telemetry | None = None
-    if _is_real_tracer_provider(tracer_provider) or _is_real_meter_provider(meter_provider):
-        try:
-            telemetry = Telemetry(
-                tracer_provider, meter_provider, content or ContentPolicy.from_env()
-            )
-        except Exception:  # a provider that cannot hand out a tracer or meter: record nothing
-            _logger.warning(
-                "otel-rerank: the configured providers failed to create a tracer or meter; "
-                "recording nothing with them",
-                exc_info=True,
-            )
+    telemetry = _build(tracer_provider, meter_provider, content)
     _cache = (tracer_provider, meter_provider, content, telemetry)
     return telemetry
+
+
+def _current_for(library: LibrarySettings) -> Telemetry | None:
+    """:func:`current` for a library whose instrumentor was given its own settings."""
+    tracer_provider = (
+        library.tracer_provider or _settings.tracer_provider or global_tracer_provider()
+    )
+    meter_provider = library.meter_provider or _settings.meter_provider or global_meter_provider()
+    content = library.content or _settings.content
+    cached = library.cache
+    if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
+        return cached[3]
+    telemetry = _build(tracer_provider, meter_provider, content)
+    library.cache = (tracer_provider, meter_provider, content, telemetry)
+    return telemetry
+
+
+def _build(
+    tracer_provider: TracerProvider, meter_provider: MeterProvider, content: ContentPolicy | None
+) -> Telemetry | None:
+    if not (_is_real_tracer_provider(tracer_provider) or _is_real_meter_provider(meter_provider)):
+        return None
+    try:
+        return Telemetry(tracer_provider, meter_provider, content or ContentPolicy.from_env())
+    except Exception:  # a provider that cannot hand out a tracer or meter: record nothing
+        _logger.warning(
+            "otel-rerank: the configured providers failed to create a tracer or meter; "
+            "recording nothing with them",
+            exc_info=True,
+        )
+        return None
 
 
 def use(

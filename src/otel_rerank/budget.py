@@ -32,8 +32,8 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _request, _span, _telemetry, semconv
-from otel_rerank._safe import report_internal_error
-from otel_rerank.instrumentation._common import float_list
+from otel_rerank._safe import guard, report_internal_error
+from otel_rerank._values import float_list, is_int, is_number
 
 _T = TypeVar("_T")
 
@@ -124,9 +124,9 @@ class CostModel:
 
     def observe(self, k: int, latency_ms: float) -> None:
         """Add one call: ``k`` candidates took ``latency_ms``. Nonsense values are ignored."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if not is_int(k) or k < 1:
             return
-        if not isinstance(latency_ms, (int, float)) or isinstance(latency_ms, bool):
+        if not is_number(latency_ms):
             return
         y = float(latency_ms)
         if not math.isfinite(y) or y < 0 or y > MAX_PLAUSIBLE_MS or k > MAX_PLAUSIBLE_K:
@@ -203,7 +203,7 @@ class RecentP95:
 
     def add(self, value_ms: float) -> None:
         """Add one duration in milliseconds; nonsense values are ignored."""
-        if not isinstance(value_ms, (int, float)) or isinstance(value_ms, bool):
+        if not is_number(value_ms):
             return
         value = float(value_ms)
         if not math.isfinite(value) or value < 0:
@@ -346,11 +346,9 @@ class RerankBudget:
         for name, value in (("reserve_ms", reserve_ms), ("min_reserve_ms", min_reserve_ms)):
             if value is not None and not _non_negative(value):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if isinstance(min_k, bool) or not isinstance(min_k, int) or min_k < 1:
+        if not is_int(min_k) or min_k < 1:
             raise ValueError(f"min_k must be an int >= 1, got {min_k!r}")
-        if max_k is not None and (
-            isinstance(max_k, bool) or not isinstance(max_k, int) or max_k < min_k
-        ):
+        if max_k is not None and (not is_int(max_k) or max_k < min_k):
             raise ValueError(f"max_k must be an int >= min_k, got {max_k!r}")
         if not _non_negative(safety_sigmas):
             raise ValueError(f"safety_sigmas must be a finite number >= 0, got {safety_sigmas!r}")
@@ -443,17 +441,13 @@ class RerankBudget:
     # -- learning ----------------------------------------------------------------------
     def observe(self, k: int, latency_ms: float) -> None:
         """Feed the cost model one rerank of ``k`` candidates that took ``latency_ms``."""
-        try:
+        with guard("RerankBudget.observe"):
             self.cost.observe(k, latency_ms)
-        except Exception:
-            report_internal_error("RerankBudget.observe")
 
     def observe_reserve(self, latency_ms: float) -> None:
         """Feed the learned reserve one duration of what follows the rerank (ms)."""
-        try:
+        with guard("RerankBudget.observe_reserve"):
             self.reserve.add(latency_ms)
-        except Exception:
-            report_internal_error("RerankBudget.observe_reserve")
 
     # -- one guarded rerank around any scoring function ---------------------------------
     def rerank(
@@ -503,7 +497,7 @@ class RerankBudget:
         metric_attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
         """Write a decision on ``span`` (default: the current span) and count it. Never raises."""
-        try:
+        with guard("RerankBudget.record"):
             target = span if span is not None else trace.get_current_span()
             if target.is_recording():
                 target.set_attributes(
@@ -516,8 +510,6 @@ class RerankBudget:
                 )
                 attributes[semconv.RAG_RERANK_BUDGET_OUTCOME] = decision.outcome
                 telemetry.budget_decisions.add(1, attributes)
-        except Exception:
-            report_internal_error("RerankBudget.record")
 
 
 def _scores(raw: Any) -> list[float] | None:
@@ -532,9 +524,4 @@ def _scores(raw: Any) -> list[float] | None:
 
 
 def _non_negative(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
+    return is_number(value) and math.isfinite(value) and value >= 0

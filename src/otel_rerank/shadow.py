@@ -25,7 +25,6 @@ import asyncio
 import atexit
 import contextlib
 import functools
-import logging
 import os
 import queue
 import random
@@ -36,15 +35,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from opentelemetry import context, trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link
 
 from otel_rerank import _span, _telemetry, semconv
 from otel_rerank._feedback import candidate_ids, order_attributes
-from otel_rerank._ranking import summarize_scores
-from otel_rerank._safe import report_internal_error
-from otel_rerank.instrumentation._common import float_list
+from otel_rerank._ranking import reranked_order, summarize_scores  # reranked_order: re-export
+from otel_rerank._safe import guard, logger, report_internal_error
+from otel_rerank._values import float_list
 
 if TYPE_CHECKING:
     from otel_rerank.budget import RerankBudget
@@ -53,7 +52,6 @@ MODE_ENV: Final = "OTEL_RERANK_MODE"
 MODES: Final = ("off", "shadow", "serve", "interleave")
 DEFAULT_MODE: Final = "shadow"
 
-_logger = logging.getLogger("otel_rerank.shadow")
 _T = TypeVar("_T")
 _STOP: Final = object()
 
@@ -77,7 +75,7 @@ def current_mode(explicit: str | None = None) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _warn_unknown_mode(raw: str) -> None:
-    _logger.warning("%s=%r is not one of %s; using %s", MODE_ENV, raw, MODES, DEFAULT_MODE)
+    logger.warning("%s=%r is not one of %s; using %s", MODE_ENV, raw, MODES, DEFAULT_MODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +123,6 @@ def _default_text(candidate: Any) -> str:
         if isinstance(value, str):
             return value
     return str(candidate)
-
-
-def reranked_order(scores: Sequence[float]) -> list[int]:
-    """Indices by descending score; a stable sort, so ties keep the order given."""
-    return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
 _live: weakref.WeakSet[ShadowReranker[Any]] = weakref.WeakSet()
@@ -188,9 +181,15 @@ def _work(owner: weakref.ref[ShadowReranker[Any]], jobs: queue.Queue[Any]) -> No
         try:
             if not reranker._abandon:
                 reranker._shadow_run(job)
-        except Exception:
-            # The model failed (recorded on the span) or we did: never kill the worker.
-            _logger.debug("otel-rerank: shadow rerank failed", exc_info=True)
+        except Exception as error:
+            if error is reranker._user_error:
+                # The candidate model or on_result failed (recorded on the span): the
+                # user's to see there, not a bug of ours; the worker goes on.
+                logger.debug("otel-rerank: shadow rerank failed", exc_info=True)
+            else:
+                report_internal_error("shadow worker")  # ours: re-raised under our tests
+        finally:
+            reranker._user_error = None
         # close() could not queue its stop marker into a full queue: stop once it is empty.
         done = reranker._closed and jobs.empty()
         del reranker, job
@@ -268,6 +267,9 @@ class ShadowReranker(Generic[_T]):
         self._finalizer: weakref.finalize[[queue.Queue[Any]], ShadowReranker[Any]] | None = None
         self._closed = False
         self._abandon = False
+        # The last exception raised by the user's code in the worker (model, on_result),
+        # so the worker tells it from ours. Only the worker thread touches it.
+        self._user_error: BaseException | None = None
         self._random = random.random
         self._metric_attributes = {
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_RERANK,
@@ -361,10 +363,8 @@ class ShadowReranker(Generic[_T]):
             self._queue.put_nowait(job)
         except queue.Full:
             if telemetry is not None:
-                try:
+                with guard("ShadowReranker.dropped"):
                     telemetry.shadow_dropped.add(1, self._metric_attributes)
-                except Exception:
-                    report_internal_error("ShadowReranker.dropped")
             return
         if self._worker is None:
             self._start_worker()
@@ -459,11 +459,8 @@ class ShadowReranker(Generic[_T]):
         if not pairs:
             return []
         # One span per run: the model's own (instrumented) predict must not add another.
-        token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
+        with suppress_instrumentation():
             raw = self.cross_encoder.predict(pairs, batch_size=self.batch_size)
-        finally:
-            context.detach(token)
         scores = float_list(raw)
         if scores is None or len(scores) != len(pairs):
             return None
@@ -512,17 +509,20 @@ class ShadowReranker(Generic[_T]):
         latency = time.perf_counter() - started
         if self._on_result is not None and scores is not None:
             summary = summarize_scores(scores)
-            self._on_result(
-                ShadowResult(
-                    query=job.query,
-                    scores=scores,
-                    order=reranked_order(scores),
-                    latency_s=latency,
-                    queue_wait_s=started - job.enqueued,
-                    top1_changed=bool(summary and summary.top1_changed),
-                    kendall_tau=summary.kendall_tau if summary else None,
-                )
+            result = ShadowResult(
+                query=job.query,
+                scores=scores,
+                order=reranked_order(scores),
+                latency_s=latency,
+                queue_wait_s=started - job.enqueued,
+                top1_changed=bool(summary and summary.top1_changed),
+                kendall_tau=summary.kendall_tau if summary else None,
             )
+            try:
+                self._on_result(result)
+            except Exception as error:
+                self._user_error = error
+                raise
 
     def _predict_abandonable(self, pairs: list[tuple[str, str]]) -> list[float] | None:
         """``predict`` one batch at a time, giving up between batches once abandoned.
@@ -532,18 +532,22 @@ class ShadowReranker(Generic[_T]):
         thread still inside native model code at interpreter teardown aborts the process.
         A cross-encoder scores each pair on its own, so the batches' scores are the same.
         """
-        size = max(int(self.batch_size), 1)
-        if len(pairs) <= size:
-            return self._predict(pairs)
-        scores: list[float] = []
-        for start in range(0, len(pairs), size):
-            if self._abandon:
-                return None
-            part = self._predict(pairs[start : start + size])
-            if part is None:
-                return None
-            scores.extend(part)
-        return scores
+        try:
+            size = max(int(self.batch_size), 1)
+            if len(pairs) <= size:
+                return self._predict(pairs)
+            scores: list[float] = []
+            for start in range(0, len(pairs), size):
+                if self._abandon:
+                    return None
+                part = self._predict(pairs[start : start + size])
+                if part is None:
+                    return None
+                scores.extend(part)
+            return scores
+        except Exception as error:  # the model's (the worker only: see _work)
+            self._user_error = error
+            raise
 
     # -- lifetime ------------------------------------------------------------------------
     def _stop_taking_work(self) -> None:

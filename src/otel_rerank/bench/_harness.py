@@ -27,10 +27,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import numpy
+
+from otel_rerank._values import float_list
 from otel_rerank.bench._quality import Quality, quality
 from otel_rerank.bench._queries import QuerySet
-from otel_rerank.instrumentation._common import float_list
-from otel_rerank.report._stats import PERCENTILE_METHOD, percentile
+
+#: How the latency percentiles are computed (numpy's default; the report uses the same).
+PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy default, type 7)"
 
 
 class Predictor(Protocol):
@@ -221,14 +225,15 @@ def _cell(k: int, batch_size: int, seconds: Sequence[float], pairs: Sequence[int
     ms = [s * 1000 for s in seconds]
     total_s = sum(seconds)
     total_pairs = sum(pairs)
+    p50, p95, p99 = (float(v) for v in numpy.percentile(ms, [50, 95, 99]))
     return Cell(
         k=k,
         batch_size=batch_size,
         samples=len(ms),
         pairs_per_call=total_pairs / len(pairs),
-        p50_ms=percentile(ms, 50),
-        p95_ms=percentile(ms, 95),
-        p99_ms=percentile(ms, 99),
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
         mean_ms=sum(ms) / len(ms),
         pairs_per_s=total_pairs / total_s if total_s > 0 else math.inf,
         ms_per_pair=total_s * 1000 / total_pairs if total_pairs else math.nan,

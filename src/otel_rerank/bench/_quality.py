@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from otel_rerank.shadow import reranked_order
+from otel_rerank._ranking import reranked_order
 
 
 def top1(labels: Sequence[int]) -> float:

@@ -164,7 +164,7 @@ def load_cross_encoder(name: str | None, device: str) -> tuple[Any, str, str | N
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from otel_rerank import models
-    from otel_rerank.instrumentation._common import model_name_from_path
+    from otel_rerank._values import model_name_from_path
 
     if device.startswith("cuda"):
         import torch

@@ -17,6 +17,7 @@ Subclasses of :class:`RagInstrumentor` are ``opentelemetry-instrumentation``
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -59,6 +60,8 @@ class Patcher:
         self._patches: list[_Patch] = []
         self._lock = threading.Lock()
         self._wanted = False
+        #: the instrumentor's own providers / content setting, applied to every patch
+        self.settings: _telemetry.LibrarySettings | None = None
 
     def apply(self, targets: Sequence[Target]) -> None:
         """Patch every target whose module is imported; defer the rest to post-import hooks."""
@@ -109,6 +112,8 @@ class Patcher:
             p.replacement is original for p in self._patches
         ):
             return  # already ours
+        if self.settings is not None:
+            wrapper = _with_settings(wrapper, self.settings)
         replacement = wrapt.FunctionWrapper(original, wrapper)
         setattr(owner, method, replacement)
         self._patches.append(_Patch(owner, method, original, replacement))
@@ -126,6 +131,24 @@ class Patcher:
     def patched(self) -> list[tuple[type, str]]:
         """(class, method) pairs currently patched; for tests and debugging."""
         return [(p.owner, p.name) for p in self._patches]
+
+
+def _with_settings(wrapper: Wrapper, settings: _telemetry.LibrarySettings) -> Wrapper:
+    """``wrapper``, run with its instrumentor's own settings (awaited work included)."""
+
+    def scoped(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        with _telemetry.library_scope(settings):
+            result = wrapper(wrapped, instance, args, kwargs)
+        if inspect.iscoroutine(result):  # an async wrapper begins its span when awaited
+            return _awaited(settings, result)
+        return result
+
+    return scoped
+
+
+async def _awaited(settings: _telemetry.LibrarySettings, coroutine: Any) -> Any:
+    with _telemetry.library_scope(settings):
+        return await coroutine
 
 
 def _resolve(module: Any, dotted: str) -> type:
@@ -171,13 +194,20 @@ class RagInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         raise NotImplementedError
 
     def _instrument(self, **kwargs: Any) -> None:
-        if kwargs.get("tracer_provider") or kwargs.get("meter_provider"):
-            _telemetry.use(
-                kwargs.get("tracer_provider"),
-                kwargs.get("meter_provider"),
-                kwargs.get("capture_content"),
-            )
+        # Providers and a content setting given here are this library's only;
+        # ``otel_rerank.instrument()`` sets the defaults for everything else.
+        settings = _telemetry.library_settings(
+            kwargs.get("tracer_provider"),
+            kwargs.get("meter_provider"),
+            kwargs.get("capture_content"),
+        )
+        self._patcher.settings = settings
+        if settings is not None:
+            _telemetry.hold_library_settings(True)
         self._patcher.apply(self.targets())
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._patcher.undo()
+        if self._patcher.settings is not None:
+            self._patcher.settings = None
+            _telemetry.hold_library_settings(False)

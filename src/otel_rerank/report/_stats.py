@@ -24,11 +24,11 @@ and Fan's "type 7" — so they agree with ``numpy.percentile`` to the last digit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from otel_rerank import semconv
+from otel_rerank._values import is_number
 from otel_rerank.report._spans import SpanRecord
 
 PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy default, type 7)"
@@ -59,12 +59,9 @@ def percentile(values: Sequence[float], q: float) -> float:
         raise ValueError("percentile of no values")
     if not 0 <= q <= 100:
         raise ValueError(f"percentile {q} outside [0, 100]")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    fraction = position - low
-    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+    import numpy  # the cli extra's; imported here so loading spans does not need it
+
+    return float(numpy.percentile(values, q))
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +271,7 @@ def shadow_summary(spans: Sequence[SpanRecord]) -> ShadowSummary | None:
     taus = [
         float(t)
         for t in (s.attributes.get(semconv.RAG_RERANK_KENDALL_TAU) for s in shadow)
-        if isinstance(t, (int, float)) and not isinstance(t, bool)
+        if is_number(t)
     ]
     return ShadowSummary(
         runs=len(shadow),

@@ -1,0 +1,110 @@
+"""Pure value helpers shared by the core, the instrumentations and the tools.
+
+Score containers of any common type (lists, numpy arrays, torch tensors) become plain float
+lists without consuming anything the user still needs, collection sizes are read without
+iterating, numbers are told from booleans (``True`` is an ``int`` to Python, never a count
+or a latency to us), and model names are normalised the way users know them. Nothing here touches a
+span or imports a library.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeGuard
+
+_HF_CACHE_DIR = re.compile(r"models--([^/\\]+)--([^/\\]+)")
+_GENERIC_DIR_NAMES = frozenset({"model", "models", "weights", "checkpoint", "snapshot", "onnx"})
+_HASH = re.compile(r"^[0-9a-f]{40}$")
+
+
+def model_name_from_path(name_or_path: str) -> str:
+    """The name a user knows a model by: a hub id as is, else a directory's last component.
+
+    Hugging Face cache paths (``.../models--org--name/snapshots/<hash>``) give ``org/name``;
+    a generic last component such as ``model`` gives its parent's name instead.
+    """
+    text = name_or_path.rstrip("/\\")
+    cached = _HF_CACHE_DIR.search(text)
+    if cached:
+        return f"{cached.group(1)}/{cached.group(2)}"
+    looks_like_path = (
+        text.startswith(("/", ".", "~"))
+        or "\\" in text
+        or text.count("/") > 1
+        or os.path.isdir(text)
+    )
+    if not looks_like_path:
+        return text  # a hub id such as "cross-encoder/ms-marco-MiniLM-L6-v2"
+    parts = [p for p in re.split(r"[/\\]", text) if p]
+    while len(parts) > 1 and (parts[-1].lower() in _GENERIC_DIR_NAMES or _HASH.match(parts[-1])):
+        parts.pop()
+    return parts[-1] if parts else text
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """An ``int`` that is not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def float_list(values: Any) -> list[float] | None:
+    """Scores as a flat list of floats, or ``None`` when they are not one score per item.
+
+    Accepts lists/tuples of numbers, numpy arrays and torch tensors of shape (n,) or
+    (n, 1), and lists of 0-d tensors. Generators and other one-shot iterables are refused
+    so that the user's object is never consumed.
+    """
+    tolist = getattr(values, "tolist", None)
+    if callable(tolist) and hasattr(values, "shape"):
+        shape = tuple(values.shape)
+        if len(shape) == 2 and shape[1] == 1:
+            values = values.reshape(-1)
+        elif len(shape) != 1:
+            return None
+        numeric = _real_dtype(getattr(values, "dtype", None))
+        values = values.tolist()
+        if numeric and type(values) is list:
+            # A real-valued array's tolist() is Python ints/floats: no per-element check.
+            return list(map(float, values))
+    if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
+        return None
+    out: list[float] = []
+    for item in values:
+        value = item.item() if hasattr(item, "item") and getattr(item, "ndim", 0) == 0 else item
+        if not is_number(value):
+            return None
+        out.append(float(value))
+    return out
+
+
+def _real_dtype(dtype: Any) -> bool:
+    """True for numpy's integer/float dtypes and torch's float dtypes (not bool/complex)."""
+    kind = getattr(dtype, "kind", None)
+    if isinstance(kind, str):  # numpy
+        return kind in ("f", "i", "u")
+    return getattr(dtype, "is_floating_point", None) is True and not getattr(
+        dtype, "is_complex", False
+    )
+
+
+def sized_length(value: Any) -> int | None:
+    """``len(value)`` for real collections (not strings, bytes, or iterators); else ``None``."""
+    if isinstance(value, (str, bytes)) or value is None:
+        return None
+    if hasattr(value, "shape") and getattr(value, "shape", None):
+        try:
+            return int(value.shape[0])
+        except (TypeError, IndexError):
+            return None
+    if isinstance(value, (Sequence, Mapping)) or hasattr(value, "__len__"):
+        try:
+            return len(value)
+        except TypeError:
+            return None
+    return None
