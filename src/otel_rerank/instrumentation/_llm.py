@@ -441,6 +441,12 @@ class Chat(Operation):
         started = time.perf_counter()
         with Sending(call):
             result = wrapped(*args, **kwargs)
+        return self.received(call, result, stream, started, kwargs)
+
+    def received(
+        self, call: StageSpan, result: Any, stream: bool, started: float, kwargs: dict[str, Any]
+    ) -> Any:
+        """What the sync call returns, its span handed to a stream proxy or ended."""
         if stream and isinstance(result, Iterator):
             return SyncStreamProxy(result, call, self.stream_state(call.capturing), started)
         self.finish(call, result)
@@ -458,6 +464,12 @@ class Chat(Operation):
         started = time.perf_counter()
         with Sending(call):
             result = await wrapped(*args, **kwargs)
+        return await self.areceived(call, result, stream, started, kwargs)
+
+    async def areceived(
+        self, call: StageSpan, result: Any, stream: bool, started: float, kwargs: dict[str, Any]
+    ) -> Any:
+        """The async twin of :meth:`received`."""
         if stream and isinstance(result, AsyncIterator):
             return AsyncStreamProxy(result, call, self.stream_state(call.capturing), started)
         self.finish(call, result)

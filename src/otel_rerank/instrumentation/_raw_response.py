@@ -20,8 +20,7 @@ parsing there would read the body early.
 from __future__ import annotations
 
 import inspect
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +29,9 @@ from otel_rerank._span import StageSpan
 from otel_rerank.instrumentation._llm import (
     AsyncStreamProxy,
     Chat,
-    Sending,
     StreamProxy,
     SyncStreamProxy,
-    streaming,
 )
-
-_Wrapped = Callable[..., Any]
 
 # The SDKs' (Stainless) marker for "return the raw response": "true" (openai) or "raw"
 # (anthropic); "stream" is with_streaming_response, whose body is not read yet.
@@ -69,46 +64,29 @@ def _cache_parsed(raw: Any, value: Any) -> bool:
 class RawResponseChat(Chat):
     """:class:`Chat` whose wrappers also record calls made through ``with_raw_response``."""
 
-    def create(
-        self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    def received(
+        self, call: StageSpan, result: Any, stream: bool, started: float, kwargs: dict[str, Any]
     ) -> Any:
-        """The sync wrapper."""
+        """The plain call's handling, unless the call asked for the raw response."""
         if not asks_raw_response(kwargs):
-            return super().create(wrapped, instance, args, kwargs)
-        arguments = self.bind(wrapped, args, kwargs)
-        stream = streaming(arguments)
-        call = self.begin(instance, arguments, stream)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        started = time.perf_counter()
-        with Sending(call):
-            raw = wrapped(*args, **kwargs)
-        parsed = _parse(raw)
-        self._record_parsed(call, raw, parsed, stream, started)
-        return raw
+            return super().received(call, result, stream, started, kwargs)
+        self._record_parsed(call, result, _parse(result), stream, started)
+        return result
 
-    async def acreate(
-        self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    async def areceived(
+        self, call: StageSpan, result: Any, stream: bool, started: float, kwargs: dict[str, Any]
     ) -> Any:
-        """The async wrapper (the span covers the await)."""
+        """The async twin of :meth:`received`."""
         if not asks_raw_response(kwargs):
-            return await super().acreate(wrapped, instance, args, kwargs)
-        arguments = self.bind(wrapped, args, kwargs)
-        stream = streaming(arguments)
-        call = self.begin(instance, arguments, stream)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        started = time.perf_counter()
-        with Sending(call):
-            raw = await wrapped(*args, **kwargs)
-        parsed = _parse(raw)
+            return await super().areceived(call, result, stream, started, kwargs)
+        parsed = _parse(result)
         if inspect.isawaitable(parsed):  # anthropic's async response parses in a coroutine
             try:
                 parsed = await parsed
             except Exception:  # the caller's own parse() raises it again
                 parsed = None
-        self._record_parsed(call, raw, parsed, stream, started)
-        return raw
+        self._record_parsed(call, result, parsed, stream, started)
+        return result
 
     def _record_parsed(
         self, call: StageSpan, raw: Any, parsed: Any, stream: bool, started: float
