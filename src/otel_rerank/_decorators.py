@@ -15,7 +15,6 @@ top-1 change and Kendall's tau, without the user writing anything.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
@@ -26,7 +25,7 @@ from opentelemetry import context
 from opentelemetry.trace import INVALID_SPAN, Span
 from opentelemetry.util.types import AttributeValue
 
-from otel_rerank import _span, semconv
+from otel_rerank import _scopes, _span, semconv
 from otel_rerank._safe import guarded
 from otel_rerank._span import Attributes, Stage, StageSpan
 from otel_rerank._values import float_list, sized_length
@@ -443,12 +442,6 @@ class _NoopStageSpan:
 _NOOP = _NoopStageSpan()
 
 
-#: The scopes entered (and not yet exited) in the current context, innermost last.
-_open_scopes: contextvars.ContextVar[tuple[tuple[StageScope, StageSpan | None], ...]] = (
-    contextvars.ContextVar("otel_rerank_open_scopes", default=())
-)
-
-
 class StageScope:
     """A configured stage: use it as a decorator or as a (sync or async) context manager."""
 
@@ -464,7 +457,7 @@ class StageScope:
         call = self._options.begin()
         # Per context, not per object: one module-level scope is entered by many threads
         # and tasks at once, each of which must end its own span.
-        _open_scopes.set((*_open_scopes.get(), (self, call)))
+        _scopes.push(self, call)
         if call is None:
             return _NOOP
         return call.__enter__()
@@ -475,14 +468,9 @@ class StageScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        open_scopes = _open_scopes.get()
-        for i in range(len(open_scopes) - 1, -1, -1):  # the innermost entry of this scope
-            if open_scopes[i][0] is self:
-                call = open_scopes[i][1]
-                _open_scopes.set(open_scopes[:i] + open_scopes[i + 1 :])
-                if call is not None:
-                    call.__exit__(exc_type, exc, tb)
-                return
+        _, call = _scopes.pop(self)
+        if call is not None:
+            call.__exit__(exc_type, exc, tb)
 
     async def __aenter__(self) -> StageSpan | _NoopStageSpan:
         return self.__enter__()

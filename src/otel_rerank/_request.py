@@ -29,7 +29,7 @@ from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from otel_rerank import _telemetry, semconv
+from otel_rerank import _scopes, _telemetry, semconv
 from otel_rerank._safe import guard, report_internal_error
 from otel_rerank._span import _error_type, instrumentation_suppressed
 from otel_rerank._values import is_number
@@ -180,9 +180,6 @@ class RequestScope:
         self._name = name
         self._budget_ms = budget_ms
         self._attributes = dict(attributes)
-        self._active: ContextVar[tuple[_RequestCall, ...]] = ContextVar(
-            "otel_rerank_request_scope", default=()
-        )
 
     def _call(self, name: str | None = None) -> _RequestCall | None:
         with guard("request"):
@@ -225,7 +222,7 @@ class RequestScope:
 
     def __enter__(self) -> RequestState | None:
         call = self._call()
-        self._active.set((*self._active.get(), call) if call is not None else self._active.get())
+        _scopes.push(self, call)  # per context: one scope object serves many threads and tasks
         return call.state if call is not None else None
 
     def __exit__(
@@ -234,11 +231,8 @@ class RequestScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        active = self._active.get()
-        if not active:
-            return
-        self._active.set(active[:-1])
-        _finish(active[-1], exc)
+        _, call = _scopes.pop(self)
+        _finish(call, exc)
 
     async def __aenter__(self) -> RequestState | None:
         return self.__enter__()
