@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import otel_rerank
-from otel_rerank import semconv
+from otel_rerank import _safe, semconv
 from otel_rerank._config import ContentPolicy
 from otel_rerank._decorators import _NoopStageSpan
 from otel_rerank._span import StageSpan
@@ -295,6 +295,7 @@ def test_every_scope_method_runs_without_an_sdk() -> None:
         "record_output_messages": (([("assistant", "ok")],), {"finish_reasons": ["stop"]}),
         "record_retrieval_query": (("q",), {}),
         "record_retrieved": ((["a"], [0.5], ["id"]), {}),
+        "record_content": ((lambda span, text: span.record_text("k", text), "q"), {}),
         "end": ((), {}),
     }
     methods = {
@@ -714,3 +715,30 @@ def test_exception_events_are_bounded_and_redacted_without_capture(
         assert "exception.message" not in event
         assert "CONFIDENTIAL" not in event["exception.stacktrace"]
         assert event["exception.stacktrace"].endswith("content capture is off)")
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_content_reaches_the_span_only_through_the_privacy_gate(
+    capture: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sdk = make_otel()
+    sdk.instrument(capture_content=capture)
+    read: list[str] = []
+
+    def write_query(span: StageSpan, text: str) -> None:
+        read.append(text)
+        span.record_text(semconv.RERANKER_QUERY, text)
+
+    def broken(span: StageSpan) -> None:
+        raise ValueError("our bug")
+
+    try:
+        with otel_rerank.rerank(model="m") as span:
+            span.record_content(write_query, "the query")
+            monkeypatch.setattr(_safe, "STRICT", False)  # a writer's failure stays ours
+            span.record_content(broken)
+    finally:
+        otel_rerank.uninstrument()
+    attributes = dict(sdk.span().attributes or {})
+    assert read == (["the query"] if capture else [])  # off: the content is never read
+    assert attributes.get(semconv.RERANKER_QUERY) == ("the query" if capture else None)

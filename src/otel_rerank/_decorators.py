@@ -19,7 +19,7 @@ import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from opentelemetry import context
 from opentelemetry.trace import INVALID_SPAN, Span
@@ -400,6 +400,14 @@ class _NoopStageSpan:
     def capturing(self) -> bool:
         """Always false: nothing is written."""
         return False
+
+    def record_content(
+        self,
+        writer: Callable[Concatenate[StageSpan, _P], object],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> None:
+        """Do nothing: content is never read without a recording span."""
 
     def record_text(self, key: str, text: object) -> None:
         """Do nothing."""

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -485,6 +485,25 @@ class StageSpan:
     def capturing(self) -> bool:
         """Whether content would be written: the span records and capture is on."""
         return self.recording and self._telemetry.content.capture
+
+    def record_content(
+        self,
+        writer: Callable[Concatenate[StageSpan, _P], object],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> None:
+        """The privacy gate: run ``writer(self, *args, **kwargs)`` only when content is captured.
+
+        Wrappers hand their content here lazily instead of asking whether capture is on:
+        with capture off (the default) the writer never runs, so nothing of the content is
+        even read. A failure inside the writer is ours and never reaches the user's call.
+        """
+        if not self.capturing:
+            return
+        try:
+            writer(self, *args, **kwargs)
+        except Exception:
+            report_internal_error(getattr(writer, "__qualname__", "record_content"))
 
     def record_text(self, key: str, text: object) -> None:
         """Write one piece of content (a query, a prompt) when capture is on."""
