@@ -22,6 +22,7 @@ reported) at that count, with a note saying so.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -185,38 +186,35 @@ class BenchResult:
 def fit_line(
     xs: Sequence[float], ys: Sequence[float], *, nonnegative: bool = False
 ) -> tuple[float, float, float | None]:
-    """Least squares y ≈ a + b·x; returns (a, b, r²).
+    """Least squares y ≈ a + b·x (``statistics.linear_regression``); returns (a, b, r²).
 
     With ``nonnegative``, the fit is constrained to a ≥ 0 and b ≥ 0 (non-negative least
-    squares in two unknowns): when the unconstrained line has a negative intercept it is
-    refitted through the origin, when it has a negative slope it becomes the flat line at
-    the mean, whichever feasible line has the smaller squared error. r² is that line's
+    squares in two unknowns): when the unconstrained line has a negative intercept or slope,
+    the line is whichever of two feasible ones has the smaller squared error — the fit
+    through the origin (slope clipped at 0) or the flat line at the mean. r² is that line's
     (it can be below 0 when the constraint costs more than the mean would).
 
     Raises:
         ValueError: fewer than two distinct x values.
     """
-    n = len(xs)
-    if n != len(ys) or n < 2:
+    if len(xs) != len(ys) or len(xs) < 2:
         raise ValueError("need at least two points")
-    mean_x = sum(xs) / n
-    mean_y = sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    if sxx == 0:
+    if len(set(xs)) < 2:
         raise ValueError("need at least two distinct x values")
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    b = sxy / sxx
-    a = mean_y - b * mean_x
+    b, a = statistics.linear_regression(xs, ys)
+    mean_y = statistics.fmean(ys)
 
     def squared_error(a: float, b: float) -> float:
-        return sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True))
+        return math.fsum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True))
 
     if nonnegative and (a < 0 or b < 0):
-        x2 = sum(x * x for x in xs)
-        through_origin = max(sum(x * y for x, y in zip(xs, ys, strict=True)) / x2, 0.0)
-        feasible = [(0.0, through_origin), (max(mean_y, 0.0), 0.0)]
+        # The fit through the origin is linear_regression(proportional=True), Python 3.11+.
+        through_origin = math.fsum(x * y for x, y in zip(xs, ys, strict=True)) / math.fsum(
+            x * x for x in xs
+        )
+        feasible = [(0.0, max(through_origin, 0.0)), (max(mean_y, 0.0), 0.0)]
         a, b = min(feasible, key=lambda line: squared_error(*line))
-    syy = sum((y - mean_y) ** 2 for y in ys)
+    syy = math.fsum((y - mean_y) ** 2 for y in ys)
     r2 = None if syy == 0 else 1 - squared_error(a, b) / syy
     return a, b, r2
 
