@@ -16,14 +16,8 @@ PACKAGE = SRC / "otel_rerank"
 TOOLS = frozenset({"bench", "report", "demo", "cli", "models"})
 #: sideways imports between tools that are part of the design: (importer, imported)
 TOOL_APIS = frozenset({(tool, "models") for tool in TOOLS} | {("cli", tool) for tool in TOOLS})
-#: violations not fixed yet, each with why
-KNOWN_EXCEPTIONS = {
-    # The shadow reranker names its CrossEncoder the way the sentence-transformers
-    # instrumentation does (one definition, with its per-instance cache). Moving
-    # model_name into the core means editing sentence_transformers/_attributes.py,
-    # which was being optimised in parallel when the layering was set (issue 12).
-    ("otel_rerank.shadow", "otel_rerank.instrumentation.sentence_transformers._attributes"),
-}
+#: violations not fixed yet, each with why (none today; a fixed one leaves the list)
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:
