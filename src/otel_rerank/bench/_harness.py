@@ -24,12 +24,13 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy
 
+from otel_rerank._toolkit import text_table
 from otel_rerank._values import float_list
 from otel_rerank.bench._quality import Quality, quality
 from otel_rerank.bench._queries import QuerySet
@@ -432,7 +433,7 @@ def format_result(result: BenchResult) -> str:
         )
         for c in result.cells
     ]
-    lines.extend(_table(header, rows))
+    lines.extend(text_table(header, rows))
     lines.append(f"percentiles: {result.percentile_method}")
     if result.quality:
         lines.append("")
@@ -452,7 +453,7 @@ def format_result(result: BenchResult) -> str:
             )
             for q in result.quality
         ]
-        lines.extend(_table(q_header, q_rows))
+        lines.extend(text_table(q_header, q_rows))
     if result.fits:
         lines.append("")
         lines.append("cost line (least squares over every sample, a and b ≥ 0): latency ≈ a + b·k")
@@ -469,13 +470,3 @@ def format_result(result: BenchResult) -> str:
         lines.append("")
         lines.append(result.verdict.text())
     return "\n".join(lines)
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    rows = list(rows)
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
-
-    return [fmt(header), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)]

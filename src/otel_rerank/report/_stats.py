@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from otel_rerank import semconv
+from otel_rerank._toolkit import text_table
 from otel_rerank._values import is_number
 from otel_rerank.report._spans import SpanRecord
 
@@ -379,15 +380,7 @@ def format_table(table: StageTable) -> str:
                 share,
             )
         )
-    widths = [max(len(header[i]), *(len(r[i]) for r in lines_data)) for i in range(len(header))]
-
-    def fmt(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
-        return "  ".join((first, *rest)).rstrip()
-
-    out = [fmt(header), fmt(["-" * w for w in widths])]
-    out.extend(fmt(r) for r in lines_data)
+    out = text_table(header, lines_data, label_column=True)
     if table.requests:
         out.append(f"{table.requests} request(s); percentiles: {table.method}")
         if table.other_share is not None:
