@@ -1,6 +1,7 @@
 """What the tools (bench, report, demo) share, so that each is written once.
 
-The aligned text table they print; the Python standard library's own docstrings, which the
+The latency percentile the benchmark and the report both compute; the aligned text table
+they print; the Python standard library's own docstrings, which the
 benchmark's bundled query set and the demo's corpus are both cut from (every machine that
 runs Python has them, under the PSF licence, so nothing is downloaded); and the atomic file
 write their caches and outputs use. Part of the tools layer (docs/architecture.md): the
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import math
 import os
 import shutil
 import warnings
@@ -45,6 +47,30 @@ STDLIB_MODULES: Final = (
     "tracemalloc", "urllib.error", "urllib.robotparser", "wsgiref.util", "xml.sax",
     "xmlrpc.client", "zipapp", "zipimport",
 )  # fmt: skip
+
+
+#: How :func:`percentile` computes, for the tools' output.
+PERCENTILE_METHOD: Final = "linear interpolation between closest ranks (numpy default, type 7)"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation (numpy's default, type 7).
+
+    Raises:
+        ValueError: ``values`` is empty or ``q`` is outside [0, 100].
+    """
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} outside [0, 100]")
+    # Written out, not numpy's: `otel-rerank report` runs on a plain install (numpy is the
+    # cli extra's), and the stdlib's statistics.quantiles gives whole-percent cut points
+    # only. The test suite checks it against numpy.percentile.
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def text_table(

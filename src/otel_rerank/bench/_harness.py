@@ -28,15 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-import numpy
-
-from otel_rerank._toolkit import text_table
+from otel_rerank._toolkit import PERCENTILE_METHOD, percentile, text_table
 from otel_rerank._values import float_list
 from otel_rerank.bench._quality import Quality, quality
 from otel_rerank.bench._queries import QuerySet
-
-#: How the latency percentiles are computed (numpy's default; the report uses the same).
-PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy default, type 7)"
 
 
 class Predictor(Protocol):
@@ -224,7 +219,7 @@ def _cell(k: int, batch_size: int, seconds: Sequence[float], pairs: Sequence[int
     ms = [s * 1000 for s in seconds]
     total_s = sum(seconds)
     total_pairs = sum(pairs)
-    p50, p95, p99 = (float(v) for v in numpy.percentile(ms, [50, 95, 99]))
+    p50, p95, p99 = (percentile(ms, q) for q in (50, 95, 99))
     return Cell(
         k=k,
         batch_size=batch_size,
