@@ -122,6 +122,22 @@ def test_other_distributions_entry_points_are_not_ours() -> None:
         instrumentation.load(others[0].name)
 
 
+def test_without_our_entry_points_nothing_is_instrumented_and_the_log_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A source tree on sys.path without `pip install`: no metadata, so no entry points.
+    monkeypatch.setattr(instrumentation, "entry_points", lambda group: [])
+    instrumentation._registry.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="otel_rerank"):
+            assert instrumentation.libraries() == []
+        assert "no opentelemetry_instrumentor entry points" in caplog.text
+    finally:
+        monkeypatch.undo()
+        instrumentation._registry.cache_clear()
+    assert instrumentation.libraries() == sorted(EXPECTED_INSTRUMENTORS)
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED_INSTRUMENTORS))
 def test_pyproject_declares_the_entry_point(name: str) -> None:
     """The entry point ``opentelemetry-instrument`` loads names the registry's class."""
