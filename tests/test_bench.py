@@ -387,6 +387,27 @@ def test_bundled_set_is_built_from_docstrings_with_known_item_labels() -> None:
     assert "standard-library docstrings" in query_set.description
 
 
+def test_a_built_bundled_set_is_written_to_the_cache_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_RERANK_CACHE_DIR", str(tmp_path))
+    builds: list[int] = []
+    real_build = _bundled.build
+
+    def small_build(embed: Any) -> QuerySet:  # the real embedder is loaded, not used
+        builds.append(1)
+        return real_build(_bag_of_words, queries=4, k=6, modules=("json", "shutil"))
+
+    monkeypatch.setattr(_bundled, "build", small_build)
+    built = bench.bundled_query_set()
+    again = bench.bundled_query_set()
+    assert builds == [1]
+    assert again.queries == built.queries
+    assert [p.name for p in _bundled.cache_path().parent.iterdir()] == [
+        _bundled.cache_path().name
+    ]  # no temporary left behind
+
+
 def test_bundled_set_is_read_from_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
