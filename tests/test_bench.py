@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from otel_rerank import bench, semconv
 from otel_rerank.bench import Query, QuerySet, _bundled
@@ -154,6 +158,29 @@ def test_fit_line_nonnegative() -> None:
     assert bench.fit_line([1, 2, 3, 4], [5, 8, 11, 14], nonnegative=True) == pytest.approx(
         (2.0, 3.0, 1.0)
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        # x: pairs per call (what the benchmark fits), y: milliseconds
+        st.tuples(st.integers(0, 1000), st.floats(-1000, 1000, allow_nan=False)),
+        min_size=2,
+        max_size=40,
+    ).filter(lambda points: len({x for x, _ in points}) >= 2)
+)
+def test_fit_line_is_the_stdlib_least_squares_line(points: list[tuple[int, float]]) -> None:
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    slope, intercept = statistics.linear_regression(xs, ys)
+    a, b, _ = bench.fit_line(xs, ys)
+    assert (a, b) == (intercept, slope)
+    a, b, _ = bench.fit_line(xs, ys, nonnegative=True)
+    assert a >= 0 and b >= 0
+    if intercept >= 0 and slope >= 0:
+        assert (a, b) == (intercept, slope)  # already feasible: left alone
+    elif sys.version_info >= (3, 11) and a == 0:
+        (origin_slope, _) = statistics.linear_regression(xs, ys, proportional=True)
+        assert b == pytest.approx(max(origin_slope, 0.0), rel=1e-9, abs=1e-9)
 
 
 def test_the_benchmarks_cost_lines_never_go_below_zero() -> None:
@@ -358,6 +385,27 @@ def test_bundled_set_is_built_from_docstrings_with_known_item_labels() -> None:
     assert all(q.labels is not None and sum(q.labels) <= 1 for q in query_set.queries)
     assert sum(sum(q.labels or ()) for q in query_set.queries) >= 6  # most sources retrieved
     assert "standard-library docstrings" in query_set.description
+
+
+def test_a_built_bundled_set_is_written_to_the_cache_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_RERANK_CACHE_DIR", str(tmp_path))
+    builds: list[int] = []
+    real_build = _bundled.build
+
+    def small_build(embed: Any) -> QuerySet:  # the real embedder is loaded, not used
+        builds.append(1)
+        return real_build(_bag_of_words, queries=4, k=6, modules=("json", "shutil"))
+
+    monkeypatch.setattr(_bundled, "build", small_build)
+    built = bench.bundled_query_set()
+    again = bench.bundled_query_set()
+    assert builds == [1]
+    assert again.queries == built.queries
+    assert [p.name for p in _bundled.cache_path().parent.iterdir()] == [
+        _bundled.cache_path().name
+    ]  # no temporary left behind
 
 
 def test_bundled_set_is_read_from_the_cache(

@@ -112,7 +112,7 @@ def test_without_request_spans_the_report_says_so(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "traces.jsonl"
-    libraries = [n for n in instrumentation.INSTRUMENTORS if n != framework]
+    libraries = [n for n in instrumentation.libraries() if n != framework]
     _run_app(path, libraries, build, tiny_cross_encoder_path, llm_server.base_url)
     assert main(["report", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -135,7 +135,7 @@ def test_with_request_spans_an_indexing_call_leaves_the_verdict_alone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "traces.jsonl"
-    libraries = list(instrumentation.INSTRUMENTORS)
+    libraries = instrumentation.libraries()
     _run_app(path, libraries, build, tiny_cross_encoder_path, llm_server.base_url)
     spans = report.load_spans(path)
     table = report.stage_table(spans)

@@ -134,7 +134,7 @@ _NOT_EXTRACTION = {("faiss", "set_data_source")}
 def _extractors() -> list[Any]:
     found = []
     # Every library's extraction module, and the helpers the LLM clients share.
-    modules = [f"{library}._attributes" for library in instrumentation.INSTRUMENTORS] + ["_llm"]
+    modules = [f"{library}._attributes" for library in instrumentation.libraries()] + ["_llm"]
     for name_in_package in modules:
         library = name_in_package.split(".")[0]
         try:

@@ -82,12 +82,6 @@ def test_missing_library_is_skipped_silently(
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
 
 
-def test_every_registered_instrumentor_is_an_entry_point() -> None:
-    group = entry_points(group="opentelemetry_instrumentor")
-    ours = {ep.value for ep in group if ep.value.startswith("otel_rerank.")}
-    assert set(instrumentation.INSTRUMENTORS.values()) <= ours
-
-
 #: Each library's instrumentor, spelled out here so the checks below are not circular.
 EXPECTED_INSTRUMENTORS = {
     "sentence_transformers": (
@@ -107,8 +101,41 @@ EXPECTED_INSTRUMENTORS = {
 }
 
 
-def test_the_registry_lists_every_library() -> None:
-    assert set(instrumentation.INSTRUMENTORS) == set(EXPECTED_INSTRUMENTORS)
+def test_the_registry_is_our_entry_points_and_lists_every_library() -> None:
+    ours = {
+        ep.name for ep in entry_points(group="opentelemetry_instrumentor")
+        if ep.value.startswith("otel_rerank.")
+    }  # fmt: skip
+    assert ours == {f"otel_rerank_{name}" for name in EXPECTED_INSTRUMENTORS}
+    assert instrumentation.libraries() == sorted(EXPECTED_INSTRUMENTORS)
+
+
+def test_other_distributions_entry_points_are_not_ours() -> None:
+    # opentelemetry-instrumentation-httpx (a test dependency) is in the same group.
+    others = [
+        ep for ep in entry_points(group="opentelemetry_instrumentor")
+        if not ep.value.startswith("otel_rerank.")
+    ]  # fmt: skip
+    assert others
+    assert not {ep.name for ep in others} & set(instrumentation.libraries())
+    with pytest.raises(KeyError):
+        instrumentation.load(others[0].name)
+
+
+def test_without_our_entry_points_nothing_is_instrumented_and_the_log_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A source tree on sys.path without `pip install`: no metadata, so no entry points.
+    monkeypatch.setattr(instrumentation, "entry_points", lambda group: [])
+    instrumentation._registry.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="otel_rerank"):
+            assert instrumentation.libraries() == []
+        assert "no opentelemetry_instrumentor entry points" in caplog.text
+    finally:
+        monkeypatch.undo()
+        instrumentation._registry.cache_clear()
+    assert instrumentation.libraries() == sorted(EXPECTED_INSTRUMENTORS)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_INSTRUMENTORS))
@@ -119,14 +146,13 @@ def test_pyproject_declares_the_entry_point(name: str) -> None:
     module_name, class_name = EXPECTED_INSTRUMENTORS[name]
     expected = getattr(importlib.import_module(module_name), class_name)
     assert declared[f"otel_rerank_{name}"] == f"{module_name}:{class_name}"
-    assert instrumentation.INSTRUMENTORS[name] == declared[f"otel_rerank_{name}"]
     assert instrumentation.load(name) is expected
 
 
 def test_every_registered_instrumentor_loads() -> None:
-    for name in instrumentation.INSTRUMENTORS:
+    for name in instrumentation.libraries():
         cls = instrumentation.load(name)
-        assert cls.name == name
+        assert cls.package
         assert cls.supported
 
 

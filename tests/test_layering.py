@@ -1,29 +1,30 @@
 """The package's layers hold (docs/architecture.md): a small AST check over ``src/otel_rerank``.
 
 core (the top-level modules) imports neither instrumentation internals nor tools;
-instrumentation imports core and itself only; tools (bench, report, demo, cli, models)
-import core, and each other only through the documented small APIs: every tool may use
-``models`` (local model loading), and ``cli`` (the front end) may use every tool.
+instrumentation imports core and itself only; tools (bench, report, demo, cli, models,
+_toolkit) import core, and each other only through the documented small APIs: every tool
+may use ``models`` (local model loading, the cache) and ``_toolkit`` (the text table, the
+standard-library docstrings, atomic writes), and ``cli`` (the front end) may use every tool.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "otel_rerank"
-TOOLS = frozenset({"bench", "report", "demo", "cli", "models"})
+TOOLS = frozenset({"bench", "report", "demo", "cli", "models", "_toolkit"})
+#: what every tool shares
+SHARED = ("models", "_toolkit")
 #: sideways imports between tools that are part of the design: (importer, imported)
-TOOL_APIS = frozenset({(tool, "models") for tool in TOOLS} | {("cli", tool) for tool in TOOLS})
-#: violations not fixed yet, each with why
-KNOWN_EXCEPTIONS = {
-    # The shadow reranker names its CrossEncoder the way the sentence-transformers
-    # instrumentation does (one definition, with its per-instance cache). Moving
-    # model_name into the core means editing sentence_transformers/_attributes.py,
-    # which was being optimised in parallel when the layering was set (issue 12).
-    ("otel_rerank.shadow", "otel_rerank.instrumentation.sentence_transformers._attributes"),
-}
+TOOL_APIS = frozenset(
+    {(tool, shared) for tool in TOOLS for shared in SHARED} | {("cli", tool) for tool in TOOLS}
+)
+#: violations not fixed yet, each with why (none today; a fixed one leaves the list)
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:
@@ -110,8 +111,28 @@ def test_the_check_catches_each_kind_of_violation() -> None:
     assert violation("otel_rerank.shadow", "otel_rerank.report._stats")
     assert violation("otel_rerank.instrumentation.cohere._wrappers", "otel_rerank.bench")
     assert violation("otel_rerank.bench._harness", "otel_rerank.report._stats")
+    assert violation("otel_rerank._span", "otel_rerank._toolkit")  # a tool, to the core
+    assert violation("otel_rerank._toolkit", "otel_rerank.bench")
+    assert violation("otel_rerank.bench._bundled", "otel_rerank._toolkit") is None
     assert violation("otel_rerank.report", "otel_rerank.instrumentation._common")
     assert violation("otel_rerank", "otel_rerank.instrumentation") is None
     assert violation("otel_rerank.bench._harness", "otel_rerank._values") is None
     assert violation("otel_rerank.demo.pipeline", "otel_rerank.models") is None
     assert violation("otel_rerank.cli._report", "otel_rerank.report") is None
+
+
+def test_importing_the_core_loads_no_tool_and_nothing_beyond_the_base_dependencies() -> None:
+    # A fresh interpreter: `import otel_rerank` (and its auto-instrumenting twin) must load
+    # no tool module and none of the cli extra's packages (numpy, matplotlib, tqdm).
+    probe = (
+        "import sys, otel_rerank, otel_rerank.auto\n"
+        "tools = sorted(m for m in sys.modules if m.split('.')[:2] in "
+        f"[['otel_rerank', t] for t in {sorted(TOOLS)!r}])\n"
+        "extras = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'numpy', 'matplotlib', 'tqdm', 'torch', 'sentence_transformers'})\n"
+        "print(tools, extras)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[] []", done.stdout

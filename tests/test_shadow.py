@@ -501,3 +501,33 @@ def test_a_failing_on_result_is_the_users_and_the_worker_survives(otel: Any) -> 
     shadow("q2", CANDIDATES)
     assert shadow.close(timeout=5)
     assert calls == ["q1", "q2"]
+
+
+def test_a_cross_encoders_spans_name_the_model_as_the_instrumentation_does(
+    tiny_cross_encoder: Any,
+) -> None:
+    from otel_rerank.instrumentation.sentence_transformers import _attributes
+
+    shadow = ShadowReranker(tiny_cross_encoder, sample_rate=1.0)
+    try:
+        assert shadow.model == _attributes.model_name(tiny_cross_encoder) == "tiny-cross-encoder"
+    finally:
+        shadow.close(timeout=1)
+
+
+def test_a_model_whose_attributes_raise_is_named_by_its_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otel_rerank import _safe
+
+    class Hostile(_Scorer):
+        @property
+        def config(self) -> Any:
+            raise RuntimeError("a proxy that cannot answer")
+
+    monkeypatch.setattr(_safe, "STRICT", False)  # production: logged, never raised
+    shadow = ShadowReranker(Hostile())
+    try:
+        assert shadow.model == "Hostile"
+    finally:
+        shadow.close(timeout=1)

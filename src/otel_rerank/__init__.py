@@ -71,7 +71,7 @@ def instrument(
         capture_content: record query/document/prompt text; ``None`` reads
             ``OTEL_RERANK_CAPTURE_CONTENT``, then
             ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
-        libraries: names from ``otel_rerank.instrumentation.INSTRUMENTORS`` to narrow it to.
+        libraries: names from ``otel_rerank.instrumentation.libraries()`` to narrow it to.
 
     Returns:
         The names of the libraries that are instrumented after the call.
@@ -79,12 +79,13 @@ def instrument(
     Raises:
         ValueError: ``libraries`` names a library otel-rerank does not support.
     """
-    wanted = list(instrumentation.INSTRUMENTORS) if libraries is None else list(libraries)
-    unknown = [name for name in wanted if name not in instrumentation.INSTRUMENTORS]
+    supported = instrumentation.libraries()
+    wanted = supported if libraries is None else list(libraries)
+    unknown = [name for name in wanted if name not in supported]
     if unknown:
         raise ValueError(
             f"unsupported librar{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}; "
-            f"supported: {', '.join(instrumentation.INSTRUMENTORS)}"
+            f"supported: {', '.join(supported)}"
         )
     with _lock:
         _telemetry.use(tracer_provider, meter_provider, capture_content)

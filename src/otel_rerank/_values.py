@@ -3,8 +3,8 @@
 Score containers of any common type (lists, numpy arrays, torch tensors) become plain float
 lists without consuming anything the user still needs, collection sizes are read without
 iterating, numbers are told from booleans (``True`` is an ``int`` to Python, never a count
-or a latency to us), and model names are normalised the way users know them. Nothing here touches a
-span or imports a library.
+or a latency to us), and model names are normalised the way users know them (a path's, a
+loaded model object's). Nothing here touches a span or imports a library.
 """
 
 from __future__ import annotations
@@ -41,6 +41,30 @@ def model_name_from_path(name_or_path: str) -> str:
     while len(parts) > 1 and (parts[-1].lower() in _GENERIC_DIR_NAMES or _HASH.match(parts[-1])):
         parts.pop()
     return parts[-1] if parts else text
+
+
+def model_name_of(model: Any) -> str:
+    """The name a user knows a loaded model object by (a ``CrossEncoder``, a
+    ``SentenceTransformer``, a transformers model): its model card's base model (a hub id),
+    else the name or path it was loaded from (see :func:`model_name_from_path`), else its
+    class name. Computed on every call: cache it per instance where it runs per call.
+    """
+    card = getattr(model, "model_card_data", None)
+    hub_id = getattr(card, "base_model", None)
+    if isinstance(hub_id, str) and hub_id:
+        return hub_id
+    for source in (getattr(model, "config", None), _first_auto_model_config(model)):
+        path = getattr(source, "_name_or_path", None) or getattr(source, "name_or_path", None)
+        if isinstance(path, str) and path:
+            return model_name_from_path(path)
+    return type(model).__name__
+
+
+def _first_auto_model_config(model: Any) -> Any:
+    try:
+        return model[0].auto_model.config
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
 
 
 def is_number(value: object) -> TypeGuard[int | float]:

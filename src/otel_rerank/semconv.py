@@ -199,10 +199,9 @@ GENAI_ADVISED_DURATION_BUCKETS_S: Final = (
 #: (and calls over 60 s out of +Inf); the budget ones make budget alerts exact. The
 #: collector's spanmetrics connector uses the same list (collector/otelcol-config.yaml);
 #: a test keeps the two equal. ``gen_ai.client.operation.time_to_first_chunk`` uses it too.
-DURATION_BUCKETS_S: Final = (
-    0.01, 0.02, 0.04, 0.08, 0.1, 0.16, 0.25, 0.32, 0.5, 0.64, 1.0, 1.28, 1.5, 2.0, 2.56,
-    3.0, 5.12, 10.24, 20.48, 40.96, 81.92,
-)  # fmt: skip
+DURATION_BUCKETS_S: Final = tuple(
+    sorted({*GENAI_ADVISED_DURATION_BUCKETS_S, *DOCUMENTED_BUDGETS_S})
+)
 
 #: Bucket boundaries of ``rag.rerank.candidates`` (candidates per rerank call).
 CANDIDATE_BUCKETS: Final = (1, 5, 10, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000)

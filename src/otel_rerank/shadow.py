@@ -43,7 +43,7 @@ from otel_rerank import _span, _telemetry, semconv
 from otel_rerank._feedback import candidate_ids, order_attributes
 from otel_rerank._ranking import reranked_order, summarize_scores  # reranked_order: re-export
 from otel_rerank._safe import guard, logger, report_internal_error
-from otel_rerank._values import float_list
+from otel_rerank._values import float_list, model_name_of
 
 if TYPE_CHECKING:
     from otel_rerank.budget import RerankBudget
@@ -395,38 +395,34 @@ class ShadowReranker(Generic[_T]):
         budget = self.budget
         decision = None if budget is None else budget.plan(len(candidates), deadline=deadline)
         k = len(candidates) if decision is None else decision.k
-        clock = time.perf_counter if budget is None else budget.measure
-        pairs = [(query, self._text(c)) for c in candidates[:k]]
-        call = _span.begin(_span.RERANK, provider=self.provider, model=self.model)
-        if call is None:
-            started = clock()
-            scores = self._predict(pairs)
-            actual_ms = (clock() - started) * 1000.0
+        order: list[int] | None = None
+        merged: tuple[list[int], list[str]] | None = None
+
+        def served(call: _span.StageSpan | None, scores: list[float] | None, ms: float) -> None:
+            nonlocal order, merged
             order = _served_order(len(candidates), scores)
-            merged = _team_draft(len(candidates), order, self._random) if interleave else None
-        else:
-            with call:
-                call.record_candidates(len(pairs))
-                call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
-                call.set(semconv.RAG_RERANK_SHADOW, False)
-                started = clock()
-                scores = self._predict(pairs)
-                actual_ms = (clock() - started) * 1000.0
-                self._record(call, query, pairs, scores)
-                order = _served_order(len(candidates), scores)
-                if decision is not None and budget is not None:
-                    budget.record(
-                        decision,
-                        actual_ms if k else None,
-                        span=call.span,
-                        metric_attributes=self._metric_attributes,
-                    )
-                merged = _team_draft(len(candidates), order, self._random) if interleave else None
-                call.safely(
-                    self._record_orders, call, candidates, ids, order, served=True, merged=merged
+            if decision is not None and budget is not None and call is not None:
+                budget.record(
+                    decision,
+                    ms if k else None,
+                    span=call.span,
+                    metric_attributes=self._metric_attributes,
                 )
+            merged = _team_draft(len(candidates), order, self._random) if interleave else None
+            if call is not None:
+                with guard("ShadowReranker orders"):
+                    self._record_orders(call, candidates, ids, order, served=True, merged=merged)
+
+        _, actual_ms, recorded = self._rerank(
+            query,
+            candidates[:k],
+            shadow=False,
+            predict=self._predict,
+            clock=time.perf_counter if budget is None else budget.measure,
+            then=served,
+        )
         if decision is not None and budget is not None:
-            if call is None:
+            if not recorded:
                 budget.record(decision, None, span=trace.INVALID_SPAN)
             if k and order is not None:
                 budget.observe(k, actual_ms)
@@ -435,6 +431,49 @@ class ShadowReranker(Generic[_T]):
         if merged is not None:
             return [candidates[i] for i in merged[0]]
         return [candidates[i] for i in order]
+
+    def _rerank(
+        self,
+        query: str,
+        candidates: Sequence[Any],
+        *,
+        shadow: bool,
+        predict: Callable[[list[tuple[str, str]]], list[float] | None],
+        clock: Callable[[], float] = time.perf_counter,
+        link: Link | None = None,
+        then: Callable[[_span.StageSpan | None, list[float] | None, float], None],
+    ) -> tuple[list[float] | None, float, bool]:
+        """Score ``candidates`` for ``query`` as one rerank span: the one rerank-and-record
+        block of a served and a shadow run.
+
+        ``then(call, scores, predict_ms)`` runs inside the span (``call`` is ``None`` when
+        nothing records) for what only the caller records: the orders, the budget.
+        Returns the scores (``None`` when unusable), the milliseconds ``predict`` took and
+        whether a span recorded.
+        """
+        pairs = [(query, self._text(c)) for c in candidates]
+        call = _span.begin(
+            _span.RERANK,
+            provider=self.provider,
+            model=self.model,
+            attributes={semconv.RAG_RERANK_SHADOW: shadow},
+            links=[link] if link is not None else None,
+        )
+        if call is None:
+            started = clock()
+            scores = predict(pairs)
+            elapsed_ms = (clock() - started) * 1000.0
+            then(None, scores, elapsed_ms)
+            return scores, elapsed_ms, False
+        with call:
+            call.record_candidates(len(pairs))
+            call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
+            started = clock()
+            scores = predict(pairs)
+            elapsed_ms = (clock() - started) * 1000.0
+            self._record(call, query, pairs, scores)
+            then(call, scores, elapsed_ms)
+        return scores, elapsed_ms, True
 
     @staticmethod
     def _record_orders(
@@ -474,38 +513,27 @@ class ShadowReranker(Generic[_T]):
         scores: list[float] | None,
     ) -> None:
         call.record_scores(scores)
-        call.record_text(semconv.RERANKER_QUERY, query)
-        if call.capturing:  # content helpers apply the content policy (off by default)
-            call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, [doc for _, doc in pairs])
+        call.record_content(_write_content, query, pairs)
 
     # -- the worker ----------------------------------------------------------------------
     def _shadow_run(self, job: _Job) -> None:
         started = time.perf_counter()
-        pairs = [(job.query, self._text(c)) for c in job.candidates]
-        call = _span.begin(
-            _span.RERANK,
-            provider=self.provider,
-            model=self.model,
-            attributes={semconv.RAG_RERANK_SHADOW: True},
-            links=[job.link] if job.link is not None else None,
-        )
-        if call is None:
-            scores = self._predict_abandonable(pairs)
-        else:
-            with call:
-                call.record_candidates(len(pairs))
-                call.set(semconv.RAG_BATCH_SIZE, self.batch_size)
-                scores = self._predict_abandonable(pairs)
-                self._record(call, job.query, pairs, scores)
-                if scores is not None:
-                    call.safely(
-                        self._record_orders,
-                        call,
-                        job.candidates,
-                        job.ids,
-                        reranked_order(scores),
-                        served=False,
+
+        def shadowed(call: _span.StageSpan | None, scores: list[float] | None, _: float) -> None:
+            if call is not None and scores is not None:
+                with guard("ShadowReranker orders"):
+                    self._record_orders(
+                        call, job.candidates, job.ids, reranked_order(scores), served=False
                     )
+
+        scores, _, _ = self._rerank(
+            job.query,
+            job.candidates,
+            shadow=True,
+            predict=self._predict_abandonable,
+            link=job.link,
+            then=shadowed,
+        )
         latency = time.perf_counter() - started
         if self._on_result is not None and scores is not None:
             summary = summarize_scores(scores)
@@ -679,11 +707,13 @@ def _materialized(candidates: Any) -> Any:
     return list(candidates)
 
 
-def _model_name(cross_encoder: Any) -> str:
-    try:
-        from otel_rerank.instrumentation.sentence_transformers._attributes import model_name
+def _write_content(call: _span.StageSpan, query: str, pairs: list[tuple[str, str]]) -> None:
+    """The query and the documents scored (run only when content is captured)."""
+    call.record_text(semconv.RERANKER_QUERY, query)
+    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, [doc for _, doc in pairs])
 
-        name = model_name(cross_encoder)
-    except Exception:
-        name = None
-    return name if isinstance(name, str) and name else type(cross_encoder).__name__
+
+def _model_name(cross_encoder: Any) -> str:
+    with guard("ShadowReranker model name"):
+        return model_name_of(cross_encoder)
+    return type(cross_encoder).__name__  # its attributes raised

@@ -1,13 +1,14 @@
 """The bundled query set: Python standard-library docstrings, built offline at first use.
 
 Nothing can be downloaded, so the set is built from a real corpus every Python install
-has. Each documented public function, class and method of a fixed list of stdlib modules
-gives one entry: its docstring's summary line is the *query* (with the object's own name
-removed, so the match is not a string lookup), and the rest of the docstring is the
-*document*. For a sample of queries, all-MiniLM-L6-v2 retrieves the top candidates from
-every document in the pool; the one document written for that query is labelled 1 (a
-known-item label), every other candidate 0. If the first stage misses the source, the
-query keeps no relevant candidate, as in real retrieval.
+has, walked as the demo's corpus is (``otel_rerank._toolkit.stdlib_docstrings``), over a
+subset of its modules that keeps the first build within a minute or two. Each documented
+module, public class, function and method gives one entry: its docstring's summary line
+is the *query* (with the object's own name removed, so the match is not a string lookup),
+and the rest of the docstring is the *document*. For a sample of queries, all-MiniLM-L6-v2
+retrieves the top candidates from every document in the pool; the one document written
+for that query is labelled 1 (a known-item label), every other candidate 0. If the first
+stage misses the source, the query keeps no relevant candidate, as in real retrieval.
 
 It is a small, honest set for latency (realistic text lengths) and a rough quality signal;
 it is not a substitute for labelled data from the application. The built set is cached
@@ -16,18 +17,19 @@ under ``otel_rerank.models.cache_dir()``, keyed by the Python version (docstring
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import random
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from otel_rerank._toolkit import stdlib_docstrings
 from otel_rerank.bench._queries import Embed, Query, QuerySet, load_jsonl, retrieve_top_k
 
 NAME = "stdlib-docstrings"
-VERSION = 1
+VERSION = 2  # 2: the docstrings walked as the demo's corpus walks them (_toolkit)
+#: A subset of ``_toolkit.STDLIB_MODULES``: a pool of about 800 documents.
 MODULES: tuple[str, ...] = (
     "argparse", "asyncio", "base64", "bisect", "calendar", "collections", "configparser",
     "contextlib", "csv", "dataclasses", "datetime", "decimal", "difflib", "email.utils",
@@ -65,8 +67,8 @@ def docstring_pairs(modules: Sequence[str] = MODULES) -> list[tuple[str, str]]:
     """``(query, document)`` for every usable docstring of ``modules``, deduplicated."""
     seen: set[str] = set()
     pairs = []
-    for qualname, doc in _docstrings(modules):
-        summary, body = _split_summary(doc)
+    for qualname, raw in stdlib_docstrings(modules):
+        summary, body = _split_summary(inspect.cleandoc(raw))
         query = _query_from_summary(summary, qualname)
         text = " ".join(body.split())[:_MAX_DOC_CHARS]
         if len(query.split()) < _MIN_QUERY_WORDS or len(text.split()) < _MIN_DOC_WORDS:
@@ -76,27 +78,6 @@ def docstring_pairs(modules: Sequence[str] = MODULES) -> list[tuple[str, str]]:
         seen.update((text, query))
         pairs.append((query, text))
     return pairs
-
-
-def _docstrings(modules: Sequence[str]) -> Iterator[tuple[str, str]]:
-    for module_name in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for name, obj in sorted(vars(module).items()):
-            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
-                continue
-            doc = inspect.getdoc(obj)
-            if doc:
-                yield f"{module_name}.{name}", doc
-            if inspect.isclass(obj):
-                for attr, member in sorted(vars(obj).items()):
-                    if attr.startswith("_") or not callable(member):
-                        continue
-                    member_doc = inspect.getdoc(member)
-                    if member_doc:
-                        yield f"{module_name}.{name}.{attr}", member_doc
 
 
 def _split_summary(doc: str) -> tuple[str, str]:
@@ -156,7 +137,7 @@ def bundled_query_set() -> QuerySet:
         otel_rerank.models.ModelUnavailableError: the cache directory cannot be written
             (checked before the build, not after it).
     """
-    from otel_rerank.models import CACHE_ENV, ModelUnavailableError, cache_subdir
+    from otel_rerank.models import cache_subdir, write_cache
 
     path = cache_path()
     if path.is_file():
@@ -175,11 +156,6 @@ def bundled_query_set() -> QuerySet:
         return model.encode(list(texts), batch_size=64, normalize_embeddings=True)
 
     query_set = build(embed)
-    try:
-        query_set.to_jsonl(path)
-    except OSError as exc:
-        raise ModelUnavailableError(
-            f"cannot write the bundled query set to {path} ({exc.strerror or exc}); "
-            f"set {CACHE_ENV} to a writable directory"
-        ) from None
+    # _write_jsonl: write_cache is atomic already (to_jsonl would add a second temporary)
+    write_cache(path, query_set._write_jsonl, "the bundled query set")
     return query_set

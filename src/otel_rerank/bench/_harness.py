@@ -22,19 +22,16 @@ reported) at that count, with a note saying so.
 from __future__ import annotations
 
 import math
+import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-import numpy
-
+from otel_rerank._toolkit import PERCENTILE_METHOD, percentile, text_table
 from otel_rerank._values import float_list
 from otel_rerank.bench._quality import Quality, quality
 from otel_rerank.bench._queries import QuerySet
-
-#: How the latency percentiles are computed (numpy's default; the report uses the same).
-PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy default, type 7)"
 
 
 class Predictor(Protocol):
@@ -185,38 +182,35 @@ class BenchResult:
 def fit_line(
     xs: Sequence[float], ys: Sequence[float], *, nonnegative: bool = False
 ) -> tuple[float, float, float | None]:
-    """Least squares y ≈ a + b·x; returns (a, b, r²).
+    """Least squares y ≈ a + b·x (``statistics.linear_regression``); returns (a, b, r²).
 
     With ``nonnegative``, the fit is constrained to a ≥ 0 and b ≥ 0 (non-negative least
-    squares in two unknowns): when the unconstrained line has a negative intercept it is
-    refitted through the origin, when it has a negative slope it becomes the flat line at
-    the mean, whichever feasible line has the smaller squared error. r² is that line's
+    squares in two unknowns): when the unconstrained line has a negative intercept or slope,
+    the line is whichever of two feasible ones has the smaller squared error — the fit
+    through the origin (slope clipped at 0) or the flat line at the mean. r² is that line's
     (it can be below 0 when the constraint costs more than the mean would).
 
     Raises:
         ValueError: fewer than two distinct x values.
     """
-    n = len(xs)
-    if n != len(ys) or n < 2:
+    if len(xs) != len(ys) or len(xs) < 2:
         raise ValueError("need at least two points")
-    mean_x = sum(xs) / n
-    mean_y = sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    if sxx == 0:
+    if len(set(xs)) < 2:
         raise ValueError("need at least two distinct x values")
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    b = sxy / sxx
-    a = mean_y - b * mean_x
+    b, a = statistics.linear_regression(xs, ys)
+    mean_y = statistics.fmean(ys)
 
     def squared_error(a: float, b: float) -> float:
-        return sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True))
+        return math.fsum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True))
 
     if nonnegative and (a < 0 or b < 0):
-        x2 = sum(x * x for x in xs)
-        through_origin = max(sum(x * y for x, y in zip(xs, ys, strict=True)) / x2, 0.0)
-        feasible = [(0.0, through_origin), (max(mean_y, 0.0), 0.0)]
+        # The fit through the origin is linear_regression(proportional=True), Python 3.11+.
+        through_origin = math.fsum(x * y for x, y in zip(xs, ys, strict=True)) / math.fsum(
+            x * x for x in xs
+        )
+        feasible = [(0.0, max(through_origin, 0.0)), (max(mean_y, 0.0), 0.0)]
         a, b = min(feasible, key=lambda line: squared_error(*line))
-    syy = sum((y - mean_y) ** 2 for y in ys)
+    syy = math.fsum((y - mean_y) ** 2 for y in ys)
     r2 = None if syy == 0 else 1 - squared_error(a, b) / syy
     return a, b, r2
 
@@ -225,7 +219,7 @@ def _cell(k: int, batch_size: int, seconds: Sequence[float], pairs: Sequence[int
     ms = [s * 1000 for s in seconds]
     total_s = sum(seconds)
     total_pairs = sum(pairs)
-    p50, p95, p99 = (float(v) for v in numpy.percentile(ms, [50, 95, 99]))
+    p50, p95, p99 = (percentile(ms, q) for q in (50, 95, 99))
     return Cell(
         k=k,
         batch_size=batch_size,
@@ -434,7 +428,7 @@ def format_result(result: BenchResult) -> str:
         )
         for c in result.cells
     ]
-    lines.extend(_table(header, rows))
+    lines.extend(text_table(header, rows))
     lines.append(f"percentiles: {result.percentile_method}")
     if result.quality:
         lines.append("")
@@ -454,7 +448,7 @@ def format_result(result: BenchResult) -> str:
             )
             for q in result.quality
         ]
-        lines.extend(_table(q_header, q_rows))
+        lines.extend(text_table(q_header, q_rows))
     if result.fits:
         lines.append("")
         lines.append("cost line (least squares over every sample, a and b ≥ 0): latency ≈ a + b·k")
@@ -471,13 +465,3 @@ def format_result(result: BenchResult) -> str:
         lines.append("")
         lines.append(result.verdict.text())
     return "\n".join(lines)
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    rows = list(rows)
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
-
-    return [fmt(header), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)]

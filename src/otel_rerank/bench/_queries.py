@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otel_rerank._toolkit import write_atomically
+
 
 class QuerySetError(ValueError):
     """A query set cannot be read: a missing file, a malformed line, a bad collection."""
@@ -76,8 +78,10 @@ class QuerySet:
         """Write the set in the JSONL format :func:`load_jsonl` reads."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        with tmp.open("w", encoding="utf-8") as handle:
+        return write_atomically(target, self._write_jsonl)
+
+    def _write_jsonl(self, path: Path) -> None:
+        with path.open("w", encoding="utf-8") as handle:
             for q in self.queries:
                 labels = q.labels if q.labels is not None else (None,) * len(q.candidates)
                 candidates = [
@@ -85,8 +89,6 @@ class QuerySet:
                     for t, lab in zip(q.candidates, labels, strict=True)
                 ]
                 handle.write(json.dumps({"query": q.query, "candidates": candidates}) + "\n")
-        tmp.replace(target)
-        return target
 
 
 def load_jsonl(

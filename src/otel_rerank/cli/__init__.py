@@ -50,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every available subcommand registered."""
+    """The full argument parser, with every subcommand registered."""
     parser = _Parser(
         prog="otel-rerank",
         description="Measure what a reranker costs and buys in a RAG pipeline.",
@@ -58,13 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in _SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"otel_rerank.cli._{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"otel_rerank.cli._{name}":
-                raise
-            continue  # subcommand not built yet
-        module.add_parser(subparsers)
+        importlib.import_module(f"otel_rerank.cli._{name}").add_parser(subparsers)
     return parser
 
 

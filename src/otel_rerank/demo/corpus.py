@@ -2,10 +2,10 @@
 
 A RAG demo needs a few thousand real passages with a clear licence that need no download.
 The docstrings of the standard library (PSF licence) are already on every machine that runs
-Python, so the corpus is built at set-up time: a fixed list of standard-library modules is
-walked, each module, class, function and method docstring becomes one passage (its first
-paragraphs, capped in words, titled with the object's dotted name), and the passages are
-embedded once with the real all-MiniLM-L6-v2. Both are cached under
+Python, so the corpus is built at set-up time: the standard-library modules of
+``otel_rerank._toolkit`` are walked, each module, class, function and method docstring
+becomes one passage (its first paragraphs, capped in words, titled with the object's dotted
+name), and the passages are embedded once with the real all-MiniLM-L6-v2. Both are cached under
 ``otel_rerank.models.cache_dir()`` keyed by the Python version and the builder's settings,
 so every later run loads them in well under a second.
 
@@ -16,19 +16,16 @@ large embeddings call would otherwise be the biggest span in the demo's trace fi
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
-import os
 import re
 import sys
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from otel_rerank import models
+from otel_rerank._toolkit import STDLIB_MODULES, stdlib_docstrings
 
 #: Bumped whenever the passages built from the same Python would change.
 _BUILDER_VERSION: Final = 2
@@ -37,33 +34,6 @@ _DEFAULT_MAX_WORDS: Final = 40
 #: for retrieval to have to work, small enough that the first run indexes it in seconds.
 DEFAULT_PASSAGES: Final = 1000
 _MIN_WORDS: Final = 6
-
-#: Pure-library modules with no import-time side effects, in a fixed order (the corpus is
-#: deterministic for a given Python version).
-STDLIB_MODULES: Final = (
-    "abc", "argparse", "array", "ast", "asyncio", "base64", "bisect", "bz2", "calendar",
-    "cmath", "codecs", "collections", "collections.abc", "colorsys", "concurrent.futures",
-    "configparser", "contextlib", "contextvars", "copy", "csv", "dataclasses", "datetime",
-    "decimal", "difflib", "dis", "email", "email.message", "email.utils", "enum", "errno",
-    "filecmp", "fnmatch", "fractions", "ftplib", "functools", "gc", "getpass", "gettext",
-    "glob", "graphlib", "gzip", "hashlib", "heapq", "hmac", "html", "html.parser",
-    "http.client", "http.cookies", "http.server", "imaplib", "importlib", "importlib.metadata",
-    "inspect", "io", "ipaddress", "itertools", "json", "keyword", "linecache", "locale",
-    "logging", "logging.handlers", "lzma", "mailbox", "math", "mimetypes", "mmap",
-    "multiprocessing", "netrc", "numbers", "operator", "os", "os.path", "pathlib", "pickle",
-    "pkgutil", "platform", "plistlib", "poplib", "pprint", "queue", "quopri", "random", "re",
-    "reprlib", "sched", "secrets", "select", "selectors", "shelve", "shlex", "shutil",
-    "signal", "smtplib", "socket", "socketserver", "sqlite3", "ssl", "stat", "statistics",
-    "string", "struct", "subprocess", "sys", "sysconfig", "tarfile", "tempfile", "textwrap",
-    "threading", "time", "timeit", "tokenize", "tomllib", "trace", "traceback", "types",
-    "typing", "unicodedata", "unittest", "unittest.mock", "urllib.parse", "urllib.request",
-    "uuid", "warnings", "wave", "weakref", "xml.dom.minidom", "xml.etree.ElementTree",
-    "zipfile", "zlib", "zoneinfo", "cmd", "code", "codeop", "compileall", "copyreg",
-    "doctest", "fileinput", "getopt", "modulefinder", "optparse", "pdb", "pickletools",
-    "profile", "pstats", "py_compile", "pyclbr", "rlcompleter", "runpy", "symtable", "token",
-    "tracemalloc", "urllib.error", "urllib.robotparser", "wsgiref.util", "xml.sax",
-    "xmlrpc.client", "zipapp", "zipimport",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,55 +72,6 @@ def _first_paragraphs(doc: str, max_words: int) -> str:
     return text if len(words) <= max_words else text + " …"
 
 
-def _own_members(owner: Any, module_name: str) -> Iterator[tuple[str, Any]]:
-    try:
-        names = sorted(vars(owner))
-    except TypeError:
-        return
-    for name in names:
-        if name.startswith("_"):
-            continue
-        member = vars(owner)[name]
-        if isinstance(member, (staticmethod, classmethod)):
-            member = member.__func__
-        if inspect.isclass(member) or inspect.isroutine(member) or isinstance(member, property):
-            home = getattr(member, "__module__", None) or module_name
-            # Packages (asyncio, email, ...) define their members in private submodules.
-            if (
-                home == module_name
-                or home.startswith(module_name + ".")
-                or (isinstance(member, property))
-            ):
-                yield name, member
-
-
-def iter_docstrings(module_names: tuple[str, ...] = STDLIB_MODULES) -> Iterator[tuple[str, str]]:
-    """Yield ``(dotted name, docstring)`` for each module, class, function and method."""
-    for module_name in module_names:
-        # Importing, and even reading ``__doc__`` (typing.io), can warn about deprecations
-        # that are no concern of the demo; the filter must not outlive this module's walk.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            found = list(_module_docstrings(module_name))
-        yield from found
-
-
-def _module_docstrings(module_name: str) -> Iterator[tuple[str, str]]:
-    try:
-        module = importlib.import_module(module_name)
-    except Exception:  # absent on this platform or build (e.g. no _ssl)
-        return
-    if module.__doc__:
-        yield module_name, module.__doc__
-    for name, member in _own_members(module, module.__name__):
-        if member.__doc__:
-            yield f"{module_name}.{name}", member.__doc__
-        if inspect.isclass(member):
-            for method_name, method in _own_members(member, module.__name__):
-                if method.__doc__ and method.__doc__ != member.__doc__:
-                    yield f"{module_name}.{name}.{method_name}", method.__doc__
-
-
 def build_passages(
     max_passages: int,
     max_words: int = _DEFAULT_MAX_WORDS,
@@ -166,7 +87,7 @@ def build_passages(
     by_length = sorted(modules, key=len, reverse=True)  # "collections.abc" before "collections"
     levels: list[dict[str, list[tuple[str, str]]]] = [{}, {}, {}]
     seen: set[str] = set()
-    for title, doc in iter_docstrings(modules):
+    for title, doc in stdlib_docstrings(modules):
         text = _first_paragraphs(inspect.cleandoc(doc), max_words)
         if len(text.split()) < _MIN_WORDS or text in seen:
             continue
@@ -206,18 +127,6 @@ def corpus_dir(max_passages: int, max_words: int = _DEFAULT_MAX_WORDS) -> Path:
     return models.cache_dir() / "demo-corpus" / _cache_key(max_passages, max_words)
 
 
-def _write_atomically(path: Path, write: Any) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    except OSError as exc:
-        raise models.ModelUnavailableError(
-            f"cannot write the corpus cache {path} ({exc.strerror or exc}); "
-            f"set {models.CACHE_ENV} to a writable directory"
-        ) from None
-
-
 def load_corpus(
     embedder: Any,
     embedder_name: str,
@@ -248,7 +157,9 @@ def load_corpus(
     else:
         passages = build_passages(max_passages, max_words)
         lines = "".join(json.dumps(p.__dict__, ensure_ascii=False) + "\n" for p in passages)
-        _write_atomically(passages_file, lambda p: p.write_text(lines, encoding="utf-8"))
+        models.write_cache(
+            passages_file, lambda p: p.write_text(lines, encoding="utf-8"), "the corpus cache"
+        )
         built = True
 
     safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder_name)
@@ -266,7 +177,7 @@ def load_corpus(
             with path.open("wb") as handle:
                 np.save(handle, embeddings)
 
-        _write_atomically(vectors_file, _save)
+        models.write_cache(vectors_file, _save, "the corpus cache")
         built = True
     return Corpus(passages, embeddings, directory, built)
 

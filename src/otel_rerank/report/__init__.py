@@ -13,6 +13,7 @@ The library behind ``otel-rerank report`` (and the demo's table)::
 
 from __future__ import annotations
 
+from otel_rerank._toolkit import PERCENTILE_METHOD, percentile
 from otel_rerank.report._lift import Lift, format_lift, join_feedback, production_lift
 from otel_rerank.report._spans import (
     SpanRecord,
@@ -24,14 +25,12 @@ from otel_rerank.report._spans import (
 )
 from otel_rerank.report._stats import (
     END_TO_END,
-    PERCENTILE_METHOD,
     SHADOW_ROW,
     ShadowSummary,
     StageRow,
     StageTable,
     Verdict,
     format_table,
-    percentile,
     shadow_summary,
     stage_table,
     verdict,

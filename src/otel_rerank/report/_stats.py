@@ -24,15 +24,14 @@ and Fan's "type 7" — so they agree with ``numpy.percentile`` to the last digit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from otel_rerank import semconv
+from otel_rerank._toolkit import PERCENTILE_METHOD, percentile, text_table
 from otel_rerank._values import is_number
 from otel_rerank.report._spans import SpanRecord
 
-PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy default, type 7)"
 END_TO_END = "end-to-end"
 SHADOW_ROW = "rerank (shadow)"
 NO_REQUESTS_HINT = (
@@ -48,25 +47,6 @@ _STAGE_ORDER = (
 )
 # Operations that name a whole request, not a stage of one.
 _REQUEST_OPERATIONS = frozenset({semconv.OPERATION_INVOKE_WORKFLOW, "invoke_agent"})
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by linear interpolation (numpy's default, type 7).
-
-    Raises:
-        ValueError: ``values`` is empty or ``q`` is outside [0, 100].
-    """
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile {q} outside [0, 100]")
-    # Written out, not numpy's: `otel-rerank report` runs on a plain install (numpy is the
-    # cli extra's), and the test suite checks it against numpy.percentile.
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,15 +359,7 @@ def format_table(table: StageTable) -> str:
                 share,
             )
         )
-    widths = [max(len(header[i]), *(len(r[i]) for r in lines_data)) for i in range(len(header))]
-
-    def fmt(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
-        return "  ".join((first, *rest)).rstrip()
-
-    out = [fmt(header), fmt(["-" * w for w in widths])]
-    out.extend(fmt(r) for r in lines_data)
+    out = text_table(header, lines_data, label_column=True)
     if table.requests:
         out.append(f"{table.requests} request(s); percentiles: {table.method}")
         if table.other_share is not None:

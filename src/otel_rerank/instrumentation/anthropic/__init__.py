@@ -45,7 +45,6 @@ _MESSAGES = "anthropic.resources.messages"
 class AnthropicInstrumentor(RagInstrumentor):
     """Instruments anthropic's ``messages.create`` (incl. streams) and ``messages.stream``."""
 
-    name = "anthropic"
     package = "anthropic"
     supported = "anthropic >= 0.40, < 3"
 

@@ -41,7 +41,6 @@ __all__ = ["ChromaInstrumentor"]
 class ChromaInstrumentor(RagInstrumentor):
     """Instruments ``Collection.query`` and ``AsyncCollection.query``."""
 
-    name = "chromadb"
     package = "chromadb"
     supported = "chromadb >= 1.0"
 

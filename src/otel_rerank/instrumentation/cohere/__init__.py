@@ -47,7 +47,6 @@ __all__ = ["CohereInstrumentor"]
 class CohereInstrumentor(RagInstrumentor):
     """Instruments ``rerank`` on cohere's v1 and v2 clients, sync and async."""
 
-    name = "cohere"
     package = "cohere"
     supported = "cohere >= 5.0"
 

@@ -62,7 +62,6 @@ _hook_registered = False
 class FaissInstrumentor(RagInstrumentor):
     """Instruments ``search`` on every faiss index class."""
 
-    name = "faiss"
     package = "faiss"
     supported = f"faiss-cpu {_MINIMUM}"
 

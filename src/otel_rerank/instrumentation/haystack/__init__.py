@@ -41,7 +41,6 @@ _ST_RANKER = (
 class HaystackInstrumentor(RagInstrumentor):
     """Request spans at Haystack pipeline runs, in-memory retrieval spans, rankers' top_k."""
 
-    name = "haystack"
     package = "haystack"
     supported = "haystack-ai >= 2.18, < 4"
 

@@ -40,7 +40,6 @@ _CROSS_ENCODER_RERANK_OLD = "langchain.retrievers.document_compressors.cross_enc
 class LangChainInstrumentor(RagInstrumentor):
     """Request spans at LangChain's chain and retriever entry points; the reranker's top_n."""
 
-    name = "langchain"
     package = "langchain_core"
     supported = "langchain-core >= 1.0, < 2"
 

@@ -55,7 +55,6 @@ _SBERT_RERANK = "llama_index.core.postprocessor.sbert_rerank"
 class LlamaIndexInstrumentor(RagInstrumentor):
     """Request spans at LlamaIndex's engines, SimpleVectorStore retrieval, the reranker's top_n."""
 
-    name = "llama_index"
     package = "llama_index.core"
     supported = "llama-index-core >= 0.12, < 0.15"
 

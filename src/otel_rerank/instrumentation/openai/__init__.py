@@ -42,7 +42,6 @@ _EMBEDDINGS = "openai.resources.embeddings"
 class OpenAIInstrumentor(RagInstrumentor):
     """Instruments openai's chat completions (incl. streams) and embeddings, sync and async."""
 
-    name = "openai"
     package = "openai"
     supported = "openai >= 2.0, < 4"
 

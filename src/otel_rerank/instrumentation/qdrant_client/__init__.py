@@ -51,7 +51,6 @@ _ASYNC_FASTEMBED = ("qdrant_client.async_qdrant_fastembed", "AsyncQdrantFastembe
 class QdrantInstrumentor(RagInstrumentor):
     """Instruments the query methods of ``QdrantClient`` and ``AsyncQdrantClient``."""
 
-    name = "qdrant_client"
     package = "qdrant_client"
     supported = "qdrant-client >= 1.12"
 

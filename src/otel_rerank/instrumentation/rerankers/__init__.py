@@ -26,7 +26,6 @@ from otel_rerank.instrumentation.rerankers import _wrappers
 class RerankersInstrumentor(RagInstrumentor):
     """Instruments ``rerankers``' ``TransformerRanker.rank`` (the cross-encoder path)."""
 
-    name = "rerankers"
     package = "rerankers"
     supported = "rerankers >= 0.6, < 1"
 

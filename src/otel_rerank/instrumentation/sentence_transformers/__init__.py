@@ -36,7 +36,6 @@ _SENTENCE_TRANSFORMER = "sentence_transformers.sentence_transformer.model"
 class SentenceTransformersInstrumentor(RagInstrumentor):
     """Instruments ``SentenceTransformer.encode``, ``CrossEncoder.predict`` and ``.rank``."""
 
-    name = "sentence_transformers"
     package = "sentence_transformers"
     supported = "sentence-transformers >= 5.0"
 
