@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from otel_rerank import _request, _span
-from otel_rerank._safe import report_internal_error
+from otel_rerank._safe import guard
 from otel_rerank.instrumentation import _entry
 from otel_rerank.instrumentation._common import bind_arguments
 from otel_rerank.instrumentation.llama_index import _attributes as attrs
@@ -83,10 +83,8 @@ def streaming_response_init(
     stream = kwargs.get("chat_stream")
     if call is None or stream is None:
         return wrapped(*args, **kwargs)
-    try:
+    with guard("llama_index.stream_chat"):
         call.suspend()  # the rest is read where the stream is read
         kwargs = {**kwargs, "chat_stream": _request.iterate_in_call(call, lambda: stream)}
         _STREAM_CHAT.set(None)
-    except Exception:
-        report_internal_error("llama_index.stream_chat")
     return wrapped(*args, **kwargs)
