@@ -1,7 +1,8 @@
 """wrapt wrappers for anthropic's ``messages.create`` and ``messages.stream``, sync and async.
 
 One span per user call. ``messages.create`` goes through the wrappers the LLM clients
-share (``otel_rerank.instrumentation._llm.Chat``): ``create(stream=True)`` returns the SDK's
+share (``otel_rerank.instrumentation._llm.Chat``; the subclass here only names the
+extractors of ``_attributes``): ``create(stream=True)`` returns the SDK's
 stream inside a proxy that ends the span when the stream is exhausted, closed, broken out
 of or dropped. ``messages.stream(...)`` sends its request itself (not through ``create``)
 when its context manager is entered, so the span starts there: the manager is proxied, and

@@ -1,7 +1,8 @@
 """wrapt wrappers for openai's chat completions and embeddings, sync and async.
 
 One span per user call. Chat completions go through the wrappers the LLM clients share
-(``otel_rerank.instrumentation._llm.Chat``): ``create(stream=True)`` returns the SDK's
+(``otel_rerank.instrumentation._llm.Chat``; the subclass here only names the extractors
+of ``_attributes``): ``create(stream=True)`` returns the SDK's
 stream inside a proxy that ends the span when the stream is exhausted, closed, broken out
 of or dropped. ``chat.completions.stream(...)`` calls ``create`` itself, so its span is the
 one ``create`` starts; the helper's context manager is proxied only to end that span when
