@@ -6,6 +6,7 @@ Every call goes to an in-process mock transport given to the client through
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import importlib.util
@@ -20,7 +21,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_rerank
-from otel_rerank import _safe, semconv
+from otel_rerank import _safe, _telemetry, semconv
+from otel_rerank._config import ContentPolicy
 from otel_rerank.instrumentation.anthropic import AnthropicInstrumentor
 from otel_rerank.instrumentation.anthropic import _attributes as attrs
 
@@ -463,11 +465,47 @@ def test_input_messages_with_system_blocks() -> None:
 
 
 def test_stream_state_ignores_unknown_events() -> None:
-    state = attrs.MessageStreamState(capture=False)
+    state = attrs.MessageStreamState(limit=1000)
     state.add(_Obj(type="ping"))
+    assert state.output() is None  # no text: no output message to write
+    assert state.usage() == (None, None)
     state.add(_Obj(type="content_block_delta", delta=_Obj(type="text_delta", text="x")))
-    assert state.texts == []
+    assert state.output() == ([("assistant", "x")], [""])
     assert {k: v for k, v in state.attributes() if v is not None} == {}
+
+
+def test_stream_state_keeps_text_only_as_far_as_the_policy_writes() -> None:
+    state = attrs.MessageStreamState(limit=10)
+    for _ in range(10_000):
+        state.add(_Obj(type="content_block_delta", delta=_Obj(type="text_delta", text="abcd")))
+    assert len(state.text.pieces) == 3  # 12 characters: past the limit, the cut is known
+    output = state.output()
+    assert output is not None
+    assert ContentPolicy(max_length=10).truncate(output[0][0][1]) == "abcdabcda…"
+
+
+@pytest.mark.parametrize("nothing", ["suppressed", "no SDK"])
+@pytest.mark.usefixtures("otel")
+def test_nothing_of_the_call_is_read_when_nothing_records(
+    server: _MockAnthropic, monkeypatch: pytest.MonkeyPatch, nothing: str
+) -> None:
+    read: list[str] = []
+    for name in ("request", "input_messages"):
+        original = getattr(attrs, name)
+        monkeypatch.setattr(attrs, name, lambda *a, _n=name, _o=original: read.append(_n) or _o(*a))
+    current = _telemetry.current
+    if nothing == "no SDK":
+        monkeypatch.setattr(_telemetry, "current", lambda: None)
+    client = server.client()
+    with suppress_instrumentation() if nothing == "suppressed" else contextlib.nullcontext():
+        assert _text(client.messages.create(**KWARGS)) == ANSWER
+        assert list(client.messages.create(stream=True, **KWARGS))[-1].type == "message_stop"
+        with client.messages.stream(**KWARGS) as stream:
+            assert _text(stream.get_final_message()) == "".join(PIECES)
+    assert read == []
+    monkeypatch.setattr(_telemetry, "current", current)
+    client.messages.create(**KWARGS)
+    assert read == ["request"]  # the counting sees a recorded call's reads (content is off)
 
 
 def test_sampled_out_calls_still_work_and_are_timed(server: _MockAnthropic) -> None:
@@ -500,7 +538,7 @@ def test_our_failure_never_reaches_the_call(
 
     monkeypatch.setattr(attrs, "response", broken)
     monkeypatch.setattr(attrs.MessageStreamState, "add", broken)
-    monkeypatch.setattr(attrs.MessageStreamState, "finish", broken)
+    monkeypatch.setattr(attrs.MessageStreamState, "usage", broken)
     client = server.client()
     assert _text(client.messages.create(**KWARGS)) == ANSWER
     with client.messages.stream(**KWARGS) as stream:

@@ -230,3 +230,25 @@ def test_stream_chat_one_trace_per_turn(
     assert turns == chat_baseline[chat_mode]
     # LlamaIndex's OpenAI LLMs stream without stream_options.include_usage: no usage to record.
     _check(otel, parts, tiny_cross_encoder_path, queries, _chat_calls(chat_mode), False)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("chat_mode", CHAT_MODES)
+async def test_astream_chat_one_trace_per_turn(
+    otel: Otel,
+    chat_baseline: dict[str, list[Any]],
+    tiny_cross_encoder_path: Path,
+    llm_server: LLMStandIn,
+    chat_mode: str,
+) -> None:
+    """The engine reads the LLM stream in a task of its own; the chat span is still the turn's."""
+    engine, parts = build_engine(tiny_cross_encoder_path, llm_server.base_url, chat_mode)
+    otel.exporter.clear()
+    turns, queries = [], []
+    for message in app.QUERIES:
+        queries.append(_retrieval_query(engine, message))
+        response = await engine.astream_chat(message)
+        text = "".join([token async for token in response.async_response_gen()])
+        turns.append((text.strip(), len(response.source_nodes)))
+    assert turns == chat_baseline[chat_mode]
+    _check(otel, parts, tiny_cross_encoder_path, queries, _chat_calls(chat_mode), False)

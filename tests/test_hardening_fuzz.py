@@ -35,8 +35,9 @@ from hypothesis import strategies as st
 
 import otel_rerank
 from otel_rerank import _safe, instrumentation
+from otel_rerank._config import ContentPolicy
 from otel_rerank._decorators import _ArgumentReader
-from otel_rerank.instrumentation import _common
+from otel_rerank.instrumentation import _common, _llm
 from otel_rerank.instrumentation.sentence_transformers import _attributes as st_attributes
 from tests._hostile import (
     Hostile,
@@ -190,14 +191,31 @@ def _stream_states() -> list[Any]:
 @pytest.mark.parametrize("state_class", _stream_states())
 def test_stream_accumulators_accept_any_chunk(state_class: type[Any]) -> None:
     @FUZZ
-    @given(st.booleans(), st.lists(st.one_of(odd_values, _instances), max_size=5))
-    def check(capture: bool, chunks: list[Any]) -> None:
-        state = state_class(capture)
+    @given(st.integers(1, 50), st.lists(st.one_of(odd_values, _instances), max_size=5))
+    def check(limit: int, chunks: list[Any]) -> None:
+        state = state_class(limit)
         for chunk in chunks:
             state.add(chunk)
         _check_output(state.attributes())
+        assert all(count is None or isinstance(count, int) for count in state.usage())
+        output = state.output()
+        if output is not None:
+            messages, reasons = output
+            assert all(isinstance(text, str) for _, text in messages)
+            assert len(reasons) == len(messages)
 
     check()
+
+
+@FUZZ
+@given(st.integers(1, 40), st.lists(st.text(max_size=12), max_size=30))
+def test_a_stream_keeps_only_what_the_policy_cut_needs(limit: int, pieces: list[str]) -> None:
+    kept = _llm.BoundedText(limit)
+    for piece in pieces:
+        kept.add(piece)
+    policy = ContentPolicy(max_length=limit)
+    assert policy.truncate(kept.text()) == policy.truncate("".join(pieces))
+    assert len(kept.text()) <= limit + 12  # at most one piece past the limit
 
 
 @FUZZ

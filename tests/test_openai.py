@@ -9,6 +9,7 @@ client does (``make test-openai2`` runs this file against openai 2.x).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import importlib.util
@@ -26,7 +27,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, Samp
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_rerank
-from otel_rerank import _safe, semconv
+from otel_rerank import _safe, _telemetry, semconv
 from otel_rerank.instrumentation import _llm
 from otel_rerank.instrumentation.openai import OpenAIInstrumentor
 from otel_rerank.instrumentation.openai import _attributes as attrs
@@ -374,6 +375,59 @@ def test_stream_exhausted(otel: Otel, server: _MockOpenAI) -> None:
     gc.collect()
     assert len(_chat_spans(otel)) == 1
     assert _duration_count(otel) == 1
+
+
+def test_stream_text_is_cut_where_the_policy_cuts_it(
+    otel: Otel, server: _MockOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_RERANK_CONTENT_MAX_LENGTH", "8")
+    otel.instrument(capture_content=True)
+    stream = _chat(server.client(), stream=True)
+    list(stream)
+    full = "".join(STREAM_PIECES)
+    a = _one_chat_span(otel).attributes
+    assert a["llm.output_messages.0.message.content"] == full[:7] + "…"
+    assert json.loads(a[semconv.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"] == "Lift is…"
+    # Only what the cut needs was kept ("Lift is the ": 12 characters), not the last piece.
+    assert stream._self_end.state.texts[0].pieces == STREAM_PIECES[:3]
+
+
+def test_stream_state_is_pure_and_bounded() -> None:
+    state = attrs.ChatStreamState(limit=10)
+    chunk = _Obj(
+        model="m", id="c1", choices=[_Obj(index=0, delta=_Obj(content="abcd"), finish_reason=None)]
+    )
+    for _ in range(10_000):
+        state.add(chunk)
+    state.add(_Obj(choices=[_Obj(index=0, delta=_Obj(content=None), finish_reason="stop")]))
+    assert len(state.texts[0].pieces) == 3
+    assert state.output() == ([("assistant", "abcd" * 3)], ["stop"])
+    assert state.usage() == (None, None)  # no usage chunk (stream_options not set)
+    assert dict(state.attributes())[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+
+
+@pytest.mark.parametrize("nothing", ["suppressed", "no SDK"])
+@pytest.mark.usefixtures("otel")
+def test_nothing_of_the_call_is_read_when_nothing_records(
+    server: _MockOpenAI, monkeypatch: pytest.MonkeyPatch, nothing: str
+) -> None:
+    read: list[str] = []
+    for name in ("chat_request", "embeddings_request"):
+        original = getattr(attrs, name)
+        monkeypatch.setattr(attrs, name, lambda *a, _n=name, _o=original: read.append(_n) or _o(*a))
+    current = _telemetry.current
+    if nothing == "no SDK":
+        monkeypatch.setattr(_telemetry, "current", lambda: None)
+    client = server.client()
+    with suppress_instrumentation() if nothing == "suppressed" else contextlib.nullcontext():
+        assert _chat(client).choices[0].message.content == ANSWER
+        assert len(list(_chat(client, stream=True))) == len(STREAM_PIECES)
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert read == []
+    monkeypatch.setattr(_telemetry, "current", current)
+    _chat(client)
+    client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert read == ["chat_request", "embeddings_request"]  # the counting sees recorded calls
 
 
 def test_stream_keeps_working_as_the_sdk_object(otel: Otel, server: _MockOpenAI) -> None:

@@ -306,11 +306,32 @@ def _iterate(call: _RequestCall | None, make: Callable[[], Iterable[Any]]) -> It
         _finish(call, error)
 
 
-async def aiterate_in_request(
-    name: str, make: Callable[[], AsyncIterable[Any]]
-) -> AsyncIterator[Any]:
+def aiterate_in_request(name: str, make: Callable[[], AsyncIterable[Any]]) -> AsyncIterator[Any]:
     """The async twin of :func:`iterate_in_request` (``astream``)."""
-    call = begin_call(name)
+    return _aiterate(lambda: begin_call(name), make)  # begun at the first anext()
+
+
+def aiterate_in_call(
+    call: _RequestCall | None, make: Callable[[], AsyncIterable[Any]]
+) -> AsyncIterator[Any]:
+    """The async twin of :func:`iterate_in_call`.
+
+    For a stream that the framework reads in a task of its own (LlamaIndex's
+    ``astream_chat``): the request is resumed in that task and ends there.
+    """
+    return _aiterate(lambda: _resumed(call), make)
+
+
+def _resumed(call: _RequestCall | None) -> _RequestCall | None:
+    if call is not None:
+        call.resume()
+    return call
+
+
+async def _aiterate(
+    begin: Callable[[], _RequestCall | None], make: Callable[[], AsyncIterable[Any]]
+) -> AsyncIterator[Any]:
+    call = begin()
     error: BaseException | None = None
     inner: AsyncIterator[Any] | None = None
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from otel_rerank import _request
 from otel_rerank._span import rerank_top_n
-from otel_rerank.instrumentation._common import bind_arguments
+from otel_rerank.instrumentation._common import bind_arguments, nothing_records
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
@@ -77,6 +77,20 @@ def arequest_stream(name: str) -> Wrapper:
     return wrapper
 
 
+def _top_n(
+    top_n_of: Callable[[Any, Mapping[str, Any]], Any],
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """The framework step's top_n; ``None`` (record none) when it cannot be read."""
+    try:
+        return top_n_of(instance, bind_arguments(wrapped, args, kwargs))
+    except Exception:  # expected, not ours: an attribute renamed in another release
+        return None
+
+
 def with_rerank_top_n(top_n_of: Callable[[Any, Mapping[str, Any]], Any]) -> Wrapper:
     """A wrapper for a framework's rerank step: the rerank span inside records its top_n.
 
@@ -86,11 +100,9 @@ def with_rerank_top_n(top_n_of: Callable[[Any, Mapping[str, Any]], Any]) -> Wrap
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        try:
-            top_n = top_n_of(instance, bind_arguments(wrapped, args, kwargs))
-        except Exception:  # an attribute renamed in another version: record none
-            top_n = None
-        with rerank_top_n(top_n):
+        if nothing_records():  # no rerank span will start: nothing to read
+            return wrapped(*args, **kwargs)
+        with rerank_top_n(_top_n(top_n_of, wrapped, instance, args, kwargs)):
             return wrapped(*args, **kwargs)
 
     return wrapper
@@ -104,11 +116,9 @@ def awith_rerank_top_n(
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        try:
-            top_n = top_n_of(instance, bind_arguments(wrapped, args, kwargs))
-        except Exception:
-            top_n = None
-        with rerank_top_n(top_n):
+        if nothing_records():
+            return await wrapped(*args, **kwargs)
+        with rerank_top_n(_top_n(top_n_of, wrapped, instance, args, kwargs)):
             return await wrapped(*args, **kwargs)
 
     return wrapper

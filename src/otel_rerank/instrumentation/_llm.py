@@ -4,14 +4,16 @@ Both SDKs take keyword arguments, answer with a result or a stream, and keep the
 on the client, so one piece of code serves both: :class:`Operation` starts the span (model
 from the arguments, server from the client), :class:`Sending` keeps it current while the
 request is sent (sync or awaited) and ends it if sending fails, and :class:`Chat` is a chat
-API's sync and async wrappers, told what differs by the library's pure extraction
-functions. A streamed chat call outlives the wrapper that started its span:
-the span must end when the consumer exhausts the stream, closes it, breaks out of it, or
-drops it, and exactly once. :class:`SyncStreamProxy` and :class:`AsyncStreamProxy` are
-``wrapt.ObjectProxy`` s, so the user's object keeps working as before (iteration, context
-manager, ``close()``, every attribute such as ``.response``); they hand each chunk to a
-provider-specific :class:`ChunkAccumulator` and end the span through it. Time to first
-chunk (``gen_ai.response.time_to_first_chunk`` and the
+API's sync and async wrappers; each library subclasses it with the pure extraction methods
+that say what its requests and responses hold. A streamed chat call outlives the wrapper
+that started its span: the span must end when the consumer exhausts the stream, closes it,
+breaks out of it, or drops it, and exactly once. :class:`SyncStreamProxy` and
+:class:`AsyncStreamProxy` are ``wrapt.ObjectProxy`` s, so the user's object keeps working as
+before (iteration, context manager, ``close()``, every attribute such as ``.response``);
+they hand each chunk to a provider-specific :class:`StreamState` (pure state: it never
+touches a span) and, when the stream ends, write what it collected through the span:
+attributes through ``extract``, the completion's text through the privacy gate
+(``record_content``). Time to first chunk (``gen_ai.response.time_to_first_chunk`` and the
 ``gen_ai.client.operation.time_to_first_chunk`` histogram) is measured from the moment the
 request was sent.
 """
@@ -19,8 +21,8 @@ request was sent.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -29,18 +31,22 @@ from opentelemetry import context
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from otel_rerank import _span, semconv
-from otel_rerank._safe import guarded, report_internal_error
-from otel_rerank._span import StageSpan
-from otel_rerank.instrumentation._common import bind_arguments
+from otel_rerank import _span, _telemetry, semconv
+from otel_rerank._config import DEFAULT_MAX_LENGTH
+from otel_rerank._safe import guard
+from otel_rerank._span import Attributes, StageSpan
+from otel_rerank._values import is_int, is_number
+from otel_rerank.instrumentation._common import bind_arguments, nothing_records
 
-Pairs = Iterator[tuple[str, Any]]
 Messages = list[tuple[str, object]]
+#: A completion's (role, text) messages and their finish reasons, in choice order.
+Output = tuple[Messages, Sequence[str]]
 _Wrapped = Callable[..., Any]
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
+@guard("server attributes")
 def server_attributes(client: Any) -> Mapping[str, AttributeValue] | None:
     """``server.address`` and ``server.port`` of an SDK client, read from its base URL.
 
@@ -80,9 +86,7 @@ def _server_map(url: Any) -> Mapping[str, AttributeValue] | None:
 
 def number(value: Any) -> int | float | None:
     """``value`` if it is a real number (not a bool, not an SDK ``omit``/``NOT_GIVEN``)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    return None
+    return value if is_number(value) else None
 
 
 def text_of(content: Any) -> str | None:
@@ -122,17 +126,72 @@ def string(value: Any) -> str | None:
 
 def integer(value: Any) -> int | None:
     """``value`` if it is an int (not a bool)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if is_int(value) else None
 
 
-class ChunkAccumulator(Protocol):
-    """Collects what a provider's stream chunks say, and writes it to the span at the end."""
+def text_limit() -> int:
+    """The most characters of one text the content policy in force writes."""
+    telemetry = _telemetry.current()
+    return telemetry.content.max_length if telemetry is not None else DEFAULT_MAX_LENGTH
+
+
+class BoundedText:
+    """A streamed text's pieces, kept only as far as a policy cutting at ``limit`` reads.
+
+    Pieces are kept until more than ``limit`` characters are: the policy then cuts the text
+    at the same place as it would the whole, and the rest (never written) is not kept.
+    Whether it is written at all is decided by the privacy gate when the stream ends.
+    """
+
+    __slots__ = ("pieces", "room")
+
+    def __init__(self, limit: int) -> None:
+        self.pieces: list[str] = []
+        self.room = limit + 1  # one past the limit: the policy must still see the cut
+
+    def add(self, text: str) -> None:
+        if self.room > 0:
+            self.pieces.append(text)
+            self.room -= len(text)
+
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+class StreamState(Protocol):
+    """What a provider's stream said so far: pure state, fed one chunk at a time.
+
+    Nothing in it touches a span: when the stream ends, :class:`_StreamEnd` writes what it
+    collected (``response_model`` first, for the token metric).
+    """
+
+    response_model: str | None
 
     def add(self, chunk: Any) -> None:
         """Look at one chunk (cheaply: this runs on every chunk)."""
 
-    def finish(self, call: StageSpan) -> None:
-        """Write the collected attributes, token usage and content to ``call``."""
+    def attributes(self) -> Attributes:
+        """The response's attributes (not content)."""
+
+    def usage(self) -> tuple[int | None, int | None]:
+        """(input, output) tokens, as far as the stream reported them."""
+
+    def output(self) -> Output | None:
+        """The completion (content: written only when captured); ``None``: none to write."""
+
+
+@guard("stream end")
+def _record_stream_end(call: StageSpan, state: StreamState) -> None:
+    call.record_response_model(state.response_model)  # before the token metric
+    call.extract(state.attributes)
+    call.record_tokens(*state.usage())  # even when sampled out: the histogram
+    call.record_content(_write_stream_output, state)
+
+
+def _write_stream_output(call: StageSpan, state: StreamState) -> None:
+    output = state.output()
+    if output is not None:
+        call.record_output_messages(*output)
 
 
 class _StreamEnd:
@@ -143,11 +202,11 @@ class _StreamEnd:
     error, on anything else (``GeneratorExit``: closed early) with it, and re-raises.
     """
 
-    __slots__ = ("accumulator", "call", "first_pending", "started")
+    __slots__ = ("call", "first_pending", "started", "state")
 
-    def __init__(self, call: StageSpan, accumulator: ChunkAccumulator, started: float) -> None:
+    def __init__(self, call: StageSpan, state: StreamState, started: float) -> None:
         self.call: StageSpan | None = call
-        self.accumulator = accumulator
+        self.state = state
         self.started = started
         self.first_pending = True
 
@@ -158,20 +217,15 @@ class _StreamEnd:
         if self.first_pending:
             self.first_pending = False
             call.record_time_to_first_chunk(time.perf_counter() - self.started)
-        try:
-            self.accumulator.add(chunk)
-        except Exception:
-            report_internal_error("stream chunk")
+        with guard("stream chunk"):
+            self.state.add(chunk)
 
     def finish(self, error: BaseException | None = None) -> None:
         call = self.call
         if call is None:
             return
         self.call = None
-        try:  # even when sampled out: token usage goes to the histogram
-            self.accumulator.finish(call)
-        except Exception:
-            report_internal_error("stream finish")
+        _record_stream_end(call, self.state)
         call.end(error)
 
     def __enter__(self) -> _StreamEnd:
@@ -191,11 +245,9 @@ class _StreamEnd:
 class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """What both stream proxies share: ending the span on demand, and when dropped."""
 
-    def __init__(
-        self, stream: Any, call: StageSpan, accumulator: ChunkAccumulator, started: float
-    ) -> None:
+    def __init__(self, stream: Any, call: StageSpan, state: StreamState, started: float) -> None:
         super().__init__(stream)
-        self._self_end = _StreamEnd(call, accumulator, started)
+        self._self_end = _StreamEnd(call, state, started)
 
     def _self_finish(self) -> None:
         """End the span now (a stream helper's context manager was left)."""
@@ -307,21 +359,25 @@ class ManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             self._self_finish()
 
 
-@dataclass(frozen=True, kw_only=True)
 class Operation:
     """One SDK operation: what its span starts with, and its arguments by name."""
 
-    stage: _span.Stage
-    provider: str
-    kind: SpanKind | None = None
+    __slots__ = ("kind", "provider", "stage")
+
+    def __init__(self, stage: _span.Stage, provider: str, kind: SpanKind | None = None) -> None:
+        self.stage = stage
+        self.provider = provider
+        self.kind = kind
 
     def start(
-        self, instance: Any, arguments: Mapping[str, Any], request: Pairs | None = None
+        self, instance: Any, arguments: Mapping[str, Any], request: Attributes | None = None
     ) -> StageSpan | None:
         """The span (or ``None``: call straight through), with what a sampler may decide on.
 
         ``request``: the request's attributes, known before the call, so given to the span
         at its start (one write instead of one more after it, and the sampler sees them).
+        The caller has checked that something records (``nothing_records()``): these are
+        read before the span starts.
         """
         return _span.begin(
             self.stage,
@@ -340,18 +396,16 @@ class Operation:
 
 
 def _start_attributes(
-    server_map: Mapping[str, AttributeValue] | None, request: Pairs | None
+    server_map: Mapping[str, AttributeValue] | None, request: Attributes | None
 ) -> Mapping[str, AttributeValue] | None:
     """The server attributes and the request's non-``None`` pairs, as one mapping."""
     if request is None:
         return server_map
     merged: dict[str, AttributeValue] = dict(server_map) if server_map else {}
-    try:
+    with guard("request attributes"):  # ours: the call goes on with what was read so far
         for key, value in request:
             if value is not None:
                 merged[key] = value
-    except Exception:  # ours: the call goes on with what was read so far
-        report_internal_error("request attributes")
     return merged
 
 
@@ -382,57 +436,100 @@ class Sending:
             context.detach(self.token)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Chat(Operation):
-    """A library's chat API, told by its pure extraction functions; its wrappers are shared.
+class Chat(Operation, ABC):
+    """A chat API's wrappers, shared; each library's subclass says what its calls hold.
 
-    ``create`` and ``acreate`` are the sync and async wrapt wrappers of a ``create``-style
-    method: one span per call; with ``stream=True`` the SDK's stream comes back inside a
-    stream proxy fed to ``stream_state``, which ends the span.
+    The subclass implements the pure extraction methods (``request`` ... ``stream_state``):
+    each reads the call's arguments or its result and never touches a span. ``create`` and
+    ``acreate`` are the sync and async wrapt wrappers of a ``create``-style method: one span
+    per call; with ``stream=True`` the SDK's stream comes back inside a stream proxy that
+    ends the span. What happens once the response is received is :meth:`received` /
+    :meth:`areceived`, which a subclass may extend (the raw-response path does).
     """
 
-    stage: _span.Stage = _span.CHAT
-    request: Callable[[Mapping[str, Any], bool], Pairs]
-    response: Callable[[Any], Pairs]
-    response_model: Callable[[Any], str | None]
-    usage: Callable[[Any], tuple[int | None, int | None]]
-    input_messages: Callable[[Mapping[str, Any]], Messages]
-    output_messages: Callable[[Any], Messages]
-    finish_reasons: Callable[[Any], Sequence[str]]
-    stream_state: Callable[[bool], ChunkAccumulator]
-    #: instructions given apart from the messages (``gen_ai.system_instructions``)
-    system_instructions: Callable[[Mapping[str, Any]], object] = lambda arguments: None
+    __slots__ = ()
 
+    def __init__(self, provider: str) -> None:
+        super().__init__(_span.CHAT, provider)
+
+    # -- what the library's calls hold (pure extraction) ----------------------------------
+    @abstractmethod
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> Attributes:
+        """The request's attributes (``stream``: the call streams), given at span start."""
+
+    @abstractmethod
+    def response(self, result: Any) -> Attributes:
+        """A complete response's attributes (not content)."""
+
+    @abstractmethod
+    def response_model(self, result: Any) -> str | None:
+        """The model that answered."""
+
+    @abstractmethod
+    def usage(self, result: Any) -> tuple[int | None, int | None]:
+        """(input, output) tokens of a complete response."""
+
+    @abstractmethod
+    def input_messages(self, arguments: Mapping[str, Any]) -> Messages:
+        """(role, text) of each request message (content)."""
+
+    def system_instructions(self, arguments: Mapping[str, Any]) -> object:
+        """Instructions given apart from the messages (content; none by default)."""
+        return None
+
+    @abstractmethod
+    def output_messages(self, result: Any) -> Messages:
+        """(role, text) of each returned choice (content)."""
+
+    @abstractmethod
+    def finish_reasons(self, result: Any) -> Sequence[str]:
+        """The finish reason of each returned choice."""
+
+    @abstractmethod
+    def stream_state(self, limit: int) -> StreamState:
+        """A new state for one stream, keeping text only as far as ``limit`` characters."""
+
+    # -- recording ------------------------------------------------------------------------
     def begin(self, instance: Any, arguments: Mapping[str, Any], stream: bool) -> StageSpan | None:
         """Start the span with the request's attributes (``stream``: the call streams)."""
         call = self.start(instance, arguments, self.request(arguments, stream))
-        if call is not None and call.capturing:
-            self._record_input(call, arguments)
+        if call is not None:
+            call.record_content(self._write_input, arguments)
         return call
 
-    @guarded
-    def _record_input(self, call: StageSpan, arguments: Mapping[str, Any]) -> None:
+    def _write_input(self, call: StageSpan, arguments: Mapping[str, Any]) -> None:
         call.record_input_messages(
             self.input_messages(arguments), self.system_instructions(arguments)
         )
 
-    @guarded
+    def _write_output(self, call: StageSpan, result: Any) -> None:
+        call.record_output_messages(self.output_messages(result), self.finish_reasons(result))
+
+    @guard("chat response")
     def _record_result(self, call: StageSpan, result: Any) -> None:
         call.record_response_model(self.response_model(result))  # before the token metric
         call.extract(self.response, result)
-        call.record_tokens(*self.usage(result))
-        if call.capturing:
-            call.record_output_messages(self.output_messages(result), self.finish_reasons(result))
+        call.record_tokens(*self.usage(result))  # even when sampled out: the histogram
+        call.record_content(self._write_output, result)
 
     def finish(self, call: StageSpan, result: Any) -> None:
         """Record a complete (not streamed) result and end the span."""
-        self._record_result(call, result)  # token usage is a metric: recorded even if sampled out
+        self._record_result(call, result)
         call.end()
 
+    def follow(
+        self, stream: Any, call: StageSpan, started: float, proxy_type: type[StreamProxy]
+    ) -> StreamProxy:
+        """``stream`` inside a proxy that records it and ends ``call`` when it ends."""
+        return proxy_type(stream, call, self.stream_state(text_limit()), started)
+
+    # -- the wrappers ---------------------------------------------------------------------
     def create(
         self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The sync wrapper."""
+        if nothing_records():  # before reading anything of the call
+            return wrapped(*args, **kwargs)
         arguments = self.bind(wrapped, args, kwargs)
         stream = streaming(arguments)
         call = self.begin(instance, arguments, stream)
@@ -448,7 +545,7 @@ class Chat(Operation):
     ) -> Any:
         """What the sync call returns, its span handed to a stream proxy or ended."""
         if stream and isinstance(result, Iterator):
-            return SyncStreamProxy(result, call, self.stream_state(call.capturing), started)
+            return self.follow(result, call, started, SyncStreamProxy)
         self.finish(call, result)
         return result
 
@@ -456,6 +553,8 @@ class Chat(Operation):
         self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The async wrapper (the span covers the await)."""
+        if nothing_records():  # before reading anything of the call
+            return await wrapped(*args, **kwargs)
         arguments = self.bind(wrapped, args, kwargs)
         stream = streaming(arguments)
         call = self.begin(instance, arguments, stream)
@@ -471,6 +570,6 @@ class Chat(Operation):
     ) -> Any:
         """The async twin of :meth:`received`."""
         if stream and isinstance(result, AsyncIterator):
-            return AsyncStreamProxy(result, call, self.stream_state(call.capturing), started)
+            return self.follow(result, call, started, AsyncStreamProxy)
         self.finish(call, result)
         return result

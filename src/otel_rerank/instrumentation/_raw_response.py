@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from otel_rerank._safe import report_internal_error
+from otel_rerank._safe import guard
 from otel_rerank._span import StageSpan
 from otel_rerank.instrumentation._llm import (
     AsyncStreamProxy,
@@ -60,9 +59,10 @@ def _cache_parsed(raw: Any, value: Any) -> bool:
     return True
 
 
-@dataclass(frozen=True, kw_only=True)
 class RawResponseChat(Chat):
     """:class:`Chat` whose wrappers also record calls made through ``with_raw_response``."""
+
+    __slots__ = ()
 
     def received(
         self, call: StageSpan, result: Any, stream: bool, started: float, kwargs: dict[str, Any]
@@ -97,17 +97,16 @@ class RawResponseChat(Chat):
         if not stream:
             self.finish(call, parsed)
             return
-        proxy: StreamProxy | None = None
-        try:
-            accumulator = self.stream_state(call.capturing)
-            if isinstance(parsed, Iterator):
-                proxy = SyncStreamProxy(parsed, call, accumulator, started)
-            elif isinstance(parsed, AsyncIterator):
-                proxy = AsyncStreamProxy(parsed, call, accumulator, started)
-            if proxy is not None and _cache_parsed(raw, proxy):
+        proxy_type: type[StreamProxy] | None = None
+        if isinstance(parsed, Iterator):
+            proxy_type = SyncStreamProxy
+        elif isinstance(parsed, AsyncIterator):
+            proxy_type = AsyncStreamProxy
+        with guard("raw response stream"):
+            if proxy_type is not None and _cache_parsed(
+                raw, self.follow(parsed, call, started, proxy_type)
+            ):
                 return
-        except Exception:
-            report_internal_error("raw response stream")
         call.end()  # a stream we cannot follow: the span covers the request alone
 
 

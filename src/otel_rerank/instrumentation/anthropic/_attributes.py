@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_rerank import semconv
-from otel_rerank.instrumentation._llm import Pairs, integer, number, string, text_of
+from otel_rerank._span import Attributes
+from otel_rerank.instrumentation._llm import BoundedText, Output, integer, number, string, text_of
 
 PROVIDER = "anthropic"
 
 
-def request(arguments: Mapping[str, Any], stream: bool) -> Pairs:
+def request(arguments: Mapping[str, Any], stream: bool) -> Attributes:
     """Request parameters; ``stream``: the call streams (``messages.stream()`` has no flag)."""
     yield semconv.GEN_AI_REQUEST_MAX_TOKENS, number(arguments.get("max_tokens"))
     yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
@@ -44,7 +45,7 @@ def finish_reasons(result: Any) -> list[str]:
     return [reason] if reason else []
 
 
-def response(result: Any) -> Pairs:
+def response(result: Any) -> Attributes:
     yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
     reason = string(getattr(result, "stop_reason", None))
     if reason:
@@ -52,7 +53,7 @@ def response(result: Any) -> Pairs:
     yield from cache_tokens(getattr(result, "usage", None))
 
 
-def cache_tokens(used: Any) -> Pairs:
+def cache_tokens(used: Any) -> Attributes:
     """Cache reads and cache writes, as reported (both already inside the input tokens)."""
     if used is None:
         return
@@ -111,64 +112,67 @@ def output_messages(result: Any) -> list[tuple[str, object]]:
 
 
 class MessageStreamState:
-    """What a message stream's events said; fed one raw event at a time."""
+    """What a message stream's events said; fed one raw event at a time.
+
+    Pure state: the span is written once, when the stream ends. The text is kept only as
+    far as the content policy could write it (``limit`` characters).
+    """
 
     __slots__ = (
         "cache",
-        "capture",
         "input",
-        "output",
+        "output_tokens",
         "response_id",
         "response_model",
         "stop",
-        "texts",
+        "text",
     )
 
-    def __init__(self, capture: bool) -> None:
-        self.capture = capture
+    def __init__(self, limit: int) -> None:
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.stop: str | None = None
         self.input: int | None = None
-        self.output: int | None = None
+        self.output_tokens: int | None = None
         self.cache: Any = None  # the usage that reported cache reads and writes
-        self.texts: list[str] = []
+        self.text = BoundedText(limit)
 
     def add(self, event: Any) -> None:
         kind = getattr(event, "type", None)
         if kind == "content_block_delta":
-            if self.capture:
-                text = getattr(getattr(event, "delta", None), "text", None)
-                if isinstance(text, str):
-                    self.texts.append(text)
+            text = getattr(getattr(event, "delta", None), "text", None)
+            if isinstance(text, str):
+                self.text.add(text)
         elif kind == "message_start":
             message = getattr(event, "message", None)
             self.response_model = string(getattr(message, "model", None))
             self.response_id = string(getattr(message, "id", None))
             in_tokens, out_tokens = usage(message)
             self.input = in_tokens
-            self.output = out_tokens
+            self.output_tokens = out_tokens
             self.cache = getattr(message, "usage", None)
         elif kind == "message_delta":
             self.stop = string(getattr(getattr(event, "delta", None), "stop_reason", None))
             used = getattr(event, "usage", None)
             out_tokens = integer(getattr(used, "output_tokens", None))
             if out_tokens is not None:  # cumulative, as the API documents
-                self.output = out_tokens
+                self.output_tokens = out_tokens
             in_tokens = input_tokens(used) if used is not None else None
             if in_tokens:  # newer API versions repeat the final input usage here
                 self.input = in_tokens
                 self.cache = used
 
-    def attributes(self) -> Pairs:
+    def attributes(self) -> Attributes:
         yield semconv.GEN_AI_RESPONSE_ID, self.response_id
         if self.stop:
             yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, (self.stop,)
         yield from cache_tokens(self.cache)
 
-    def finish(self, call: Any) -> None:
-        call.record_response_model(self.response_model)  # before the token metric
-        call.extract(MessageStreamState.attributes, self)
-        call.record_tokens(self.input, self.output)
-        if self.capture and self.texts:
-            call.record_output_messages([("assistant", "".join(self.texts))], [self.stop or ""])
+    def usage(self) -> tuple[int | None, int | None]:
+        return self.input, self.output_tokens
+
+    def output(self) -> Output | None:
+        """The assistant's text and the stop reason; ``None`` when the stream had no text."""
+        if not self.text.pieces:
+            return None
+        return [("assistant", self.text.text())], [self.stop or ""]

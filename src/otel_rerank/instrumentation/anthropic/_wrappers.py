@@ -1,7 +1,8 @@
 """wrapt wrappers for anthropic's ``messages.create`` and ``messages.stream``, sync and async.
 
 One span per user call. ``messages.create`` goes through the wrappers the LLM clients
-share (``otel_rerank.instrumentation._llm.Chat``): ``create(stream=True)`` returns the SDK's
+share (``otel_rerank.instrumentation._llm.Chat``; the subclass here only names the
+extractors of ``_attributes``): ``create(stream=True)`` returns the SDK's
 stream inside a proxy that ends the span when the stream is exhausted, closed, broken out
 of or dropped. ``messages.stream(...)`` sends its request itself (not through ``create``)
 when its context manager is entered, so the span starts there: the manager is proxied, and
@@ -14,13 +15,15 @@ span where it has one, nest under it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from otel_rerank._span import StageSpan
+from otel_rerank._span import Attributes, StageSpan
+from otel_rerank.instrumentation._common import nothing_records
 from otel_rerank.instrumentation._llm import (
     AsyncStreamProxy,
     ManagerProxy,
+    Messages,
     Sending,
     StreamProxy,
     SyncStreamProxy,
@@ -30,18 +33,41 @@ from otel_rerank.instrumentation.anthropic import _attributes as attrs
 
 _Wrapped = Callable[..., Any]
 
-_MESSAGES = RawResponseChat(
-    provider=attrs.PROVIDER,
-    request=attrs.request,
-    response=attrs.response,
-    response_model=attrs.response_model,
-    usage=attrs.usage,
-    input_messages=attrs.input_messages,
-    output_messages=attrs.output_messages,
-    finish_reasons=attrs.finish_reasons,
-    stream_state=attrs.MessageStreamState,
-    system_instructions=attrs.system_instructions,
-)
+
+class _Messages(RawResponseChat):
+    """anthropic's Messages API, read by the pure extractors in ``_attributes``."""
+
+    __slots__ = ()
+
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> Attributes:
+        return attrs.request(arguments, stream)
+
+    def response(self, result: Any) -> Attributes:
+        return attrs.response(result)
+
+    def response_model(self, result: Any) -> str | None:
+        return attrs.response_model(result)
+
+    def usage(self, result: Any) -> tuple[int | None, int | None]:
+        return attrs.usage(result)
+
+    def input_messages(self, arguments: Mapping[str, Any]) -> Messages:
+        return attrs.input_messages(arguments)
+
+    def system_instructions(self, arguments: Mapping[str, Any]) -> object:
+        return attrs.system_instructions(arguments)
+
+    def output_messages(self, result: Any) -> Messages:
+        return attrs.output_messages(result)
+
+    def finish_reasons(self, result: Any) -> Sequence[str]:
+        return attrs.finish_reasons(result)
+
+    def stream_state(self, limit: int) -> attrs.MessageStreamState:
+        return attrs.MessageStreamState(limit)
+
+
+_MESSAGES = _Messages(attrs.PROVIDER)
 messages_create = _MESSAGES.create
 amessages_create = _MESSAGES.acreate
 
@@ -57,6 +83,8 @@ class _StreamManager(ManagerProxy):
         self._self_proxy: StreamProxy | None = None
 
     def _self_begin(self) -> StageSpan | None:
+        if nothing_records():  # before reading anything of the call
+            return None
         return _MESSAGES.begin(self._self_instance, self._self_arguments, True)
 
     def _self_watch(
@@ -65,8 +93,7 @@ class _StreamManager(ManagerProxy):
         self._self_call = call
         raw = getattr(stream, "_raw_stream", None)
         if raw is not None:
-            state = attrs.MessageStreamState(call.capturing)
-            self._self_proxy = proxy_type(raw, call, state, started)
+            self._self_proxy = _MESSAGES.follow(raw, call, started, proxy_type)
             stream._raw_stream = self._self_proxy
         return stream  # without a raw stream to watch, the span ends on exit
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.util.types import AttributeValue
-
 from otel_rerank import semconv
+from otel_rerank._span import Attributes
+from otel_rerank._values import is_int, is_number
 
 PROVIDER = "haystack"
 DATA_SOURCE = "in_memory"
-
-Pairs = Iterable[tuple[str, AttributeValue | None]]
 
 
 def top_k(instance: Any, arguments: Mapping[str, Any]) -> int | None:
@@ -20,10 +18,10 @@ def top_k(instance: Any, arguments: Mapping[str, Any]) -> int | None:
     value = arguments.get("top_k")
     if value is None:
         value = getattr(instance, "top_k", None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if is_int(value) else None
 
 
-def retrieve_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+def retrieve_request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
     """What the retriever is asked for."""
     yield semconv.GEN_AI_RETRIEVAL_TOP_K, top_k(instance, arguments)
     yield semconv.GEN_AI_DATA_SOURCE_ID, DATA_SOURCE
@@ -32,13 +30,13 @@ def retrieve_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
     yield semconv.RAG_RETRIEVAL_SCORE_KIND, semconv.SCORE_KIND_SIMILARITY
 
 
-def retrieve_response(result: Any) -> Pairs:
+def retrieve_response(result: Any) -> Attributes:
     """Hits (``{"documents": [...]}``) and the best score among them."""
     documents = result.get("documents") if isinstance(result, Mapping) else None
     if not isinstance(documents, list):
         return
     yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(documents)
     scores = [getattr(d, "score", None) for d in documents]
-    numbers = [s for s in scores if isinstance(s, (int, float))]
+    numbers = [s for s in scores if is_number(s)]
     if numbers:
         yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(max(numbers))

@@ -16,10 +16,11 @@ What it records:
   own method is wrapped) is the request: its root span ``invoke_workflow llama_index``
   (OpenInference kind ``CHAIN``) when no span is current. A web server's span stays the
   root; nested engines (a condense-question engine's query engine) add no second root.
-  ``stream_chat`` is a request too, until its LLM stream is read to the end or closed: the
-  engine reads that stream in a ``Thread`` it starts without the caller's context, so the
-  stream it builds (``StreamingAgentChatResponse(chat_stream=...)``) carries the request
-  over to that thread. ``astream_chat`` is not wrapped.
+  ``stream_chat`` and ``astream_chat`` are requests too, until their LLM stream is read to
+  the end or closed: the engine reads that stream in a ``Thread`` it starts without the
+  caller's context (or in an ``asyncio`` task), so the stream it builds
+  (``StreamingAgentChatResponse(chat_stream=...)`` / ``achat_stream=...``) carries the
+  request over to that thread or task.
 * ``SimpleVectorStore.query`` (the default in-memory store, which no other instrumentation
   sees) → ``retrieval simple_vector_store`` with top_k, returned count, top score and
   ``rag.retrieval.score_kind=similarity`` (every query mode ranks by a higher-is-better
@@ -69,6 +70,7 @@ class LlamaIndexInstrumentor(RagInstrumentor):
                     ("chat", _wrappers.query),
                     ("achat", _wrappers.aquery),
                     ("stream_chat", _wrappers.stream_chat),
+                    ("astream_chat", _wrappers.astream_chat),
                 )
             ),
             Target(

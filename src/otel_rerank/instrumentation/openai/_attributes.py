@@ -14,13 +14,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_rerank import semconv
-from otel_rerank.instrumentation._llm import Pairs, integer, number, streaming, string, text_of
+from otel_rerank._span import Attributes
+from otel_rerank.instrumentation._llm import (
+    BoundedText,
+    Output,
+    integer,
+    number,
+    streaming,
+    string,
+    text_of,
+)
 
 PROVIDER = "openai"
 
 
 # -- chat completions ----------------------------------------------------------------------
-def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Pairs:
+def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Attributes:
     """Request parameters; ``stream``: the call streams (as ``stream=True`` also says)."""
     max_tokens = number(arguments.get("max_completion_tokens"))
     if max_tokens is None:
@@ -66,7 +75,7 @@ def response_model(result: Any) -> str | None:
     return string(getattr(result, "model", None))
 
 
-def chat_response(result: Any) -> Pairs:
+def chat_response(result: Any) -> Attributes:
     yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
     reasons = finish_reasons(result)
     if reasons:
@@ -74,7 +83,7 @@ def chat_response(result: Any) -> Pairs:
     yield from response_details(result)
 
 
-def response_details(result: Any) -> Pairs:
+def response_details(result: Any) -> Attributes:
     """OpenAI's service tier and system fingerprint, and the token usage breakdown."""
     yield semconv.OPENAI_RESPONSE_SERVICE_TIER, string(getattr(result, "service_tier", None))
     yield (
@@ -147,11 +156,15 @@ def output_messages(result: Any) -> list[tuple[str, object]]:
 
 
 class ChatStreamState:
-    """What a chat-completion stream's chunks said; fed one chunk at a time."""
+    """What a chat-completion stream's chunks said; fed one chunk at a time.
+
+    Pure state: the span is written once, when the stream ends. Each choice's text is kept
+    only as far as the content policy could write it (``limit`` characters).
+    """
 
     __slots__ = (
-        "capture",
         "finish_reasons",
+        "limit",
         "response_id",
         "response_model",
         "service_tier",
@@ -160,12 +173,12 @@ class ChatStreamState:
         "used",
     )
 
-    def __init__(self, capture: bool) -> None:
-        self.capture = capture
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.finish_reasons: dict[int, str] = {}
-        self.texts: dict[int, list[str]] = {}
+        self.texts: dict[int, BoundedText] = {}
         self.used: Any = None
         self.service_tier: str | None = None
         self.system_fingerprint: str | None = None
@@ -181,15 +194,17 @@ class ChatStreamState:
             reason = getattr(choice, "finish_reason", None)
             if reason:
                 self.finish_reasons[index] = str(reason)
-            if self.capture:
-                text = getattr(getattr(choice, "delta", None), "content", None)
-                if isinstance(text, str):
-                    self.texts.setdefault(index, []).append(text)
+            text = getattr(getattr(choice, "delta", None), "content", None)
+            if isinstance(text, str):
+                pieces = self.texts.get(index)
+                if pieces is None:
+                    pieces = self.texts[index] = BoundedText(self.limit)
+                pieces.add(text)
         used = getattr(chunk, "usage", None)
         if used is not None:  # only with stream_options={"include_usage": True}
             self.used = chunk
 
-    def attributes(self) -> Pairs:
+    def attributes(self) -> Attributes:
         yield semconv.GEN_AI_RESPONSE_ID, self.response_id
         if self.finish_reasons:
             reasons = tuple(self.finish_reasons[i] for i in sorted(self.finish_reasons))
@@ -199,21 +214,20 @@ class ChatStreamState:
         if self.used is not None:
             yield from response_details(self.used)
 
-    def finish(self, call: Any) -> None:
-        call.record_response_model(self.response_model)  # before the token metric
-        call.extract(ChatStreamState.attributes, self)
-        if self.used is not None:
-            call.record_tokens(*usage(self.used))
-        if self.capture:
-            indexes = sorted(self.texts)
-            call.record_output_messages(
-                [("assistant", "".join(self.texts[i])) for i in indexes],
-                [self.finish_reasons.get(i, "") for i in indexes],
-            )
+    def usage(self) -> tuple[int | None, int | None]:
+        return usage(self.used) if self.used is not None else (None, None)
+
+    def output(self) -> Output:
+        """Each choice's text, in choice order, with its finish reason."""
+        indexes = sorted(self.texts)
+        return (
+            [("assistant", self.texts[i].text()) for i in indexes],
+            [self.finish_reasons.get(i, "") for i in indexes],
+        )
 
 
 # -- embeddings ----------------------------------------------------------------------------
-def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
+def embeddings_request(arguments: Mapping[str, Any]) -> Attributes:
     yield semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count(arguments.get("input"))
     encoding = string(arguments.get("encoding_format"))
     if encoding is not None:
@@ -221,7 +235,7 @@ def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
     yield semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, integer(arguments.get("dimensions"))
 
 
-def embeddings_response(result: Any, input_tokens: int | None = None) -> Pairs:
+def embeddings_response(result: Any, input_tokens: int | None = None) -> Attributes:
     """Vector dimension and (given, as read by the caller) input tokens, in both vocabularies."""
     yield semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens
     yield semconv.LLM_TOKEN_COUNT_PROMPT, input_tokens

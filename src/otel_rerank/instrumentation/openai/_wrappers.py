@@ -1,7 +1,8 @@
 """wrapt wrappers for openai's chat completions and embeddings, sync and async.
 
 One span per user call. Chat completions go through the wrappers the LLM clients share
-(``otel_rerank.instrumentation._llm.Chat``): ``create(stream=True)`` returns the SDK's
+(``otel_rerank.instrumentation._llm.Chat``; the subclass here only names the extractors
+of ``_attributes``): ``create(stream=True)`` returns the SDK's
 stream inside a proxy that ends the span when the stream is exhausted, closed, broken out
 of or dropped. ``chat.completions.stream(...)`` calls ``create`` itself, so its span is the
 one ``create`` starts; the helper's context manager is proxied only to end that span when
@@ -12,32 +13,59 @@ proxy cannot see). The span is current while the request is sent, so an HTTP cli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 
 from otel_rerank import _span, semconv
-from otel_rerank._safe import guarded
-from otel_rerank._span import StageSpan
+from otel_rerank._safe import guard
+from otel_rerank._span import Attributes, StageSpan
 from otel_rerank.instrumentation._common import nothing_records
-from otel_rerank.instrumentation._llm import ManagerProxy, Operation, Sending, StreamProxy
+from otel_rerank.instrumentation._llm import (
+    ManagerProxy,
+    Messages,
+    Operation,
+    Sending,
+    StreamProxy,
+)
 from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.openai import _attributes as attrs
 
 _Wrapped = Callable[..., Any]
 
-_CHAT = RawResponseChat(
-    provider=attrs.PROVIDER,
-    request=attrs.chat_request,
-    response=attrs.chat_response,
-    response_model=attrs.response_model,
-    usage=attrs.usage,
-    input_messages=attrs.input_messages,
-    output_messages=attrs.output_messages,
-    finish_reasons=attrs.finish_reasons,
-    stream_state=attrs.ChatStreamState,
-)
+
+class _ChatCompletions(RawResponseChat):
+    """openai's chat completions, read by the pure extractors in ``_attributes``."""
+
+    __slots__ = ()
+
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> Attributes:
+        return attrs.chat_request(arguments, stream)
+
+    def response(self, result: Any) -> Attributes:
+        return attrs.chat_response(result)
+
+    def response_model(self, result: Any) -> str | None:
+        return attrs.response_model(result)
+
+    def usage(self, result: Any) -> tuple[int | None, int | None]:
+        return attrs.usage(result)
+
+    def input_messages(self, arguments: Mapping[str, Any]) -> Messages:
+        return attrs.input_messages(arguments)
+
+    def output_messages(self, result: Any) -> Messages:
+        return attrs.output_messages(result)
+
+    def finish_reasons(self, result: Any) -> Sequence[str]:
+        return attrs.finish_reasons(result)
+
+    def stream_state(self, limit: int) -> attrs.ChatStreamState:
+        return attrs.ChatStreamState(limit)
+
+
+_CHAT = _ChatCompletions(attrs.PROVIDER)
 chat_create = _CHAT.create
 achat_create = _CHAT.acreate
 
@@ -74,18 +102,17 @@ def chat_stream_helper(
     return _StreamHelper(wrapped(*args, **kwargs))
 
 
-_EMBEDDINGS = Operation(stage=_span.EMBEDDINGS, provider=attrs.PROVIDER, kind=SpanKind.CLIENT)
+_EMBEDDINGS = Operation(_span.EMBEDDINGS, attrs.PROVIDER, SpanKind.CLIENT)
 
 
 def _begin_embeddings(instance: Any, arguments: Mapping[str, Any]) -> StageSpan | None:
     call = _EMBEDDINGS.start(instance, arguments, attrs.embeddings_request(arguments))
-    if call is not None and call.capturing:
-        _record_embedding_texts(call, arguments)
+    if call is not None:
+        call.record_content(_write_embedding_texts, arguments)
     return call
 
 
-@guarded
-def _record_embedding_texts(call: StageSpan, arguments: Mapping[str, Any]) -> None:
+def _write_embedding_texts(call: StageSpan, arguments: Mapping[str, Any]) -> None:
     call.record_documents(
         semconv.EMBEDDING_EMBEDDINGS,
         attrs.embedding_texts(arguments),
@@ -93,7 +120,7 @@ def _record_embedding_texts(call: StageSpan, arguments: Mapping[str, Any]) -> No
     )
 
 
-@guarded
+@guard("openai embeddings response")
 def _finish_embeddings(call: StageSpan, result: Any) -> None:
     input_tokens = attrs.embedding_input_tokens(result)
     call.record_response_model(attrs.response_model(result))  # before the token metric
