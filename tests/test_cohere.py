@@ -358,7 +358,7 @@ def test_scores_in_document_order_table(
     ],
 )
 def test_request_table(arguments: dict[str, Any], expected: dict[str, Any]) -> None:
-    pairs = {k: v for k, v in _attributes.request(arguments) if v is not None}
+    pairs = {k: v for k, v in _attributes.request(None, arguments) if v is not None}
     assert pairs == expected
 
 

@@ -206,3 +206,8 @@ class InstanceCache:
             return value
         except TypeError:
             return self._compute(instance)
+
+    def discard(self, instance: Any) -> None:
+        """Forget ``instance``'s value (it changed): the next call computes it again."""
+        with contextlib.suppress(KeyError, TypeError):
+            del self._values[instance]
