@@ -236,7 +236,7 @@ class Method:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         arguments: Arguments | None,
-    ) -> tuple[Arguments, dict[str, AttributeValue] | None]:
+    ) -> tuple[Arguments, dict[str, AttributeValue | None] | None]:
         """Before the call: the arguments (bound once) and the request's pairs, kept
         for the one write after the call."""
         recording = call.recording
@@ -253,7 +253,7 @@ class Method:
         pending = None
         if self.request is not None:
             with self._guard:
-                pending = _present(self.request(instance, arguments))
+                pending = dict(self.request(instance, arguments))
         if self.content_in is not None:
             call.record_content(self.content_in, arguments)
         return arguments, pending
@@ -262,7 +262,7 @@ class Method:
         self,
         call: StageSpan,
         arguments: Arguments,
-        pending: dict[str, AttributeValue] | None,
+        pending: dict[str, AttributeValue | None] | None,
         result: Any,
         inner: Sequence[Any],
     ) -> None:
@@ -270,7 +270,7 @@ class Method:
             return
         if self.response is not None:
             with self._guard:
-                found = _present(self.response(result))
+                found = dict(self.response(result))
                 if pending:
                     pending.update(found)
                 else:
@@ -283,16 +283,12 @@ class Method:
                 self.summary(call, arguments, result, inner)
 
     @staticmethod
-    def _flush(call: StageSpan, pending: dict[str, AttributeValue] | None) -> None:
-        """Write the collected pairs (request and response) in one write."""
+    def _flush(call: StageSpan, pending: dict[str, AttributeValue | None] | None) -> None:
+        """Write the collected pairs (request and response) in one write; ``None`` values
+        are left out there. Each extractor's pairs are read to its end before they join the
+        others (``dict(...)``), so a failing extractor adds none of its pairs."""
         if pending:
             call.extract(dict.items, pending)
-
-
-def _present(pairs: Attributes) -> dict[str, AttributeValue]:
-    """An extractor's pairs as a dict, ``None`` values left out (read to the end first, so a
-    failing extractor gives nothing rather than half of its pairs)."""
-    return {key: value for key, value in pairs if value is not None}
 
 
 @dataclass(frozen=True, slots=True)

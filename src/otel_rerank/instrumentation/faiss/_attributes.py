@@ -129,6 +129,15 @@ def search_response(result: Any) -> Attributes:
     if arrays is None:
         return
     distances, labels = arrays
+    if labels.shape[0] == 1 and getattr(labels.dtype, "kind", None) in ("i", "u"):
+        # One query, faiss's int64 labels: a k-long row in plain Python costs a third of
+        # numpy's per-call overhead.
+        row = labels[0].tolist()
+        hits = [i for i, label in enumerate(row) if label >= 0]
+        yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(hits)
+        if hits:
+            yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(distances[0, hits[0]])
+        return
     valid = labels >= 0
     yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, int(valid.sum())
     if labels.shape[0] == 1 and bool(valid[0].any()):
