@@ -11,6 +11,7 @@ at the end (content, the rerank summary) only call the span's ``record_*`` metho
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -171,7 +172,17 @@ def summary(
     ranked = results(result)
     scores = scores_in_document_order(ranked, candidate_count(arguments))
     if scores is not None:
-        call.record_scores(scores)
+        call.record_scores(scores)  # also writes the list ranked by score (ties: by index)
+        if ranked is not None and _in_score_order(ranked):
+            return  # the API's list is that very list: already written
     else:
         call.extract(partial_summary, ranked)  # top_n cut the list: no tau
     call.record_ranked(ranked)
+
+
+def _in_score_order(ranked: Sequence[tuple[int, float]]) -> bool:
+    """Whether ``ranked`` is best first with ties by index (a stable sort by score gives it)."""
+    return all(
+        first_score > next_score or (first_score == next_score and first < following)
+        for (first, first_score), (following, next_score) in itertools.pairwise(ranked)
+    )
