@@ -150,6 +150,10 @@ def test_user_given_data_source(otel: Otel, docs: Any) -> None:
     index.search(docs[:1], 2)
     span = otel.span("retrieval wiki-chunks")
     assert span.attributes[semconv.GEN_AI_DATA_SOURCE_ID] == "wiki-chunks"
+    # Named again after a search (its start was cached): the new name is recorded.
+    otel_rerank.instrumentation.faiss.set_data_source(index, "wiki-v2")
+    index.search(docs[:1], 2)
+    assert otel.span("retrieval wiki-v2").attributes[semconv.GEN_AI_DATA_SOURCE_ID] == "wiki-v2"
 
 
 def test_range_search_and_other_methods_untouched(otel: Otel, docs: Any) -> None:

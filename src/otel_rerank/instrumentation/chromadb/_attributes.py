@@ -57,8 +57,20 @@ def collection_attributes(collection: Any) -> dict[str, Any]:
     return found
 
 
-# A collection's database and server do not change; its name may (``modify(name=...)``).
-_collection_facts = InstanceCache(guard("chromadb collection")(collection_attributes))
+class _CollectionStarts:
+    """A collection's database and server (they do not change: read once) and its start
+    under each name (``modify(name=...)`` renames a collection)."""
+
+    __slots__ = ("by_name", "facts")
+
+    def __init__(self, collection: Any) -> None:
+        self.facts: dict[str, Any] | None = guard("chromadb collection")(collection_attributes)(
+            collection
+        )
+        self.by_name: dict[str | None, Start] = {}
+
+
+_collections = InstanceCache(_CollectionStarts)
 
 
 def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
@@ -67,6 +79,16 @@ def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
     A collection of an ``HttpClient`` makes a CLIENT span, an in-process one an INTERNAL one.
     """
     name = data_source(collection)
+    known: _CollectionStarts = _collections(collection)
+    found = known.by_name.get(name)
+    if found is None:
+        found = _start(name, known.facts)
+        if len(known.by_name) < 16:  # bounded: renames are rare
+            known.by_name[name] = found
+    return found
+
+
+def _start(name: str | None, facts: dict[str, Any] | None) -> Start:
     attributes: dict[str, Any] = {
         semconv.DB_SYSTEM_NAME: DB_SYSTEM,
         semconv.RAG_RETRIEVAL_SCORE_KIND: semconv.SCORE_KIND_DISTANCE,
@@ -74,7 +96,6 @@ def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
     if name:
         attributes[semconv.GEN_AI_DATA_SOURCE_ID] = name
         attributes[semconv.DB_COLLECTION_NAME] = name
-    facts = _collection_facts(collection)
     if facts:
         attributes.update(facts)
     remote = semconv.SERVER_ADDRESS in attributes

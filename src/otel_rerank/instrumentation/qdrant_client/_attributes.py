@@ -58,21 +58,40 @@ def server(client: Any) -> dict[str, Any] | None:
     return found
 
 
-# A client's server does not change.
-_servers = InstanceCache(guard("qdrant server")(server))
+class _ClientStarts:
+    """A client's server (it does not change: read once) and the start of each collection."""
+
+    __slots__ = ("by_collection", "server")
+
+    def __init__(self, client: Any) -> None:
+        self.server: dict[str, Any] | None = guard("qdrant server")(server)(client)
+        self.by_collection: dict[str | None, Start] = {}
+
+
+_clients = InstanceCache(_ClientStarts)
 
 
 def start(client: Any, arguments: Mapping[str, Any]) -> Start:
     """The span's identity: the collection (an argument), and the server of a remote client.
 
-    A client talking to a Qdrant server (HTTP or gRPC) makes a CLIENT span.
+    A client talking to a Qdrant server (HTTP or gRPC) makes a CLIENT span. Computed once
+    per client and collection.
     """
     name = data_source(arguments)
+    known: _ClientStarts = _clients(client)
+    found = known.by_collection.get(name)
+    if found is None:
+        found = _start(name, known.server)
+        if len(known.by_collection) < 64:  # bounded: collection names are the caller's
+            known.by_collection[name] = found
+    return found
+
+
+def _start(name: str | None, remote: dict[str, Any] | None) -> Start:
     attributes: dict[str, Any] = {semconv.DB_SYSTEM_NAME: DB_SYSTEM}
     if name:
         attributes[semconv.GEN_AI_DATA_SOURCE_ID] = name
         attributes[semconv.DB_COLLECTION_NAME] = name
-    remote = _servers(client)
     if remote:
         attributes.update(remote)
     return Start(detail=name, kind=SpanKind.CLIENT if remote else None, attributes=attributes)
