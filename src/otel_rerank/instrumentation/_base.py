@@ -13,7 +13,8 @@ the privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A
 of ours in any of those steps is logged (re-raised under our tests) and never reaches the
 user's call.
 
-An instrumentor lists its targets as ``(module, "Class.method", wrapper)``. Patching puts a
+An instrumentor lists its targets as ``Target(module, "Class", "method", SOME.wrapper)`` (or
+a function that finds the classes in the imported module instead of ``"Class"``). Patching puts a
 ``wrapt.FunctionWrapper`` into the ``__dict__`` of the class that *defines* the method and
 remembers the exact object it replaced, so ``uninstrument()`` puts back the very same
 object (staticmethod and classmethod descriptors included) and no ``__wrapped__`` is left
