@@ -15,8 +15,9 @@ import inspect
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from otel_rerank import _telemetry
+from otel_rerank import _telemetry, semconv
 from otel_rerank._span import instrumentation_suppressed
 
 # Moved to the core (the core must not import instrumentation internals); re-exported so
@@ -29,8 +30,24 @@ __all__ = [
     "float_list",
     "model_name_from_path",
     "nothing_records",
+    "server_from_url",
     "sized_length",
 ]
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def server_from_url(url: str) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` (the scheme's default if none is given) of a
+    client's base URL; empty when it names no host."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return {}
+    found: dict[str, Any] = {semconv.SERVER_ADDRESS: parts.hostname}
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    if port is not None:
+        found[semconv.SERVER_PORT] = port
+    return found
 
 
 def nothing_records() -> bool:

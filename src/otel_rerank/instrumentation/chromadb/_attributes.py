@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.trace import SpanKind
 
@@ -23,7 +22,7 @@ from otel_rerank._safe import guard
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank._values import is_int, is_number
 from otel_rerank.instrumentation._base import Start
-from otel_rerank.instrumentation._common import InstanceCache
+from otel_rerank.instrumentation._common import InstanceCache, server_from_url
 
 PROVIDER = "chroma"
 DB_SYSTEM = "chroma"
@@ -48,12 +47,7 @@ def collection_attributes(collection: Any) -> dict[str, Any]:
         found[semconv.DB_NAMESPACE] = database
     url = getattr(getattr(collection, "_client", None), "_api_url", None)  # HttpClient only
     if isinstance(url, str):
-        parts = urlsplit(url)
-        if parts.hostname:
-            found[semconv.SERVER_ADDRESS] = parts.hostname
-            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-            if port is not None:
-                found[semconv.SERVER_PORT] = port
+        found.update(server_from_url(url))
     return found
 
 

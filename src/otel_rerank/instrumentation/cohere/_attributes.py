@@ -15,7 +15,6 @@ import itertools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.trace import SpanKind
 
@@ -24,7 +23,7 @@ from otel_rerank._safe import guard
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank._values import is_int, is_number
 from otel_rerank.instrumentation._base import Start
-from otel_rerank.instrumentation._common import InstanceCache, sized_length
+from otel_rerank.instrumentation._common import InstanceCache, server_from_url, sized_length
 
 PROVIDER = "cohere"
 
@@ -48,9 +47,6 @@ def request(client: Any, arguments: Mapping[str, Any]) -> Attributes:
         yield semconv.RAG_RERANK_MAX_LENGTH, max_tokens
 
 
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
 def server(instance: Any) -> dict[str, Any]:
     """``server.address`` and ``server.port`` of the API the client talks to.
 
@@ -64,16 +60,7 @@ def server(instance: Any) -> dict[str, Any]:
     if not callable(get_base_url):
         return {}
     base_url = get_base_url()
-    if not isinstance(base_url, str):
-        return {}
-    parts = urlsplit(base_url)
-    if not parts.hostname:
-        return {}
-    found: dict[str, Any] = {semconv.SERVER_ADDRESS: parts.hostname}
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    if port is not None:
-        found[semconv.SERVER_PORT] = port
-    return found
+    return server_from_url(base_url) if isinstance(base_url, str) else {}
 
 
 # A client's base URL does not change.
