@@ -74,6 +74,24 @@ def test_query_attributes(otel: Otel, collection: Any) -> None:
     assert point.attributes[semconv.GEN_AI_PROVIDER_NAME] == "chroma"
 
 
+def test_a_renamed_collection_is_recorded_under_its_new_name(
+    otel: Otel, client: Any, collection: Any
+) -> None:
+    old_name = collection.name
+    collection.query(query_embeddings=[[0.9, 0.1, 0.0]], n_results=1)
+    new_name = f"{old_name}-renamed"
+    collection.modify(name=new_name)  # the same object: its identity was cached
+    try:
+        collection.query(query_embeddings=[[0.9, 0.1, 0.0]], n_results=1)
+        assert [s.name for s in otel.spans()] == [
+            f"retrieval {old_name}",
+            f"retrieval {new_name}",
+        ]
+        assert otel.spans()[-1].attributes[semconv.DB_COLLECTION_NAME] == new_name
+    finally:
+        collection.modify(name=old_name)  # the fixture deletes it by this name
+
+
 def test_fewer_hits_than_asked(otel: Otel, collection: Any) -> None:
     otel.exporter.clear()
     collection.query(query_embeddings=np.array([0.0, 0.0, 1.0]), n_results=10)

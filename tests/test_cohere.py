@@ -358,7 +358,7 @@ def test_scores_in_document_order_table(
     ],
 )
 def test_request_table(arguments: dict[str, Any], expected: dict[str, Any]) -> None:
-    pairs = {k: v for k, v in _attributes.request(arguments) if v is not None}
+    pairs = {k: v for k, v in _attributes.request(None, arguments) if v is not None}
     assert pairs == expected
 
 
@@ -392,3 +392,41 @@ def test_not_installed_is_skipped_silently(
         assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     finally:
         otel_rerank.uninstrument()
+
+
+@pytest.mark.parametrize(
+    "ranked",
+    [
+        [(1, 0.9), (0, 0.5), (2, 0.1)],  # sorted: the list is written once
+        [(2, 0.5), (0, 0.5), (1, 0.1)],  # a tie the API broke against the index order
+        [(0, 0.5), (2, 0.5), (1, 0.1)],  # a tie by index
+        [(0, float("nan")), (1, 0.2), (2, 0.1)],
+    ],
+)
+def test_summary_writes_the_apis_ranked_list_whether_or_not_it_skips_a_write(
+    otel: Otel, ranked: list[tuple[int, float]]
+) -> None:
+    from types import SimpleNamespace
+
+    from otel_rerank import _span
+
+    response = SimpleNamespace(
+        results=[SimpleNamespace(index=i, relevance_score=s) for i, s in ranked]
+    )
+    arguments = {"documents": ["a", "b", "c"]}
+    written = []
+    for summarize in (_attributes.summary, None):
+        call = _span.begin(_span.RERANK, provider="cohere")
+        assert call is not None
+        if summarize is not None:
+            summarize(call, arguments, response, ())
+        else:  # what it did before: the score summary, then the API's list over it
+            scores = _attributes.scores_in_document_order(ranked, 3)
+            call.record_scores(scores)
+            call.record_ranked(ranked)
+        call.end()
+        written.append(
+            {k: v for k, v in (otel.spans()[-1].attributes or {}).items() if "output" in k}
+        )
+    assert written[0] == written[1]
+    assert written[0]["reranker.output_documents.0.document.id"] == str(ranked[0][0])

@@ -18,7 +18,7 @@ from opentelemetry.trace import StatusCode
 
 import otel_rerank
 from otel_rerank import semconv
-from otel_rerank.instrumentation.faiss import FaissInstrumentor, _attributes, _wrappers
+from otel_rerank.instrumentation.faiss import SEARCH, FaissInstrumentor, _attributes
 
 from .conftest import Otel, make_otel
 
@@ -150,6 +150,10 @@ def test_user_given_data_source(otel: Otel, docs: Any) -> None:
     index.search(docs[:1], 2)
     span = otel.span("retrieval wiki-chunks")
     assert span.attributes[semconv.GEN_AI_DATA_SOURCE_ID] == "wiki-chunks"
+    # Named again after a search (its start was cached): the new name is recorded.
+    otel_rerank.instrumentation.faiss.set_data_source(index, "wiki-v2")
+    index.search(docs[:1], 2)
+    assert otel.span("retrieval wiki-v2").attributes[semconv.GEN_AI_DATA_SOURCE_ID] == "wiki-v2"
 
 
 def test_range_search_and_other_methods_untouched(otel: Otel, docs: Any) -> None:
@@ -158,13 +162,13 @@ def test_range_search_and_other_methods_untouched(otel: Otel, docs: Any) -> None
     index.range_search(docs[:1], 0.5)
     index.reconstruct(0)
     assert otel.spans() == []
-    for cls in _wrappers.index_classes(faiss):
+    for cls in _attributes.index_classes(faiss):
         for name in ("range_search", "add", "train", "reconstruct"):
             assert not isinstance(cls.__dict__.get(name), wrapt.FunctionWrapper)
 
 
 def test_every_index_class_is_patched() -> None:
-    classes = list(_wrappers.index_classes(faiss))
+    classes = list(_attributes.index_classes(faiss))
     names = {c.__name__ for c in classes}
     assert {"IndexFlat", "IndexIVF", "IndexHNSW", "IndexBinaryFlat"} <= names
     assert "HNSW" not in names and "ProductQuantizer" not in names  # not indexes
@@ -240,7 +244,7 @@ def test_one_span_when_a_patched_search_calls_another(otel: Otel, docs: Any) -> 
         def search(self, x: Any, k: int, **kwargs: Any) -> Any:
             return super().search(x, k, **kwargs)
 
-    FaissInstrumentor()._patcher.patch_class(Logged, "search", _wrappers.search)
+    FaissInstrumentor()._patcher.patch_class(Logged, "search", SEARCH.wrapper)
     index = Logged(DIM)
     index.add(docs)
     index.search(docs[:1], 2)
@@ -248,7 +252,9 @@ def test_one_span_when_a_patched_search_calls_another(otel: Otel, docs: Any) -> 
 
 
 def test_uninstrument_restores_the_originals(otel: Otel) -> None:
-    originals = {cls: cls.__dict__["search"].__wrapped__ for cls in _wrappers.index_classes(faiss)}
+    originals = {
+        cls: cls.__dict__["search"].__wrapped__ for cls in _attributes.index_classes(faiss)
+    }
     otel_rerank.uninstrument()
     for cls, original in originals.items():
         restored = cls.__dict__["search"]
@@ -335,7 +341,7 @@ def test_search_response_table(result: Any, expected: dict[str, Any]) -> None:
     ],
 )
 def test_search_request_table(arguments: dict[str, Any], expected: dict[str, Any]) -> None:
-    assert dict(_attributes.search_request(arguments)) == expected
+    assert dict(_attributes.search_request(None, arguments)) == expected
 
 
 def test_dependency_names_the_installed_distribution(monkeypatch: pytest.MonkeyPatch) -> None:

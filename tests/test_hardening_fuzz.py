@@ -118,7 +118,9 @@ _TYPED: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
-def _strategy(parameter: inspect.Parameter) -> st.SearchStrategy[Any]:
+def _strategy(parameter: inspect.Parameter, span: Any = None) -> st.SearchStrategy[Any]:
+    if parameter.annotation == "StageSpan":
+        return st.just(span)
     if parameter.annotation == "Mapping[str, Any]":
         return arguments()
     if parameter.annotation == "Any":
@@ -163,17 +165,35 @@ def _check_output(output: Any) -> None:
 
 @pytest.mark.parametrize("extractor", _extractors())
 def test_extraction_never_fails_on_odd_input(extractor: Callable[..., Any]) -> None:
-    strategies = {
-        name: _strategy(parameter)
-        for name, parameter in inspect.signature(extractor).parameters.items()
-    }
+    """Extractors, and the writers the generic wrapper hands a span (capture on)."""
+    from otel_rerank import _span
 
-    @FUZZ
-    @given(st.fixed_dictionaries(strategies))
-    def check(kwargs: dict[str, Any]) -> None:
-        _check_output(extractor(**kwargs))
+    parameters = inspect.signature(extractor).parameters
 
-    check()
+    def check(span: Any = None) -> None:
+        strategies = {name: _strategy(p, span) for name, p in parameters.items()}
+
+        @FUZZ
+        @given(st.fixed_dictionaries(strategies))
+        def run(kwargs: dict[str, Any]) -> None:
+            _check_output(extractor(**kwargs))
+
+        run()
+
+    if not any(p.annotation == "StageSpan" for p in parameters.values()):
+        check()
+        return
+    sdk = make_otel()
+    sdk.instrument(capture_content=True)
+    try:
+        call = _span.begin(_span.RERANK, provider="fuzz")  # recording, capturing
+        assert call is not None and call.capturing
+        check(call)
+        call.end()
+    finally:
+        otel_rerank.uninstrument()
+        sdk.tracer_provider.shutdown()
+        sdk.meter_provider.shutdown()
 
 
 def _stream_states() -> list[Any]:
@@ -553,10 +573,10 @@ def test_sentence_transformers_wrappers_survive_a_hostile_instance(
     wrapper_name: str, otel: Otel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A model object (a user's subclass, a proxy) whose every attribute raises."""
-    from otel_rerank.instrumentation.sentence_transformers import _wrappers
+    from otel_rerank.instrumentation import sentence_transformers
 
     monkeypatch.setattr(_safe, "STRICT", False)
-    wrapper = getattr(_wrappers, wrapper_name)
+    wrapper = getattr(sentence_transformers, wrapper_name.upper()).wrapper
     sentinel = object()
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:

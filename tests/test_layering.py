@@ -109,7 +109,7 @@ def test_every_known_exception_still_exists() -> None:
 def test_the_check_catches_each_kind_of_violation() -> None:
     assert violation("otel_rerank.budget", "otel_rerank.instrumentation._common")
     assert violation("otel_rerank.shadow", "otel_rerank.report._stats")
-    assert violation("otel_rerank.instrumentation.cohere._wrappers", "otel_rerank.bench")
+    assert violation("otel_rerank.instrumentation.cohere._attributes", "otel_rerank.bench")
     assert violation("otel_rerank.bench._harness", "otel_rerank.report._stats")
     assert violation("otel_rerank._span", "otel_rerank._toolkit")  # a tool, to the core
     assert violation("otel_rerank._toolkit", "otel_rerank.bench")

@@ -252,3 +252,35 @@ def test_a_sampled_out_span_binds_no_arguments(binding_calls: list[Any]) -> None
         otel_rerank.uninstrument()
         sampled_out.tracer_provider.shutdown()
         sampled_out.meter_provider.shutdown()
+
+
+# -- the per-instance cache ----------------------------------------------------------------
+class _Unhashable:
+    """Like a pydantic model (chroma's Collection): ``__eq__`` without ``__hash__``."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Unhashable)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_instance_cache_keys_unhashable_instances_by_identity() -> None:
+    computed: list[int] = []  # ids: holding the instances would keep them alive
+    cache = _common.InstanceCache(lambda instance: computed.append(id(instance)) or len(computed))
+    first, second = _Unhashable(), _Unhashable()  # equal, yet two instances
+    assert cache(first) == cache(first) == 1
+    assert cache(second) == 2
+    ref = weakref.ref(first)
+    del first
+    gc.collect()
+    assert ref() is None  # the cache keeps no instance alive
+    assert len(cache._by_identity) == 1  # and forgets the dead one
+    cache.discard(second)
+    assert cache(second) == 3
+
+
+def test_instance_cache_computes_every_time_what_it_cannot_refer_to_weakly() -> None:
+    computed: list[Any] = []
+    cache = _common.InstanceCache(lambda instance: computed.append(instance) or len(computed))
+    value = [1, 2]  # unhashable and not weak-referenceable
+    assert (cache(value), cache(value)) == (1, 2)

@@ -15,7 +15,7 @@ from opentelemetry.trace import StatusCode
 
 import otel_rerank
 from otel_rerank import semconv
-from otel_rerank.instrumentation.qdrant_client import QdrantInstrumentor, _attributes, _wrappers
+from otel_rerank.instrumentation.qdrant_client import QUERY, QdrantInstrumentor, _attributes
 
 from .conftest import Otel
 
@@ -164,7 +164,7 @@ def test_one_span_when_a_wrapped_method_calls_another(otel: Otel, client: Any) -
         def search(self, collection_name: str, query_vector: Any, limit: int = 10) -> Any:
             return self.query_points(collection_name, query=query_vector, limit=limit).points
 
-    QdrantInstrumentor()._patcher.patch_class(Legacy, "search", _wrappers.query)
+    QdrantInstrumentor()._patcher.patch_class(Legacy, "search", QUERY.wrapper)
     legacy = Legacy(":memory:")
     legacy.create_collection(COLLECTION, vectors_config=_vectors_config())
     legacy.upsert(COLLECTION, points=_points())

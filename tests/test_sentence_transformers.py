@@ -149,7 +149,7 @@ def test_fault_in_our_extraction_does_not_change_the_users_result(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("bug in otel-rerank")
 
-    monkeypatch.setattr(_attributes, "rerank_model_attributes", broken)
+    monkeypatch.setattr(_attributes, "_max_length", broken)  # read by the request extractor
     monkeypatch.setattr(_attributes, "predict_scores", broken)
     pairs = [(QUERY, d) for d in DOCS]
 
@@ -167,7 +167,7 @@ def test_fault_in_extraction_fails_loudly_under_strict(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("bug in otel-rerank")
 
-    monkeypatch.setattr(_attributes, "rerank_model_attributes", broken)
+    monkeypatch.setattr(_attributes, "_max_length", broken)  # read by the request extractor
     with pytest.raises(ZeroDivisionError):
         tiny_cross_encoder.predict([(QUERY, DOCS[0])])
 

@@ -1,6 +1,20 @@
-"""What every otel-rerank instrumentor shares: exact patching, lazy targets, version ranges.
+"""What every otel-rerank instrumentor shares: the one generic wrapper, exact patching.
 
-An instrumentor lists its targets as ``(module, "Class.method", wrapper)``. Patching puts a
+A library's wrapped method is declared, not written: a :class:`Method` names the stage and
+provider and lists pure functions (the span's start identity, request and response
+attributes, content writers, rerank recorders), and its :meth:`Method.wrapper` /
+:meth:`Method.async_wrapper` are the wrapt wrappers every library shares. Per call they
+do, in this order: nothing at all when nothing records (suppressed, or no SDK: a context
+lookup, no argument or instance read); nothing but the call itself when a span of the same
+group is already open (one span for nested calls); bind the arguments once; start the span
+with its identity; read the request (only when the span records); call; write the request
+and response attributes in one write (with the error, if the call raised); hand content to
+the privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A failure
+of ours in any of those steps is logged (re-raised under our tests) and never reaches the
+user's call.
+
+An instrumentor lists its targets as ``Target(module, "Class", "method", SOME.wrapper)`` (or
+a function that finds the classes in the imported module instead of ``"Class"``). Patching puts a
 ``wrapt.FunctionWrapper`` into the ``__dict__`` of the class that *defines* the method and
 remembers the exact object it replaced, so ``uninstrument()`` puts back the very same
 object (staticmethod and classmethod descriptors included) and no ``__wrapped__`` is left
@@ -20,27 +34,274 @@ import importlib.util
 import inspect
 import sys
 import threading
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 
-from otel_rerank import _telemetry
-from otel_rerank._safe import logger
+from otel_rerank import _span, _telemetry
+from otel_rerank._safe import guard, logger
+from otel_rerank._span import Attributes, Stage, StageSpan
+from otel_rerank.instrumentation._common import bind_arguments, nothing_records
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+#: A call's arguments by parameter name (see ``_common.bind_arguments``).
+Arguments = Mapping[str, Any]
+
+
+# -- the one generic wrapper ---------------------------------------------------------------
+class Start(NamedTuple):
+    """What a span starts with: what a sampler and the metrics see.
+
+    Computed before the span starts, from the instance (cache it per instance with
+    ``_common.InstanceCache`` when it costs more than a lookup) and, for a method declared
+    with ``start_binds``, the arguments.
+    """
+
+    model: str | None = None
+    #: the span name's suffix instead of the model (a retrieval's data source)
+    detail: str | None = None
+    #: the stage's default kind when ``None`` (CLIENT for a call to a server)
+    kind: SpanKind | None = None
+    attributes: Mapping[str, AttributeValue] | None = None
+
+
+_NO_START = Start()
+_NO_ARGUMENTS: Arguments = MappingProxyType({})
+# One flag per group of methods whose nested calls share one span (created once, by name).
+_open_spans: dict[str, ContextVar[list[Any] | None]] = {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Method:
+    """One wrapped method, declared: what its span is and which pure functions read it.
+
+    Every function is optional but ``start``; each runs only when what it feeds is
+    recorded (``candidates`` also for a sampled-out span: it feeds a histogram).
+
+    Attributes:
+        stage: the RAG step (``_span.EMBEDDINGS``, ``RETRIEVAL``, ``RERANK``).
+        provider: ``gen_ai.provider.name``.
+        start: ``(instance, arguments) -> Start``; ``arguments`` is empty unless
+            ``start_binds`` (a model or collection name given as an argument).
+        start_binds: bind the arguments before the span starts, for ``start``.
+        request: ``(instance, arguments) -> pairs`` read before the call.
+        response: ``result -> pairs``; written with the request's pairs in one write.
+        candidates: ``arguments -> count``: a reranker's candidates (attribute and histogram).
+        content_in: a content writer ``(span, arguments)`` run before the call, and
+        content_out: one ``(span, arguments, result)`` run after it; both are handed to
+            ``StageSpan.record_content`` (the privacy gate): with capture off they never run.
+        summary: ``(span, arguments, result, nested_results)`` after the call, for what is
+            more than pairs (``record_scores``, ``record_ranked``); ``nested_results`` holds
+            what calls nested in this one returned (``rank`` reads its inner ``predict``'s).
+        one_span: a group name: a call of the group made while a span of the group is
+            open in this context (a method built on another wrapped one) records nothing of
+            its own; its result goes to the open span's ``nested_results``.
+    """
+
+    stage: Stage
+    provider: str
+    start: Callable[[Any, Arguments], Start]
+    start_binds: bool = False
+    request: Callable[[Any, Arguments], Attributes] | None = None
+    response: Callable[[Any], Attributes] | None = None
+    candidates: Callable[[Arguments], int | None] | None = None
+    content_in: Callable[[StageSpan, Arguments], object] | None = None
+    content_out: Callable[[StageSpan, Arguments, Any], object] | None = None
+    summary: Callable[[StageSpan, Arguments, Any, Sequence[Any]], object] | None = None
+    one_span: str | None = None
+    _nested: ContextVar[list[Any] | None] | None = field(init=False, repr=False)
+    _reads_arguments: bool = field(init=False, repr=False)
+    _guard: guard = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        nested = None
+        if self.one_span is not None:
+            nested = _open_spans.setdefault(
+                self.one_span, ContextVar(f"otel_rerank_open_{self.one_span}", default=None)
+            )
+        object.__setattr__(self, "_nested", nested)
+        readers = (self.request, self.content_in, self.content_out, self.summary)
+        object.__setattr__(self, "_reads_arguments", any(f is not None for f in readers))
+        # guard is stateless: one per method serves every call, in every thread.
+        object.__setattr__(self, "_guard", guard(f"{self.provider} {self.stage.operation}"))
+
+    def wrapper(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """The sync wrapt wrapper."""
+        if nothing_records():  # first, and nothing of the call is read
+            return wrapped(*args, **kwargs)
+        nested = self._nested
+        if nested is not None:
+            outer = nested.get()
+            if outer is not None:  # an open span of this group covers this call
+                result = wrapped(*args, **kwargs)
+                outer.append(result)
+                return result
+        call, arguments = self._begin(wrapped, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        inner: list[Any] = []
+        token = nested.set(inner) if nested is not None else None
+        try:
+            with call:
+                arguments, pending = self._before(call, wrapped, instance, args, kwargs, arguments)
+                try:
+                    result = wrapped(*args, **kwargs)
+                except BaseException:
+                    self._flush(call, pending)
+                    raise
+                self._after(call, arguments, pending, result, inner)
+                return result
+        finally:
+            if token is not None:
+                nested.reset(token)  # type: ignore[union-attr]
+
+    async def async_wrapper(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """The async twin of :meth:`wrapper`: a coroutine function, so the span covers the
+        awaited work (a sync wrapper would time the creation of a coroutine object)."""
+        if nothing_records():
+            return await wrapped(*args, **kwargs)
+        nested = self._nested
+        if nested is not None:
+            outer = nested.get()
+            if outer is not None:
+                result = await wrapped(*args, **kwargs)
+                outer.append(result)
+                return result
+        call, arguments = self._begin(wrapped, instance, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        inner: list[Any] = []
+        token = nested.set(inner) if nested is not None else None
+        try:
+            with call:
+                arguments, pending = self._before(call, wrapped, instance, args, kwargs, arguments)
+                try:
+                    result = await wrapped(*args, **kwargs)
+                except BaseException:
+                    self._flush(call, pending)
+                    raise
+                self._after(call, arguments, pending, result, inner)
+                return result
+        finally:
+            if token is not None:
+                nested.reset(token)  # type: ignore[union-attr]
+
+    def _begin(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[StageSpan | None, Arguments | None]:
+        """The span, started with its identity (``None``: call straight through)."""
+        arguments = bind_arguments(wrapped, args, kwargs) if self.start_binds else None
+        start = _NO_START
+        with self._guard:  # an instance we cannot read starts a span without its identity
+            start = self.start(instance, _NO_ARGUMENTS if arguments is None else arguments)
+        call = _span.begin(
+            self.stage,
+            provider=self.provider,
+            model=start.model,
+            detail=start.detail,
+            kind=start.kind,
+            attributes=start.attributes,
+        )
+        return call, arguments
+
+    def _before(
+        self,
+        call: StageSpan,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        arguments: Arguments | None,
+    ) -> tuple[Arguments, dict[str, AttributeValue | None] | None]:
+        """Before the call: the arguments (bound once) and the request's pairs, kept
+        for the one write after the call."""
+        recording = call.recording
+        candidates = self.candidates
+        if arguments is None:
+            if candidates is None and not (recording and self._reads_arguments):
+                return _NO_ARGUMENTS, None  # sampled out: nothing is read
+            arguments = bind_arguments(wrapped, args, kwargs)
+        if candidates is not None:
+            with self._guard:
+                call.record_candidates(candidates(arguments))
+        if not recording:
+            return arguments, None
+        pending = None
+        if self.request is not None:
+            with self._guard:
+                pending = dict(self.request(instance, arguments))
+        if self.content_in is not None:
+            call.record_content(self.content_in, arguments)
+        return arguments, pending
+
+    def _after(
+        self,
+        call: StageSpan,
+        arguments: Arguments,
+        pending: dict[str, AttributeValue | None] | None,
+        result: Any,
+        inner: Sequence[Any],
+    ) -> None:
+        if not call.recording:
+            return
+        if self.response is not None:
+            with self._guard:
+                found = dict(self.response(result))
+                if pending:
+                    pending.update(found)
+                else:
+                    pending = found
+        self._flush(call, pending)
+        if self.content_out is not None:
+            call.record_content(self.content_out, arguments, result)
+        if self.summary is not None:
+            with self._guard:
+                self.summary(call, arguments, result, inner)
+
+    @staticmethod
+    def _flush(call: StageSpan, pending: dict[str, AttributeValue | None] | None) -> None:
+        """Write the collected pairs (request and response) in one write; ``None`` values
+        are left out there. Each extractor's pairs are read to its end before they join the
+        others (``dict(...)``), so a failing extractor adds none of its pairs."""
+        if pending:
+            call.extract(dict.items, pending)
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One method to wrap: ``module`` holds ``owner`` (a dotted class path) with ``method``."""
+    """One method to wrap: ``module`` holds ``owner`` with ``method``.
+
+    ``owner`` is a dotted class path, or a function that finds the classes in the imported
+    module (faiss gives every index class its own ``search``).
+    """
 
     module: str
-    owner: str
+    owner: str | Callable[[Any], Iterable[type]]
     method: str
     wrapper: Wrapper
 
@@ -85,17 +346,21 @@ class Patcher:
     def _apply_module(self, module: Any, group: list[Target]) -> None:
         with self._lock:
             for target in group:
-                try:
-                    owner = _resolve(module, target.owner)
-                except AttributeError:
-                    logger.debug(
-                        "otel-rerank: %s.%s not found; skipped", target.module, target.owner
-                    )
-                    continue
-                self._patch_one(owner, target.method, target.wrapper)
+                if callable(target.owner):
+                    owners = list(target.owner(module))
+                else:
+                    try:
+                        owners = [_resolve(module, target.owner)]
+                    except AttributeError:
+                        logger.debug(
+                            "otel-rerank: %s.%s not found; skipped", target.module, target.owner
+                        )
+                        continue
+                for owner in owners:
+                    self._patch_one(owner, target.method, target.wrapper)
 
     def patch_class(self, owner: type, method: str, wrapper: Wrapper) -> None:
-        """Patch one method on a class found at run time (faiss's per-class methods)."""
+        """Patch one method on one class (a subclass of a patched one, in tests)."""
         with self._lock:
             self._patch_one(owner, method, wrapper)
 
@@ -161,12 +426,11 @@ def _resolve(module: Any, dotted: str) -> type:
 class RagInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Base class of every otel-rerank instrumentor.
 
-    Subclasses set ``name`` (what ``instrument(libraries=[...])`` calls it), ``package``
-    (the importable module whose presence means "installed"), ``supported`` (the pip
-    requirement range tested) and implement :meth:`targets`.
+    Subclasses set ``package`` (the importable module whose presence means "installed")
+    and ``supported`` (the pip requirement range tested), and implement :meth:`targets`.
+    The name ``instrument(libraries=[...])`` takes is the entry point's (the registry).
     """
 
-    name: str = ""
     package: str = ""
     supported: str = ""
 

@@ -15,8 +15,9 @@ import inspect
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from otel_rerank import _telemetry
+from otel_rerank import _telemetry, semconv
 from otel_rerank._span import instrumentation_suppressed
 
 # Moved to the core (the core must not import instrumentation internals); re-exported so
@@ -29,8 +30,24 @@ __all__ = [
     "float_list",
     "model_name_from_path",
     "nothing_records",
+    "server_from_url",
     "sized_length",
 ]
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def server_from_url(url: str) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` (the scheme's default if none is given) of a
+    client's base URL; empty when it names no host."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return {}
+    found: dict[str, Any] = {semconv.SERVER_ADDRESS: parts.hostname}
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    if port is not None:
+        found[semconv.SERVER_PORT] = port
+    return found
 
 
 def nothing_records() -> bool:
@@ -189,20 +206,51 @@ def _bind_general(
 
 
 class InstanceCache:
-    """Per-instance memo (weakly keyed) for facts that cost more than a lookup."""
+    """Per-instance memo (weakly keyed) for facts that cost more than a lookup.
+
+    Instances that cannot be dictionary keys (a pydantic model such as chroma's
+    ``Collection`` defines ``__eq__`` without ``__hash__``) are keyed by identity, through
+    a weak reference whose death removes the entry. Objects that cannot be weakly
+    referenced are computed again on every call.
+    """
 
     def __init__(self, compute: Callable[[Any], Any]) -> None:
         self._compute = compute
         self._values: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._by_identity: dict[int, tuple[weakref.ref[Any], Any]] = {}
 
     def __call__(self, instance: Any) -> Any:
         try:
             return self._values[instance]
         except KeyError:
             value = self._compute(instance)
-            # Not weak-referenceable or unhashable: computed again next time.
+            # Not weak-referenceable: computed again next time.
             with contextlib.suppress(TypeError):
                 self._values[instance] = value
             return value
         except TypeError:
-            return self._compute(instance)
+            return self._identity_cached(instance)
+
+    def _identity_cached(self, instance: Any) -> Any:
+        key = id(instance)
+        entry = self._by_identity.get(key)
+        if entry is not None and entry[0]() is instance:
+            return entry[1]
+        value = self._compute(instance)
+        entries = self._by_identity
+        try:
+            # Dies with the instance, before its id can be reused.
+            ref = weakref.ref(instance, lambda _ref: entries.pop(key, None))
+        except TypeError:
+            return value
+        entries[key] = (ref, value)
+        return value
+
+    def discard(self, instance: Any) -> None:
+        """Forget ``instance``'s value (it changed): the next call computes it again."""
+        try:
+            del self._values[instance]
+        except KeyError:
+            pass
+        except TypeError:
+            self._by_identity.pop(id(instance), None)

@@ -32,10 +32,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from otel_rerank.instrumentation._base import RagInstrumentor, Target
-from otel_rerank.instrumentation.chromadb import _wrappers
+from otel_rerank import _span
+from otel_rerank.instrumentation._base import Method, RagInstrumentor, Target
+from otel_rerank.instrumentation.chromadb import _attributes as attrs
 
 __all__ = ["ChromaInstrumentor"]
+
+QUERY = Method(
+    stage=_span.RETRIEVAL,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    request=attrs.query_request,
+    response=attrs.query_response,
+    content_in=attrs.write_query,
+    content_out=attrs.write_hits,
+)
 
 
 class ChromaInstrumentor(RagInstrumentor):
@@ -46,11 +57,11 @@ class ChromaInstrumentor(RagInstrumentor):
 
     def targets(self) -> Sequence[Target]:
         return (
-            Target("chromadb.api.models.Collection", "Collection", "query", _wrappers.query),
+            Target("chromadb.api.models.Collection", "Collection", "query", QUERY.wrapper),
             Target(
                 "chromadb.api.models.AsyncCollection",
                 "AsyncCollection",
                 "query",
-                _wrappers.query_async,
+                QUERY.async_wrapper,
             ),
         )

@@ -6,22 +6,26 @@ best hit first. Chroma scores are *distances*: smaller is better
 (``rag.retrieval.score_kind`` says so). A collection of an ``HttpClient`` talks to a Chroma
 server: its spans are CLIENT spans with ``server.address``/``server.port``; in-process
 clients make INTERNAL ones. The functions here turn the call's bound arguments and that
-result into ``(key, value)`` pairs without touching a span; embeddings are never read
-beyond their count.
+result into ``(key, value)`` pairs without touching a span (the content writers at the
+end only call the span's ``record_*``); embeddings are never read beyond their count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+
+from opentelemetry.trace import SpanKind
 
 from otel_rerank import semconv
+from otel_rerank._safe import guard
+from otel_rerank._span import Attributes, StageSpan
+from otel_rerank._values import is_int, is_number
+from otel_rerank.instrumentation._base import Start
+from otel_rerank.instrumentation._common import InstanceCache, server_from_url
 
 PROVIDER = "chroma"
 DB_SYSTEM = "chroma"
-
-Pairs = Iterator[tuple[str, Any]]
 
 _QUERY_INPUTS = ("query_embeddings", "query_texts", "query_images", "query_uris")
 
@@ -43,13 +47,53 @@ def collection_attributes(collection: Any) -> dict[str, Any]:
         found[semconv.DB_NAMESPACE] = database
     url = getattr(getattr(collection, "_client", None), "_api_url", None)  # HttpClient only
     if isinstance(url, str):
-        parts = urlsplit(url)
-        if parts.hostname:
-            found[semconv.SERVER_ADDRESS] = parts.hostname
-            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-            if port is not None:
-                found[semconv.SERVER_PORT] = port
+        found.update(server_from_url(url))
     return found
+
+
+class _CollectionStarts:
+    """A collection's database and server (they do not change: read once) and its start
+    under each name (``modify(name=...)`` renames a collection)."""
+
+    __slots__ = ("by_name", "facts")
+
+    def __init__(self, collection: Any) -> None:
+        self.facts: dict[str, Any] | None = guard("chromadb collection")(collection_attributes)(
+            collection
+        )
+        self.by_name: dict[str | None, Start] = {}
+
+
+_collections = InstanceCache(_CollectionStarts)
+
+
+def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
+    """The span's identity: the collection, its database, and the server of a remote client.
+
+    A collection of an ``HttpClient`` makes a CLIENT span, an in-process one an INTERNAL one.
+    """
+    name = data_source(collection)
+    known: _CollectionStarts = _collections(collection)
+    found = known.by_name.get(name)
+    if found is None:
+        found = _start(name, known.facts)
+        if len(known.by_name) < 16:  # bounded: renames are rare
+            known.by_name[name] = found
+    return found
+
+
+def _start(name: str | None, facts: dict[str, Any] | None) -> Start:
+    attributes: dict[str, Any] = {
+        semconv.DB_SYSTEM_NAME: DB_SYSTEM,
+        semconv.RAG_RETRIEVAL_SCORE_KIND: semconv.SCORE_KIND_DISTANCE,
+    }
+    if name:
+        attributes[semconv.GEN_AI_DATA_SOURCE_ID] = name
+        attributes[semconv.DB_COLLECTION_NAME] = name
+    if facts:
+        attributes.update(facts)
+    remote = semconv.SERVER_ADDRESS in attributes
+    return Start(detail=name, kind=SpanKind.CLIENT if remote else None, attributes=attributes)
 
 
 def query_count(arguments: Mapping[str, Any]) -> int | None:
@@ -66,21 +110,21 @@ def query_count(arguments: Mapping[str, Any]) -> int | None:
             single_ndim = 3 if key == "query_images" else 1
             return 1 if len(shape) <= single_ndim else int(shape[0])
         if isinstance(value, Sequence):
-            if key == "query_embeddings" and value and _is_number(value[0]):
+            if key == "query_embeddings" and value and _is_scalar(value[0]):
                 return 1  # one embedding given as a flat list of numbers
             return len(value)
         return None
     return None
 
 
-def query_request(arguments: Mapping[str, Any]) -> Pairs:
+def query_request(collection: Any, arguments: Mapping[str, Any]) -> Attributes:
     n_results = arguments.get("n_results")
-    if isinstance(n_results, int) and not isinstance(n_results, bool):
+    if is_int(n_results):
         yield semconv.GEN_AI_RETRIEVAL_TOP_K, n_results
     yield semconv.RAG_RETRIEVAL_QUERY_COUNT, query_count(arguments)
 
 
-def query_response(result: Any) -> Pairs:
+def query_response(result: Any) -> Attributes:
     """Hits returned over every query; for a single query, its best (smallest) distance."""
     ids = _per_query(result, "ids")
     if ids is None:
@@ -126,8 +170,22 @@ def _per_query(result: Any, key: str) -> list[Sequence[Any]] | None:
     return list(rows)
 
 
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and (
-        isinstance(value, (int, float))
-        or (hasattr(value, "item") and getattr(value, "ndim", 1) == 0)
+def _is_scalar(value: Any) -> bool:
+    """A number, or a numpy / torch scalar (an embedding's first component)."""
+    return is_number(value) or (
+        not isinstance(value, bool) and hasattr(value, "item") and getattr(value, "ndim", 1) == 0
     )
+
+
+# -- content writers (handed to the span's privacy gate) -----------------------------------
+def write_query(call: StageSpan, arguments: Mapping[str, Any]) -> None:
+    """A single text query's text."""
+    call.record_retrieval_query(single_query_text(arguments))
+
+
+def write_hits(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> None:
+    """A single query's hits: documents, distances (as scores) and ids."""
+    hits = single_query_hits(result)
+    if hits is not None:
+        documents, distances, ids = hits
+        call.record_retrieved(documents, distances, ids)

@@ -38,10 +38,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from otel_rerank.instrumentation._base import RagInstrumentor, Target
-from otel_rerank.instrumentation.cohere import _wrappers
+from otel_rerank import _span
+from otel_rerank.instrumentation._base import Method, RagInstrumentor, Target
+from otel_rerank.instrumentation.cohere import _attributes as attrs
 
 __all__ = ["CohereInstrumentor"]
+
+# The generated clients delegate to a raw client that is not wrapped: one span per call.
+# The model is an argument, so the arguments are bound before the span starts.
+RERANK = Method(
+    stage=_span.RERANK,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    start_binds=True,
+    candidates=attrs.candidate_count,
+    request=attrs.request,
+    response=attrs.response,
+    content_in=attrs.write_query,
+    content_out=attrs.write_documents,
+    summary=attrs.summary,
+)
 
 
 class CohereInstrumentor(RagInstrumentor):
@@ -54,8 +70,8 @@ class CohereInstrumentor(RagInstrumentor):
         # ClientV2 subclasses both V2Client and Client; its ``rerank`` resolves to
         # V2Client's, so each call meets one wrapper.
         return (
-            Target("cohere.base_client", "BaseCohere", "rerank", _wrappers.rerank),
-            Target("cohere.base_client", "AsyncBaseCohere", "rerank", _wrappers.rerank_async),
-            Target("cohere.v2.client", "V2Client", "rerank", _wrappers.rerank),
-            Target("cohere.v2.client", "AsyncV2Client", "rerank", _wrappers.rerank_async),
+            Target("cohere.base_client", "BaseCohere", "rerank", RERANK.wrapper),
+            Target("cohere.base_client", "AsyncBaseCohere", "rerank", RERANK.async_wrapper),
+            Target("cohere.v2.client", "V2Client", "rerank", RERANK.wrapper),
+            Target("cohere.v2.client", "AsyncV2Client", "rerank", RERANK.async_wrapper),
         )

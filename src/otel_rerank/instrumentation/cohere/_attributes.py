@@ -5,27 +5,27 @@ with a ``text`` field) and an optional ``top_n``; the response lists results
 ``{index, relevance_score}`` best first, only ``top_n`` of them when it is given. The
 functions here turn those into ``(key, value)`` pairs and score lists without touching a
 span. cohere's generated client marks omitted arguments with ``...`` (Ellipsis); those are
-treated as not given. The API key lives in the client and is never read here.
+treated as not given. The API key lives in the client and is never read here. The writers
+at the end (content, the rerank summary) only call the span's ``record_*`` methods.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+
+from opentelemetry.trace import SpanKind
 
 from otel_rerank import semconv
-from otel_rerank.instrumentation._common import sized_length
+from otel_rerank._safe import guard
+from otel_rerank._span import Attributes, StageSpan
+from otel_rerank._values import is_int, is_number
+from otel_rerank.instrumentation._base import Start
+from otel_rerank.instrumentation._common import InstanceCache, server_from_url, sized_length
 
 PROVIDER = "cohere"
-
-Pairs = Iterator[tuple[str, Any]]
-
-
-def given(value: Any) -> bool:
-    """False for ``None`` and for cohere's OMIT sentinel (``...``)."""
-    return value is not None and value is not Ellipsis
 
 
 def model(arguments: Mapping[str, Any]) -> str | None:
@@ -37,17 +37,14 @@ def candidate_count(arguments: Mapping[str, Any]) -> int | None:
     return sized_length(arguments.get("documents"))
 
 
-def request(arguments: Mapping[str, Any]) -> Pairs:
+def request(client: Any, arguments: Mapping[str, Any]) -> Attributes:
     top_n = arguments.get("top_n")
-    if given(top_n) and isinstance(top_n, int) and not isinstance(top_n, bool):
+    if is_int(top_n):
         yield semconv.GEN_AI_RERANK_TOP_N, top_n
         yield semconv.RERANKER_TOP_K, top_n
     max_tokens = arguments.get("max_tokens_per_doc")  # v2: tokens kept per document
-    if given(max_tokens) and isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+    if is_int(max_tokens):
         yield semconv.RAG_RERANK_MAX_LENGTH, max_tokens
-
-
-_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def server(instance: Any) -> dict[str, Any]:
@@ -63,16 +60,16 @@ def server(instance: Any) -> dict[str, Any]:
     if not callable(get_base_url):
         return {}
     base_url = get_base_url()
-    if not isinstance(base_url, str):
-        return {}
-    parts = urlsplit(base_url)
-    if not parts.hostname:
-        return {}
-    found: dict[str, Any] = {semconv.SERVER_ADDRESS: parts.hostname}
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    if port is not None:
-        found[semconv.SERVER_PORT] = port
-    return found
+    return server_from_url(base_url) if isinstance(base_url, str) else {}
+
+
+# A client's base URL does not change.
+_servers = InstanceCache(guard("cohere server")(server))
+
+
+def start(client: Any, arguments: Mapping[str, Any]) -> Start:
+    """The span's identity: the model (an argument) and the API's server; a CLIENT span."""
+    return Start(model=model(arguments), kind=SpanKind.CLIENT, attributes=_servers(client))
 
 
 def results(response: Any) -> list[tuple[int, float]] | None:
@@ -83,9 +80,7 @@ def results(response: Any) -> list[tuple[int, float]] | None:
     out: list[tuple[int, float]] = []
     for item in items:
         index, score = getattr(item, "index", None), getattr(item, "relevance_score", None)
-        if not isinstance(index, int) or isinstance(score, bool):
-            return None
-        if not isinstance(score, (int, float)):
+        if not isinstance(index, int) or not is_number(score):
             return None
         out.append((index, float(score)))
     return out
@@ -110,7 +105,7 @@ def scores_in_document_order(
     return [s for s in scores if s is not None]
 
 
-def partial_summary(ranked: Sequence[tuple[int, float]] | None) -> Pairs:
+def partial_summary(ranked: Sequence[tuple[int, float]] | None) -> Attributes:
     """Top score and whether the best document was not the first one, from a cut list."""
     if not ranked:
         return
@@ -119,7 +114,7 @@ def partial_summary(ranked: Sequence[tuple[int, float]] | None) -> Pairs:
     yield semconv.RAG_RERANK_TOP1_CHANGED, best_index != 0
 
 
-def response(result: Any) -> Pairs:
+def response(result: Any) -> Attributes:
     response_id = getattr(result, "id", None)
     if isinstance(response_id, str):
         yield semconv.GEN_AI_RESPONSE_ID, response_id
@@ -143,3 +138,38 @@ def _text(document: Any) -> str | None:
         return json.dumps(document, default=str, ensure_ascii=False, sort_keys=True)
     text = getattr(document, "text", None)
     return text if isinstance(text, str) else None
+
+
+# -- writers (the generic wrapper hands them the span) -------------------------------------
+def write_query(call: StageSpan, arguments: Mapping[str, Any]) -> None:
+    """Content writer: the query."""
+    call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
+
+
+def write_documents(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> None:
+    """Content writer: the documents' text."""
+    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, document_texts(arguments))
+
+
+def summary(
+    call: StageSpan, arguments: Mapping[str, Any], result: Any, nested: Sequence[Any]
+) -> None:
+    """Top score, top-1 change and (when every document was scored) Kendall's tau, and the
+    reranked list as the API returned it (``top_n`` of the candidates when given)."""
+    ranked = results(result)
+    scores = scores_in_document_order(ranked, candidate_count(arguments))
+    if scores is not None:
+        call.record_scores(scores)  # also writes the list ranked by score (ties: by index)
+        if ranked is not None and _in_score_order(ranked):
+            return  # the API's list is that very list: already written
+    else:
+        call.extract(partial_summary, ranked)  # top_n cut the list: no tau
+    call.record_ranked(ranked)
+
+
+def _in_score_order(ranked: Sequence[tuple[int, float]]) -> bool:
+    """Whether ``ranked`` is best first with ties by index (a stable sort by score gives it)."""
+    return all(
+        first_score > next_score or (first_score == next_score and first < following)
+        for (first, first_score), (following, next_score) in itertools.pairwise(ranked)
+    )

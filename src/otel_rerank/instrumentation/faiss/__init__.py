@@ -37,15 +37,11 @@ classes are patched by a post-import hook when the application imports it.
 from __future__ import annotations
 
 import importlib.metadata
-import sys
-import threading
 from collections.abc import Collection, Sequence
-from typing import Any
 
-import wrapt
-
-from otel_rerank.instrumentation._base import RagInstrumentor, Target
-from otel_rerank.instrumentation.faiss import _wrappers
+from otel_rerank import _span
+from otel_rerank.instrumentation._base import Method, RagInstrumentor, Target
+from otel_rerank.instrumentation.faiss import _attributes as attrs
 from otel_rerank.instrumentation.faiss._attributes import set_data_source
 
 __all__ = ["FaissInstrumentor", "set_data_source"]
@@ -55,8 +51,17 @@ __all__ = ["FaissInstrumentor", "set_data_source"]
 _DISTRIBUTIONS = ("faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cu11", "faiss")
 _MINIMUM = ">= 1.8"
 
-_hook_lock = threading.Lock()
-_hook_registered = False
+# A search that reaches another patched search (a user subclass calling
+# ``super().search``) makes one span, not two.
+SEARCH = Method(
+    stage=_span.RETRIEVAL,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    request=attrs.search_request,
+    response=attrs.search_response,
+    content_out=attrs.write_hits,
+    one_span="faiss",
+)
 
 
 class FaissInstrumentor(RagInstrumentor):
@@ -64,8 +69,6 @@ class FaissInstrumentor(RagInstrumentor):
 
     package = "faiss"
     supported = f"faiss-cpu {_MINIMUM}"
-
-    _wanted: bool = False
 
     def instrumentation_dependencies(self) -> Collection[str]:
         for distribution in _DISTRIBUTIONS:
@@ -77,33 +80,5 @@ class FaissInstrumentor(RagInstrumentor):
         return ()  # importable without pip metadata (a conda or source build): no check
 
     def targets(self) -> Sequence[Target]:
-        return ()  # the classes are found at run time, see _patch_module
-
-    def _instrument(self, **kwargs: Any) -> None:
-        global _hook_registered
-        super()._instrument(**kwargs)
-        self._wanted = True
-        module = sys.modules.get("faiss")
-        if module is not None:
-            self._patch_module(module)
-            return
-        # wrapt cannot unregister a hook: register one per process, and let it check
-        # whether instrumentation is still wanted when faiss is finally imported.
-        with _hook_lock:
-            if not _hook_registered:
-                _hook_registered = True
-                wrapt.register_post_import_hook(_on_import, "faiss")
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        self._wanted = False
-        super()._uninstrument(**kwargs)
-
-    def _patch_module(self, module: Any) -> None:
-        for cls in _wrappers.index_classes(module):
-            self._patcher.patch_class(cls, "search", _wrappers.search)
-
-
-def _on_import(module: Any) -> None:
-    instrumentor = FaissInstrumentor()  # BaseInstrumentor hands out one instance per class
-    if instrumentor._wanted:
-        instrumentor._patch_module(module)
+        # The index classes are found in the module when it is imported.
+        return (Target("faiss", attrs.index_classes, "search", SEARCH.wrapper),)

@@ -3,30 +3,63 @@
 faiss returns two ``(nq, k)`` arrays, distances ``D`` and labels ``I``, best hit first in
 each row; a row with fewer than ``k`` hits is padded with label ``-1``. The functions here
 turn the call's bound arguments and that result into ``(key, value)`` pairs without
-touching a span. Query vectors and stored vectors are never read beyond their shape.
+touching a span (the content writer at the end only calls the span's ``record_*``).
+Query vectors and stored vectors are never read beyond their shape.
 """
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from otel_rerank import semconv
+from otel_rerank._span import Attributes, StageSpan
+from otel_rerank._values import is_int
+from otel_rerank.instrumentation._base import Start
+from otel_rerank.instrumentation._common import InstanceCache
 
 PROVIDER = "faiss"
 DB_SYSTEM = "faiss"
-
-Pairs = Iterator[tuple[str, Any]]
 
 # Names the user gave to index objects (``set_data_source``); weakly keyed so that naming
 # an index never keeps it alive.
 _names: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
+def index_classes(module: Any) -> Iterator[type]:
+    """Every index class in ``module`` (float and binary) whose own ``__dict__`` has ``search``.
+
+    faiss does not have one ``Index.search`` to patch: at import it gives each SWIG class
+    that declares ``search`` its own Python replacement (``faiss.class_wrappers``), so
+    ``IndexFlatIP.search`` and ``IndexIVFFlat.search`` are different functions. Other
+    faiss classes with a ``search`` method (``HNSW``, ``ProductQuantizer``, ...) are
+    building blocks with other signatures, not indexes, and are left alone.
+    """
+    bases = tuple(
+        base
+        for base in (getattr(module, "Index", None), getattr(module, "IndexBinary", None))
+        if isinstance(base, type)
+    )
+    if not bases:
+        return
+    seen: set[type] = set()
+    for value in list(vars(module).values()):
+        if (
+            inspect.isclass(value)
+            and value not in seen
+            and issubclass(value, bases)
+            and "search" in value.__dict__
+        ):
+            seen.add(value)
+            yield value
+
+
 def set_data_source(index: Any, name: str) -> None:
     """Name ``index`` for ``gen_ai.data_source.id`` and the span name (default: its class)."""
     _names[index] = str(name)
+    _starts.discard(index)
 
 
 def data_source(index: Any) -> str:
@@ -54,17 +87,38 @@ def score_kind(index: Any) -> str:
     return semconv.SCORE_KIND_DISTANCE
 
 
-def search_request(arguments: Mapping[str, Any]) -> Pairs:
+def _start(index: Any) -> Start:
+    name = data_source(index)
+    return Start(
+        detail=name,
+        attributes={
+            semconv.GEN_AI_DATA_SOURCE_ID: name,
+            semconv.DB_SYSTEM_NAME: DB_SYSTEM,
+            semconv.RAG_RETRIEVAL_SCORE_KIND: score_kind(index),
+        },
+    )
+
+
+_starts = InstanceCache(_start)
+
+
+def start(index: Any, arguments: Mapping[str, Any]) -> Start:
+    """The span's identity: the data source, once per index (again after a rename)."""
+    found: Start = _starts(index)
+    return found
+
+
+def search_request(index: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``k`` and the number of query vectors (rows of ``x``)."""
     k = arguments.get("k")
-    if isinstance(k, int) and not isinstance(k, bool):
+    if is_int(k):
         yield semconv.GEN_AI_RETRIEVAL_TOP_K, k
     shape = getattr(arguments.get("x"), "shape", None)
     if shape is not None and len(shape) == 2:
         yield semconv.RAG_RETRIEVAL_QUERY_COUNT, int(shape[0])
 
 
-def search_response(result: Any) -> Pairs:
+def search_response(result: Any) -> Attributes:
     """Valid hits (labels other than ``-1``) over every query; the best score of one query.
 
     ``rag.retrieval.top_score`` is the raw value of the best hit: a similarity for inner
@@ -75,6 +129,15 @@ def search_response(result: Any) -> Pairs:
     if arrays is None:
         return
     distances, labels = arrays
+    if labels.shape[0] == 1 and getattr(labels.dtype, "kind", None) in ("i", "u"):
+        # One query, faiss's int64 labels: a k-long row in plain Python costs a third of
+        # numpy's per-call overhead.
+        row = labels[0].tolist()
+        hits = [i for i, label in enumerate(row) if label >= 0]
+        yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(hits)
+        if hits:
+            yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(distances[0, hits[0]])
+        return
     valid = labels >= 0
     yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, int(valid.sum())
     if labels.shape[0] == 1 and bool(valid[0].any()):
@@ -106,3 +169,10 @@ def _arrays(result: Any) -> tuple[Any, Any] | None:
     if shape is None or len(shape) != 2 or getattr(distances, "shape", None) != shape:
         return None
     return distances, labels
+
+
+def write_hits(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> None:
+    """Content writer: a single query's hits as retrieval documents (ids and scores)."""
+    hits = single_query_hits(result)
+    if hits is not None:
+        call.record_retrieved(None, hits[1], hits[0])

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from otel_rerank.instrumentation._base import RagInstrumentor, Target
-from otel_rerank.instrumentation.qdrant_client import _wrappers
+from otel_rerank import _span
+from otel_rerank.instrumentation._base import Method, RagInstrumentor, Target
+from otel_rerank.instrumentation.qdrant_client import _attributes as attrs
 
 __all__ = ["QdrantInstrumentor"]
 
@@ -46,6 +47,29 @@ _ASYNC = ("qdrant_client.async_qdrant_client", "AsyncQdrantClient")
 # Where older clients define the fastembed ``query`` helper.
 _SYNC_FASTEMBED = ("qdrant_client.qdrant_fastembed", "QdrantFastembedMixin")
 _ASYNC_FASTEMBED = ("qdrant_client.async_qdrant_fastembed", "AsyncQdrantFastembedMixin")
+
+# Older clients build ``query`` and ``search`` on other wrapped methods: one span per user
+# call. The collection is an argument, so the arguments are bound before the span starts.
+QUERY = Method(
+    stage=_span.RETRIEVAL,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    start_binds=True,
+    request=attrs.query_request,
+    response=attrs.query_response,
+    content_in=attrs.write_query,
+    content_out=attrs.write_hits,
+    one_span="qdrant",
+)
+BATCH = Method(
+    stage=_span.RETRIEVAL,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    start_binds=True,
+    request=attrs.batch_request,
+    response=attrs.batch_response,
+    one_span="qdrant",
+)
 
 
 class QdrantInstrumentor(RagInstrumentor):
@@ -56,12 +80,12 @@ class QdrantInstrumentor(RagInstrumentor):
 
     def targets(self) -> Sequence[Target]:
         return (
-            Target(*_SYNC, "query_points", _wrappers.query),
-            Target(*_SYNC, "query_batch_points", _wrappers.batch),
-            Target(*_SYNC, "search", _wrappers.query),
-            Target(*_SYNC_FASTEMBED, "query", _wrappers.query),
-            Target(*_ASYNC, "query_points", _wrappers.query_async),
-            Target(*_ASYNC, "query_batch_points", _wrappers.batch_async),
-            Target(*_ASYNC, "search", _wrappers.query_async),
-            Target(*_ASYNC_FASTEMBED, "query", _wrappers.query_async),
+            Target(*_SYNC, "query_points", QUERY.wrapper),
+            Target(*_SYNC, "query_batch_points", BATCH.wrapper),
+            Target(*_SYNC, "search", QUERY.wrapper),
+            Target(*_SYNC_FASTEMBED, "query", QUERY.wrapper),
+            Target(*_ASYNC, "query_points", QUERY.async_wrapper),
+            Target(*_ASYNC, "query_batch_points", BATCH.async_wrapper),
+            Target(*_ASYNC, "search", QUERY.async_wrapper),
+            Target(*_ASYNC_FASTEMBED, "query", QUERY.async_wrapper),
         )

@@ -10,20 +10,26 @@ for Euclid and Manhattan (lower is better); hits come best first, so the order o
 scores tells which (``rag.retrieval.score_kind``) whenever two of them differ. A client
 talking to a server (HTTP or gRPC) makes CLIENT spans with ``server.address`` and
 ``server.port``; the in-process local mode makes INTERNAL ones. Vectors are never read.
+The content writers at the end only call the span's ``record_*``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from otel_rerank import semconv
+from otel_rerank._safe import guard
+from otel_rerank._span import Attributes, StageSpan
+from otel_rerank._values import is_int, is_number
+from otel_rerank.instrumentation._base import Start
+from otel_rerank.instrumentation._common import InstanceCache
 
 PROVIDER = "qdrant"
 DB_SYSTEM = "qdrant"
-
-Pairs = Iterator[tuple[str, Any]]
 
 # Payload keys that commonly hold a point's text (LangChain, LlamaIndex, fastembed, ours).
 _TEXT_KEYS = ("document", "text", "page_content", "content", "chunk")
@@ -47,18 +53,57 @@ def server(client: Any) -> dict[str, Any] | None:
     port = getattr(
         remote, "_grpc_port" if getattr(remote, "_prefer_grpc", False) else "_port", None
     )
-    if isinstance(port, int) and not isinstance(port, bool):
+    if is_int(port):
         found[semconv.SERVER_PORT] = port
     return found
 
 
-def query_request(arguments: Mapping[str, Any]) -> Pairs:
+class _ClientStarts:
+    """A client's server (it does not change: read once) and the start of each collection."""
+
+    __slots__ = ("by_collection", "server")
+
+    def __init__(self, client: Any) -> None:
+        self.server: dict[str, Any] | None = guard("qdrant server")(server)(client)
+        self.by_collection: dict[str | None, Start] = {}
+
+
+_clients = InstanceCache(_ClientStarts)
+
+
+def start(client: Any, arguments: Mapping[str, Any]) -> Start:
+    """The span's identity: the collection (an argument), and the server of a remote client.
+
+    A client talking to a Qdrant server (HTTP or gRPC) makes a CLIENT span. Computed once
+    per client and collection.
+    """
+    name = data_source(arguments)
+    known: _ClientStarts = _clients(client)
+    found = known.by_collection.get(name)
+    if found is None:
+        found = _start(name, known.server)
+        if len(known.by_collection) < 64:  # bounded: collection names are the caller's
+            known.by_collection[name] = found
+    return found
+
+
+def _start(name: str | None, remote: dict[str, Any] | None) -> Start:
+    attributes: dict[str, Any] = {semconv.DB_SYSTEM_NAME: DB_SYSTEM}
+    if name:
+        attributes[semconv.GEN_AI_DATA_SOURCE_ID] = name
+        attributes[semconv.DB_COLLECTION_NAME] = name
+    if remote:
+        attributes.update(remote)
+    return Start(detail=name, kind=SpanKind.CLIENT if remote else None, attributes=attributes)
+
+
+def query_request(client: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``limit`` of a single query (``query_points``, ``search``, ``query``)."""
     yield semconv.GEN_AI_RETRIEVAL_TOP_K, _int(arguments.get("limit"))
     yield semconv.RAG_RETRIEVAL_QUERY_COUNT, 1
 
 
-def batch_request(arguments: Mapping[str, Any]) -> Pairs:
+def batch_request(client: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``query_batch_points``: the number of requests, and their ``limit`` if they share one."""
     requests = arguments.get("requests")
     if not isinstance(requests, Sequence):
@@ -79,7 +124,7 @@ def points(result: Any) -> list[Any] | None:
     return None
 
 
-def query_response(result: Any) -> Pairs:
+def query_response(result: Any) -> Attributes:
     hits = points(result)
     if hits is None:
         return
@@ -107,7 +152,7 @@ def score_kind(hits: Sequence[Any]) -> str | None:
     return None
 
 
-def batch_response(result: Any) -> Pairs:
+def batch_response(result: Any) -> Attributes:
     if not isinstance(result, list):
         return
     counts = [points(item) for item in result]
@@ -162,10 +207,22 @@ def _text(point: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if is_int(value) else None
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    return float(value) if is_number(value) else None
+
+
+# -- content writers (handed to the span's privacy gate) -----------------------------------
+def write_query(call: StageSpan, arguments: Mapping[str, Any]) -> None:
+    """A text query's text."""
+    call.record_retrieval_query(query_text(arguments))
+
+
+def write_hits(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> None:
+    """One query's points: text, score and id."""
+    found = hits(result)
+    if found is not None:
+        texts, scores, ids = found
+        call.record_retrieved(texts, scores, ids)

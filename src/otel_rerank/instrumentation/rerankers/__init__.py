@@ -19,8 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from otel_rerank.instrumentation._base import RagInstrumentor, Target
-from otel_rerank.instrumentation.rerankers import _wrappers
+from otel_rerank import _span
+from otel_rerank.instrumentation._base import Method, RagInstrumentor, Target
+from otel_rerank.instrumentation.rerankers import _attributes as attrs
+
+# The ranker runs its model directly (transformers, not sentence-transformers), so no other
+# instrumentation sees this stage.
+RANK = Method(
+    stage=_span.RERANK,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    candidates=attrs.candidate_count,
+    request=attrs.request,
+    summary=attrs.summary,
+)
 
 
 class RerankersInstrumentor(RagInstrumentor):
@@ -32,6 +44,6 @@ class RerankersInstrumentor(RagInstrumentor):
     def targets(self) -> Sequence[Target]:
         return (
             Target(
-                "rerankers.models.transformer_ranker", "TransformerRanker", "rank", _wrappers.rank
+                "rerankers.models.transformer_ranker", "TransformerRanker", "rank", RANK.wrapper
             ),
         )

@@ -26,11 +26,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from otel_rerank.instrumentation._base import RagInstrumentor, Target
-from otel_rerank.instrumentation.sentence_transformers import _wrappers
+from otel_rerank import _span
+from otel_rerank.instrumentation._base import Method, RagInstrumentor, Target
+from otel_rerank.instrumentation.sentence_transformers import _attributes as attrs
 
 _CROSS_ENCODER = "sentence_transformers.cross_encoder.model"
 _SENTENCE_TRANSFORMER = "sentence_transformers.sentence_transformer.model"
+
+# ``encode_query``/``encode_document`` call ``encode``, whose span is the one span.
+ENCODE = Method(
+    stage=_span.EMBEDDINGS,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    request=attrs.encode_request,
+    response=attrs.encode_response,
+    content_in=attrs.write_encode_texts,
+)
+# ``rank`` calls ``predict``: one rerank span (rank's), which reads predict's scores.
+PREDICT = Method(
+    stage=_span.RERANK,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    candidates=attrs.predict_candidate_count,
+    request=attrs.rerank_model_attributes,
+    content_out=attrs.write_predict_content,
+    summary=attrs.predict_summary,
+    one_span="sentence_transformers.rerank",
+)
+RANK = Method(
+    stage=_span.RERANK,
+    provider=attrs.PROVIDER,
+    start=attrs.start,
+    candidates=attrs.rank_candidate_count,
+    request=attrs.rank_request,
+    content_out=attrs.write_rank_content,
+    summary=attrs.rank_summary,
+    one_span="sentence_transformers.rerank",
+)
 
 
 class SentenceTransformersInstrumentor(RagInstrumentor):
@@ -41,7 +73,7 @@ class SentenceTransformersInstrumentor(RagInstrumentor):
 
     def targets(self) -> Sequence[Target]:
         return (
-            Target(_SENTENCE_TRANSFORMER, "SentenceTransformer", "encode", _wrappers.encode),
-            Target(_CROSS_ENCODER, "CrossEncoder", "predict", _wrappers.predict),
-            Target(_CROSS_ENCODER, "CrossEncoder", "rank", _wrappers.rank),
+            Target(_SENTENCE_TRANSFORMER, "SentenceTransformer", "encode", ENCODE.wrapper),
+            Target(_CROSS_ENCODER, "CrossEncoder", "predict", PREDICT.wrapper),
+            Target(_CROSS_ENCODER, "CrossEncoder", "rank", RANK.wrapper),
         )

@@ -1,8 +1,9 @@
 """Pure extraction of span attributes from sentence-transformers calls.
 
-Each function takes the call's bound arguments (or its result) and yields
-``(key, value)`` pairs; ``None`` values are skipped by the span helper. They never touch a
-span, so they are tested table-style on their own.
+The extractors take the call's bound arguments (or its result) and yield ``(key, value)``
+pairs; ``None`` values are skipped. They never touch a span, so they are tested
+table-style on their own. The writers at the end (content, rerank summaries) are what the
+generic wrapper hands the span to: they only call its ``record_*`` methods.
 """
 
 from __future__ import annotations
@@ -10,54 +11,38 @@ from __future__ import annotations
 import contextlib
 import operator
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from otel_rerank import semconv
-from otel_rerank._safe import guarded
+from otel_rerank._span import Attributes, StageSpan
+from otel_rerank._values import is_int, is_number, model_name_of
+from otel_rerank.instrumentation._base import Start
 from otel_rerank.instrumentation._common import (
     InstanceCache,
     float_list,
-    model_name_from_path,
     sized_length,
 )
 
 PROVIDER = "sentence_transformers"
 
-Pairs = Iterator[tuple[str, Any]]
+
+_model_names = InstanceCache(model_name_of)
 
 
-def _compute_model_name(instance: Any) -> str | None:
-    card = getattr(instance, "model_card_data", None)
-    hub_id = getattr(card, "base_model", None)
-    if isinstance(hub_id, str) and hub_id:
-        return hub_id
-    for source in (getattr(instance, "config", None), _first_auto_model_config(instance)):
-        path = getattr(source, "_name_or_path", None) or getattr(source, "name_or_path", None)
-        if isinstance(path, str) and path:
-            return model_name_from_path(path)
-    return type(instance).__name__
-
-
-def _first_auto_model_config(instance: Any) -> Any:
-    try:
-        return instance[0].auto_model.config
-    except (AttributeError, IndexError, KeyError, TypeError):
-        return None
-
-
-_model_names = InstanceCache(_compute_model_name)
-
-
-@guarded
 def model_name(instance: Any) -> str | None:
-    """``gen_ai.request.model`` of a SentenceTransformer or CrossEncoder, computed once each.
-
-    Runs before the span exists, outside the span helper's guards: a model object whose
-    attributes raise (a proxy, an odd subclass) gives no model name, not an error.
-    """
+    """``gen_ai.request.model`` of a SentenceTransformer or CrossEncoder, computed once each."""
     name: str | None = _model_names(instance)
     return name
+
+
+_starts = InstanceCache(lambda instance: Start(model=model_name(instance)))
+
+
+def start(instance: Any, arguments: Mapping[str, Any]) -> Start:
+    """The span's identity: the model's name (computed once per model)."""
+    found: Start = _starts(instance)
+    return found
 
 
 def _read_device(instance: Any) -> str | None:
@@ -116,11 +101,11 @@ def _device(instance: Any) -> str | None:
 
 def _max_length(instance: Any) -> int | None:
     value = getattr(instance, "max_seq_length", None)
-    return value if isinstance(value, int) else None
+    return value if is_int(value) else None
 
 
 # -- embeddings ----------------------------------------------------------------------------
-def encode_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+def encode_request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
     inputs = arguments.get("inputs", arguments.get("sentences"))
     count = 1 if isinstance(inputs, (str, bytes, dict)) else sized_length(inputs)
     yield semconv.RAG_EMBEDDING_INPUT_COUNT, count
@@ -129,7 +114,7 @@ def encode_request(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
     yield semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance)
 
 
-def encode_response(result: Any) -> Pairs:
+def encode_response(result: Any) -> Attributes:
     shape = getattr(result, "shape", None)
     if shape is None and isinstance(result, list) and result:
         shape = getattr(result[0], "shape", None)
@@ -147,12 +132,27 @@ def encode_texts(arguments: Mapping[str, Any]) -> list[Any]:
     return []
 
 
+def write_encode_texts(call: StageSpan, arguments: Mapping[str, Any]) -> None:
+    """Content writer: the texts embedded, as ``embedding.embeddings.{i}.embedding.text``."""
+    call.record_documents(
+        semconv.EMBEDDING_EMBEDDINGS, encode_texts(arguments), content_key=semconv.EMBEDDING_TEXT
+    )
+
+
 # -- rerank --------------------------------------------------------------------------------
-def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Pairs:
+def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
     yield semconv.RAG_BATCH_SIZE, _int_or_none(arguments.get("batch_size"))
     yield semconv.RAG_RERANK_MAX_LENGTH, _max_length(instance)
     device = arguments.get("device")
     yield semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance)
+
+
+def rank_request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
+    """``rank``: its ``top_k`` (``gen_ai.rerank.top_n``) and the model's attributes."""
+    top = top_n(arguments)
+    yield semconv.GEN_AI_RERANK_TOP_N, top
+    yield semconv.RERANKER_TOP_K, top
+    yield from rerank_model_attributes(instance, arguments)
 
 
 def top_n(arguments: Mapping[str, Any]) -> int | None:
@@ -199,6 +199,17 @@ def single_query(pairs: Sequence[Any]) -> tuple[bool, Any]:
     return True, query
 
 
+def predict_candidate_count(arguments: Mapping[str, Any]) -> int | None:
+    """Pairs given to ``predict`` (``None`` for a generator or dataset: not read)."""
+    pairs = predict_pairs(arguments)
+    return len(pairs) if pairs is not None else None
+
+
+def rank_candidate_count(arguments: Mapping[str, Any]) -> int | None:
+    """Documents given to ``rank``."""
+    return sized_length(arguments.get("documents"))
+
+
 def predict_scores(result: Any) -> list[float] | None:
     return float_list(result)
 
@@ -226,17 +237,59 @@ def rank_scores(result: Any, candidate_count: int | None) -> list[float] | None:
 def _float_or_none(value: Any) -> float | None:
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalar
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    return float(value) if is_number(value) else None
 
 
 def _int_or_none(value: Any) -> int | None:
+    if is_int(value):
+        return value
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int):
-        return value
     try:  # numpy and torch integer scalars
         return operator.index(value)
     except Exception:
         return None
+
+
+# -- writers (the generic wrapper hands them the span) -------------------------------------
+def write_predict_content(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> None:
+    """Content writer: ``predict``'s documents and, for one query, the query."""
+    pairs = predict_pairs(arguments)
+    if pairs is None:
+        return
+    documents = [p[1] if isinstance(p, (list, tuple)) and len(p) == 2 else None for p in pairs]
+    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, documents)
+    one_query, query = single_query(pairs)
+    if one_query:
+        call.record_text(semconv.RERANKER_QUERY, query)
+
+
+def predict_summary(
+    call: StageSpan, arguments: Mapping[str, Any], result: Any, nested: Sequence[Any]
+) -> None:
+    """``predict``'s scores, when they belong to one query's candidate list.
+
+    Per-query attributes (and a reranked order) mean nothing across queries.
+    """
+    pairs = predict_pairs(arguments)
+    if pairs is not None and single_query(pairs)[0]:
+        call.record_scores(predict_scores(result))
+
+
+def write_rank_content(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> None:
+    """Content writer: ``rank``'s documents and query."""
+    documents = arguments.get("documents")
+    if isinstance(documents, (list, tuple)):
+        call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, documents)
+    call.record_text(semconv.RERANKER_QUERY, arguments.get("query"))
+
+
+def rank_summary(
+    call: StageSpan, arguments: Mapping[str, Any], result: Any, nested: Sequence[Any]
+) -> None:
+    """``rank``'s scores in document order: from the ``predict`` it ran (``nested``, every
+    score even with ``top_k``, which Kendall's tau needs), else rebuilt from its result."""
+    scores = predict_scores(nested[0]) if len(nested) == 1 else None
+    if scores is None:
+        scores = rank_scores(result, sized_length(arguments.get("documents")))
+    call.record_scores(scores, top_n=top_n(arguments))  # rank returns top_k of them

@@ -1,0 +1,316 @@
+"""The one generic wrapper (``instrumentation._base.Method``) every library declares.
+
+Tested on a made-up library, so each property is the wrapper's own: the sync and async
+twins (the async span covers the awaited work), one span for nested calls of one group,
+nothing at all read when nothing records (no SDK, suppressed) and almost nothing when the
+span is sampled out, a failure of ours never reaching the user's call, the user's own
+exception passing through unchanged with the request's attributes recorded, and content
+writers never run with capture off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+import wrapt
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind, StatusCode
+
+import otel_rerank
+from otel_rerank import _safe, _span, _telemetry, semconv
+from otel_rerank._span import Attributes, StageSpan
+from otel_rerank.instrumentation import _common
+from otel_rerank.instrumentation._base import Method, Start
+
+from .conftest import Otel, make_otel
+
+
+class Scorer:
+    """The made-up library: scores documents against a query."""
+
+    model = "scorer-v1"
+
+    def score(self, query: str, documents: list[str], batch_size: int = 8) -> list[float]:
+        return [float(len(d)) for d in documents]
+
+    def rank(self, query: str, documents: list[str]) -> list[int]:
+        scores = self.score(query, documents)  # built on the other wrapped method
+        return sorted(range(len(scores)), key=lambda i: -scores[i])
+
+    async def ascore(
+        self, query: str, documents: list[str], batch_size: int = 8, delay: float = 0.0
+    ) -> list[float]:
+        await asyncio.sleep(delay)
+        current_spans.append(trace.get_current_span().get_span_context().span_id)
+        return [float(len(d)) for d in documents]
+
+    def fail(self, query: str, documents: list[str]) -> None:
+        raise LookupError("the user's own error")
+
+
+#: The current span's id inside each ``ascore`` call, after its await.
+current_spans: list[int] = []
+
+
+class Reads:
+    """Every call of our functions, by name (to prove what was and was not read)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.raising: set[str] = set()
+
+    def __call__(self, name: str) -> None:
+        self.names.append(name)
+        if name in self.raising:
+            raise ZeroDivisionError(f"bug in {name}")
+
+
+reads = Reads()
+
+
+def _start(instance: Any, arguments: Mapping[str, Any]) -> Start:
+    reads("start")
+    return Start(model=instance.model, attributes={semconv.RAG_DEVICE: "cpu"})
+
+
+def _request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
+    reads("request")
+    yield semconv.RAG_BATCH_SIZE, arguments.get("batch_size")
+    yield semconv.RAG_RERANK_MAX_LENGTH, None  # None values are left out
+
+
+def _response(result: Any) -> Attributes:
+    reads("response")
+    yield semconv.RAG_RERANK_TOP_SCORE, max(result) if result else None
+
+
+def _candidates(arguments: Mapping[str, Any]) -> int | None:
+    reads("candidates")
+    return len(arguments["documents"])
+
+
+def _content_in(call: StageSpan, arguments: Mapping[str, Any]) -> None:
+    reads("content_in")
+    call.record_text(semconv.RERANKER_QUERY, arguments["query"])
+
+
+def _content_out(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> None:
+    reads("content_out")
+    call.record_documents(semconv.RERANKER_INPUT_DOCUMENTS, arguments["documents"])
+
+
+def _summary(
+    call: StageSpan, arguments: Mapping[str, Any], result: Any, nested: Sequence[Any]
+) -> None:
+    reads("summary")
+    scores = nested[0] if nested else result  # rank: the scores of the score() it ran
+    call.record_scores(scores)
+
+
+_DECLARED = {
+    "stage": _span.RERANK,
+    "provider": "scorelib",
+    "start": _start,
+    "candidates": _candidates,
+    "request": _request,
+    "response": _response,
+    "content_in": _content_in,
+    "content_out": _content_out,
+    "summary": _summary,
+}
+SCORE = Method(**_DECLARED, one_span="scorelib")  # type: ignore[arg-type]
+RANK = Method(**{**_DECLARED, "response": None}, one_span="scorelib")  # type: ignore[arg-type]
+ASCORE = Method(**_DECLARED)  # type: ignore[arg-type]
+FAIL = Method(**_DECLARED)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _patched() -> Iterator[None]:
+    originals = dict(vars(Scorer))
+    wrappers = {
+        "score": SCORE.wrapper,
+        "rank": RANK.wrapper,
+        "ascore": ASCORE.async_wrapper,
+        "fail": FAIL.wrapper,
+    }
+    for name, wrapper in wrappers.items():
+        setattr(Scorer, name, wrapt.FunctionWrapper(originals[name], wrapper))
+    reads.names.clear()
+    reads.raising.clear()
+    current_spans.clear()
+    try:
+        yield
+    finally:
+        for name in wrappers:
+            setattr(Scorer, name, originals[name])
+
+
+QUERY, DOCS = "lift", ["a", "ccc", "bb"]
+
+
+def test_sync_call_records_start_request_response_and_summary(otel: Otel) -> None:
+    assert Scorer().score(QUERY, DOCS, batch_size=4) == [1.0, 3.0, 2.0]
+    span = otel.span()
+    assert span.name == "rerank scorer-v1"
+    assert span.kind is SpanKind.INTERNAL
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.request.model"] == "scorer-v1"
+    assert attributes["gen_ai.provider.name"] == "scorelib"
+    assert attributes["rag.device"] == "cpu"  # start
+    assert attributes["rag.batch_size"] == 4  # request
+    assert "rag.rerank.max_length" not in attributes
+    assert attributes["rag.rerank.top_score"] == 3.0  # response, then the summary's
+    assert attributes["gen_ai.rerank.candidate.count"] == 3
+    assert attributes["rag.rerank.top1_changed"] is True
+    assert not any(k.startswith("reranker.query") for k in attributes)  # capture is off
+    assert sum(p.count for p in otel.metric_points("rag.rerank.candidates")) == 1
+    # Read in this order, each once; the content writers never ran.
+    assert reads.names == ["start", "candidates", "request", "response", "summary"]
+
+
+def test_async_span_covers_the_awaited_work_and_is_current_during_it(otel: Otel) -> None:
+    started = time.perf_counter_ns()
+    result = asyncio.run(Scorer().ascore(QUERY, DOCS, delay=0.05))
+    assert result == [1.0, 3.0, 2.0]
+    rerank = otel.span()
+    assert rerank.end_time is not None and rerank.start_time is not None
+    assert rerank.end_time - rerank.start_time >= 50_000_000  # the sleep is inside the span
+    assert rerank.start_time >= started - 1_000_000
+    assert current_spans == [rerank.context.span_id]
+    assert dict(rerank.attributes or {})["rag.rerank.top_score"] == 3.0
+
+
+def test_concurrent_async_calls_make_one_span_each(otel: Otel) -> None:
+    async def both() -> list[Any]:
+        scorer = Scorer()
+        return list(await asyncio.gather(scorer.ascore("q", ["a"]), scorer.ascore("q", ["bb"])))
+
+    assert asyncio.run(both()) == [[1.0], [2.0]]
+    spans = otel.spans()
+    assert len(spans) == 2
+    assert sorted(current_spans) == sorted(s.context.span_id for s in spans)
+
+
+def test_a_nested_call_of_the_same_group_makes_no_span_of_its_own(otel: Otel) -> None:
+    assert Scorer().rank(QUERY, DOCS) == [1, 2, 0]
+    span = otel.span()  # exactly one: rank's
+    attributes = dict(span.attributes or {})
+    # rank's summary read the scores of the score() call nested in it.
+    assert attributes["rag.rerank.top_score"] == 3.0
+    assert attributes["gen_ai.rerank.candidate.count"] == 3
+    assert sum(p.count for p in otel.metric_points("rag.rerank.candidates")) == 1
+    assert reads.names.count("start") == 1
+    # Out of rank, score makes its own span again (the flag was reset).
+    Scorer().score(QUERY, DOCS)
+    assert len(otel.spans()) == 2
+
+
+@pytest.fixture
+def binding_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    calls: list[Any] = []
+    plan = _common._plan
+
+    def counting(fn: Any) -> Any:
+        calls.append(fn)
+        return plan(fn)
+
+    monkeypatch.setattr(_common, "_plan", counting)
+    return calls
+
+
+@pytest.mark.usefixtures("otel")
+@pytest.mark.parametrize("why", ["no SDK", "suppressed"])
+def test_nothing_is_read_when_nothing_records(
+    why: str, monkeypatch: pytest.MonkeyPatch, binding_calls: list[Any]
+) -> None:
+    class Unreadable(Scorer):
+        @property
+        def model(self) -> str:  # type: ignore[override]
+            raise AssertionError("the instance was read")
+
+    if why == "no SDK":
+        monkeypatch.setattr(_telemetry, "current", lambda: None)
+        result = Unreadable().rank(QUERY, DOCS)
+        aresult = asyncio.run(Unreadable().ascore(QUERY, DOCS))
+    else:
+        with suppress_instrumentation():
+            result = Unreadable().rank(QUERY, DOCS)
+            aresult = asyncio.run(Unreadable().ascore(QUERY, DOCS))
+    assert result == [1, 2, 0] and aresult == [1.0, 3.0, 2.0]
+    assert reads.names == []
+    assert binding_calls == []
+
+
+def test_a_sampled_out_span_reads_only_what_feeds_a_metric(binding_calls: list[Any]) -> None:
+    sdk = make_otel(ALWAYS_OFF)
+    sdk.instrument()
+    try:
+        Scorer().score(QUERY, DOCS)
+    finally:
+        otel_rerank.uninstrument()
+    assert sdk.spans() == []
+    assert reads.names == ["start", "candidates"]  # the candidates histogram still counts
+    assert sum(p.count for p in sdk.metric_points("rag.rerank.candidates")) == 1
+    assert len(binding_calls) == 1
+
+
+def test_content_writers_run_only_with_capture_on(otel: Otel) -> None:
+    Scorer().score(QUERY, DOCS)
+    assert "content_in" not in reads.names and "content_out" not in reads.names
+    otel.instrument(capture_content=True)
+    otel.exporter.clear()
+    Scorer().score(QUERY, DOCS)
+    attributes = dict(otel.span().attributes or {})
+    assert attributes["reranker.query"] == QUERY
+    assert attributes["reranker.input_documents.1.document.content"] == "ccc"
+    assert reads.names.count("content_in") == reads.names.count("content_out") == 1
+
+
+@pytest.mark.parametrize(
+    "broken", ["start", "candidates", "request", "response", "content_in", "content_out", "summary"]
+)
+def test_a_failure_of_ours_never_reaches_the_user(
+    broken: str, otel: Otel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    otel.instrument(capture_content=True)  # so that the content writers run too
+    reads.raising.add(broken)
+    with pytest.raises(ZeroDivisionError):  # under our tests, our bugs fail loudly
+        Scorer().score(QUERY, DOCS)
+    monkeypatch.setattr(_safe, "STRICT", False)
+    otel.exporter.clear()
+    assert Scorer().score(QUERY, DOCS) == [1.0, 3.0, 2.0]
+    assert asyncio.run(Scorer().ascore(QUERY, DOCS)) == [1.0, 3.0, 2.0]
+    spans = otel.spans()
+    assert len(spans) == 2  # sync and async
+    for span in spans:
+        assert span.name == ("rerank scorer-v1" if broken != "start" else "rerank")
+        assert span.status.status_code is StatusCode.UNSET
+        attributes = dict(span.attributes or {})
+        if broken != "request":  # the other phases still recorded theirs
+            assert attributes["rag.batch_size"] == 8
+        if broken not in ("response", "summary"):
+            assert "rag.rerank.top_score" in attributes
+
+
+def test_the_users_exception_passes_unchanged_with_the_request_recorded(otel: Otel) -> None:
+    with pytest.raises(LookupError) as raised:
+        Scorer().fail(QUERY, DOCS)
+    assert str(raised.value) == "the user's own error"
+    span = otel.span()
+    assert span.status.status_code is StatusCode.ERROR
+    attributes = dict(span.attributes or {})
+    assert attributes["error.type"] == "LookupError"
+    assert attributes["gen_ai.request.model"] == "scorer-v1"
+    assert attributes["gen_ai.rerank.candidate.count"] == 3
+    assert "response" not in reads.names and "summary" not in reads.names
+
+
+def test_declarations_share_one_flag_per_group() -> None:
+    assert SCORE._nested is RANK._nested is not None
+    assert ASCORE._nested is None
