@@ -10,9 +10,9 @@ touches a span.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from functools import lru_cache
+from math import isfinite
+from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
@@ -46,16 +46,21 @@ def summary(
 def output_documents(ranking: Sequence[tuple[int, float]], limit: int) -> dict[str, AttributeValue]:
     """``reranker.output_documents.{i}.document.id|score`` for the first ``limit`` entries."""
     found: dict[str, AttributeValue] = {}
-    for position, (index, score) in enumerate(ranking[:limit]):
-        id_key, score_key = _output_document_keys(position)
+    entries = ranking[:limit]
+    keys = _OUTPUT_DOCUMENT_KEYS if len(entries) <= len(_OUTPUT_DOCUMENT_KEYS) else None
+    for position, (index, score) in enumerate(entries):
+        id_key, score_key = keys[position] if keys is not None else _keys(position)
         found[id_key] = str(index)
-        if math.isfinite(score):
+        if isfinite(score):
             found[score_key] = score
     return found
 
 
-@lru_cache(maxsize=1024)
-def _output_document_keys(position: int) -> tuple[str, str]:
-    """``reranker.output_documents.{position}.document.id|score``, built once."""
+def _keys(position: int) -> tuple[str, str]:
+    """``reranker.output_documents.{position}.document.id|score``."""
     base = f"{semconv.RERANKER_OUTPUT_DOCUMENTS}.{position}."
     return base + semconv.DOCUMENT_ID, base + semconv.DOCUMENT_SCORE
+
+
+# Built once for the positions a span usually holds (``max_documents`` defaults to 10).
+_OUTPUT_DOCUMENT_KEYS: Final = tuple(_keys(position) for position in range(64))
