@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Concatenate, Final, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import context, trace
@@ -171,8 +170,11 @@ class _Identity(NamedTuple):
 
     name: str
     metric_attributes: MetricAttributes
-    #: handed to the SDK as they are: it copies the start attributes it keeps
-    span_attributes: Mapping[str, AttributeValue]
+    #: shared by every call with this identity and never written to: handed to the SDK as
+    #: it is (the SDK copies the start attributes it keeps, and shows samplers a read-only
+    #: view); a dict, because ``{**a, **b}`` copies a dict at C speed and a mapping proxy
+    #: key by key
+    span_attributes: dict[str, AttributeValue]
 
 
 def _build_identity(
@@ -196,7 +198,7 @@ def _build_identity(
         span_attributes[semconv.LLM_PROVIDER] = provider
         if provider in _OPENINFERENCE_LLM_SYSTEMS:
             span_attributes[semconv.LLM_SYSTEM] = provider
-    return _Identity(name, MetricAttributes(metric_attributes), MappingProxyType(span_attributes))
+    return _Identity(name, MetricAttributes(metric_attributes), span_attributes)
 
 
 # Bounded: model names are the caller's.
