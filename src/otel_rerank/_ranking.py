@@ -36,15 +36,19 @@ class RerankSummary:
 
 def summarize_scores(scores: Sequence[float]) -> RerankSummary | None:
     """Summarize scores listed in the order the candidates were given; ``None`` if empty."""
-    n = len(scores)
+    return summarize_floats(list(map(float, scores)))
+
+
+def summarize_floats(values: list[float]) -> RerankSummary | None:
+    """:func:`summarize_scores` of scores already converted to a list of floats."""
+    n = len(values)
     if n == 0:
         return None
-    values = list(map(float, scores))
     best = max(range(n), key=values.__getitem__)  # first index among ties
     return RerankSummary(
         top_score=values[best],
         top1_changed=best != 0,
-        kendall_tau=kendall_tau_b(values),
+        kendall_tau=_tau_b_of_floats(values),
     )
 
 
@@ -61,15 +65,28 @@ def kendall_tau_b(scores: Sequence[float]) -> float | None:
     n = len(scores)
     if n < 2:
         return None
-    n0 = n * (n - 1) // 2
     numpy = sys.modules.get("numpy")
     if numpy is not None and n >= _NUMPY_FROM:
-        counted = _tied_and_discordant_numpy(numpy, scores)
-    else:
-        counted = _tied_and_discordant(scores)
+        return _tau_b(n, _tied_and_discordant_numpy(numpy, scores))
+    return _tau_b(n, _tied_and_discordant(list(map(float, scores))))
+
+
+def _tau_b_of_floats(values: list[float]) -> float | None:
+    """:func:`kendall_tau_b` of a list of floats (converted once by the caller)."""
+    n = len(values)
+    if n < 2:
+        return None
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and n >= _NUMPY_FROM:
+        return _tau_b(n, _tied_and_discordant_numpy(numpy, values))
+    return _tau_b(n, _tied_and_discordant(values))
+
+
+def _tau_b(n: int, counted: tuple[int, int] | None) -> float | None:
     if counted is None:
         return None
     tied, discordant = counted
+    n0 = n * (n - 1) // 2
     if tied == n0:
         return None
     concordant = n0 - tied - discordant
@@ -80,9 +97,8 @@ def kendall_tau_b(scores: Sequence[float]) -> float | None:
 _NUMPY_FROM: Final = 256
 
 
-def _tied_and_discordant(scores: Sequence[float]) -> tuple[int, int] | None:
-    """(pairs with equal scores, pairs i < j with scores[i] < scores[j]); None on NaN."""
-    values = list(map(float, scores))
+def _tied_and_discordant(values: list[float]) -> tuple[int, int] | None:
+    """(pairs with equal values, pairs i < j with values[i] < values[j]); None on NaN."""
     if any(map(math.isnan, values)):  # no order, so no tau
         return None
     if len(set(values)) == len(values):

@@ -17,7 +17,7 @@ from typing import Final
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import semconv
-from otel_rerank._ranking import summarize_scores
+from otel_rerank._ranking import summarize_floats
 
 Ranking = list[tuple[int, float]]
 
@@ -27,7 +27,7 @@ def summary(
 ) -> tuple[dict[str, AttributeValue], Ranking] | None:
     """The summary attributes and the first ``limit`` of the ranking; ``None`` if empty."""
     values = list(map(float, scores))
-    found = summarize_scores(values)
+    found = summarize_floats(values)
     if found is None:
         return None
     attributes: dict[str, AttributeValue] = {
