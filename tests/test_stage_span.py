@@ -115,6 +115,16 @@ def test_an_ended_span_records_nothing_more(otel: Otel, caplog: pytest.LogCaptur
     assert "ended span" not in caplog.text
 
 
+def test_a_key_that_is_not_a_string_is_dropped_not_raised(otel: Otel) -> None:
+    with otel_rerank.rerank(model="m") as call:
+        call.set_attribute(["not", "hashable"], 1)  # type: ignore[arg-type]
+        call.set_attribute(3, 1)  # type: ignore[arg-type]
+        call.set_attribute("kept", 1)
+    attributes = otel.span().attributes or {}
+    assert attributes["kept"] == 1
+    assert 3 not in attributes  # type: ignore[comparison-overlap]
+
+
 @pytest.fixture
 def unsampled_parent() -> Iterator[None]:
     """A current parent whose trace is not sampled: the default parent-based sampler drops

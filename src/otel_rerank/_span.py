@@ -361,8 +361,12 @@ class StageSpan:
 
     # -- attributes -----------------------------------------------------------------------
     def set(self, key: str, value: AttributeValue | None) -> None:
-        """Set one attribute if the span records and the value is not ``None``."""
-        if self.recording and value is not None:
+        """Set one attribute if the span records and the value is not ``None``.
+
+        A key that is not a string is dropped, as the SDK drops it (a user's ``with
+        otel_rerank.rerank() as span: span.set_attribute(...)`` must never raise).
+        """
+        if self.recording and value is not None and isinstance(key, str):
             self._pending[key] = value
 
     set_attribute = set  # the name OpenTelemetry users reach for in a ``with ... as span``
