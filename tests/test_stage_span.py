@@ -233,3 +233,5 @@ def test_metric_attribute_sets_are_built_once_and_bounded() -> None:
     for i in range(3 * _metrics._MAX_VARIANTS):
         base.plus("gen_ai.response.model", f"m{i}")
     assert len(base._variants) <= _metrics._MAX_VARIANTS
+    unhashable = base.plus("server.address", ["a", "b"])  # type: ignore[arg-type]
+    assert unhashable.values["server.address"] == ["a", "b"]

@@ -42,6 +42,8 @@ class MetricAttributes:
             return variants[key, value]
         except KeyError:
             pass
+        except TypeError:  # an unhashable value (a sequence attribute): built each time
+            return MetricAttributes({**self.values, key: value})
         variant = MetricAttributes({**self.values, key: value})
         if len(variants) >= _MAX_VARIANTS:
             variants.clear()
