@@ -114,6 +114,14 @@ def test_kendall_tau_b_equals_the_quadratic_definition(scores: list[float]) -> N
             assert tau is not None and tau == pytest.approx(expected, abs=1e-12)
 
 
+@settings(max_examples=200, deadline=None)
+@given(scores=_SCORES)
+def test_insertion_and_merge_counts_agree(scores: list[float]) -> None:
+    # Short lists count by binary insertion, long ones by the merge sort: the same count.
+    values = [s for s in scores if not math.isnan(s)]
+    assert _ranking._discordant_by_insertion(values) == _ranking._discordant_by_merging(values)
+
+
 def _tau_from_counts(counts: tuple[int, int] | None, n: int) -> float | None:
     if counts is None or n < 2:
         return None

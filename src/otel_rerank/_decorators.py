@@ -17,22 +17,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from opentelemetry import context
-from opentelemetry.trace import INVALID_SPAN, Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _scopes, _span, semconv
-from otel_rerank._safe import guarded
-from otel_rerank._span import Attributes, Stage, StageSpan
+from otel_rerank._span import Stage, StageSpan
 from otel_rerank._values import float_list, sized_length
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 DEFAULT_PROVIDER = "custom"
 _QUERY_NAMES = ("query", "question", "q", "text", "prompt")
@@ -112,6 +108,17 @@ class _ArgumentReader:
         return self._get(self._documents, args, kwargs)
 
 
+def _write_rerank_input(call: StageSpan, query: object, documents: object) -> None:
+    """A decorated reranker's query and string documents (run only with capture on)."""
+    if isinstance(query, str):
+        call.record_text(semconv.RERANKER_QUERY, query)
+    if isinstance(documents, (list, tuple)):
+        call.record_documents(
+            semconv.RERANKER_INPUT_DOCUMENTS,
+            [d if isinstance(d, str) else None for d in documents],
+        )
+
+
 class _Recorder:
     """Stage-specific automatic attributes for a decorated function (before and after)."""
 
@@ -128,15 +135,7 @@ class _Recorder:
         documents = reader.documents(args, kwargs)
         count = sized_length(documents)
         call.record_candidates(count)
-        if call.capturing:
-            query = reader.query(args, kwargs)
-            if isinstance(query, str):
-                call.record_text(semconv.RERANKER_QUERY, query)
-            if isinstance(documents, (list, tuple)):
-                call.record_documents(
-                    semconv.RERANKER_INPUT_DOCUMENTS,
-                    [d if isinstance(d, str) else None for d in documents],
-                )
+        call.record_content(_write_rerank_input, reader.query(args, kwargs), documents)
         return count
 
     def after(self, call: StageSpan, result: Any, candidates: int | None) -> None:
@@ -332,124 +331,6 @@ def _traced_generator(call: StageSpan, inner: Generator[Any, Any, Any]) -> Gener
         raise
 
 
-class _NoopStageSpan:
-    """Stands in for a :class:`StageSpan` when nothing is recorded (no SDK, suppressed).
-
-    It has exactly ``StageSpan``'s public API (``tests/test_decorators.py`` compares the
-    two), built on ``INVALID_SPAN``, so code written against a recording span runs
-    unchanged without an SDK. It keeps no state: one instance serves every thread and task.
-    """
-
-    __slots__ = ()
-
-    recording: bool = False
-    span: Span = INVALID_SPAN
-
-    # -- lifetime -------------------------------------------------------------------------
-    def __enter__(self) -> _NoopStageSpan:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        """Do nothing: the user's exception propagates."""
-
-    @property
-    def context(self) -> context.Context:
-        """The current context (there is no span to make current)."""
-        return context.get_current()
-
-    def end(self, error: BaseException | None = None) -> None:
-        """Do nothing."""
-
-    # -- attributes -----------------------------------------------------------------------
-    def set(self, key: str, value: AttributeValue | None) -> None:
-        """Do nothing."""
-
-    set_attribute = set
-
-    def extract(
-        self, extractor: Callable[_P, Attributes], *args: _P.args, **kwargs: _P.kwargs
-    ) -> None:
-        """Do nothing: extraction runs only when a span records."""
-
-    def safely(self, recorder: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
-        """Run the recorder as :meth:`StageSpan.safely` does (its calls here do nothing)."""
-        return guarded(recorder)(*args, **kwargs)
-
-    def record_candidates(self, count: int | None) -> None:
-        """Do nothing."""
-
-    def record_scores(self, scores: Sequence[float] | None, top_n: int | None = None) -> None:
-        """Do nothing."""
-
-    def record_ranked(self, ranked: Sequence[tuple[int, float]] | None) -> None:
-        """Do nothing."""
-
-    def record_tokens(
-        self, input_tokens: int | None, output_tokens: int | None, *, on_span: bool = True
-    ) -> None:
-        """Do nothing."""
-
-    def record_response_model(self, model: object) -> None:
-        """Do nothing."""
-
-    def record_time_to_first_chunk(self, seconds: float) -> None:
-        """Do nothing."""
-
-    # -- content --------------------------------------------------------------------------
-    @property
-    def capturing(self) -> bool:
-        """Always false: nothing is written."""
-        return False
-
-    def record_content(
-        self,
-        writer: Callable[Concatenate[StageSpan, _P], object],
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> None:
-        """Do nothing: content is never read without a recording span."""
-
-    def record_text(self, key: str, text: object) -> None:
-        """Do nothing."""
-
-    def record_documents(
-        self,
-        prefix: str,
-        documents: Iterable[object] | None,
-        scores: Sequence[float] | None = None,
-        ids: Sequence[object] | None = None,
-        content_key: str = semconv.DOCUMENT_CONTENT,
-    ) -> None:
-        """Do nothing."""
-
-    def record_messages(self, prefix: str, messages: Iterable[tuple[str, object]]) -> None:
-        """Do nothing."""
-
-    def record_input_messages(
-        self, messages: Sequence[tuple[str, object]], system_instructions: object = None
-    ) -> None:
-        """Do nothing."""
-
-    def record_output_messages(
-        self, messages: Sequence[tuple[str, object]], finish_reasons: Sequence[str] = ()
-    ) -> None:
-        """Do nothing."""
-
-    def record_retrieval_query(self, text: object) -> None:
-        """Do nothing."""
-
-    def record_retrieved(
-        self,
-        documents: Sequence[object] | None,
-        scores: Sequence[float] | None,
-        ids: Sequence[object] | None,
-    ) -> None:
-        """Do nothing."""
-
-
-_NOOP = _NoopStageSpan()
-
-
 class StageScope:
     """A configured stage: use it as a decorator or as a (sync or async) context manager."""
 
@@ -461,13 +342,13 @@ class StageScope:
             raise TypeError(f"otel_rerank.{self._options.stage.operation}: {fn!r} is not callable")
         return _decorate(self._options, fn)
 
-    def __enter__(self) -> StageSpan | _NoopStageSpan:
+    def __enter__(self) -> StageSpan:
         call = self._options.begin()
         # Per context, not per object: one module-level scope is entered by many threads
         # and tasks at once, each of which must end its own span.
         _scopes.push(self, call)
         if call is None:
-            return _NOOP
+            return _span.NON_RECORDING  # the same API, recording nothing
         return call.__enter__()
 
     def __exit__(
@@ -480,7 +361,7 @@ class StageScope:
         if call is not None:
             call.__exit__(exc_type, exc, tb)
 
-    async def __aenter__(self) -> StageSpan | _NoopStageSpan:
+    async def __aenter__(self) -> StageSpan:
         return self.__enter__()
 
     async def __aexit__(

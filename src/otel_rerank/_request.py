@@ -30,8 +30,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _scopes, _telemetry, semconv
+from otel_rerank._errors import error_type
 from otel_rerank._safe import guard, report_internal_error
-from otel_rerank._span import _error_type, instrumentation_suppressed
+from otel_rerank._span import instrumentation_suppressed
 from otel_rerank._values import is_number
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -129,7 +130,7 @@ class _RequestCall:
             return
         try:
             if error is not None and not isinstance(error, GeneratorExit) and span.is_recording():
-                kind = _error_type(error)
+                kind = error_type(error)
                 span.set_attribute(semconv.ERROR_TYPE, kind)
                 span.set_status(Status(StatusCode.ERROR, kind))
         except Exception:

@@ -275,8 +275,10 @@ def current() -> Telemetry | None:
         if library is not None:
             return _current_for(library)
     settings = _settings
-    tracer_provider = settings.tracer_provider or _global_tracer_provider()
-    meter_provider = settings.meter_provider or _global_meter_provider()
+    # The two globals read inline (not through _global_*_provider): this is every
+    # instrumented call's first step, and in an app without an SDK its only one.
+    tracer_provider = settings.tracer_provider or getattr(trace, "_TRACER_PROVIDER", None)
+    meter_provider = settings.meter_provider or getattr(_metrics_internal, "_METER_PROVIDER", None)
     if tracer_provider is None and meter_provider is None and not _PROVIDERS_FROM_ENV:
         return None  # no SDK anywhere: the fast path of every wrapper
     if tracer_provider is None:

@@ -56,7 +56,8 @@ def nothing_records() -> bool:
     Wrappers check it before reading the call's arguments or the instance, so that a
     process without an SDK pays a context lookup per call and nothing more.
     """
-    return instrumentation_suppressed() or _telemetry.current() is None
+    # "No SDK" first: the cheaper check, and the answer of every call in an app without one.
+    return _telemetry.current() is None or instrumentation_suppressed()
 
 
 _signatures: dict[Any, inspect.Signature | None] = {}

@@ -1,0 +1,93 @@
+"""The metric points one stage call records, and the attributes they carry.
+
+Every point of a call carries the same identity (``gen_ai.operation.name``,
+``gen_ai.provider.name``, ``gen_ai.request.model``, the shadow flag) and, as the call goes
+on, a few more: the server address and port, ``gen_ai.response.model``, ``error.type``,
+``gen_ai.token.type``. :class:`MetricAttributes` builds each such combination once and
+shares it between calls (the SDK copies what it keeps), so a call copies no dict to record
+a point. :class:`StageMetrics` is one call's recorder; metrics are recorded whether or not
+the call's span is sampled.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry.util.types import AttributeValue
+
+from otel_rerank import _telemetry, semconv
+
+#: Variants one set of attributes keeps (model names and server addresses are the
+#: caller's); past this, the cache starts over.
+_MAX_VARIANTS: Final = 64
+
+
+class MetricAttributes:
+    """A set of metric attributes, and the sets with one more attribute, each built once.
+
+    Attributes:
+        values: the attributes, as the SDK's ``record`` takes them; read, never written to.
+    """
+
+    __slots__ = ("_variants", "values")
+
+    def __init__(self, values: dict[str, AttributeValue]) -> None:
+        self.values = values
+        self._variants: dict[tuple[str, AttributeValue], MetricAttributes] = {}
+
+    def plus(self, key: str, value: AttributeValue) -> MetricAttributes:
+        """These attributes with ``key`` set to ``value`` (a shared, cached set)."""
+        variants = self._variants
+        try:
+            return variants[key, value]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value (a sequence attribute): built each time
+            return MetricAttributes({**self.values, key: value})
+        variant = MetricAttributes({**self.values, key: value})
+        if len(variants) >= _MAX_VARIANTS:
+            variants.clear()
+        variants[key, value] = variant
+        return variant
+
+
+class StageMetrics:
+    """The metric points of one call: duration, candidates, tokens, time to first chunk."""
+
+    __slots__ = ("_telemetry", "attributes")
+
+    def __init__(self, telemetry: _telemetry.Telemetry, attributes: MetricAttributes) -> None:
+        self._telemetry = telemetry
+        #: What this call's points carry from now on.
+        self.attributes = attributes
+
+    def add_attribute(self, key: str, value: AttributeValue) -> None:
+        """Points recorded from now on carry ``key`` too (the server, the response model)."""
+        self.attributes = self.attributes.plus(key, value)
+
+    def duration(self, seconds: float, error_type: str | None) -> None:
+        """``gen_ai.client.operation.duration``, with ``error.type`` when the call failed."""
+        attributes = self.attributes
+        if error_type is not None:
+            attributes = attributes.plus(semconv.ERROR_TYPE, error_type)
+        self._telemetry.duration.record(seconds, attributes.values)
+
+    def candidates(self, count: int) -> None:
+        """``rag.rerank.candidates``: how many candidates a reranker was given."""
+        self._telemetry.candidates.record(count, self.attributes.values)
+
+    def tokens(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        """``gen_ai.client.token.usage``, one point per known token type."""
+        histogram = self._telemetry.token_usage
+        if input_tokens is not None:
+            histogram.record(
+                input_tokens, self.attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "input").values
+            )
+        if output_tokens is not None:
+            histogram.record(
+                output_tokens, self.attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "output").values
+            )
+
+    def time_to_first_chunk(self, seconds: float) -> None:
+        """``gen_ai.client.operation.time_to_first_chunk`` of a stream."""
+        self._telemetry.time_to_first_chunk.record(seconds, self.attributes.values)

@@ -1,0 +1,237 @@
+"""The stage span itself: one write per call, exactly-once end, the stand-in, suppression.
+
+What the library tests cannot show from the outside: how many times the SDK span is
+written to, that ``end`` from several threads records once, that a sampled-out span runs
+no extraction, content writer or rerank maths, and that the no-SDK stand-in is one
+stateless ``StageSpan`` shared by threads and tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+import otel_rerank
+from otel_rerank import _metrics, _rerank, _span
+from otel_rerank._span import StageSpan
+from tests.conftest import Otel, make_otel
+
+
+def _begin(**kwargs: Any) -> StageSpan:
+    call = _span.begin(_span.RERANK, provider="custom", model="m", **kwargs)
+    assert call is not None
+    return call
+
+
+def test_a_call_writes_its_attributes_to_the_sdk_span_once(otel: Otel) -> None:
+    call = _begin()
+    writes: list[str] = []
+    span: Any = call.span
+    set_attributes, set_attribute = span.set_attributes, span.set_attribute
+    with (
+        mock.patch.object(
+            span, "set_attributes", lambda a: (writes.append("many"), set_attributes(a))
+        ),
+        mock.patch.object(
+            span, "set_attribute", lambda k, v: (writes.append(k), set_attribute(k, v))
+        ),
+        call,
+    ):
+        call.record_candidates(3)
+        call.extract(lambda: [("rag.batch_size", 8), ("skipped", None)])
+        call.set("rag.custom", 1)
+        call.record_scores([0.1, 0.9, 0.5])
+        call.record_ranked([(1, 0.9), (2, 0.5), (0, 0.1)])
+    assert writes == ["many"]
+    attributes = otel.span().attributes or {}
+    assert attributes["gen_ai.rerank.candidate.count"] == 3
+    assert attributes["rag.batch_size"] == 8
+    assert "skipped" not in attributes
+    assert attributes["rag.rerank.top1_changed"] is True
+    assert attributes["reranker.output_documents.0.document.id"] == "1"
+
+
+def test_the_latest_ranking_is_written_whole(otel: Otel) -> None:
+    with _begin() as call:
+        call.record_scores([0.1, 0.9, 0.5, 0.3])
+        call.record_ranked([(1, 0.9), (2, 0.5)])  # an API's top_n=2 list replaces it
+    attributes = otel.span().attributes or {}
+    ids = sorted(k for k in attributes if k.endswith(".document.id"))
+    assert ids == [
+        "reranker.output_documents.0.document.id",
+        "reranker.output_documents.1.document.id",
+    ]
+
+
+def test_output_documents_get_their_text_whichever_comes_first() -> None:
+    sdk = make_otel()
+    sdk.instrument(capture_content=True)
+    try:
+        with _begin() as call:
+            call.record_ranked([(1, 0.9), (0, 0.1)])
+            call.record_documents("reranker.input_documents", ["a", "b"])
+        attributes = sdk.span().attributes or {}
+        assert attributes["reranker.output_documents.0.document.content"] == "b"
+        assert attributes["reranker.output_documents.1.document.content"] == "a"
+        assert attributes["reranker.input_documents.1.document.id"] == "1"
+    finally:
+        otel_rerank.uninstrument()
+
+
+def test_end_from_many_threads_records_once(otel: Otel) -> None:
+    call = _begin()
+    barrier = threading.Barrier(8)
+
+    def end() -> None:
+        barrier.wait()
+        call.end()
+
+    threads = [threading.Thread(target=end) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(otel.spans()) == 1
+    (point,) = otel.metric_points("gen_ai.client.operation.duration")
+    assert point.count == 1
+
+
+def test_an_ended_span_records_nothing_more(otel: Otel, caplog: pytest.LogCaptureFixture) -> None:
+    call = _begin()
+    call.end()
+    assert call.recording is False
+    call.set("late", 1)
+    call.record_candidates(5)  # the metric still counts: it belongs to the call
+    call.end()
+    assert "late" not in (otel.span().attributes or {})
+    assert "ended span" not in caplog.text
+
+
+def test_a_key_that_is_not_a_string_is_dropped_not_raised(otel: Otel) -> None:
+    with otel_rerank.rerank(model="m") as call:
+        call.set_attribute(["not", "hashable"], 1)  # type: ignore[arg-type]
+        call.set_attribute(3, 1)  # type: ignore[arg-type]
+        call.set_attribute("kept", 1)
+    attributes = otel.span().attributes or {}
+    assert attributes["kept"] == 1
+    assert 3 not in attributes  # type: ignore[comparison-overlap]
+
+
+@pytest.fixture
+def unsampled_parent() -> Iterator[None]:
+    """A current parent whose trace is not sampled: the default parent-based sampler drops
+    every child span."""
+    parent = NonRecordingSpan(
+        SpanContext(trace_id=1, span_id=2, is_remote=True, trace_flags=TraceFlags(0))
+    )
+    token = context.attach(trace.set_span_in_context(parent))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+@pytest.mark.usefixtures("unsampled_parent")
+def test_a_sampled_out_span_extracts_nothing(otel: Otel) -> None:
+    def must_not_run(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("ran for a sampled-out span")
+
+    with mock.patch.object(_rerank, "summary", must_not_run), _begin() as call:
+        assert call.recording is False
+        call.extract(must_not_run)
+        call.record_content(must_not_run)
+        call.record_scores([0.1, 0.9])
+        call.record_ranked([(1, 0.9)])
+        call.record_documents("reranker.input_documents", ["a"])
+        call.record_candidates(2)
+    assert otel.spans() == []
+    # Metrics do not depend on sampling.
+    assert len(otel.metric_points("gen_ai.client.operation.duration")) == 1
+    assert len(otel.metric_points("rag.rerank.candidates")) == 1
+
+
+@pytest.mark.usefixtures("otel")
+def test_suppression_by_the_instrumentation_package_and_the_legacy_key() -> None:
+    with suppress_instrumentation():
+        assert _span.begin(_span.RERANK, provider="custom") is None
+    # The plain-string key some older instrumentations still set.
+    token = context.attach(context.set_value("suppress_instrumentation", True))
+    try:
+        assert _span.begin(_span.RERANK, provider="custom") is None
+    finally:
+        context.detach(token)
+    call = _span.begin(_span.RERANK, provider="custom")
+    assert call is not None
+    call.end()
+
+
+def _use_every_method(call: StageSpan) -> None:
+    call.set("k", 1)
+    call.extract(lambda: [("k", 1)])
+    call.record_candidates(2)
+    call.record_scores([0.2, 0.1])
+    call.record_ranked([(0, 0.2)])
+    call.record_tokens(1, 2)
+    call.record_response_model("m")
+    call.record_time_to_first_chunk(0.1)
+    call.record_text("k", "t")
+    call.record_documents("p", ["d"])
+    call.record_retrieved(["d"], [0.5], ["i"])
+    call.end()
+
+
+def test_the_no_sdk_stand_in_is_shared_by_threads_and_tasks() -> None:
+    scope = otel_rerank.rerank(model="shared")
+    seen: list[StageSpan] = []
+    errors: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            for _ in range(50):
+                with scope as call:
+                    _use_every_method(call)
+                    seen.append(call)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    async def in_task() -> None:
+        async with scope as call:
+            await asyncio.sleep(0)
+            _use_every_method(call)
+            seen.append(call)
+
+    async def tasks() -> None:
+        await asyncio.gather(*(in_task() for _ in range(20)))
+
+    threads = [threading.Thread(target=in_thread) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    asyncio.run(tasks())
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert {id(call) for call in seen} == {id(_span.NON_RECORDING)}
+    stand_in = _span.NON_RECORDING
+    assert stand_in.recording is False and stand_in.capturing is False
+    assert stand_in._pending == {} and stand_in._ranking is None  # still nothing kept
+
+
+def test_metric_attribute_sets_are_built_once_and_bounded() -> None:
+    base = _metrics.MetricAttributes({"gen_ai.operation.name": "rerank"})
+    first = base.plus("gen_ai.response.model", "m")
+    assert base.plus("gen_ai.response.model", "m") is first
+    assert first.values == {"gen_ai.operation.name": "rerank", "gen_ai.response.model": "m"}
+    assert base.values == {"gen_ai.operation.name": "rerank"}  # never written to
+    for i in range(3 * _metrics._MAX_VARIANTS):
+        base.plus("gen_ai.response.model", f"m{i}")
+    assert len(base._variants) <= _metrics._MAX_VARIANTS
+    unhashable = base.plus("server.address", ["a", "b"])  # type: ignore[arg-type]
+    assert unhashable.values["server.address"] == ["a", "b"]
