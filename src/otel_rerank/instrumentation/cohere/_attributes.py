@@ -11,14 +11,14 @@ at the end (content, the rerank summary) only call the span's ``record_*`` metho
 
 from __future__ import annotations
 
-import itertools
 import json
+import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.trace import SpanKind
 
-from otel_rerank import semconv
+from otel_rerank import _rerank, semconv
 from otel_rerank._safe import guard
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank._values import is_int, is_number
@@ -74,16 +74,34 @@ def start(client: Any, arguments: Mapping[str, Any]) -> Start:
 
 def results(response: Any) -> list[tuple[int, float]] | None:
     """``(document index, relevance score)`` of each result, in the order returned."""
+    found = _columns(response)
+    return None if found is None else list(zip(*found, strict=True))
+
+
+_INDEX = operator.attrgetter("index")
+_SCORE = operator.attrgetter("relevance_score")
+_INTS: Final = frozenset({int})
+_FLOATS: Final = frozenset({float})
+
+
+def _columns(response: Any) -> tuple[list[int], list[float]] | None:
+    """The results' indexes and scores, in the order returned; ``None`` unless every
+    result has an integer index and a numeric score."""
     items = getattr(response, "results", None)
-    if not isinstance(items, Sequence):
+    if type(items) is not list and not isinstance(items, Sequence):
         return None
-    out: list[tuple[int, float]] = []
-    for item in items:
-        index, score = getattr(item, "index", None), getattr(item, "relevance_score", None)
-        if not isinstance(index, int) or not is_number(score):
+    try:  # read in C (attrgetter) and checked in bulk: the usual response costs no loop
+        indexes = list(map(_INDEX, items))
+        scores = list(map(_SCORE, items))
+    except AttributeError:
+        return None
+    if not set(map(type, indexes)) <= _INTS and not all(isinstance(i, int) for i in indexes):
+        return None
+    if not set(map(type, scores)) <= _FLOATS:
+        if not all(map(is_number, scores)):
             return None
-        out.append((index, float(score)))
-    return out
+        scores = list(map(float, scores))
+    return indexes, scores
 
 
 def scores_in_document_order(
@@ -156,20 +174,44 @@ def summary(
 ) -> None:
     """Top score, top-1 change and (when every document was scored) Kendall's tau, and the
     reranked list as the API returned it (``top_n`` of the candidates when given)."""
-    ranked = results(result)
-    scores = scores_in_document_order(ranked, candidate_count(arguments))
-    if scores is not None:
-        call.record_scores(scores)  # also writes the list ranked by score (ties: by index)
-        if ranked is not None and _in_score_order(ranked):
-            return  # the API's list is that very list: already written
+    columns = _columns(result)
+    if columns is None:
+        return
+    indexes, scores = columns
+    ranked = list(zip(indexes, scores, strict=True))
+    in_document_order = _in_document_order(indexes, scores, candidate_count(arguments))
+    if in_document_order is None:
+        call.extract(_partial_summary, indexes, scores)  # top_n cut the list: no tau
     else:
-        call.extract(partial_summary, ranked)  # top_n cut the list: no tau
+        # The summary of every score; the list written is the API's own (in a tie the API
+        # broke against the index order, its order stands), so no ranking is sorted here.
+        call.extract(_summary, in_document_order)
     call.record_ranked(ranked)
 
 
-def _in_score_order(ranked: Sequence[tuple[int, float]]) -> bool:
-    """Whether ``ranked`` is best first with ties by index (a stable sort by score gives it)."""
-    return all(
-        first_score > next_score or (first_score == next_score and first < following)
-        for (first, first_score), (following, next_score) in itertools.pairwise(ranked)
-    )
+def _in_document_order(
+    indexes: list[int], scores: list[float], count: int | None
+) -> list[float] | None:
+    """:func:`scores_in_document_order` of the results' columns."""
+    if count is None or len(indexes) != count:
+        return None
+    if sorted(indexes) == list(range(count)):  # a permutation: each document once
+        in_order = [0.0] * count
+        for index, score in zip(indexes, scores, strict=True):
+            in_order[index] = score
+        return in_order
+    return None
+
+
+def _partial_summary(indexes: list[int], scores: list[float]) -> Attributes:
+    """:func:`partial_summary` of the results' columns."""
+    if not scores:
+        return
+    best = max(range(len(scores)), key=scores.__getitem__)  # the first among ties
+    yield semconv.RAG_RERANK_TOP_SCORE, scores[best]
+    yield semconv.RAG_RERANK_TOP1_CHANGED, indexes[best] != 0
+
+
+def _summary(scores: list[float]) -> Attributes:
+    """The summary attributes of scores in document order (see :mod:`otel_rerank._rerank`)."""
+    yield from _rerank.summary_attributes(scores).items()
