@@ -142,3 +142,26 @@ def test_kendall_tau_b_of_long_lists_is_exact() -> None:
     python = _ranking._tied_and_discordant(scores)
     vectorised = _ranking._tied_and_discordant_numpy(np, scores)
     assert python == vectorised
+
+
+@settings(max_examples=300, deadline=None)
+@given(scores=_SCORES)
+def test_summary_top_and_ranking_match_their_definitions(scores: list[float]) -> None:
+    # The top score and top-1 change by their definition (the first index among ties), and
+    # the ranking as a stable sort on descending score gives it, whether or not the list is
+    # already best first (descending input skips the sort).
+    from otel_rerank import _rerank
+
+    for values in (scores, sorted(scores, reverse=True)):
+        found = _ranking.summarize_scores(values)
+        if not values:
+            assert found is None
+            continue
+        best = max(range(len(values)), key=values.__getitem__)
+        assert found is not None
+        assert found.top1_changed == (best != 0)
+        assert found.top_score == values[best] or math.isnan(found.top_score)
+        summary = _rerank.summary(values, 10)
+        assert summary is not None
+        expected = _ranking.reranked_order(values)[:10]
+        assert [i for i, _ in summary[1]] == expected
