@@ -207,8 +207,9 @@ def _partial_summary(indexes: list[int], scores: list[float]) -> Attributes:
     """:func:`partial_summary` of the results' columns."""
     if not scores:
         return
-    best = max(range(len(scores)), key=scores.__getitem__)  # the first among ties
-    yield semconv.RAG_RERANK_TOP_SCORE, scores[best]
+    top = max(scores)
+    best = scores.index(top)  # the first among ties (max keeps the first of equal values)
+    yield semconv.RAG_RERANK_TOP_SCORE, top
     yield semconv.RAG_RERANK_TOP1_CHANGED, indexes[best] != 0
 
 
