@@ -180,12 +180,22 @@ def summary(
     indexes, scores = columns
     ranked = list(zip(indexes, scores, strict=True))
     in_document_order = _in_document_order(indexes, scores, candidate_count(arguments))
-    if in_document_order is None:
-        call.extract(_partial_summary, indexes, scores)  # top_n cut the list: no tau
-    else:
+    # Computed whole, then set (the wrapper runs this under its guard): a failure sets none.
+    if in_document_order is not None:
         # The summary of every score; the list written is the API's own (in a tie the API
         # broke against the index order, its order stands), so no ranking is sorted here.
-        call.extract(_summary, in_document_order)
+        found = _rerank.summary_attributes(in_document_order)
+    elif scores:  # top_n cut the list: no tau
+        top = max(scores)
+        best = scores.index(top)  # the first among ties (max keeps the first of equals)
+        found = {
+            semconv.RAG_RERANK_TOP_SCORE: top,
+            semconv.RAG_RERANK_TOP1_CHANGED: indexes[best] != 0,
+        }
+    else:
+        found = {}
+    for key, value in found.items():
+        call.set(key, value)
     call.record_ranked(ranked)
 
 
@@ -201,18 +211,3 @@ def _in_document_order(
             in_order[index] = score
         return in_order
     return None
-
-
-def _partial_summary(indexes: list[int], scores: list[float]) -> Attributes:
-    """:func:`partial_summary` of the results' columns."""
-    if not scores:
-        return
-    top = max(scores)
-    best = scores.index(top)  # the first among ties (max keeps the first of equal values)
-    yield semconv.RAG_RERANK_TOP_SCORE, top
-    yield semconv.RAG_RERANK_TOP1_CHANGED, indexes[best] != 0
-
-
-def _summary(scores: list[float]) -> Attributes:
-    """The summary attributes of scores in document order (see :mod:`otel_rerank._rerank`)."""
-    yield from _rerank.summary_attributes(scores).items()
