@@ -165,3 +165,20 @@ def test_summary_top_and_ranking_match_their_definitions(scores: list[float]) ->
         assert summary is not None
         expected = _ranking.reranked_order(values)[:10]
         assert [i for i, _ in summary[1]] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(scores=_SCORES, limit=st.integers(min_value=0, max_value=80))
+def test_output_documents_match_their_definition(scores: list[float], limit: int) -> None:
+    # Every entry's id and (finite) score under its position's keys, whichever path builds
+    # them (the bulk one for finite scores, the per-entry one otherwise).
+    from otel_rerank import _rerank
+
+    ranking = [(i * 7, s) for i, s in enumerate(scores)]
+    expected: dict[str, object] = {}
+    for position, (index, score) in enumerate(ranking[:limit]):
+        expected[f"reranker.output_documents.{position}.document.id"] = str(index)
+        if math.isfinite(score):
+            expected[f"reranker.output_documents.{position}.document.score"] = score
+    found = _rerank.output_documents(ranking, limit)
+    assert list(found.items()) == list(expected.items())

@@ -68,14 +68,10 @@ def output_documents(ranking: Sequence[tuple[int, float]], limit: int) -> dict[s
     """``reranker.output_documents.{i}.document.id|score`` for the first ``limit`` entries."""
     found: dict[str, AttributeValue] = {}
     entries = ranking[:limit]
-    count = len(entries)
-    keys = _OUTPUT_DOCUMENT_KEYS[:count] if count <= len(_OUTPUT_DOCUMENT_KEYS) else None
-    if keys is None:
-        keys = tuple(map(_keys, range(count)))
-    for (id_key, score_key), (index, score) in zip(keys, entries, strict=True):
-        found[id_key] = (
-            _INDEX_TEXTS[index] if type(index) is int and 0 <= index < _INDEX_COUNT else str(index)
-        )
+    keys = _OUTPUT_DOCUMENT_KEYS if len(entries) <= len(_OUTPUT_DOCUMENT_KEYS) else None
+    for position, (index, score) in enumerate(entries):
+        id_key, score_key = keys[position] if keys is not None else _keys(position)
+        found[id_key] = str(index)
         if isfinite(score):
             found[score_key] = score
     return found
@@ -89,6 +85,3 @@ def _keys(position: int) -> tuple[str, str]:
 
 # Built once for the positions a span usually holds (``max_documents`` defaults to 10).
 _OUTPUT_DOCUMENT_KEYS: Final = tuple(_keys(position) for position in range(64))
-# The ids of the first candidates, as text.
-_INDEX_COUNT: Final = 1024
-_INDEX_TEXTS: Final = tuple(map(str, range(_INDEX_COUNT)))
