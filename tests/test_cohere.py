@@ -488,3 +488,17 @@ def test_summary_reads_results_in_bulk_as_it_read_them_one_by_one(
         attributes = dict(otel.spans()[-1].attributes or {})
         written.append({k: v for k, v in attributes.items() if "rerank" in k})
     assert written[0] == written[1]
+
+
+def test_start_is_built_once_per_client_and_model() -> None:
+    import cohere
+
+    client = cohere.ClientV2(api_key="sk-test", base_url="https://rerank.example:8443")
+    first = _attributes.start(client, {"model": "rerank-v3.5"})
+    assert first.model == "rerank-v3.5"
+    assert first.attributes == {"server.address": "rerank.example", "server.port": 8443}
+    assert _attributes.start(client, {"model": "rerank-v3.5"}) is first  # cached
+    other = _attributes.start(client, {"model": "rerank-english-v3.0"})
+    assert other.model == "rerank-english-v3.0"
+    assert other.attributes == first.attributes
+    assert _attributes.start(client, {}).model is None

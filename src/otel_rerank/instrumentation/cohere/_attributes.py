@@ -63,13 +63,33 @@ def server(instance: Any) -> dict[str, Any]:
     return server_from_url(base_url) if isinstance(base_url, str) else {}
 
 
-# A client's base URL does not change.
-_servers = InstanceCache(guard("cohere server")(server))
+class _ClientStarts:
+    """A client's server (its base URL does not change: read once) and its span start for
+    each model it is asked for."""
+
+    __slots__ = ("by_model", "server")
+
+    def __init__(self, client: Any) -> None:
+        self.server: dict[str, Any] | None = guard("cohere server")(server)(client)
+        self.by_model: dict[str | None, Start] = {}
+
+
+_clients = InstanceCache(_ClientStarts)
 
 
 def start(client: Any, arguments: Mapping[str, Any]) -> Start:
-    """The span's identity: the model (an argument) and the API's server; a CLIENT span."""
-    return Start(model=model(arguments), kind=SpanKind.CLIENT, attributes=_servers(client))
+    """The span's identity: the model (an argument) and the API's server; a CLIENT span.
+
+    Built once per client and model.
+    """
+    name = model(arguments)
+    known: _ClientStarts = _clients(client)
+    found = known.by_model.get(name)
+    if found is None:
+        found = Start(model=name, kind=SpanKind.CLIENT, attributes=known.server)
+        if len(known.by_model) < 64:  # bounded: model names are the caller's
+            known.by_model[name] = found
+    return found
 
 
 def results(response: Any) -> list[tuple[int, float]] | None:
