@@ -47,7 +47,7 @@ def summary(
         return None
     attributes = summary_attributes(values)
     if all(map(gt, values, values[1:])):
-        order: Sequence[int] = range(min(limit, len(values)))  # already best first
+        order: Sequence[int] = range(len(values))[:limit]  # already best first
     else:
         # Sorted on the negated scores, ascending: stable, so ties keep the order given,
         # and the same comparisons as ``_ranking.reranked_order`` (NaNs included) in C.
