@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import wrapt
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -430,3 +431,74 @@ def test_summary_writes_the_apis_ranked_list_whether_or_not_it_skips_a_write(
         )
     assert written[0] == written[1]
     assert written[0]["reranker.output_documents.0.document.id"] == str(ranked[0][0])
+
+
+@pytest.mark.parametrize(
+    ("ranked", "count"),
+    [
+        ([(1, 0.9), (0, 0.5), (2, 0.1)], 3),  # every document: tau
+        ([(1, 0.9), (0, 0.5)], 3),  # cut by top_n: no tau
+        ([(1, 0.9), (1, 0.5), (2, 0.1)], 3),  # an index twice: not in document order
+        ([(1, 0.9), (0, 0.5), (3, 0.1)], 3),  # an index out of range
+        ([(2, 1), (0, 0.5), (1, 0)], 3),  # integer scores
+        ([(2, np.float64(0.7)), (0, np.float32(0.5)), (1, 0.25)], 3),  # numpy scalars
+        ([(True, 0.9), (0, 0.5)], 2),  # a bool index, read as an int, as before
+        ([(1, True), (0, 0.5)], 2),  # a bool score: not a score, nothing written
+        ([(1, "0.9"), (0, 0.5)], 2),  # a text score
+        ([(1.0, 0.9), (0, 0.5)], 2),  # a float index
+        ([(0, float("nan")), (1, 0.2)], 2),
+        ([], 0),
+    ],
+)
+def test_summary_reads_results_in_bulk_as_it_read_them_one_by_one(
+    otel: Otel, ranked: list[tuple[Any, Any]], count: int
+) -> None:
+    from types import SimpleNamespace
+
+    from otel_rerank import _span
+
+    response = SimpleNamespace(
+        results=[SimpleNamespace(index=i, relevance_score=s) for i, s in ranked]
+    )
+    arguments = {"documents": ["doc"] * count}
+
+    def one_by_one(call: Any) -> None:  # the per-item reading the bulk one replaced
+        pairs: list[tuple[int, float]] | None = []
+        for i, s in ranked:
+            if not isinstance(i, int) or isinstance(s, bool) or not isinstance(s, (int, float)):
+                pairs = None
+                break
+            pairs.append((i, float(s)))  # type: ignore[union-attr]
+        scores = _attributes.scores_in_document_order(pairs, count)
+        if scores is not None:
+            call.record_scores(scores)
+        else:
+            call.extract(_attributes.partial_summary, pairs)
+        call.record_ranked(pairs)
+
+    written = []
+    for summarize in (
+        lambda call: _attributes.summary(call, arguments, response, ()),
+        one_by_one,
+    ):
+        call = _span.begin(_span.RERANK, provider="cohere")
+        assert call is not None
+        summarize(call)
+        call.end()
+        attributes = dict(otel.spans()[-1].attributes or {})
+        written.append({k: v for k, v in attributes.items() if "rerank" in k})
+    assert written[0] == written[1]
+
+
+def test_start_is_built_once_per_client_and_model() -> None:
+    import cohere
+
+    client = cohere.ClientV2(api_key="sk-test", base_url="https://rerank.example:8443")
+    first = _attributes.start(client, {"model": "rerank-v3.5"})
+    assert first.model == "rerank-v3.5"
+    assert first.attributes == {"server.address": "rerank.example", "server.port": 8443}
+    assert _attributes.start(client, {"model": "rerank-v3.5"}) is first  # cached
+    other = _attributes.start(client, {"model": "rerank-english-v3.0"})
+    assert other.model == "rerank-english-v3.0"
+    assert other.attributes == first.attributes
+    assert _attributes.start(client, {}).model is None

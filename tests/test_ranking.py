@@ -142,3 +142,43 @@ def test_kendall_tau_b_of_long_lists_is_exact() -> None:
     python = _ranking._tied_and_discordant(scores)
     vectorised = _ranking._tied_and_discordant_numpy(np, scores)
     assert python == vectorised
+
+
+@settings(max_examples=300, deadline=None)
+@given(scores=_SCORES, limit=st.integers(min_value=-3, max_value=60))
+def test_summary_top_and_ranking_match_their_definitions(scores: list[float], limit: int) -> None:
+    # The top score and top-1 change by their definition (the first index among ties), and
+    # the ranking as a stable sort on descending score gives it, whether or not the list is
+    # already best first (descending input skips the sort).
+    from otel_rerank import _rerank
+
+    for values in (scores, sorted(scores, reverse=True)):
+        found = _ranking.summarize_scores(values)
+        if not values:
+            assert found is None
+            continue
+        best = max(range(len(values)), key=values.__getitem__)
+        assert found is not None
+        assert found.top1_changed == (best != 0)
+        assert found.top_score == values[best] or math.isnan(found.top_score)
+        summary = _rerank.summary(values, limit)
+        assert summary is not None
+        expected = _ranking.reranked_order(values)[:limit]
+        assert [i for i, _ in summary[1]] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(scores=_SCORES, limit=st.integers(min_value=0, max_value=80))
+def test_output_documents_match_their_definition(scores: list[float], limit: int) -> None:
+    # Every entry's id and (finite) score under its position's keys, whichever path builds
+    # them (the bulk one for finite scores, the per-entry one otherwise).
+    from otel_rerank import _rerank
+
+    ranking = [(i * 7, s) for i, s in enumerate(scores)]
+    expected: dict[str, object] = {}
+    for position, (index, score) in enumerate(ranking[:limit]):
+        expected[f"reranker.output_documents.{position}.document.id"] = str(index)
+        if math.isfinite(score):
+            expected[f"reranker.output_documents.{position}.document.score"] = score
+    found = _rerank.output_documents(ranking, limit)
+    assert list(found.items()) == list(expected.items())

@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import eq
 from typing import Any, Final
 
 
@@ -44,9 +45,12 @@ def summarize_floats(values: list[float]) -> RerankSummary | None:
     n = len(values)
     if n == 0:
         return None
-    best = max(range(n), key=values.__getitem__)  # first index among ties
+    top = max(values)
+    # The first index among ties, as ``max(range(n), key=values.__getitem__)`` finds it: max
+    # keeps the first of equal values, and index() matches that object first (a NaN too).
+    best = values.index(top)
     return RerankSummary(
-        top_score=values[best],
+        top_score=top,
         top1_changed=best != 0,
         kendall_tau=_tau_b_of_floats(values),
     )
@@ -99,15 +103,22 @@ _NUMPY_FROM: Final = 256
 
 def _tied_and_discordant(values: list[float]) -> tuple[int, int] | None:
     """(pairs with equal values, pairs i < j with values[i] < values[j]); None on NaN."""
-    if any(map(math.isnan, values)):  # no order, so no tau
+    # A NaN makes the sum NaN (so does inf - inf: then each value is checked).
+    if math.isnan(sum(values)) and any(map(math.isnan, values)):  # no order, so no tau
         return None
-    if len(set(values)) == len(values):
-        tied = 0
-    else:
-        tied = sum(c * (c - 1) // 2 for c in Counter(values).values())
     if len(values) <= _INSERTION_UNTIL:
-        return tied, _discordant_by_insertion(values)
-    return tied, _discordant_by_merging(values)
+        discordant, ascending = _discordant_and_sorted(values)
+        if not any(map(eq, ascending, ascending[1:])):  # neighbours after sorting: no tie
+            return 0, discordant
+        return _tied(values), discordant
+    return _tied(values), _discordant_by_merging(values)
+
+
+def _tied(values: list[float]) -> int:
+    """Pairs with equal values."""
+    if len(set(values)) == len(values):
+        return 0
+    return sum(c * (c - 1) // 2 for c in Counter(values).values())
 
 
 #: Up to this many scores, insertion into a sorted list (a binary search and a C-level
@@ -117,6 +128,12 @@ _INSERTION_UNTIL: Final = 2048
 
 def _discordant_by_insertion(values: list[float]) -> int:
     """Pairs i < j with values[i] < values[j]: each value counts the earlier ones below it."""
+    return _discordant_and_sorted(values)[0]
+
+
+def _discordant_and_sorted(values: list[float]) -> tuple[int, list[float]]:
+    """:func:`_discordant_by_insertion`, and the values sorted ascending (what the
+    insertion built: the ties are neighbours there)."""
     earlier: list[float] = []  # sorted
     insert = earlier.insert
     discordant = 0
@@ -124,7 +141,7 @@ def _discordant_by_insertion(values: list[float]) -> int:
         below = bisect_left(earlier, value)
         discordant += below
         insert(below, value)
-    return discordant
+    return discordant, earlier
 
 
 def _discordant_by_merging(values: list[float]) -> int:

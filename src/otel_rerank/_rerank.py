@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from math import isfinite
-from typing import Final
+from operator import gt
+from typing import Final, TypeGuard
 
 from opentelemetry.util.types import AttributeValue
 
@@ -22,25 +23,45 @@ from otel_rerank._ranking import summarize_floats
 Ranking = list[tuple[int, float]]
 
 
-def summary(
-    scores: Sequence[float], limit: int
-) -> tuple[dict[str, AttributeValue], Ranking] | None:
-    """The summary attributes and the first ``limit`` of the ranking; ``None`` if empty."""
-    values = list(map(float, scores))
+def summary_attributes(values: list[float]) -> dict[str, AttributeValue]:
+    """Top score, top-1 change and Kendall's tau-b of floats in the order given (empty if
+    there are none)."""
     found = summarize_floats(values)
     if found is None:
-        return None
+        return {}
     attributes: dict[str, AttributeValue] = {
         semconv.RAG_RERANK_TOP_SCORE: found.top_score,
         semconv.RAG_RERANK_TOP1_CHANGED: found.top1_changed,
     }
     if found.kendall_tau is not None:
         attributes[semconv.RAG_RERANK_KENDALL_TAU] = found.kendall_tau
-    # Sorted on the negated scores, ascending: stable, so ties keep the order given, and the
-    # same comparisons as ``_ranking.reranked_order`` (NaNs included) at C speed.
-    negated = [-v for v in values]
-    order = sorted(range(len(values)), key=negated.__getitem__)[:limit]
+    return attributes
+
+
+def summary(
+    scores: Sequence[float], limit: int
+) -> tuple[dict[str, AttributeValue], Ranking] | None:
+    """The summary attributes and the first ``limit`` of the ranking; ``None`` if empty."""
+    values = scores if _all_floats(scores) else list(map(float, scores))
+    if not values:
+        return None
+    attributes = summary_attributes(values)
+    if all(map(gt, values, values[1:])):
+        order: Sequence[int] = range(len(values))[:limit]  # already best first
+    else:
+        # Sorted on the negated scores, ascending: stable, so ties keep the order given,
+        # and the same comparisons as ``_ranking.reranked_order`` (NaNs included) in C.
+        negated = [-v for v in values]
+        order = sorted(range(len(values)), key=negated.__getitem__)[:limit]
     return attributes, [(i, values[i]) for i in order]
+
+
+_FLOATS: Final = frozenset({float})
+
+
+def _all_floats(scores: Sequence[float]) -> TypeGuard[list[float]]:
+    """A list of floats (not a subclass's instances): used as is, no copy."""
+    return type(scores) is list and set(map(type, scores)) <= _FLOATS
 
 
 def output_documents(ranking: Sequence[tuple[int, float]], limit: int) -> dict[str, AttributeValue]:

@@ -69,12 +69,16 @@ def _first_auto_model_config(model: Any) -> Any:
 
 def is_number(value: object) -> TypeGuard[int | float]:
     """An ``int`` or ``float`` that is not a ``bool``."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    kind = type(value)
+    if kind is float or kind is int:  # the usual answer, without two isinstance calls
+        return True
+    return isinstance(value, (int, float)) and kind is not bool
 
 
 def is_int(value: object) -> TypeGuard[int]:
     """An ``int`` that is not a ``bool``."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    kind = type(value)
+    return kind is int or (kind is not bool and isinstance(value, int))
 
 
 def float_list(values: Any) -> list[float] | None:
@@ -84,6 +88,8 @@ def float_list(values: Any) -> list[float] | None:
     (n, 1), and lists of 0-d tensors. Generators and other one-shot iterables are refused
     so that the user's object is never consumed.
     """
+    if type(values) is list and set(map(type, values)) <= _NUMBERS:
+        return list(map(float, values))  # plain Python numbers: checked in bulk
     tolist = getattr(values, "tolist", None)
     if callable(tolist) and hasattr(values, "shape"):
         shape = tuple(values.shape)
@@ -107,6 +113,9 @@ def float_list(values: Any) -> list[float] | None:
     return out
 
 
+_NUMBERS = frozenset({float, int})
+
+
 def _real_dtype(dtype: Any) -> bool:
     """True for numpy's integer/float dtypes and torch's float dtypes (not bool/complex)."""
     kind = getattr(dtype, "kind", None)
@@ -119,6 +128,9 @@ def _real_dtype(dtype: Any) -> bool:
 
 def sized_length(value: Any) -> int | None:
     """``len(value)`` for real collections (not strings, bytes, or iterators); else ``None``."""
+    kind = type(value)
+    if kind is list or kind is tuple or kind is dict:
+        return len(value)
     if isinstance(value, (str, bytes)) or value is None:
         return None
     if hasattr(value, "shape") and getattr(value, "shape", None):

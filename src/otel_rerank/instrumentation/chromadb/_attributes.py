@@ -104,6 +104,10 @@ def query_count(arguments: Mapping[str, Any]) -> int | None:
             continue
         if isinstance(value, str):
             return 1
+        if type(value) is list:  # the usual argument: no shape, no abc lookup
+            if key == "query_embeddings" and value and _is_scalar(value[0]):
+                return 1  # one embedding given as a flat list of numbers
+            return len(value)
         shape = getattr(value, "shape", None)
         if shape is not None:
             # One embedding is 1-D; a batch of embeddings (or of images) adds a leading axis.
@@ -129,7 +133,7 @@ def query_response(result: Any) -> Attributes:
     ids = _per_query(result, "ids")
     if ids is None:
         return
-    yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, sum(len(row) for row in ids)
+    yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, sum(map(len, ids))
     distances = _per_query(result, "distances")
     if len(ids) == 1 and distances and distances[0]:
         yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(distances[0][0])
@@ -160,14 +164,19 @@ def single_query_text(arguments: Mapping[str, Any]) -> str | None:
 
 
 def _per_query(result: Any, key: str) -> list[Sequence[Any]] | None:
-    if not isinstance(result, Mapping):
+    if type(result) is not dict and not isinstance(result, Mapping):
         return None
     rows = result.get(key)
+    if type(rows) is list and set(map(type, rows)) <= _LISTS:
+        return rows  # chroma's own shape: a list of lists, checked without abc lookups
     if not isinstance(rows, Sequence) or isinstance(rows, str):
         return None
     if not all(isinstance(row, Sequence) and not isinstance(row, str) for row in rows):
         return None
     return list(rows)
+
+
+_LISTS = frozenset({list})
 
 
 def _is_scalar(value: Any) -> bool:

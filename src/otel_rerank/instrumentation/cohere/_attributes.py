@@ -11,14 +11,14 @@ at the end (content, the rerank summary) only call the span's ``record_*`` metho
 
 from __future__ import annotations
 
-import itertools
 import json
+import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.trace import SpanKind
 
-from otel_rerank import semconv
+from otel_rerank import _rerank, semconv
 from otel_rerank._safe import guard
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank._values import is_int, is_number
@@ -63,27 +63,65 @@ def server(instance: Any) -> dict[str, Any]:
     return server_from_url(base_url) if isinstance(base_url, str) else {}
 
 
-# A client's base URL does not change.
-_servers = InstanceCache(guard("cohere server")(server))
+class _ClientStarts:
+    """A client's server (its base URL does not change: read once) and its span start for
+    each model it is asked for."""
+
+    __slots__ = ("by_model", "server")
+
+    def __init__(self, client: Any) -> None:
+        self.server: dict[str, Any] | None = guard("cohere server")(server)(client)
+        self.by_model: dict[str | None, Start] = {}
+
+
+_clients = InstanceCache(_ClientStarts)
 
 
 def start(client: Any, arguments: Mapping[str, Any]) -> Start:
-    """The span's identity: the model (an argument) and the API's server; a CLIENT span."""
-    return Start(model=model(arguments), kind=SpanKind.CLIENT, attributes=_servers(client))
+    """The span's identity: the model (an argument) and the API's server; a CLIENT span.
+
+    Built once per client and model.
+    """
+    name = model(arguments)
+    known: _ClientStarts = _clients(client)
+    found = known.by_model.get(name)
+    if found is None:
+        found = Start(model=name, kind=SpanKind.CLIENT, attributes=known.server)
+        if len(known.by_model) < 64:  # bounded: model names are the caller's
+            known.by_model[name] = found
+    return found
 
 
 def results(response: Any) -> list[tuple[int, float]] | None:
     """``(document index, relevance score)`` of each result, in the order returned."""
+    found = _columns(response)
+    return None if found is None else list(zip(*found, strict=True))
+
+
+_INDEX = operator.attrgetter("index")
+_SCORE = operator.attrgetter("relevance_score")
+_INTS: Final = frozenset({int})
+_FLOATS: Final = frozenset({float})
+
+
+def _columns(response: Any) -> tuple[list[int], list[float]] | None:
+    """The results' indexes and scores, in the order returned; ``None`` unless every
+    result has an integer index and a numeric score."""
     items = getattr(response, "results", None)
-    if not isinstance(items, Sequence):
+    if type(items) is not list and not isinstance(items, Sequence):
         return None
-    out: list[tuple[int, float]] = []
-    for item in items:
-        index, score = getattr(item, "index", None), getattr(item, "relevance_score", None)
-        if not isinstance(index, int) or not is_number(score):
+    try:  # read in C (attrgetter) and checked in bulk: the usual response costs no loop
+        indexes = list(map(_INDEX, items))
+        scores = list(map(_SCORE, items))
+    except AttributeError:
+        return None
+    if not set(map(type, indexes)) <= _INTS and not all(isinstance(i, int) for i in indexes):
+        return None
+    if not set(map(type, scores)) <= _FLOATS:
+        if not all(map(is_number, scores)):
             return None
-        out.append((index, float(score)))
-    return out
+        scores = list(map(float, scores))
+    return indexes, scores
 
 
 def scores_in_document_order(
@@ -156,20 +194,40 @@ def summary(
 ) -> None:
     """Top score, top-1 change and (when every document was scored) Kendall's tau, and the
     reranked list as the API returned it (``top_n`` of the candidates when given)."""
-    ranked = results(result)
-    scores = scores_in_document_order(ranked, candidate_count(arguments))
-    if scores is not None:
-        call.record_scores(scores)  # also writes the list ranked by score (ties: by index)
-        if ranked is not None and _in_score_order(ranked):
-            return  # the API's list is that very list: already written
+    columns = _columns(result)
+    if columns is None:
+        return
+    indexes, scores = columns
+    ranked = list(zip(indexes, scores, strict=True))
+    in_document_order = _in_document_order(indexes, scores, candidate_count(arguments))
+    # Computed whole, then set (the wrapper runs this under its guard): a failure sets none.
+    if in_document_order is not None:
+        # The summary of every score; the list written is the API's own (in a tie the API
+        # broke against the index order, its order stands), so no ranking is sorted here.
+        found = _rerank.summary_attributes(in_document_order)
+    elif scores:  # top_n cut the list: no tau
+        top = max(scores)
+        best = scores.index(top)  # the first among ties (max keeps the first of equals)
+        found = {
+            semconv.RAG_RERANK_TOP_SCORE: top,
+            semconv.RAG_RERANK_TOP1_CHANGED: indexes[best] != 0,
+        }
     else:
-        call.extract(partial_summary, ranked)  # top_n cut the list: no tau
+        found = {}
+    for key, value in found.items():
+        call.set(key, value)
     call.record_ranked(ranked)
 
 
-def _in_score_order(ranked: Sequence[tuple[int, float]]) -> bool:
-    """Whether ``ranked`` is best first with ties by index (a stable sort by score gives it)."""
-    return all(
-        first_score > next_score or (first_score == next_score and first < following)
-        for (first, first_score), (following, next_score) in itertools.pairwise(ranked)
-    )
+def _in_document_order(
+    indexes: list[int], scores: list[float], count: int | None
+) -> list[float] | None:
+    """:func:`scores_in_document_order` of the results' columns."""
+    if count is None or len(indexes) != count:
+        return None
+    if sorted(indexes) == list(range(count)):  # a permutation: each document once
+        in_order = [0.0] * count
+        for index, score in zip(indexes, scores, strict=True):
+            in_order[index] = score
+        return in_order
+    return None

@@ -133,6 +133,10 @@ def search_response(result: Any) -> Attributes:
         # One query, faiss's int64 labels: a k-long row in plain Python costs a third of
         # numpy's per-call overhead.
         row = labels[0].tolist()
+        if row and min(row) >= 0:  # every hit real (the usual row): counted in C
+            yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(row)
+            yield semconv.RAG_RETRIEVAL_TOP_SCORE, float(distances[0, 0])
+            return
         hits = [i for i, label in enumerate(row) if label >= 0]
         yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(hits)
         if hits:
