@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otel_rerank import _telemetry, semconv
-from otel_rerank._span import instrumentation_suppressed
+from otel_rerank._span import parent_context
 
 # Moved to the core (the core must not import instrumentation internals); re-exported so
 # the per-library modules keep importing them from here.
@@ -57,7 +57,7 @@ def nothing_records() -> bool:
     process without an SDK pays a context lookup per call and nothing more.
     """
     # "No SDK" first: the cheaper check, and the answer of every call in an app without one.
-    return _telemetry.current() is None or instrumentation_suppressed()
+    return _telemetry.current() is None or parent_context() is None
 
 
 _signatures: dict[Any, inspect.Signature | None] = {}
