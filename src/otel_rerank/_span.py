@@ -17,11 +17,17 @@ the parts that each do one job: :mod:`otel_rerank._metrics` (the metric points),
 :mod:`otel_rerank._rerank` (the rerank summary and reranked list), :mod:`otel_rerank._content`
 (the content policy: the only place content is turned into attributes) and
 :mod:`otel_rerank._errors` (the user's exception, recorded and left to propagate). Every
-recording method runs through :func:`otel_rerank._safe.guarded`: a failure of ours never
-reaches the user's call. Extraction functions are pure and run only when the span records.
+recording method runs through :func:`otel_rerank._safe.guarded` (``end`` and
+``record_candidates``, on every call's path, catch and report inline: the same path, one
+Python call less): a failure of ours never reaches the user's call. Extraction functions
+are pure and run only when the span records.
 
 The attributes a call gathers after its start are written in one ``set_attributes`` when it
 ends: the SDK takes the span's lock and validates each attribute once, not once per write.
+What a span starts with (name, kind, start and metric attributes) is an :class:`Opening`,
+built once per identity: the generic library wrapper keeps one per start-attribute mapping,
+checks "something records" once (:func:`active`'s two checks, the suppression one from a
+single context read by :func:`parent_context`) and starts the span in that context.
 When nothing records, the stage decorators hand out :data:`NON_RECORDING`, the same class
 over ``INVALID_SPAN`` with no telemetry and no state, so one instance serves every thread
 and task.

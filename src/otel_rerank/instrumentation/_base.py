@@ -4,14 +4,17 @@ A library's wrapped method is declared, not written: a :class:`Method` names the
 provider and lists pure functions (the span's start identity, request and response
 attributes, content writers, rerank recorders), and its :meth:`Method.wrapper` /
 :meth:`Method.async_wrapper` are the wrapt wrappers every library shares. Per call they
-do, in this order: nothing at all when nothing records (suppressed, or no SDK: a context
-lookup, no argument or instance read); nothing but the call itself when a span of the same
-group is already open (one span for nested calls); bind the arguments once; start the span
-with its identity; read the request (only when the span records); call; write the request
-and response attributes in one write (with the error, if the call raised); hand content to
-the privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A failure
-of ours in any of those steps is logged (re-raised under our tests) and never reaches the
-user's call.
+do, in this order: nothing at all when nothing records (no SDK, then suppressed: a few
+attribute reads and one context read, no argument or instance read); nothing but the call
+itself when a span of the same group is already open (one span for nested calls); bind the
+arguments once; start the span with its identity (name and start attributes worked out
+once per identity, see :meth:`Method._opening`) in the context read for the check; read the
+request (only when the span records); call; write the request and response attributes in
+one write when the span ends (with the error, if the call raised); hand content to the
+privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A failure of
+ours in any of those steps is logged (re-raised under our tests) and never reaches the
+user's call; each step catches its own (a ``try``, cheaper than a ``with guard``), so the
+others still record.
 
 An instrumentor lists its targets as ``Target(module, "Class", "method", SOME.wrapper)`` (or
 a function that finds the classes in the imported module instead of ``"Class"``). Patching puts a

@@ -1,7 +1,8 @@
 """Small pure helpers shared by the per-library extraction modules.
 
-Nothing here touches a span. :func:`nothing_records` is the check every wrapper makes
-before reading anything of the call. Arguments are read by binding them to the wrapped
+Nothing here touches a span. :func:`nothing_records` is the check a wrapper makes before
+reading anything of the call (the generic wrapper makes its two parts itself, keeping the
+context it read). Arguments are read by binding them to the wrapped
 function's signature (never by position; a plan made once per function, not
 ``Signature.bind`` per call), model names are normalised the way users know them, and
 score containers of any common type (lists, numpy arrays, torch tensors) are turned into
