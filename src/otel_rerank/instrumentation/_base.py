@@ -130,7 +130,9 @@ class Method:
     #: (model, detail, id(kind), id(start attributes)) -> (kind, attributes, opening): what
     #: a span starts with, worked out once per identity while the start attributes are
     #: one shared mapping (a per-instance cache holds it); checked by identity on each use
-    _openings: dict[tuple[Any, ...], tuple[Any, Any, _span.Opening]] = field(init=False, repr=False)
+    _openings: dict[tuple[Any, ...], tuple[Any, Any, _span.Opening]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         nested = None
