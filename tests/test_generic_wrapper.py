@@ -314,3 +314,84 @@ def test_the_users_exception_passes_unchanged_with_the_request_recorded(otel: Ot
 def test_declarations_share_one_flag_per_group() -> None:
     assert SCORE._nested is RANK._nested is not None
     assert ASCORE._nested is None
+
+
+# -- what a span starts with, worked out once per identity -----------------------------------
+class Described:
+    """An instance whose start the test controls (a library's per-instance cache stands in)."""
+
+    def __init__(self, start: Start) -> None:
+        self.start = start
+
+    def run(self) -> str:
+        return "done"
+
+
+OPEN = Method(stage=_span.RERANK, provider="openlib", start=lambda instance, _: instance.start)
+
+
+@pytest.fixture
+def described() -> Iterator[None]:
+    original = Described.__dict__["run"]
+    Described.run = wrapt.FunctionWrapper(original, OPEN.wrapper)  # type: ignore[method-assign]
+    OPEN._openings.clear()
+    try:
+        yield
+    finally:
+        Described.run = original  # type: ignore[method-assign]
+
+
+def _started(otel: Otel, instance: Described) -> tuple[str, dict[str, Any]]:
+    otel.exporter.clear()
+    assert instance.run() == "done"
+    span = otel.span()
+    return span.name, dict(span.attributes or {})
+
+
+@pytest.mark.usefixtures("described")
+def test_a_shared_start_is_worked_out_once_and_a_changed_one_again(otel: Otel) -> None:
+    cuda = Start(model="m1", attributes={semconv.RAG_DEVICE: "cuda"})
+    instance = Described(cuda)
+    for _ in range(3):
+        name, attributes = _started(otel, instance)
+        assert name == "rerank m1" and attributes[semconv.RAG_DEVICE] == "cuda"
+    assert len(OPEN._openings) == 1  # one identity, one opening
+    assert OPEN._opening(cuda) is OPEN._opening(cuda)
+    # The instance's facts changed (a per-instance cache computed a new start): seen at once.
+    instance.start = Start(model="m1", attributes={semconv.RAG_DEVICE: "cpu"})
+    assert _started(otel, instance)[1][semconv.RAG_DEVICE] == "cpu"
+    instance.start = Start(model="m2", kind=SpanKind.CLIENT)
+    name, attributes = _started(otel, instance)
+    assert name == "rerank m2" and semconv.RAG_DEVICE not in attributes
+    assert otel.span().kind is SpanKind.CLIENT
+    # A start built anew on every call (equal mappings, new objects) is right every time.
+    for device in ("a", "b", "a"):
+        instance.start = Start(model="m1", attributes={semconv.RAG_DEVICE: device})
+        assert _started(otel, instance)[1][semconv.RAG_DEVICE] == device
+
+
+@pytest.mark.usefixtures("described")
+def test_openings_are_bounded_and_unhashable_names_still_start(otel: Otel) -> None:
+    from otel_rerank.instrumentation import _base
+
+    instance = Described(Start())
+    for i in range(_base._MAX_OPENINGS + 10):
+        instance.start = Start(model=f"m{i}")
+        instance.run()
+    assert len(OPEN._openings) <= _base._MAX_OPENINGS
+    instance.start = Start(detail=["not", "hashable"])  # type: ignore[arg-type]
+    otel.exporter.clear()
+    assert instance.run() == "done"
+    assert otel.span().name == "rerank ['not', 'hashable']"
+
+
+@pytest.mark.usefixtures("described")
+def test_a_frameworks_top_n_is_on_its_call_only(otel: Otel) -> None:
+    instance = Described(Start(model="m1", attributes={semconv.RAG_DEVICE: "cpu"}))
+    assert semconv.GEN_AI_RERANK_TOP_N not in _started(otel, instance)[1]
+    with _span.rerank_top_n(3):
+        attributes = _started(otel, instance)[1]
+    assert attributes[semconv.GEN_AI_RERANK_TOP_N] == 3
+    assert attributes[semconv.RERANKER_TOP_K] == 3
+    assert attributes[semconv.RAG_DEVICE] == "cpu"
+    assert semconv.GEN_AI_RERANK_TOP_N not in _started(otel, instance)[1]  # not cached

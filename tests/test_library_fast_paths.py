@@ -284,3 +284,26 @@ def test_instance_cache_computes_every_time_what_it_cannot_refer_to_weakly() -> 
     cache = _common.InstanceCache(lambda instance: computed.append(instance) or len(computed))
     value = [1, 2]  # unhashable and not weak-referenceable
     assert (cache(value), cache(value)) == (1, 2)
+
+
+class _EqualByValue:
+    """Hashable and equal by value: two equal clients are still two instances."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _EqualByValue) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def test_instance_cache_keys_equal_instances_apart() -> None:
+    cache = _common.InstanceCache(lambda instance: object())
+    first, second = _EqualByValue("c"), _EqualByValue("c")
+    assert cache(first) is cache(first)
+    assert cache(second) is not cache(first)
+    kept = cache(second)
+    cache.discard(first)  # forgets that instance only
+    assert cache(second) is kept

@@ -235,3 +235,54 @@ def test_metric_attribute_sets_are_built_once_and_bounded() -> None:
     assert len(base._variants) <= _metrics._MAX_VARIANTS
     unhashable = base.plus("server.address", ["a", "b"])  # type: ignore[arg-type]
     assert unhashable.values["server.address"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [(), ("suppress_instrumentation",), (context._SUPPRESS_INSTRUMENTATION_KEY,), "both"],
+)
+def test_the_wrappers_one_read_check_agrees_with_the_instrumentation_package(
+    keys: Any,
+) -> None:
+    # parent_context() reads the two suppression keys itself (one context read for the
+    # check and the span's parent): it must say what is_instrumentation_enabled() says.
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    if keys == "both":
+        with suppress_instrumentation():
+            assert _span.parent_context() is None
+            assert not is_instrumentation_enabled()
+        return
+    ctx = context.get_current()
+    for key in keys:
+        ctx = context.set_value(key, True, ctx)
+    token = context.attach(ctx)
+    try:
+        parent = _span.parent_context()
+        assert (parent is None) == (not is_instrumentation_enabled())
+        assert (parent is None) == bool(keys)
+        if parent is not None:
+            assert parent is context.get_current()
+    finally:
+        context.detach(token)
+
+
+def test_a_span_started_in_a_given_parent_context_is_current_on_top_of_it(otel: Otel) -> None:
+    with trace.get_tracer("t", tracer_provider=otel.tracer_provider).start_as_current_span("p"):
+        telemetry = _span.active()
+        parent = _span.parent_context()
+        assert telemetry is not None and parent is not None
+        call = StageSpan(telemetry, _span.opening(_span.RETRIEVAL, "custom"), None, parent)
+        with call:
+            assert trace.get_current_span() is call.span
+    outer, inner = sorted(otel.spans(), key=lambda s: s.start_time or 0)
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+
+
+def test_the_check_falls_back_to_the_packages_own_when_its_keys_move(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_span, "_SUPPRESSION_KEYS", None)
+    assert _span.parent_context() is context.get_current()
+    with suppress_instrumentation():
+        assert _span.parent_context() is None

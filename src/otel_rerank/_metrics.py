@@ -5,8 +5,9 @@ Every point of a call carries the same identity (``gen_ai.operation.name``,
 on, a few more: the server address and port, ``gen_ai.response.model``, ``error.type``,
 ``gen_ai.token.type``. :class:`MetricAttributes` builds each such combination once and
 shares it between calls (the SDK copies what it keeps), so a call copies no dict to record
-a point. :class:`StageMetrics` is one call's recorder; metrics are recorded whether or not
-the call's span is sampled.
+a point. The functions below record one call's points, from the call's telemetry and
+attributes (no recorder object per call); metrics are recorded whether or not the call's
+span is sampled.
 """
 
 from __future__ import annotations
@@ -51,43 +52,41 @@ class MetricAttributes:
         return variant
 
 
-class StageMetrics:
-    """The metric points of one call: duration, candidates, tokens, time to first chunk."""
+# One call's points. Functions of the call's telemetry and attributes rather than an object
+# per call: the stage span holds both and calls these on its hot path.
+def duration(
+    telemetry: _telemetry.Telemetry,
+    attributes: MetricAttributes,
+    seconds: float,
+    error_type: str | None,
+) -> None:
+    """``gen_ai.client.operation.duration``, with ``error.type`` when the call failed."""
+    if error_type is not None:
+        attributes = attributes.plus(semconv.ERROR_TYPE, error_type)
+    telemetry.duration.record(seconds, attributes.values)
 
-    __slots__ = ("_telemetry", "attributes")
 
-    def __init__(self, telemetry: _telemetry.Telemetry, attributes: MetricAttributes) -> None:
-        self._telemetry = telemetry
-        #: What this call's points carry from now on.
-        self.attributes = attributes
+def candidates(telemetry: _telemetry.Telemetry, attributes: MetricAttributes, count: int) -> None:
+    """``rag.rerank.candidates``: how many candidates a reranker was given."""
+    telemetry.candidates.record(count, attributes.values)
 
-    def add_attribute(self, key: str, value: AttributeValue) -> None:
-        """Points recorded from now on carry ``key`` too (the server, the response model)."""
-        self.attributes = self.attributes.plus(key, value)
 
-    def duration(self, seconds: float, error_type: str | None) -> None:
-        """``gen_ai.client.operation.duration``, with ``error.type`` when the call failed."""
-        attributes = self.attributes
-        if error_type is not None:
-            attributes = attributes.plus(semconv.ERROR_TYPE, error_type)
-        self._telemetry.duration.record(seconds, attributes.values)
+def tokens(
+    telemetry: _telemetry.Telemetry,
+    attributes: MetricAttributes,
+    input_tokens: int | None,
+    output_tokens: int | None,
+) -> None:
+    """``gen_ai.client.token.usage``, one point per known token type."""
+    histogram = telemetry.token_usage
+    if input_tokens is not None:
+        histogram.record(input_tokens, attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "input").values)
+    if output_tokens is not None:
+        histogram.record(output_tokens, attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "output").values)
 
-    def candidates(self, count: int) -> None:
-        """``rag.rerank.candidates``: how many candidates a reranker was given."""
-        self._telemetry.candidates.record(count, self.attributes.values)
 
-    def tokens(self, input_tokens: int | None, output_tokens: int | None) -> None:
-        """``gen_ai.client.token.usage``, one point per known token type."""
-        histogram = self._telemetry.token_usage
-        if input_tokens is not None:
-            histogram.record(
-                input_tokens, self.attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "input").values
-            )
-        if output_tokens is not None:
-            histogram.record(
-                output_tokens, self.attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "output").values
-            )
-
-    def time_to_first_chunk(self, seconds: float) -> None:
-        """``gen_ai.client.operation.time_to_first_chunk`` of a stream."""
-        self._telemetry.time_to_first_chunk.record(seconds, self.attributes.values)
+def time_to_first_chunk(
+    telemetry: _telemetry.Telemetry, attributes: MetricAttributes, seconds: float
+) -> None:
+    """``gen_ai.client.operation.time_to_first_chunk`` of a stream."""
+    telemetry.time_to_first_chunk.record(seconds, attributes.values)

@@ -17,11 +17,17 @@ the parts that each do one job: :mod:`otel_rerank._metrics` (the metric points),
 :mod:`otel_rerank._rerank` (the rerank summary and reranked list), :mod:`otel_rerank._content`
 (the content policy: the only place content is turned into attributes) and
 :mod:`otel_rerank._errors` (the user's exception, recorded and left to propagate). Every
-recording method runs through :func:`otel_rerank._safe.guarded`: a failure of ours never
-reaches the user's call. Extraction functions are pure and run only when the span records.
+recording method runs through :func:`otel_rerank._safe.guarded` (``end`` and
+``record_candidates``, on every call's path, catch and report inline: the same path, one
+Python call less): a failure of ours never reaches the user's call. Extraction functions
+are pure and run only when the span records.
 
 The attributes a call gathers after its start are written in one ``set_attributes`` when it
 ends: the SDK takes the span's lock and validates each attribute once, not once per write.
+What a span starts with (name, kind, start and metric attributes) is an :class:`Opening`,
+built once per identity: the generic library wrapper keeps one per start-attribute mapping,
+checks "something records" once (:func:`active`'s two checks, the suppression one from a
+single context read by :func:`parent_context`) and starts the span in that context.
 When nothing records, the stage decorators hand out :data:`NON_RECORDING`, the same class
 over ``INVALID_SPAN`` with no telemetry and no state, so one instance serves every thread
 and task.
@@ -38,13 +44,14 @@ from dataclasses import dataclass
 from typing import Any, Concatenate, Final, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import context, trace
+from opentelemetry.instrumentation import utils as _instrumentation_utils
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from otel_rerank import _content, _errors, _rerank, _telemetry, semconv
+from otel_rerank import _content, _errors, _metrics, _rerank, _telemetry, semconv
 from otel_rerank._config import ContentPolicy
-from otel_rerank._metrics import MetricAttributes, StageMetrics
+from otel_rerank._metrics import MetricAttributes
 from otel_rerank._safe import guard, guarded, report_internal_error
 from otel_rerank._values import is_int
 
@@ -119,6 +126,44 @@ def instrumentation_suppressed() -> bool:
     return not is_instrumentation_enabled()
 
 
+def parent_context() -> context.Context | None:
+    """The context a span would start in now, or ``None`` inside ``suppress_instrumentation()``.
+
+    :func:`instrumentation_suppressed`'s answer (the same two keys) from one context read,
+    and the context itself: a wrapper hands it to :class:`StageSpan` as the span's parent,
+    so the SDK does not read the current context again.
+    """
+    if _SUPPRESSION_KEYS is None:  # keys not found where expected: the package's own check
+        return context.get_current() if is_instrumentation_enabled() else None
+    current = context.get_current()
+    key, plain_key = _SUPPRESSION_KEYS
+    if current.get(key) or current.get(plain_key):
+        return None
+    return current
+
+
+def _suppression_keys() -> tuple[str, str] | None:
+    """The two keys ``is_instrumentation_enabled`` reads (private names: ``None`` if gone)."""
+    key = getattr(context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+    plain_key = getattr(_instrumentation_utils, "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN", None)
+    if isinstance(key, str) and isinstance(plain_key, str):
+        return key, plain_key
+    return None
+
+
+_SUPPRESSION_KEYS: Final = _suppression_keys()
+
+
+def active() -> _telemetry.Telemetry | None:
+    """The telemetry a span would start with now, or ``None`` when nothing records
+    (no SDK configured, or suppressed): one check for callers of :func:`begin_with`."""
+    # "No SDK" first: the cheaper check, and the answer of every call in an app without one.
+    telemetry = _telemetry.current()
+    if telemetry is None or not is_instrumentation_enabled():
+        return None
+    return telemetry
+
+
 def begin(
     stage: Stage,
     *,
@@ -140,28 +185,53 @@ def begin(
         attributes: extra attributes known before the call starts.
         links: links to other spans (the shadow reranker links to its request).
     """
-    # "No SDK" first: the cheaper check, and the answer of every call in an app without one.
-    telemetry = _telemetry.current()
-    if telemetry is None or not is_instrumentation_enabled():
+    telemetry = active()
+    if telemetry is None:
         return None
-    if stage is RERANK:
-        top_n = _RERANK_TOP_N.get()
-        if top_n is not None:
-            attributes = {
-                semconv.GEN_AI_RERANK_TOP_N: top_n,
-                semconv.RERANKER_TOP_K: top_n,
-                **(attributes or {}),
-            }
+    return begin_with(telemetry, stage, provider, model, detail, kind, attributes, links)
+
+
+def begin_with(
+    telemetry: _telemetry.Telemetry,
+    stage: Stage,
+    provider: str,
+    model: str | None = None,
+    detail: str | None = None,
+    kind: SpanKind | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+    links: Sequence[Link] | None = None,
+) -> StageSpan | None:
+    """:func:`begin` for a caller that has just checked that something records
+    (:func:`active`): the span, or ``None`` when ours failed (call straight through)."""
     try:
-        return StageSpan(telemetry, stage, provider, model, detail, kind, attributes, links)
+        return StageSpan(
+            telemetry,
+            opening(stage, provider, model, detail, kind, with_top_n(stage, attributes)),
+            links,
+        )
     except Exception:  # ours, or a caller's model that cannot be read: call straight through
         report_internal_error("begin")
         return None
 
 
+def with_top_n(
+    stage: Stage, attributes: Mapping[str, AttributeValue] | None
+) -> Mapping[str, AttributeValue] | None:
+    """``attributes`` with the top_n a framework set (:func:`rerank_top_n`), if a rerank
+    span starts while one is set; else ``attributes`` itself."""
+    if stage is RERANK:
+        top_n = _RERANK_TOP_N.get()
+        if top_n is not None:
+            return {
+                semconv.GEN_AI_RERANK_TOP_N: top_n,
+                semconv.RERANKER_TOP_K: top_n,
+                **(attributes or {}),
+            }
+    return attributes
+
+
 # Stateless, so shared: the guards of the methods that run a callable they are given (the
 # logged traceback names the extractor, recorder or writer that failed).
-_EXTRACT_GUARD: Final = guard("StageSpan.extract")
 _SAFELY_GUARD: Final = guard("StageSpan.safely")
 _CONTENT_GUARD: Final = guard("StageSpan.record_content")
 
@@ -206,6 +276,49 @@ def _build_identity(
 _identity = functools.lru_cache(maxsize=512)(_build_identity)
 
 
+class Opening(NamedTuple):
+    """Everything a span starts with, worked out before it starts.
+
+    Depends only on :func:`opening`'s arguments, so a caller whose start attributes are
+    one shared mapping (a per-instance cache) can keep it and start every call with it.
+    Never written to.
+    """
+
+    stage: Stage
+    name: str
+    kind: SpanKind
+    span_attributes: Mapping[str, AttributeValue]
+    metric_attributes: MetricAttributes
+
+
+def opening(
+    stage: Stage,
+    provider: str,
+    model: str | None = None,
+    detail: str | None = None,
+    kind: SpanKind | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> Opening:
+    """The span name, kind, start attributes and metric attributes of a call (see :func:`begin`
+    for the arguments; a framework's top_n is not added here: :func:`with_top_n`)."""
+    # Shadow runs cost the user nothing: keep them out of serving-latency alerts.
+    shadow = bool(attributes and attributes.get(semconv.RAG_RERANK_SHADOW))
+    try:
+        identity = _identity(stage, provider, model, detail, shadow)
+    except TypeError:  # a decorator's caller gave an unhashable model or data source
+        identity = _build_identity(stage, provider, model, detail, shadow)
+    name, metric_attributes, span_attributes = identity
+    if attributes:
+        span_attributes = {**span_attributes, **attributes}
+        top_n = attributes.get(semconv.GEN_AI_RERANK_TOP_N)
+        if top_n is not None:  # OpenInference's twin
+            span_attributes[semconv.RERANKER_TOP_K] = top_n
+        for key in _METRIC_SERVER_KEYS:  # recommended on the GenAI metrics
+            if key in attributes:
+                metric_attributes = metric_attributes.plus(key, attributes[key])
+    return Opening(stage, name, kind or stage.default_span_kind, span_attributes, metric_attributes)
+
+
 class StageSpan:
     """One instrumented call in flight: its span, clock, metrics and gathered attributes.
 
@@ -217,12 +330,14 @@ class StageSpan:
 
     __slots__ = (
         "_content",
-        "_metrics",
+        "_metric_attributes",
         "_open",
+        "_parent",
         "_pending",
         "_ranking",
         "_rerank_texts",
         "_stage",
+        "_telemetry",
         "_token",
         "recording",
         "span",
@@ -231,39 +346,29 @@ class StageSpan:
     def __init__(
         self,
         telemetry: _telemetry.Telemetry,
-        stage: Stage,
-        provider: str,
-        model: str | None,
-        detail: str | None,
-        kind: SpanKind | None,
-        attributes: Mapping[str, AttributeValue] | None,
-        links: Sequence[Link] | None,
+        opened: Opening,
+        links: Sequence[Link] | None = None,
+        parent: context.Context | None = None,
     ) -> None:
-        # Shadow runs cost the user nothing: keep them out of serving-latency alerts.
-        shadow = bool(attributes and attributes.get(semconv.RAG_RERANK_SHADOW))
-        try:
-            identity = _identity(stage, provider, model, detail, shadow)
-        except TypeError:  # a decorator's caller gave an unhashable model or data source
-            identity = _build_identity(stage, provider, model, detail, shadow)
-        name, metric_attributes, span_attributes = identity
-        if attributes:
-            span_attributes = {**span_attributes, **attributes}
-            top_n = attributes.get(semconv.GEN_AI_RERANK_TOP_N)
-            if top_n is not None:  # OpenInference's twin
-                span_attributes[semconv.RERANKER_TOP_K] = top_n
-            for key in _METRIC_SERVER_KEYS:  # recommended on the GenAI metrics
-                if key in attributes:
-                    metric_attributes = metric_attributes.plus(key, attributes[key])
+        """Start the span (see :func:`begin`).
+
+        ``parent``: the current context (:func:`parent_context`), given by a caller that
+        enters this span before anything can change it; the span starts in it and is made
+        current on top of it without the context being read again.
+        """
         self.span: Span = telemetry.tracer.start_span(
-            name,
-            kind=kind or stage.default_span_kind,
-            attributes=span_attributes,
+            opened.name,
+            context=parent,
+            kind=opened.kind,
+            attributes=opened.span_attributes,
             links=links,
         )
         self.recording: bool = self.span.is_recording()
-        self._metrics: StageMetrics | None = StageMetrics(telemetry, metric_attributes)
+        self._telemetry: _telemetry.Telemetry | None = telemetry
+        self._metric_attributes = opened.metric_attributes
         self._content = telemetry.content
-        self._stage: Stage | None = stage
+        self._stage: Stage | None = opened.stage
+        self._parent = parent
         self._pending: dict[str, AttributeValue] = {}
         self._ranking: list[tuple[int, float]] | None = None
         self._rerank_texts: list[object] | None = None
@@ -278,7 +383,9 @@ class StageSpan:
         stand_in = object.__new__(cls)
         stand_in.span = INVALID_SPAN
         stand_in.recording = False  # never set again: every write below is gated on it
-        stand_in._metrics = None
+        stand_in._telemetry = None
+        stand_in._metric_attributes = _NO_METRIC_ATTRIBUTES
+        stand_in._parent = None
         stand_in._content = ContentPolicy()
         stand_in._stage = None
         stand_in._pending = {}
@@ -290,8 +397,8 @@ class StageSpan:
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> StageSpan:
-        if self._metrics is not None:  # the stand-in has no span to make current
-            self._token = context.attach(trace.set_span_in_context(self.span))
+        if self._telemetry is not None:  # the stand-in has no span to make current
+            self._token = context.attach(trace.set_span_in_context(self.span, self._parent))
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -307,7 +414,7 @@ class StageSpan:
 
         The stand-in's is the current context: it has no span to make current.
         """
-        if self._metrics is None:
+        if self._telemetry is None:
             return context.get_current()
         return trace.set_span_in_context(self.span)
 
@@ -321,16 +428,33 @@ class StageSpan:
         except IndexError:  # ended already (or the stand-in)
             return
         elapsed = time.perf_counter() - start
-        failure = error if _errors.is_error(error) else None
+        # Inline rather than through ``guarded`` methods: this runs on every call. Each of
+        # the two steps is guarded on its own, so a failed write still records the metric.
+        failure = error if error is not None and not isinstance(error, GeneratorExit) else None
         try:
             if self.recording:
                 self.recording = False  # as the SDK's ended span: later writes are dropped
-                self._write_outcome(failure)
-            self._record_outcome(elapsed, error, failure)
+                try:
+                    self._write_outcome(failure)
+                except Exception:
+                    report_internal_error("StageSpan.end")
+            telemetry = self._telemetry
+            if telemetry is not None:
+                try:
+                    _metrics.duration(
+                        telemetry,
+                        self._metric_attributes,
+                        elapsed,
+                        None if failure is None else _errors.error_type(failure),
+                    )
+                    listener = chat_duration_listener
+                    if listener is not None and error is None and self._stage is CHAT:
+                        listener(elapsed)
+                except Exception:
+                    report_internal_error("StageSpan.end")
         finally:
             self.span.end()
 
-    @guarded
     def _write_outcome(self, failure: BaseException | None) -> None:
         """Everything gathered while the call ran, then the failure, in one write."""
         pending = self._pending
@@ -347,18 +471,6 @@ class StageSpan:
             self.span.set_attributes(pending)
         if failure is not None:
             _errors.record_error(self.span, failure, self._content)
-
-    @guarded
-    def _record_outcome(
-        self, elapsed: float, error: BaseException | None, failure: BaseException | None
-    ) -> None:
-        metrics = self._metrics
-        if metrics is None:
-            return
-        metrics.duration(elapsed, None if failure is None else _errors.error_type(failure))
-        listener = chat_duration_listener
-        if listener is not None and error is None and self._stage is CHAT:
-            listener(elapsed)
 
     # -- attributes -----------------------------------------------------------------------
     def set(self, key: str, value: AttributeValue | None) -> None:
@@ -385,8 +497,14 @@ class StageSpan:
         """
         if not self.recording:
             return
-        with _EXTRACT_GUARD:
-            found = {key: value for key, value in extractor(*args, **kwargs) if value is not None}
+        found = {}
+        try:  # a loop, not a comprehension: one frame less on every call
+            for key, value in extractor(*args, **kwargs):
+                if value is not None:
+                    found[key] = value
+        except Exception:
+            report_internal_error("StageSpan.extract")
+        else:
             self._pending.update(found)
 
     def safely(self, recorder: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
@@ -399,15 +517,18 @@ class StageSpan:
             return recorder(*args, **kwargs)
         return None
 
-    @guarded
     def record_candidates(self, count: int | None) -> None:
         """Candidates given to a reranker: the span attribute and the candidates histogram."""
         if count is None:
             return
         if self.recording:
             self._pending[semconv.GEN_AI_RERANK_CANDIDATE_COUNT] = count
-        if self._metrics is not None:
-            self._metrics.candidates(count)
+        telemetry = self._telemetry
+        if telemetry is not None:
+            try:  # inline, not ``guarded``: on every reranker's call
+                _metrics.candidates(telemetry, self._metric_attributes, count)
+            except Exception:
+                report_internal_error("StageSpan.record_candidates")
 
     @guarded
     def record_scores(self, scores: Sequence[float] | None, top_n: int | None = None) -> None:
@@ -450,8 +571,8 @@ class StageSpan:
         """
         if on_span and self.recording:
             self._pending.update(_token_attributes(input_tokens, output_tokens))
-        if self._metrics is not None:
-            self._metrics.tokens(input_tokens, output_tokens)
+        if self._telemetry is not None:
+            _metrics.tokens(self._telemetry, self._metric_attributes, input_tokens, output_tokens)
 
     @guarded
     def record_response_model(self, model: object) -> None:
@@ -462,8 +583,10 @@ class StageSpan:
         """
         if not isinstance(model, str) or not model:
             return
-        if self._metrics is not None:
-            self._metrics.add_attribute(semconv.GEN_AI_RESPONSE_MODEL, model)
+        if self._telemetry is not None:
+            self._metric_attributes = self._metric_attributes.plus(
+                semconv.GEN_AI_RESPONSE_MODEL, model
+            )
         if self.recording:
             self._pending[semconv.GEN_AI_RESPONSE_MODEL] = model
             if self._stage is CHAT:
@@ -473,8 +596,8 @@ class StageSpan:
     def record_time_to_first_chunk(self, seconds: float) -> None:
         """A stream's first chunk: ``gen_ai.response.time_to_first_chunk`` and its histogram."""
         self.set(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
-        if self._metrics is not None:
-            self._metrics.time_to_first_chunk(seconds)
+        if self._telemetry is not None:
+            _metrics.time_to_first_chunk(self._telemetry, self._metric_attributes, seconds)
 
     # -- content (the privacy gate; _content applies the policy) --------------------------
     @property
@@ -494,7 +617,7 @@ class StageSpan:
         with capture off (the default) the writer never runs, so nothing of the content is
         even read. A failure inside the writer is ours and never reaches the user's call.
         """
-        if self.capturing:
+        if self.recording and self._content.capture:  # ``capturing``, inline: every call
             with _CONTENT_GUARD:
                 writer(self, *args, **kwargs)
 
@@ -599,6 +722,8 @@ class StageSpan:
         )
         pending.update(_content.retrieved_json(policy, docs, scores, ids))
 
+
+_NO_METRIC_ATTRIBUTES: Final = MetricAttributes({})
 
 #: What the stage decorators' ``with otel_rerank.rerank() as span:`` gets when nothing
 #: records: every method works and does nothing (it has no state to share between threads).

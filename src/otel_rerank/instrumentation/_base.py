@@ -4,14 +4,17 @@ A library's wrapped method is declared, not written: a :class:`Method` names the
 provider and lists pure functions (the span's start identity, request and response
 attributes, content writers, rerank recorders), and its :meth:`Method.wrapper` /
 :meth:`Method.async_wrapper` are the wrapt wrappers every library shares. Per call they
-do, in this order: nothing at all when nothing records (suppressed, or no SDK: a context
-lookup, no argument or instance read); nothing but the call itself when a span of the same
-group is already open (one span for nested calls); bind the arguments once; start the span
-with its identity; read the request (only when the span records); call; write the request
-and response attributes in one write (with the error, if the call raised); hand content to
-the privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A failure
-of ours in any of those steps is logged (re-raised under our tests) and never reaches the
-user's call.
+do, in this order: nothing at all when nothing records (no SDK, then suppressed: a few
+attribute reads and one context read, no argument or instance read); nothing but the call
+itself when a span of the same group is already open (one span for nested calls); bind the
+arguments once; start the span with its identity (name and start attributes worked out
+once per identity, see :meth:`Method._opening`) in the context read for the check; read the
+request (only when the span records); call; write the request and response attributes in
+one write when the span ends (with the error, if the call raised); hand content to the
+privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A failure of
+ours in any of those steps is logged (re-raised under our tests) and never reaches the
+user's call; each step catches its own (a ``try``, cheaper than a ``with guard``), so the
+others still record.
 
 An instrumentor lists its targets as ``Target(module, "Class", "method", SOME.wrapper)`` (or
 a function that finds the classes in the imported module instead of ``"Class"``). Patching puts a
@@ -41,6 +44,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import wrapt
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
@@ -48,9 +52,9 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _span, _telemetry
-from otel_rerank._safe import guard, logger
+from otel_rerank._safe import logger, report_internal_error
 from otel_rerank._span import Attributes, Stage, StageSpan
-from otel_rerank.instrumentation._common import bind_arguments, nothing_records
+from otel_rerank.instrumentation._common import bind_arguments
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 #: A call's arguments by parameter name (see ``_common.bind_arguments``).
@@ -76,6 +80,8 @@ class Start(NamedTuple):
 
 _NO_START = Start()
 _NO_ARGUMENTS: Arguments = MappingProxyType({})
+#: Openings one method keeps (see ``Method._opening``); past this, it starts over.
+_MAX_OPENINGS = 256
 # One flag per group of methods whose nested calls share one span (created once, by name).
 _open_spans: dict[str, ContextVar[list[Any] | None]] = {}
 
@@ -120,7 +126,13 @@ class Method:
     one_span: str | None = None
     _nested: ContextVar[list[Any] | None] | None = field(init=False, repr=False)
     _reads_arguments: bool = field(init=False, repr=False)
-    _guard: guard = field(init=False, repr=False)
+    _where: str = field(init=False, repr=False)
+    #: (model, detail, id(kind), id(start attributes)) -> (kind, attributes, opening): what
+    #: a span starts with, worked out once per identity while the start attributes are
+    #: one shared mapping (a per-instance cache holds it); checked by identity on each use
+    _openings: dict[tuple[Any, ...], tuple[Any, Any, _span.Opening]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         nested = None
@@ -131,8 +143,8 @@ class Method:
         object.__setattr__(self, "_nested", nested)
         readers = (self.request, self.content_in, self.content_out, self.summary)
         object.__setattr__(self, "_reads_arguments", any(f is not None for f in readers))
-        # guard is stateless: one per method serves every call, in every thread.
-        object.__setattr__(self, "_guard", guard(f"{self.provider} {self.stage.operation}"))
+        object.__setattr__(self, "_where", f"{self.provider} {self.stage.operation}")
+        object.__setattr__(self, "_openings", {})
 
     def wrapper(
         self,
@@ -142,7 +154,12 @@ class Method:
         kwargs: dict[str, Any],
     ) -> Any:
         """The sync wrapt wrapper."""
-        if nothing_records():  # first, and nothing of the call is read
+        # First, and nothing of the call is read: no SDK (the cheaper check), suppressed.
+        telemetry = _telemetry.current()
+        if telemetry is None:
+            return wrapped(*args, **kwargs)
+        parent = _span.parent_context()
+        if parent is None:
             return wrapped(*args, **kwargs)
         nested = self._nested
         if nested is not None:
@@ -151,20 +168,16 @@ class Method:
                 result = wrapped(*args, **kwargs)
                 outer.append(result)
                 return result
-        call, arguments = self._begin(wrapped, instance, args, kwargs)
+        call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         inner: list[Any] = []
         token = nested.set(inner) if nested is not None else None
         try:
             with call:
-                arguments, pending = self._before(call, wrapped, instance, args, kwargs, arguments)
-                try:
-                    result = wrapped(*args, **kwargs)
-                except BaseException:
-                    self._flush(call, pending)
-                    raise
-                self._after(call, arguments, pending, result, inner)
+                arguments = self._before(call, wrapped, instance, args, kwargs, arguments)
+                result = wrapped(*args, **kwargs)
+                self._after(call, arguments, result, inner)
                 return result
         finally:
             if token is not None:
@@ -179,7 +192,11 @@ class Method:
     ) -> Any:
         """The async twin of :meth:`wrapper`: a coroutine function, so the span covers the
         awaited work (a sync wrapper would time the creation of a coroutine object)."""
-        if nothing_records():
+        telemetry = _telemetry.current()
+        if telemetry is None:
+            return await wrapped(*args, **kwargs)
+        parent = _span.parent_context()
+        if parent is None:
             return await wrapped(*args, **kwargs)
         nested = self._nested
         if nested is not None:
@@ -188,27 +205,27 @@ class Method:
                 result = await wrapped(*args, **kwargs)
                 outer.append(result)
                 return result
-        call, arguments = self._begin(wrapped, instance, args, kwargs)
+        call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         inner: list[Any] = []
         token = nested.set(inner) if nested is not None else None
         try:
             with call:
-                arguments, pending = self._before(call, wrapped, instance, args, kwargs, arguments)
-                try:
-                    result = await wrapped(*args, **kwargs)
-                except BaseException:
-                    self._flush(call, pending)
-                    raise
-                self._after(call, arguments, pending, result, inner)
+                arguments = self._before(call, wrapped, instance, args, kwargs, arguments)
+                result = await wrapped(*args, **kwargs)
+                self._after(call, arguments, result, inner)
                 return result
         finally:
             if token is not None:
                 nested.reset(token)  # type: ignore[union-attr]
 
+    # Each step below guards itself with a try/except (cheaper than a ``with guard``): a
+    # failure of ours skips that step's pairs only, never the call or the other steps.
     def _begin(
         self,
+        telemetry: _telemetry.Telemetry,
+        parent: Context,
         wrapped: Callable[..., Any],
         instance: Any,
         args: tuple[Any, ...],
@@ -216,18 +233,48 @@ class Method:
     ) -> tuple[StageSpan | None, Arguments | None]:
         """The span, started with its identity (``None``: call straight through)."""
         arguments = bind_arguments(wrapped, args, kwargs) if self.start_binds else None
-        start = _NO_START
-        with self._guard:  # an instance we cannot read starts a span without its identity
+        try:
             start = self.start(instance, _NO_ARGUMENTS if arguments is None else arguments)
-        call = _span.begin(
-            self.stage,
-            provider=self.provider,
-            model=start.model,
-            detail=start.detail,
-            kind=start.kind,
-            attributes=start.attributes,
-        )
-        return call, arguments
+        except Exception:  # an instance we cannot read starts a span without its identity
+            report_internal_error(self._where)
+            start = _NO_START
+        try:
+            return StageSpan(telemetry, self._opening(start), None, parent), arguments
+        except Exception:  # ours: call straight through
+            report_internal_error("begin")
+            return None, arguments
+
+    def _opening(self, start: Start) -> _span.Opening:
+        """What the span starts with: cached while ``start`` names the same identity and
+        start-attribute mapping, worked out again otherwise (and with a framework's top_n)."""
+        stage = self.stage
+        if stage is _span.RERANK and _span.with_top_n(stage, None) is not None:
+            return _span.opening(
+                stage,
+                self.provider,
+                start.model,
+                start.detail,
+                start.kind,
+                _span.with_top_n(stage, start.attributes),
+            )
+        attributes, kind = start.attributes, start.kind
+        # Kind and attributes by identity (an enum's hash is a Python call; a dict has none).
+        key = (start.model, start.detail, id(kind), id(attributes))
+        openings = self._openings
+        try:
+            cached = openings.get(key)
+        except TypeError:  # an unhashable model or data source: not cached
+            cached = None
+            key = None  # type: ignore[assignment]
+        if cached is not None and cached[1] is attributes and cached[0] is kind:
+            return cached[2]
+        opened = _span.opening(stage, self.provider, start.model, start.detail, kind, attributes)
+        if key is not None:
+            if len(openings) >= _MAX_OPENINGS:  # bounded: names and mappings are per call
+                openings.clear()
+            # The entry holds ``attributes``, so its id is not reused while it is cached.
+            openings[key] = (kind, attributes, opened)
+        return opened
 
     def _before(
         self,
@@ -237,59 +284,45 @@ class Method:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         arguments: Arguments | None,
-    ) -> tuple[Arguments, dict[str, AttributeValue | None] | None]:
-        """Before the call: the arguments (bound once) and the request's pairs, kept
-        for the one write after the call."""
+    ) -> Arguments:
+        """Before the call: the arguments (bound once), the candidates and the request's
+        pairs (written when the span ends, with the response's, in one write)."""
         recording = call.recording
         candidates = self.candidates
         if arguments is None:
             if candidates is None and not (recording and self._reads_arguments):
-                return _NO_ARGUMENTS, None  # sampled out: nothing is read
+                return _NO_ARGUMENTS  # sampled out: nothing is read
             arguments = bind_arguments(wrapped, args, kwargs)
         if candidates is not None:
-            with self._guard:
-                call.record_candidates(candidates(arguments))
+            try:
+                count = candidates(arguments)
+            except Exception:
+                report_internal_error(self._where)
+            else:
+                call.record_candidates(count)
         if not recording:
-            return arguments, None
-        pending = None
-        if self.request is not None:
-            with self._guard:
-                pending = dict(self.request(instance, arguments))
+            return arguments
+        if self.request is not None:  # read to its end before any pair joins the span's
+            call.extract(self.request, instance, arguments)
         if self.content_in is not None:
             call.record_content(self.content_in, arguments)
-        return arguments, pending
+        return arguments
 
     def _after(
-        self,
-        call: StageSpan,
-        arguments: Arguments,
-        pending: dict[str, AttributeValue | None] | None,
-        result: Any,
-        inner: Sequence[Any],
+        self, call: StageSpan, arguments: Arguments, result: Any, inner: Sequence[Any]
     ) -> None:
         if not call.recording:
             return
         if self.response is not None:
-            with self._guard:
-                found = dict(self.response(result))
-                if pending:
-                    pending.update(found)
-                else:
-                    pending = found
-        self._flush(call, pending)
+            call.extract(self.response, result)
         if self.content_out is not None:
             call.record_content(self.content_out, arguments, result)
-        if self.summary is not None:
-            with self._guard:
-                self.summary(call, arguments, result, inner)
-
-    @staticmethod
-    def _flush(call: StageSpan, pending: dict[str, AttributeValue | None] | None) -> None:
-        """Write the collected pairs (request and response) in one write; ``None`` values
-        are left out there. Each extractor's pairs are read to its end before they join the
-        others (``dict(...)``), so a failing extractor adds none of its pairs."""
-        if pending:
-            call.extract(dict.items, pending)
+        summary = self.summary
+        if summary is not None:
+            try:
+                summary(call, arguments, result, inner)
+            except Exception:
+                report_internal_error(self._where)
 
 
 @dataclass(frozen=True, slots=True)

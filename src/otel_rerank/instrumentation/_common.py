@@ -1,7 +1,8 @@
 """Small pure helpers shared by the per-library extraction modules.
 
-Nothing here touches a span. :func:`nothing_records` is the check every wrapper makes
-before reading anything of the call. Arguments are read by binding them to the wrapped
+Nothing here touches a span. :func:`nothing_records` is the check a wrapper makes before
+reading anything of the call (the generic wrapper makes its two parts itself, keeping the
+context it read). Arguments are read by binding them to the wrapped
 function's signature (never by position; a plan made once per function, not
 ``Signature.bind`` per call), model names are normalised the way users know them, and
 score containers of any common type (lists, numpy arrays, torch tensors) are turned into
@@ -10,7 +11,6 @@ plain float lists without consuming anything the user still needs.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import weakref
 from collections.abc import Callable, Mapping
@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otel_rerank import _telemetry, semconv
-from otel_rerank._span import instrumentation_suppressed
+from otel_rerank._span import parent_context
 
 # Moved to the core (the core must not import instrumentation internals); re-exported so
 # the per-library modules keep importing them from here.
@@ -57,7 +57,7 @@ def nothing_records() -> bool:
     process without an SDK pays a context lookup per call and nothing more.
     """
     # "No SDK" first: the cheaper check, and the answer of every call in an app without one.
-    return _telemetry.current() is None or instrumentation_suppressed()
+    return _telemetry.current() is None or parent_context() is None
 
 
 _signatures: dict[Any, inspect.Signature | None] = {}
@@ -85,9 +85,11 @@ class _BindPlan:
     Covers the calls wrappers see almost always: positional arguments that fit the named
     positional parameters, keywords the signature names (or any keyword when it takes
     ``**kwargs``), every required parameter given. Anything else goes to the general path.
+    Per number of positional arguments given, the plan knows which names they took and
+    which required parameters are left for the keywords, so a call checks only those.
     """
 
-    __slots__ = ("_names", "defaults", "keywords", "positional", "required", "var_keyword")
+    __slots__ = ("_by_count", "_names", "defaults", "keywords", "positional", "var_keyword")
 
     def __init__(self, sig: inspect.Signature) -> None:
         kinds = inspect.Parameter
@@ -101,10 +103,18 @@ class _BindPlan:
             for name, p in sig.parameters.items()
             if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
         )
-        self.required: tuple[str, ...] = tuple(
+        required = tuple(
             name
             for name, p in sig.parameters.items()
             if p.default is p.empty and p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)
+        )
+        # For n positional arguments: the names they fill, and the required names left.
+        self._by_count: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = tuple(
+            (
+                frozenset(self.positional[:n]),
+                tuple(name for name in required if name not in self.positional[:n]),
+            )
+            for n in range(len(self.positional) + 1)
         )
         # apply_defaults gives ``*args`` an empty tuple; ``**kwargs`` is flattened away.
         defaults: dict[str, Any] = {}
@@ -122,23 +132,24 @@ class _BindPlan:
         self._names: frozenset[str] = frozenset(sig.parameters)
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-        positional = self.positional
-        if len(args) > len(positional):
+        count = len(args)
+        if count > len(self.positional):
             return None
+        given, missing = self._by_count[count]
         named = dict(self.defaults)
-        if args:
-            named.update(zip(positional, args, strict=False))  # args fit (checked)
+        if count:
+            named.update(zip(self.positional, args, strict=False))  # args fit (checked)
         if kwargs:
             keywords = self.keywords
             for key in kwargs:
                 if key in keywords:
-                    if key in positional[: len(args)]:
+                    if key in given:
                         return None  # given twice: a TypeError for the call itself
                 elif not self.var_keyword or key in self._names:
                     return None
             named.update(kwargs)
-        for name in self.required:
-            if name not in named:
+        for name in missing:
+            if name not in kwargs:
                 return None
         return named
 
@@ -207,32 +218,21 @@ def _bind_general(
 
 
 class InstanceCache:
-    """Per-instance memo (weakly keyed) for facts that cost more than a lookup.
+    """Per-instance memo for facts that cost more than a lookup.
 
-    Instances that cannot be dictionary keys (a pydantic model such as chroma's
-    ``Collection`` defines ``__eq__`` without ``__hash__``) are keyed by identity, through
-    a weak reference whose death removes the entry. Objects that cannot be weakly
-    referenced are computed again on every call.
+    Keyed by the instance's identity (never its ``__eq__``/``__hash__``: a pydantic model
+    such as chroma's ``Collection`` defines ``__eq__`` without ``__hash__``, and two equal
+    clients are still two instances), through a weak reference whose death removes the
+    entry, before the id can be reused. A lookup is an ``id`` and a dict read, no weak
+    reference made per call. Objects that cannot be weakly referenced are computed again
+    on every call.
     """
 
     def __init__(self, compute: Callable[[Any], Any]) -> None:
         self._compute = compute
-        self._values: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._by_identity: dict[int, tuple[weakref.ref[Any], Any]] = {}
 
     def __call__(self, instance: Any) -> Any:
-        try:
-            return self._values[instance]
-        except KeyError:
-            value = self._compute(instance)
-            # Not weak-referenceable: computed again next time.
-            with contextlib.suppress(TypeError):
-                self._values[instance] = value
-            return value
-        except TypeError:
-            return self._identity_cached(instance)
-
-    def _identity_cached(self, instance: Any) -> Any:
         key = id(instance)
         entry = self._by_identity.get(key)
         if entry is not None and entry[0]() is instance:
@@ -242,16 +242,13 @@ class InstanceCache:
         try:
             # Dies with the instance, before its id can be reused.
             ref = weakref.ref(instance, lambda _ref: entries.pop(key, None))
-        except TypeError:
+        except TypeError:  # not weak-referenceable: computed again next time
             return value
         entries[key] = (ref, value)
         return value
 
     def discard(self, instance: Any) -> None:
         """Forget ``instance``'s value (it changed): the next call computes it again."""
-        try:
-            del self._values[instance]
-        except KeyError:
-            pass
-        except TypeError:
+        entry = self._by_identity.get(id(instance))
+        if entry is not None and entry[0]() is instance:
             self._by_identity.pop(id(instance), None)
