@@ -277,12 +277,3 @@ def test_a_span_started_in_a_given_parent_context_is_current_on_top_of_it(otel: 
             assert trace.get_current_span() is call.span
     outer, inner = sorted(otel.spans(), key=lambda s: s.start_time or 0)
     assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
-
-
-def test_the_check_falls_back_to_the_packages_own_when_its_keys_move(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_span, "_SUPPRESSION_KEYS", None)
-    assert _span.parent_context() is context.get_current()
-    with suppress_instrumentation():
-        assert _span.parent_context() is None

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import Any, Concatenate, Final, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import context, trace
-from opentelemetry.instrumentation import utils as _instrumentation_utils
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
@@ -129,29 +128,13 @@ def instrumentation_suppressed() -> bool:
 def parent_context() -> context.Context | None:
     """The context a span would start in now, or ``None`` inside ``suppress_instrumentation()``.
 
-    :func:`instrumentation_suppressed`'s answer (the same two keys) from one context read,
-    and the context itself: a wrapper hands it to :class:`StageSpan` as the span's parent,
-    so the SDK does not read the current context again.
+    The suppression answer is the OpenTelemetry instrumentation package's own check; the
+    context is handed to :class:`StageSpan` as the span's parent, so the SDK does not read
+    the current context again.
     """
-    if _SUPPRESSION_KEYS is None:  # keys not found where expected: the package's own check
-        return context.get_current() if is_instrumentation_enabled() else None
-    current = context.get_current()
-    key, plain_key = _SUPPRESSION_KEYS
-    if current.get(key) or current.get(plain_key):
+    if not is_instrumentation_enabled():
         return None
-    return current
-
-
-def _suppression_keys() -> tuple[str, str] | None:
-    """The two keys ``is_instrumentation_enabled`` reads (private names: ``None`` if gone)."""
-    key = getattr(context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
-    plain_key = getattr(_instrumentation_utils, "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN", None)
-    if isinstance(key, str) and isinstance(plain_key, str):
-        return key, plain_key
-    return None
-
-
-_SUPPRESSION_KEYS: Final = _suppression_keys()
+    return context.get_current()
 
 
 def active() -> _telemetry.Telemetry | None:
