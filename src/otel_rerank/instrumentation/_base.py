@@ -248,16 +248,10 @@ class Method:
         """What the span starts with: cached while ``start`` names the same identity and
         start-attribute mapping, worked out again otherwise (and with a framework's top_n)."""
         stage = self.stage
-        if stage is _span.RERANK and _span.with_top_n(stage, None) is not None:
-            return _span.opening(
-                stage,
-                self.provider,
-                start.model,
-                start.detail,
-                start.kind,
-                _span.with_top_n(stage, start.attributes),
-            )
         attributes, kind = start.attributes, start.kind
+        with_top_n = _span.with_top_n(stage, attributes)
+        if with_top_n is not attributes:  # a framework's top_n: this call's own opening
+            return _span.opening(stage, self.provider, start.model, start.detail, kind, with_top_n)
         # Kind and attributes by identity (an enum's hash is a Python call; a dict has none).
         key = (start.model, start.detail, id(kind), id(attributes))
         openings = self._openings
