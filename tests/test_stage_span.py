@@ -241,11 +241,11 @@ def test_metric_attribute_sets_are_built_once_and_bounded() -> None:
     "keys",
     [(), ("suppress_instrumentation",), (context._SUPPRESS_INSTRUMENTATION_KEY,), "both"],
 )
-def test_the_wrappers_one_read_check_agrees_with_the_instrumentation_package(
+def test_the_wrappers_check_agrees_with_the_instrumentation_package(
     keys: Any,
 ) -> None:
-    # parent_context() reads the two suppression keys itself (one context read for the
-    # check and the span's parent): it must say what is_instrumentation_enabled() says.
+    # parent_context() answers the suppression check and hands back the span's parent:
+    # it must say what is_instrumentation_enabled() says, for each key.
     from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
     if keys == "both":

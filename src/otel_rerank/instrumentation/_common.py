@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from otel_rerank import _telemetry, semconv
-from otel_rerank._span import parent_context
+from otel_rerank import semconv
+from otel_rerank._span import active
 
 # Moved to the core (the core must not import instrumentation internals); re-exported so
 # the per-library modules keep importing them from here.
@@ -56,8 +56,7 @@ def nothing_records() -> bool:
     Wrappers check it before reading the call's arguments or the instance, so that a
     process without an SDK pays a context lookup per call and nothing more.
     """
-    # "No SDK" first: the cheaper check, and the answer of every call in an app without one.
-    return _telemetry.current() is None or parent_context() is None
+    return active() is None
 
 
 _signatures: dict[Any, inspect.Signature | None] = {}

@@ -36,7 +36,7 @@ from otel_rerank._config import DEFAULT_MAX_LENGTH
 from otel_rerank._safe import guard
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank._values import is_int, is_number
-from otel_rerank.instrumentation._common import bind_arguments, nothing_records
+from otel_rerank.instrumentation._common import bind_arguments
 
 Messages = list[tuple[str, object]]
 #: A completion's (role, text) messages and their finish reasons, in choice order.
@@ -370,19 +370,24 @@ class Operation:
         self.kind = kind
 
     def start(
-        self, instance: Any, arguments: Mapping[str, Any], request: Attributes | None = None
+        self,
+        telemetry: _telemetry.Telemetry,
+        instance: Any,
+        arguments: Mapping[str, Any],
+        request: Attributes | None = None,
     ) -> StageSpan | None:
         """The span (or ``None``: call straight through), with what a sampler may decide on.
 
         ``request``: the request's attributes, known before the call, so given to the span
         at its start (one write instead of one more after it, and the sampler sees them).
-        The caller has checked that something records (``nothing_records()``): these are
-        read before the span starts.
+        The caller has checked that something records (``_span.active()`` gave
+        ``telemetry``): these are read before the span starts, and not checked again.
         """
-        return _span.begin(
+        return _span.begin_with(
+            telemetry,
             self.stage,
-            provider=self.provider,
-            model=model(arguments),
+            self.provider,
+            model(arguments),
             kind=self.kind,
             attributes=_start_attributes(server(instance), request),
         )
@@ -490,9 +495,15 @@ class Chat(Operation, ABC):
         """A new state for one stream, keeping text only as far as ``limit`` characters."""
 
     # -- recording ------------------------------------------------------------------------
-    def begin(self, instance: Any, arguments: Mapping[str, Any], stream: bool) -> StageSpan | None:
+    def begin(
+        self,
+        telemetry: _telemetry.Telemetry,
+        instance: Any,
+        arguments: Mapping[str, Any],
+        stream: bool,
+    ) -> StageSpan | None:
         """Start the span with the request's attributes (``stream``: the call streams)."""
-        call = self.start(instance, arguments, self.request(arguments, stream))
+        call = self.start(telemetry, instance, arguments, self.request(arguments, stream))
         if call is not None:
             call.record_content(self._write_input, arguments)
         return call
@@ -528,11 +539,12 @@ class Chat(Operation, ABC):
         self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The sync wrapper."""
-        if nothing_records():  # before reading anything of the call
+        telemetry = _span.active()
+        if telemetry is None:  # nothing records: read nothing of the call
             return wrapped(*args, **kwargs)
         arguments = self.bind(wrapped, args, kwargs)
         stream = streaming(arguments)
-        call = self.begin(instance, arguments, stream)
+        call = self.begin(telemetry, instance, arguments, stream)
         if call is None:
             return wrapped(*args, **kwargs)
         started = time.perf_counter()
@@ -553,11 +565,12 @@ class Chat(Operation, ABC):
         self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The async wrapper (the span covers the await)."""
-        if nothing_records():  # before reading anything of the call
+        telemetry = _span.active()
+        if telemetry is None:  # nothing records: read nothing of the call
             return await wrapped(*args, **kwargs)
         arguments = self.bind(wrapped, args, kwargs)
         stream = streaming(arguments)
-        call = self.begin(instance, arguments, stream)
+        call = self.begin(telemetry, instance, arguments, stream)
         if call is None:
             return await wrapped(*args, **kwargs)
         started = time.perf_counter()

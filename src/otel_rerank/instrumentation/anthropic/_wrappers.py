@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from otel_rerank import _span
 from otel_rerank._span import Attributes, StageSpan
-from otel_rerank.instrumentation._common import nothing_records
 from otel_rerank.instrumentation._llm import (
     AsyncStreamProxy,
     ManagerProxy,
@@ -83,9 +83,10 @@ class _StreamManager(ManagerProxy):
         self._self_proxy: StreamProxy | None = None
 
     def _self_begin(self) -> StageSpan | None:
-        if nothing_records():  # before reading anything of the call
+        telemetry = _span.active()
+        if telemetry is None:  # nothing records: read nothing of the call
             return None
-        return _MESSAGES.begin(self._self_instance, self._self_arguments, True)
+        return _MESSAGES.begin(telemetry, self._self_instance, self._self_arguments, True)
 
     def _self_watch(
         self, stream: Any, call: StageSpan, started: float, proxy_type: type[StreamProxy]

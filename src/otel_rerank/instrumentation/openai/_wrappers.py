@@ -18,10 +18,9 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from otel_rerank import _span, semconv
+from otel_rerank import _span, _telemetry, semconv
 from otel_rerank._safe import guard
 from otel_rerank._span import Attributes, StageSpan
-from otel_rerank.instrumentation._common import nothing_records
 from otel_rerank.instrumentation._llm import (
     ManagerProxy,
     Messages,
@@ -105,8 +104,10 @@ def chat_stream_helper(
 _EMBEDDINGS = Operation(_span.EMBEDDINGS, attrs.PROVIDER, SpanKind.CLIENT)
 
 
-def _begin_embeddings(instance: Any, arguments: Mapping[str, Any]) -> StageSpan | None:
-    call = _EMBEDDINGS.start(instance, arguments, attrs.embeddings_request(arguments))
+def _begin_embeddings(
+    telemetry: _telemetry.Telemetry, instance: Any, arguments: Mapping[str, Any]
+) -> StageSpan | None:
+    call = _EMBEDDINGS.start(telemetry, instance, arguments, attrs.embeddings_request(arguments))
     if call is not None:
         call.record_content(_write_embedding_texts, arguments)
     return call
@@ -132,10 +133,11 @@ def _finish_embeddings(call: StageSpan, result: Any) -> None:
 def embeddings_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if nothing_records():  # before reading anything of the call
+    telemetry = _span.active()
+    if telemetry is None:  # nothing records: read nothing of the call
         return wrapped(*args, **kwargs)
     arguments = _EMBEDDINGS.bind(wrapped, args, kwargs)
-    call = _begin_embeddings(instance, arguments)
+    call = _begin_embeddings(telemetry, instance, arguments)
     if call is None:
         return wrapped(*args, **kwargs)
     with Sending(call):
@@ -148,10 +150,11 @@ def embeddings_create(
 async def aembeddings_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if nothing_records():  # before reading anything of the call
+    telemetry = _span.active()
+    if telemetry is None:  # nothing records: read nothing of the call
         return await wrapped(*args, **kwargs)
     arguments = _EMBEDDINGS.bind(wrapped, args, kwargs)
-    call = _begin_embeddings(instance, arguments)
+    call = _begin_embeddings(telemetry, instance, arguments)
     if call is None:
         return await wrapped(*args, **kwargs)
     with Sending(call):
