@@ -111,3 +111,9 @@ test-llamaindex: $(LLAMAINDEX_VENV)/.installed-stamp
 .PHONY: bench-libraries
 bench-libraries: $(STAMP)
 	$(PY) benchmarks/library_overhead.py
+
+# The same calls counted instead of timed: Python bytecodes per call for ours and the floor
+# (exact and load-free; see the script's docstring for what a count does not say).
+.PHONY: bench-opcodes
+bench-opcodes: $(STAMP)
+	$(PY) benchmarks/opcode_counts.py

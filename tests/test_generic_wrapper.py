@@ -395,3 +395,93 @@ def test_a_frameworks_top_n_is_on_its_call_only(otel: Otel) -> None:
     assert attributes[semconv.RERANKER_TOP_K] == 3
     assert attributes[semconv.RAG_DEVICE] == "cpu"
     assert semconv.GEN_AI_RERANK_TOP_N not in _started(otel, instance)[1]  # not cached
+
+
+# -- a leaf call: its span made when it ends ------------------------------------------------
+class Shelf:
+    """A made-up in-process index: nothing it runs starts a span (a leaf)."""
+
+    def search(self, k: int, fail: bool = False) -> tuple[Any, int]:
+        if fail:
+            raise LookupError("the user's own error")
+        time.sleep(0.002)
+        return trace.get_current_span(), time.time_ns()
+
+
+_SHELF_START = Start(detail="shelf", leaf=True, attributes={semconv.DB_SYSTEM_NAME: "shelf"})
+SEARCH = Method(
+    stage=_span.RETRIEVAL,
+    provider="shelflib",
+    start=lambda instance, _: _SHELF_START,
+    request=lambda instance, arguments: [(semconv.GEN_AI_RETRIEVAL_TOP_K, arguments.get("k"))],
+    response=lambda result: [(semconv.RAG_RETRIEVAL_RETURNED_COUNT, 1)],
+)
+
+
+class _SeenBySampler:
+    """A sampler that keeps every span and remembers the attributes it was shown."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> Any:
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+        attributes = kwargs.get("attributes", args[4] if len(args) > 4 else None)
+        self.seen.append(dict(attributes or {}))
+        return ALWAYS_ON.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return "seen"
+
+
+@pytest.fixture
+def shelf() -> Iterator[None]:
+    original = Shelf.__dict__["search"]
+    Shelf.search = wrapt.FunctionWrapper(original, SEARCH.wrapper)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Shelf.search = original  # type: ignore[method-assign]
+
+
+@pytest.mark.usefixtures("shelf")
+def test_a_leaf_span_covers_the_call_and_the_sampler_sees_every_attribute() -> None:
+    sampler = _SeenBySampler()
+    sdk = make_otel(sampler)
+    sdk.instrument()
+    try:
+        tracer = sdk.tracer_provider.get_tracer("app")
+        with tracer.start_as_current_span("request") as request:
+            before = time.time_ns()
+            current_inside, inside = Shelf().search(5)
+            after = time.time_ns()
+            # Never current: nothing in a leaf call would start a span under it.
+            assert current_inside is request
+    finally:
+        otel_rerank.uninstrument()
+    span = next(s for s in sdk.spans() if s.name == "retrieval shelf")
+    assert span.parent is not None and span.parent.span_id == request.get_span_context().span_id
+    assert span.start_time is not None and span.end_time is not None
+    assert before <= span.start_time <= inside <= span.end_time <= after
+    expected = {
+        semconv.DB_SYSTEM_NAME: "shelf",
+        semconv.GEN_AI_RETRIEVAL_TOP_K: 5,
+        semconv.RAG_RETRIEVAL_RETURNED_COUNT: 1,
+    }
+    assert expected.items() <= dict(span.attributes or {}).items()
+    # Made with every attribute: its sampler saw the response's pairs too.
+    assert expected.items() <= sampler.seen[-1].items()
+    (point,) = sdk.metric_points(semconv.METRIC_OPERATION_DURATION)
+    assert point.sum == pytest.approx((span.end_time - span.start_time) / 1e9, abs=2e-6)
+
+
+@pytest.mark.usefixtures("shelf")
+def test_a_failed_leaf_call_records_the_error_and_the_exception_passes(otel: Otel) -> None:
+    with pytest.raises(LookupError, match="the user's own error"):
+        Shelf().search(3, fail=True)
+    span = otel.span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == "LookupError"
+    assert (span.attributes or {})[semconv.GEN_AI_RETRIEVAL_TOP_K] == 3
+    assert [event.name for event in span.events] == ["exception"]

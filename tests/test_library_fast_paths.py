@@ -234,18 +234,29 @@ def test_faiss_reads_no_arguments_when_nothing_records(
 
 
 def test_a_sampled_out_span_binds_no_arguments(binding_calls: list[Any]) -> None:
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+    """faiss's span is a leaf, made when the call ends: under a request span a parent-based
+    sampler dropped, nothing of the call is read. A root span's sampler decides after the
+    call (it sees every attribute), so a dropped root span had its arguments read."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
     from .conftest import make_otel
 
-    sampled_out = make_otel(sampler=ALWAYS_OFF)
+    sampled_out = make_otel(sampler=ParentBased(ALWAYS_OFF))
     sampled_out.instrument()
     try:
         index = faiss.IndexFlatIP(2)
         index.add(np.eye(2, dtype=np.float32))
-        index.search(np.array([[1.0, 0.0]], dtype=np.float32), 1)
+        query = np.array([[1.0, 0.0]], dtype=np.float32)
+        tracer = sampled_out.tracer_provider.get_tracer("app")
+        with tracer.start_as_current_span("request") as request:
+            assert not request.get_span_context().trace_flags.sampled
+            index.search(query, 1)
         assert binding_calls == []
+        index.search(query, 1)  # a root span: read, then dropped by its sampler
+        assert len(binding_calls) == 1
         assert sampled_out.spans() == []
+        points = sampled_out.metric_points(semconv.METRIC_OPERATION_DURATION)
+        assert sum(point.count for point in points) == 2  # both still timed
     finally:
         import otel_rerank
 

@@ -313,6 +313,7 @@ class StageSpan:
 
     __slots__ = (
         "_content",
+        "_leaf",
         "_metric_attributes",
         "_open",
         "_parent",
@@ -332,21 +333,45 @@ class StageSpan:
         opened: Opening,
         links: Sequence[Link] | None = None,
         parent: context.Context | None = None,
+        *,
+        leaf: bool = False,
     ) -> None:
         """Start the span (see :func:`begin`).
 
         ``parent``: the current context (:func:`parent_context`), given by a caller that
         enters this span before anything can change it; the span starts in it and is made
         current on top of it without the context being read again.
+
+        ``leaf``: nothing the call runs can start a span (faiss's C++ search, qdrant's
+        in-process local mode), so the span need not be current while it runs: it is
+        made when the call ends, with its start time taken now and every attribute given
+        at creation (one write; a sampler sees them all). Its pairs are read unless the
+        parent is a span that is not sampled (a parent-based sampler drops the child);
+        a root span's sampler decides after the call, so a root span it drops had them
+        read (and a sampler that keeps a child of an unsampled parent gets the start
+        attributes only).
         """
-        self.span: Span = telemetry.tracer.start_span(
-            opened.name,
-            context=parent,
-            kind=opened.kind,
-            attributes=opened.span_attributes,
-            links=links,
-        )
-        self.recording: bool = self.span.is_recording()
+        if leaf:
+            self.span: Span = INVALID_SPAN  # until the call ends
+            parent_span = trace.get_current_span(parent).get_span_context()
+            self.recording = telemetry.tracing and (
+                parent_span.trace_flags.sampled or not parent_span.is_valid
+            )
+            self._leaf: tuple[Opening, Sequence[Link] | None, int] | None = (
+                opened,
+                links,
+                time.time_ns(),
+            )
+        else:
+            self.span = telemetry.tracer.start_span(
+                opened.name,
+                context=parent,
+                kind=opened.kind,
+                attributes=opened.span_attributes,
+                links=links,
+            )
+            self.recording = self.span.is_recording()
+            self._leaf = None
         self._telemetry: _telemetry.Telemetry | None = telemetry
         self._metric_attributes = opened.metric_attributes
         self._content = telemetry.content
@@ -370,6 +395,7 @@ class StageSpan:
         stand_in._metric_attributes = _NO_METRIC_ATTRIBUTES
         stand_in._parent = None
         stand_in._content = ContentPolicy()
+        stand_in._leaf = None
         stand_in._stage = None
         stand_in._pending = {}
         stand_in._ranking = None
@@ -380,7 +406,8 @@ class StageSpan:
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> StageSpan:
-        if self._telemetry is not None:  # the stand-in has no span to make current
+        # The stand-in has no span to make current, a leaf none yet (nor a need for one).
+        if self._telemetry is not None and self._leaf is None:
             self._token = context.attach(trace.set_span_in_context(self.span, self._parent))
         return self
 
@@ -395,9 +422,10 @@ class StageSpan:
     def context(self) -> context.Context:
         """A context in which this span is the current one (for work resumed later).
 
-        The stand-in's is the current context: it has no span to make current.
+        The stand-in's is the current context: it has no span to make current (nor has a
+        leaf before it ends).
         """
-        if self._telemetry is None:
+        if self._telemetry is None or self._leaf is not None:
             return context.get_current()
         return trace.set_span_in_context(self.span)
 
@@ -414,8 +442,14 @@ class StageSpan:
         # Inline rather than through ``guarded`` methods: this runs on every call. Each of
         # the two steps is guarded on its own, so a failed write still records the metric.
         failure = error if error is not None and not isinstance(error, GeneratorExit) else None
+        leaf = self._leaf
         try:
-            if self.recording:
+            if leaf is not None:
+                try:
+                    self._make_leaf(leaf, elapsed, failure)
+                except Exception:
+                    report_internal_error("StageSpan.end")
+            elif self.recording:
                 self.recording = False  # as the SDK's ended span: later writes are dropped
                 try:
                     self._write_outcome(failure)
@@ -436,10 +470,11 @@ class StageSpan:
                 except Exception:
                     report_internal_error("StageSpan.end")
         finally:
-            self.span.end()
+            if leaf is None:
+                self.span.end()
 
-    def _write_outcome(self, failure: BaseException | None) -> None:
-        """Everything gathered while the call ran, then the failure, in one write."""
+    def _outcome(self, failure: BaseException | None) -> dict[str, AttributeValue]:
+        """Everything gathered while the call ran, then the failure's ``error.type``."""
         pending = self._pending
         ranking = self._ranking
         if ranking is not None:
@@ -450,10 +485,46 @@ class StageSpan:
                 pending.update(_content.output_document_texts(policy, ranking, texts))
         if failure is not None:
             pending[semconv.ERROR_TYPE] = _errors.error_type(failure)
+        return pending
+
+    def _write_outcome(self, failure: BaseException | None) -> None:
+        """The outcome (:meth:`_outcome`) in one write, then the failure's event."""
+        pending = self._outcome(failure)
         if pending:
             self.span.set_attributes(pending)
         if failure is not None:
             _errors.record_error(self.span, failure, self._content)
+
+    def _make_leaf(
+        self,
+        leaf: tuple[Opening, Sequence[Link] | None, int],
+        elapsed: float,
+        failure: BaseException | None,
+    ) -> None:
+        """A leaf call's span, made now that it ended: every attribute at creation, the
+        start time taken when the call began, ended after as long as the call took."""
+        opened, links, start_ns = leaf
+        attributes = opened.span_attributes
+        if self.recording:
+            self.recording = False
+            pending = self._outcome(failure)
+            if pending:
+                attributes = {**attributes, **pending}
+        telemetry: _telemetry.Telemetry = self._telemetry  # type: ignore[assignment]
+        span = telemetry.tracer.start_span(
+            opened.name,
+            context=self._parent,
+            kind=opened.kind,
+            attributes=attributes,
+            links=links,
+            start_time=start_ns,
+        )
+        self.span = span
+        try:
+            if failure is not None:
+                _errors.record_error(span, failure, self._content)
+        finally:
+            span.end(start_ns + int(elapsed * 1e9))
 
     # -- attributes -----------------------------------------------------------------------
     def set(self, key: str, value: AttributeValue | None) -> None:

@@ -3,18 +3,19 @@
 A library's wrapped method is declared, not written: a :class:`Method` names the stage and
 provider and lists pure functions (the span's start identity, request and response
 attributes, content writers, rerank recorders), and its :meth:`Method.wrapper` /
-:meth:`Method.async_wrapper` are the wrapt wrappers every library shares. Per call they
-do, in this order: nothing at all when nothing records (no SDK, then suppressed: a few
-attribute reads and one context read, no argument or instance read); nothing but the call
-itself when a span of the same group is already open (one span for nested calls); bind the
-arguments once; start the span with its identity (name and start attributes worked out
-once per identity, see :meth:`Method._opening`) in the context read for the check; read the
-request (only when the span records); call; write the request and response attributes in
-one write when the span ends (with the error, if the call raised); hand content to the
-privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A failure of
-ours in any of those steps is logged (re-raised under our tests) and never reaches the
-user's call; each step catches its own (a ``try``, cheaper than a ``with guard``), so the
-others still record.
+:meth:`Method.async_wrapper` are the wrapt wrappers every library shares. Per call they do,
+in this order: nothing at all when nothing records (no SDK, then suppressed: a few attribute
+reads and one context read, no argument or instance read); nothing but the call itself when
+a span of the same group is already open (one span for nested calls); bind the arguments
+once; start the span with its identity (name and start attributes worked out once per
+``Start``, see :meth:`Method._opening`) in the context read for the check; read the request
+(only when the span records); call; write the request and response attributes in one write
+when the span ends (with the error, if the call raised; a leaf call's span, one that runs
+nothing that could start a span, is made then, see :class:`Start`); hand content to the
+privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A failure of ours
+in any of those steps is logged (re-raised under our tests) and never reaches the user's
+call; each step catches its own (a ``try``, cheaper than a ``with guard``), so the others
+still record.
 
 An instrumentor lists its targets as ``Target(module, "Class", "method", SOME.wrapper)`` (or
 a function that finds the classes in the imported module instead of ``"Class"``). Patching puts a
@@ -76,6 +77,9 @@ class Start(NamedTuple):
     #: the stage's default kind when ``None`` (CLIENT for a call to a server)
     kind: SpanKind | None = None
     attributes: Mapping[str, AttributeValue] | None = None
+    #: nothing the call runs can start a span (faiss's C++ search, qdrant's local mode):
+    #: its span is made when it ends, never current (see ``StageSpan``'s ``leaf``)
+    leaf: bool = False
 
 
 _NO_START = Start()
@@ -127,12 +131,9 @@ class Method:
     _nested: ContextVar[list[Any] | None] | None = field(init=False, repr=False)
     _reads_arguments: bool = field(init=False, repr=False)
     _where: str = field(init=False, repr=False)
-    #: (model, detail, id(kind), id(start attributes)) -> (kind, attributes, opening): what
-    #: a span starts with, worked out once per identity while the start attributes are
-    #: one shared mapping (a per-instance cache holds it); checked by identity on each use
-    _openings: dict[tuple[Any, ...], tuple[Any, Any, _span.Opening]] = field(
-        init=False, repr=False, compare=False
-    )
+    #: id(start) -> (start, opening): what a span starts with, worked out once per
+    #: ``Start`` object (libraries cache theirs); checked by identity on each use
+    _openings: dict[int, tuple[Start, _span.Opening]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         nested = None
@@ -171,17 +172,20 @@ class Method:
         call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
+        if nested is None:
+            with call:
+                result = wrapped(*args, **kwargs)
+                self._after(call, arguments, result, ())
+                return result
         inner: list[Any] = []
-        token = nested.set(inner) if nested is not None else None
+        token = nested.set(inner)
         try:
             with call:
-                arguments = self._before(call, wrapped, instance, args, kwargs, arguments)
                 result = wrapped(*args, **kwargs)
                 self._after(call, arguments, result, inner)
                 return result
         finally:
-            if token is not None:
-                nested.reset(token)  # type: ignore[union-attr]
+            nested.reset(token)
 
     async def async_wrapper(
         self,
@@ -208,17 +212,20 @@ class Method:
         call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
+        if nested is None:
+            with call:
+                result = await wrapped(*args, **kwargs)
+                self._after(call, arguments, result, ())
+                return result
         inner: list[Any] = []
-        token = nested.set(inner) if nested is not None else None
+        token = nested.set(inner)
         try:
             with call:
-                arguments = self._before(call, wrapped, instance, args, kwargs, arguments)
                 result = await wrapped(*args, **kwargs)
                 self._after(call, arguments, result, inner)
                 return result
         finally:
-            if token is not None:
-                nested.reset(token)  # type: ignore[union-attr]
+            nested.reset(token)
 
     # Each step below guards itself with a try/except (cheaper than a ``with guard``): a
     # failure of ours skips that step's pairs only, never the call or the other steps.
@@ -230,8 +237,10 @@ class Method:
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> tuple[StageSpan | None, Arguments | None]:
-        """The span, started with its identity (``None``: call straight through)."""
+    ) -> tuple[StageSpan | None, Arguments]:
+        """Before the call: the span, started with its identity (``None``: call straight
+        through), then the arguments (bound once), the candidates and the request's pairs
+        (written when the span ends, with the response's, in one write)."""
         arguments = bind_arguments(wrapped, args, kwargs) if self.start_binds else None
         try:
             start = self.start(instance, _NO_ARGUMENTS if arguments is None else arguments)
@@ -239,53 +248,15 @@ class Method:
             report_internal_error(self._where)
             start = _NO_START
         try:
-            return StageSpan(telemetry, self._opening(start), None, parent), arguments
+            call = StageSpan(telemetry, self._opening(start), None, parent, leaf=start.leaf)
         except Exception:  # ours: call straight through
             report_internal_error("begin")
-            return None, arguments
-
-    def _opening(self, start: Start) -> _span.Opening:
-        """What the span starts with: cached while ``start`` names the same identity and
-        start-attribute mapping, worked out again otherwise (and with a framework's top_n)."""
-        stage = self.stage
-        attributes, kind = start.attributes, start.kind
-        with_top_n = _span.with_top_n(stage, attributes)
-        if with_top_n is not attributes:  # a framework's top_n: this call's own opening
-            return _span.opening(stage, self.provider, start.model, start.detail, kind, with_top_n)
-        # Kind and attributes by identity (an enum's hash is a Python call; a dict has none).
-        key = (start.model, start.detail, id(kind), id(attributes))
-        openings = self._openings
-        try:
-            cached = openings.get(key)
-        except TypeError:  # an unhashable model or data source: not cached
-            cached = None
-            key = None  # type: ignore[assignment]
-        if cached is not None and cached[1] is attributes and cached[0] is kind:
-            return cached[2]
-        opened = _span.opening(stage, self.provider, start.model, start.detail, kind, attributes)
-        if key is not None:
-            if len(openings) >= _MAX_OPENINGS:  # bounded: names and mappings are per call
-                openings.clear()
-            # The entry holds ``attributes``, so its id is not reused while it is cached.
-            openings[key] = (kind, attributes, opened)
-        return opened
-
-    def _before(
-        self,
-        call: StageSpan,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        arguments: Arguments | None,
-    ) -> Arguments:
-        """Before the call: the arguments (bound once), the candidates and the request's
-        pairs (written when the span ends, with the response's, in one write)."""
+            return None, _NO_ARGUMENTS
         recording = call.recording
         candidates = self.candidates
         if arguments is None:
             if candidates is None and not (recording and self._reads_arguments):
-                return _NO_ARGUMENTS  # sampled out: nothing is read
+                return call, _NO_ARGUMENTS  # sampled out: nothing is read
             arguments = bind_arguments(wrapped, args, kwargs)
         if candidates is not None:
             try:
@@ -294,13 +265,34 @@ class Method:
                 report_internal_error(self._where)
             else:
                 call.record_candidates(count)
-        if not recording:
-            return arguments
-        if self.request is not None:  # read to its end before any pair joins the span's
-            call.extract(self.request, instance, arguments)
-        if self.content_in is not None:
-            call.record_content(self.content_in, arguments)
-        return arguments
+        if recording:
+            if self.request is not None:  # read to its end before any pair joins the span's
+                call.extract(self.request, instance, arguments)
+            if self.content_in is not None:
+                call.record_content(self.content_in, arguments)
+        return call, arguments
+
+    def _opening(self, start: Start) -> _span.Opening:
+        """What the span starts with: worked out once per ``Start`` object (a library keeps
+        one per instance, collection or model) and again for a framework's top_n."""
+        if self.stage is _span.RERANK:
+            with_top_n = _span.with_top_n(self.stage, start.attributes)
+            if with_top_n is not start.attributes:  # a framework's top_n: this call's own
+                return _span.opening(
+                    self.stage, self.provider, start.model, start.detail, start.kind, with_top_n
+                )
+        openings = self._openings
+        cached = openings.get(id(start))
+        if cached is not None and cached[0] is start:
+            return cached[1]
+        opened = _span.opening(
+            self.stage, self.provider, start.model, start.detail, start.kind, start.attributes
+        )
+        if len(openings) >= _MAX_OPENINGS:  # bounded: a start built anew per call churns
+            openings.clear()
+        # The entry holds ``start``, so its id is not reused while it is cached.
+        openings[id(start)] = (start, opened)
+        return opened
 
     def _after(
         self, call: StageSpan, arguments: Arguments, result: Any, inner: Sequence[Any]

@@ -91,6 +91,7 @@ def _start(index: Any) -> Start:
     name = data_source(index)
     return Start(
         detail=name,
+        leaf=True,  # a C++ search: nothing in it starts a span
         attributes={
             semconv.GEN_AI_DATA_SOURCE_ID: name,
             semconv.DB_SYSTEM_NAME: DB_SYSTEM,

@@ -94,7 +94,14 @@ def _start(name: str | None, remote: dict[str, Any] | None) -> Start:
         attributes[semconv.DB_COLLECTION_NAME] = name
     if remote:
         attributes.update(remote)
-    return Start(detail=name, kind=SpanKind.CLIENT if remote else None, attributes=attributes)
+    # Local mode runs in process and starts no span; a remote client's HTTP or gRPC
+    # instrumentation makes spans under this one, so it is current while the call runs.
+    return Start(
+        detail=name,
+        kind=SpanKind.CLIENT if remote else None,
+        attributes=attributes,
+        leaf=not remote,
+    )
 
 
 def query_request(client: Any, arguments: Mapping[str, Any]) -> Attributes:
@@ -141,8 +148,8 @@ def score_kind(hits: Sequence[Any]) -> str | None:
     """
     previous: float | None = None
     for point in hits:
-        score = _float(getattr(point, "score", None))
-        if score is None:
+        score = getattr(point, "score", None)
+        if not is_number(score):  # compared as it is: a float is needed only to write it
             continue
         if previous is not None and score != previous:
             return (

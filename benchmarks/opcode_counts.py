@@ -1,0 +1,162 @@
+"""Python bytecodes executed per instrumented call: ours, the floor and a peer, counted exactly.
+
+``library_overhead.py`` times each call; on a 2-core machine shared with other work its
+A/A spread is often as large as the difference between two instrumentations. This script
+counts instead: with ``sys.settrace`` opcode events on, it runs each case ``--calls`` times
+and reports the bytecodes executed per call on top of the bare call (the count is the same
+on every run and under any load). It counts the Python work each instrumentation adds
+(ours, the OpenTelemetry SDK's, the library's), not time: the work done in C (numpy, the
+dict and lock operations inside the SDK) is one opcode per call into it. Read it beside the
+timings, as the load-free half of the picture. Cases:
+
+* ``floor``   the hand-written span and histogram records of ``library_overhead.py``;
+* ``ours``    ``otel_rerank.instrument(...)`` with the same SDK;
+* ``--peer``  a peer's instrumentation (run with that peer's venv's Python, which
+  ``library_overhead.py`` makes: ``.venv-bench-<peer>/bin/python``).
+
+For each case it also prints what one call recorded (spans, attributes, metric points), so
+that a reader can tell less work from less recording. Run::
+
+    .venv/bin/python benchmarks/opcode_counts.py [--rows faiss,qdrant] [--calls 50]
+    .venv-bench-traceverde/bin/python benchmarks/opcode_counts.py --rows qdrant --peer traceverde
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import library_overhead as lo  # benchmarks/ is on sys.path as a script
+
+DEFAULT_ROWS = ("faiss", "qdrant", "chroma", "cohere", "openai-chat", "anthropic")
+
+
+def count_opcodes(fn: Callable[[], object], calls: int) -> float:
+    """Bytecodes executed per call of ``fn`` (after warm-up calls that fill the caches)."""
+    for _ in range(5):
+        fn()
+    executed = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal executed
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            executed += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        for _ in range(calls):
+            fn()
+    finally:
+        sys.settrace(None)
+    return executed / calls
+
+
+def _recorded(fn: Callable[[], object], sdk: lo.Sdk) -> str:
+    """What one call of ``fn`` recorded: spans, their attributes, metric points (any scope)."""
+    sdk.tracer_provider.force_flush()
+    before = _points(sdk)
+    sdk.exporter.keep = []
+    fn()
+    sdk.tracer_provider.force_flush()
+    spans, sdk.exporter.keep = sdk.exporter.keep, None
+    points = _points(sdk) - before
+    attributes = sum(len(span.attributes or {}) for span in spans)
+    return f"{len(spans)} span(s), {attributes} attributes, {points} metric point(s)"
+
+
+def _points(sdk: lo.Sdk) -> int:
+    data = sdk.reader.get_metrics_data()
+    total = 0
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                for point in metric.data.data_points:
+                    total += int(getattr(point, "count", 0) or getattr(point, "value", 0) or 0)
+    return total
+
+
+def measure(
+    row_keys: Sequence[str], calls: int, peer: str | None
+) -> list[tuple[str, str, float, str]]:
+    """``(row label, case, opcodes over bare per call, what one call recorded)`` rows."""
+    from opentelemetry import metrics, trace
+
+    import otel_rerank
+
+    found: list[tuple[str, str, float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="otel-rerank-opcodes-") as workdir:
+        fx = lo.Fixtures(Path(workdir))
+        sdk = lo._make_sdk()
+        trace.set_tracer_provider(sdk.tracer_provider)  # peers record to the globals
+        metrics.set_meter_provider(sdk.meter_provider)
+        rows = [lo.ROWS[key] for key in row_keys]
+        bare_counts: dict[str, float] = {}
+        for row in rows:
+            bare = row.make(fx)
+            bare()
+            base = bare_counts[row.key] = count_opcodes(bare, calls)
+            otel_rerank.instrument(
+                tracer_provider=sdk.tracer_provider,
+                meter_provider=sdk.meter_provider,
+                capture_content=False,
+                libraries=[row.library],
+            )
+            ours = row.make(fx)
+            recording = lo._record_once(ours, sdk)
+            found.append(
+                (row.label, "ours", count_opcodes(ours, calls) - base, _recorded(ours, sdk))
+            )
+            otel_rerank.uninstrument()
+            floor = lo._floor(bare, recording, sdk)
+            found.append(
+                (row.label, "floor", count_opcodes(floor, calls) - base, _recorded(floor, sdk))
+            )
+        if peer is not None:
+            label = lo.PEERS[peer].label
+            lo._instrument_peer(peer, rows)
+            for row in rows:
+                if row.key not in lo.PEERS[peer].rows:
+                    continue
+                call = row.make(fx)  # some peers patch each client as it is built
+                opcodes = count_opcodes(call, calls) - bare_counts[row.key]
+                found.append((row.label, label, opcodes, _recorded(call, sdk)))
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _Parser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=_rows, default=list(DEFAULT_ROWS))
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--peer", choices=sorted(lo.PEERS))
+    args = parser.parse_args(argv)
+    found = measure(args.rows, args.calls, args.peer)
+    floors = {label: opcodes for label, case, opcodes, _ in found if case == "floor"}
+    print(f"Python bytecodes per call over the bare call ({args.calls} calls each)")
+    print(f"{'call':38} {'case':12} {'opcodes':>8} {'/floor':>7}  recorded per call")
+    for label, case, opcodes, recorded in sorted(found, key=lambda r: list(floors).index(r[0])):
+        ratio = f"{opcodes / floors[label]:7.2f}" if floors[label] > 0 else " " * 7
+        print(f"{label:38} {case:12} {opcodes:8.0f} {ratio}  {recorded}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        self.exit(2, f"opcode_counts.py: error: {message}\n")
+
+
+def _rows(text: str) -> list[str]:
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in lo.ROWS]
+    if not keys or unknown:
+        raise argparse.ArgumentTypeError(f"unknown rows {unknown}; choose from {sorted(lo.ROWS)}")
+    return keys
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""``benchmarks/opcode_counts.py``: exact, load-free counts of the Python work per call.
+
+The counts are only worth printing if they are the same on every run and if the floor and
+ours record the same thing (else a smaller count could be less recording, not less work).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("faiss")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "opcode_counts.py"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=240,
+        check=False,
+    )
+
+
+def test_ours_and_the_floor_record_the_same_and_count_the_same_twice() -> None:
+    first, second = _run("--rows", "faiss", "--calls", "3"), _run("--rows", "faiss", "--calls", "3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = [line.split() for line in first.stdout.splitlines() if "faiss" in line]
+    cases = {row[3]: row for row in rows}  # "faiss IndexFlatIP.search k=10 <case> ..."
+    assert set(cases) == {"ours", "floor"}
+    recorded = {case: " ".join(row[6:]) for case, row in cases.items()}
+    assert recorded["ours"] == recorded["floor"] == "1 span(s), 10 attributes, 1 metric point(s)"
+    assert float(cases["floor"][5]) == 1.0 and int(cases["ours"][4]) > int(cases["floor"][4])
+    assert first.stdout == second.stdout  # exact: no timing, no noise
+
+
+def test_a_bad_row_is_one_line_and_exit_2() -> None:
+    done = _run("--rows", "faiss,nope")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "unknown rows ['nope']" in done.stderr
