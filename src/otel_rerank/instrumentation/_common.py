@@ -108,10 +108,10 @@ class _BindPlan:
             if p.default is p.empty and p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)
         )
         # For n positional arguments: the names they fill, and the required names left.
-        self._by_count: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = tuple(
+        self._by_count: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
             (
                 frozenset(self.positional[:n]),
-                tuple(name for name in required if name not in self.positional[:n]),
+                frozenset(name for name in required if name not in self.positional[:n]),
             )
             for n in range(len(self.positional) + 1)
         )
@@ -135,21 +135,24 @@ class _BindPlan:
         if count > len(self.positional):
             return None
         given, missing = self._by_count[count]
+        if kwargs:
+            # Checked on the key set, in C: a keyword given twice (or naming a positional-
+            # only parameter), one the signature does not take, a required one left out.
+            keys = kwargs.keys()
+            if not given.isdisjoint(keys):
+                return None
+            unknown = keys - self.keywords
+            if unknown and (not self.var_keyword or not self._names.isdisjoint(unknown)):
+                return None
+            if missing and not missing.issubset(keys):
+                return None
+        elif missing:
+            return None
         named = dict(self.defaults)
         if count:
             named.update(zip(self.positional, args, strict=False))  # args fit (checked)
         if kwargs:
-            keywords = self.keywords
-            for key in kwargs:
-                if key in keywords:
-                    if key in given:
-                        return None  # given twice: a TypeError for the call itself
-                elif not self.var_keyword or key in self._names:
-                    return None
             named.update(kwargs)
-        for name in missing:
-            if name not in kwargs:
-                return None
         return named
 
 
