@@ -946,7 +946,7 @@ def instrumentation_inside(files: set[str]) -> list[str]:
 
 
 @contextmanager
-def _inner_checked(inner: InnerWork, check: dict[str, Any] | None, case: str) -> Iterator[None]:
+def inner_checked(inner: InnerWork, check: dict[str, Any] | None, case: str) -> Iterator[None]:
     """Note, in ``check``, how often the code run meanwhile entered the inner work and
     which instrumentation functions ran inside it (nothing to note where ``check`` is None).
     """
@@ -1029,7 +1029,7 @@ def measure(
                         "instrumentation_inside": {},
                     }
             for key, check in inner_checks.items():
-                with _inner_checked(inner, check, "bare"):
+                with inner_checked(inner, check, "bare"):
                     bare.calls[key]()
         sdk = _make_sdk()
         if peer is not None:  # peers record to the global providers
@@ -1052,7 +1052,7 @@ def measure(
         with _switched_on(ours):
             ours.calls = {row.key: row.make(fx) for row in rows}
             for row in rows:
-                with _inner_checked(inner, inner_checks.get(row.key), "ours"):
+                with inner_checked(inner, inner_checks.get(row.key), "ours"):
                     recordings[row.key] = _record_once(ours.calls[row.key], sdk)
         sdk.exporter.reset()
         versions = _versions()
@@ -1066,7 +1066,7 @@ def measure(
                 },
             )
             for key, fn in floor.calls.items():
-                with _inner_checked(inner, inner_checks.get(key), "floor"):
+                with inner_checked(inner, inner_checks.get(key), "floor"):
                     checks[key] = _record_once(fn, sdk, "floor")
             sdk.exporter.reset()
             verify_inner(inner_checks)
