@@ -28,9 +28,9 @@ Inner-timed estimate. On the rows whose own work dwarfs the overheads (a model's
 pass, chroma's segment query, an SDK's request round trip), the 10th percentile still moves
 by more than the overheads from block to block. So each such row declares its *inner work*
 (``Row.inner``): library functions that run inside the call, that ours neither wraps nor
-calls, and inside which nothing of ours runs, e.g. sentence-transformers' ``forward``,
-``preprocess`` (tokenizing), ``eval()`` and device resolution, chroma's server-side
-``_query``, the openai/anthropic client's ``request`` (and openai's body ``maybe_transform``).
+calls, and inside which nothing of ours runs, e.g. sentence-transformers' inference loop
+``_inference`` (tokenizing and forward passes), chroma's server-side ``_query``, the
+openai/anthropic client's ``request`` (and openai's body ``maybe_transform``).
 Before any case is set up, a timing shim (``_timing.InnerWork``) replaces each of them,
 once, for every case alike, bare included; it adds up each call's process CPU time inside
 them. Every call then also yields ``outer − inner`` (its CPU time outside the inner work),
@@ -358,11 +358,13 @@ def _anthropic(fx: Fixtures) -> Callable[[], object]:
 
 
 # -- the inner work of each call ------------------------------------------------------------
-# Ours wraps encode, predict and rank only: these run inside them, per batch or per call,
-# and read nothing ours changes. The device resolution walks the parameters, eval() the
-# modules; ``self(features)`` runs the instance's ``forward`` (nn.Module.__call__ looks it
-# up on the instance), so instance attributes on the shared model serve every case.
-_ST_INNER = ("_resolve_inference_device", "eval", "preprocess", "forward")
+# Ours wraps encode, predict and rank only. Inside them, sentence-transformers runs its
+# local inference loop, ``_inference``: the device resolution (it walks the parameters),
+# eval() (the modules), the length sort, tokenizing, the forward pass per batch and the
+# scores' or embeddings' stacking. ``rank`` reaches it through ``predict`` (whose wrapper's
+# cheap nested path stays outside). An instance attribute on the shared model serves
+# every case (``self._inference`` is looked up on the instance first).
+_ST_INNER = ("_inference",)
 
 
 def _model_inner(fixture: str) -> InnerTargets:

@@ -119,12 +119,7 @@ def test_bad_flags_exit_2_with_one_line(args: list[str]) -> None:
 
 EXPECTED_INNER = {
     "faiss": ["IndexFlatIP.search_c"],
-    "predict-50": [
-        "CrossEncoder()._resolve_inference_device",
-        "CrossEncoder().eval",
-        "CrossEncoder().preprocess",
-        "CrossEncoder().forward",
-    ],
+    "predict-50": ["CrossEncoder()._inference"],
 }
 
 
