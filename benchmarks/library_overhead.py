@@ -24,6 +24,27 @@ the blocks repeat with the cases in rotating order, and every number printed is 
 over blocks of the per-block value. Targets (issue 16): ours ≤ 1.3 × the floor's overhead
 on every row, and ≤ 3 µs with no SDK.
 
+Inner-timed estimate. On the rows whose own work dwarfs the overheads (a model's forward
+pass, chroma's segment query, an SDK's request round trip), the 10th percentile still moves
+by more than the overheads from block to block. So each such row declares its *inner work*
+(``Row.inner``): library functions that run inside the call, that ours neither wraps nor
+calls, and inside which nothing of ours runs, e.g. sentence-transformers' inference loop
+``_inference`` (tokenizing and forward passes), chroma's server-side ``_query``, the
+openai/anthropic client's ``request`` (and openai's body ``maybe_transform``).
+Before any case is set up, a timing shim (``_timing.InnerWork``) replaces each of them,
+once, for every case alike, bare included; it adds up each call's process CPU time inside
+them. Every call then also yields ``outer − inner`` (its CPU time outside the inner work),
+summed up per block by its 10th percentile like the plain number, and overhead = case − bare
+per block again. Legitimate because (1) the shim's own cost is in every case, bare included,
+and cancels like the clock's; (2) ours' and the floor's code runs wholly outside the inner
+work, so everything they add stays in ``outer − inner``; (3) ours does not call the inner
+work itself, so none of its own time is subtracted. (2) and (3) are checked at set-up, on
+the call whose recording the floor copies: while the inner work runs, a profile hook
+records every Python function called, and none may come from ``otel_rerank`` or
+``opentelemetry`` (API or SDK); and the inner work is entered as many times in ours' and
+the floor's call as in the bare call. Peers' workers stay on the plain estimate. Both
+estimates come from the same timed calls and both are printed (``--json`` carries both).
+
 Peers run on the calls they instrument, each in its own virtualenv ``.venv-bench-<name>``
 (made on first use; it sees this environment's packages, torch included, and adds the
 peer's on top): TraceVerde (``genai-otel-instrument``), OpenLLMetry's chromadb, qdrant and
@@ -64,7 +85,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from _patches import Patches  # benchmarks/ is on sys.path as a script
-from _timing import quantile_us, time_calls
+from _timing import InnerWork, quantile_us, time_calls, time_calls_net
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -116,14 +137,23 @@ DIM = 384
 
 
 # -- the calls ------------------------------------------------------------------------------
+#: Where a row's inner work is: (class, module or instance, attribute name) pairs.
+InnerTargets = Callable[["Fixtures"], Sequence[tuple[Any, str]]]
+
+
 @dataclass(frozen=True)
 class Row:
-    """One instrumented call: ``make`` builds it (clients anew, models shared) as a callable."""
+    """One instrumented call: ``make`` builds it (clients anew, models shared) as a callable.
+
+    ``inner`` names the library work inside the call that the inner-timed estimate leaves
+    out (see the module docstring); None keeps the row on the plain estimate alone.
+    """
 
     key: str
     label: str
     library: str  # otel_rerank.instrument(libraries=[...]) name
     make: Callable[[Fixtures], Callable[[], object]]
+    inner: InnerTargets | None = None
 
 
 class Fixtures:
@@ -327,23 +357,125 @@ def _anthropic(fx: Fixtures) -> Callable[[], object]:
     )
 
 
+# -- the inner work of each call ------------------------------------------------------------
+# Ours wraps encode, predict and rank only. Inside them, sentence-transformers runs its
+# local inference loop, ``_inference``: the device resolution (it walks the parameters),
+# eval() (the modules), the length sort, tokenizing, the forward pass per batch and the
+# scores' or embeddings' stacking. ``rank`` reaches it through ``predict`` (whose wrapper's
+# cheap nested path stays outside). An instance attribute on the shared model serves
+# every case (``self._inference`` is looked up on the instance first).
+_ST_INNER = ("_inference",)
+
+
+def _model_inner(fixture: str) -> InnerTargets:
+    def targets(fx: Fixtures) -> Sequence[tuple[Any, str]]:
+        model = getattr(fx, fixture)
+        return [(model, name) for name in _ST_INNER]
+
+    return targets
+
+
+def _faiss_inner(fx: Fixtures) -> Sequence[tuple[Any, str]]:
+    # faiss' Python ``search`` (the one ours wraps) checks the arguments and calls the
+    # C++ search, which SWIG exposes as ``search_c`` on each index class.
+    return [(type(fx.faiss_index), "search_c")]
+
+
+def _chroma_inner(fx: Fixtures) -> Sequence[tuple[Any, str]]:
+    # Collection.query (ours' wrapper) validates the request, asks the server API (the
+    # in-process Rust bindings) for the results and reshapes them: the three steps.
+    collection = fx.chroma_collection
+    return [
+        (collection, "_validate_and_prepare_query_request"),
+        (collection._client, "_query"),
+        (collection, "_transform_query_response"),
+    ]
+
+
+def _qdrant_inner(fx: Fixtures) -> Sequence[tuple[Any, str]]:
+    return [(fx.qdrant._client, "query_points")]  # local mode's engine behind QdrantClient
+
+
+def _cohere_inner(fx: Fixtures) -> Sequence[tuple[Any, str]]:
+    from cohere.v2.raw_client import RawV2Client
+
+    return [(RawV2Client, "rerank")]  # V2Client.rerank's HTTP round trip and parsing
+
+
+def _openai_inner(operation: str) -> InnerTargets:
+    def targets(fx: Fixtures) -> Sequence[tuple[Any, str]]:
+        import openai
+        from openai.resources import embeddings
+        from openai.resources.chat.completions import completions
+
+        # create() builds the body (maybe_transform, as imported by the resource's module)
+        # and hands it to the client's request(): build, send, parse the response. A class
+        # attribute, so the clients each case builds all have it.
+        module = completions if operation == "chat" else embeddings
+        return [(module, "maybe_transform"), (openai.OpenAI, "request")]
+
+    return targets
+
+
+def _anthropic_inner(fx: Fixtures) -> Sequence[tuple[Any, str]]:
+    import anthropic
+
+    return [(anthropic.Anthropic, "request")]
+
+
 ST = "sentence_transformers"
 ROWS: dict[str, Row] = {
     row.key: row
     for row in (
-        Row("encode-empty", "ST encode([]) MiniLM-L6", ST, _encode([])),
-        Row("encode-query", "ST encode(1 query) MiniLM-L6", ST, _encode(QUERY)),
-        Row("encode-32", "ST encode(32 passages) MiniLM-L6", ST, _encode(PASSAGES_32)),
-        Row("predict-50", "CE predict(50 pairs) tiny", ST, _predict),
-        Row("rank-50", "CE rank(50 docs) tiny", ST, _rank),
-        Row("predict-50-proxy", "CE predict(50 pairs) L-6 proxy", ST, _predict_proxy),
-        Row("faiss", "faiss IndexFlatIP.search k=10", "faiss", _faiss),
-        Row("chroma", "chroma Collection.query n=10", "chromadb", _chroma),
-        Row("qdrant", "qdrant query_points limit=10", "qdrant_client", _qdrant),
-        Row("cohere", "cohere v2 rerank(50 docs)", "cohere", _cohere),
-        Row("openai-chat", "openai chat.completions.create", "openai", _openai("chat")),
-        Row("openai-embeddings", "openai embeddings.create", "openai", _openai("embeddings")),
-        Row("anthropic", "anthropic messages.create", "anthropic", _anthropic),
+        Row("encode-empty", "ST encode([]) MiniLM-L6", ST, _encode([]), _model_inner("minilm")),
+        Row(
+            "encode-query",
+            "ST encode(1 query) MiniLM-L6",
+            ST,
+            _encode(QUERY),
+            _model_inner("minilm"),
+        ),
+        Row(
+            "encode-32",
+            "ST encode(32 passages) MiniLM-L6",
+            ST,
+            _encode(PASSAGES_32),
+            _model_inner("minilm"),
+        ),
+        Row(
+            "predict-50",
+            "CE predict(50 pairs) tiny",
+            ST,
+            _predict,
+            _model_inner("tiny_cross_encoder"),
+        ),
+        Row("rank-50", "CE rank(50 docs) tiny", ST, _rank, _model_inner("tiny_cross_encoder")),
+        Row(
+            "predict-50-proxy",
+            "CE predict(50 pairs) L-6 proxy",
+            ST,
+            _predict_proxy,
+            _model_inner("proxy_cross_encoder"),
+        ),
+        Row("faiss", "faiss IndexFlatIP.search k=10", "faiss", _faiss, _faiss_inner),
+        Row("chroma", "chroma Collection.query n=10", "chromadb", _chroma, _chroma_inner),
+        Row("qdrant", "qdrant query_points limit=10", "qdrant_client", _qdrant, _qdrant_inner),
+        Row("cohere", "cohere v2 rerank(50 docs)", "cohere", _cohere, _cohere_inner),
+        Row(
+            "openai-chat",
+            "openai chat.completions.create",
+            "openai",
+            _openai("chat"),
+            _openai_inner("chat"),
+        ),
+        Row(
+            "openai-embeddings",
+            "openai embeddings.create",
+            "openai",
+            _openai("embeddings"),
+            _openai_inner("embeddings"),
+        ),
+        Row("anthropic", "anthropic messages.create", "anthropic", _anthropic, _anthropic_inner),
     )
 }
 #: The proxy cross-encoder row is slow (a 6-layer model on 50 pairs) and opt-in.
@@ -721,6 +853,7 @@ class _Exported:
     calls: int = 0
     names: Counter[str] = field(default_factory=Counter)
     attribute_counts: Counter[int] = field(default_factory=Counter)
+    inner_entries: int = 0
 
 
 def _run_blocks(
@@ -730,12 +863,19 @@ def _run_blocks(
     blocks: int,
     budget_s: float,
     fixed_calls: int | None,
+    inner: InnerWork,
 ) -> dict[str, Any]:
-    """Every row's phases, alternating, ``blocks`` times; per-block 10th percentiles (µs)."""
+    """Every row's phases, alternating, ``blocks`` times; per-block 10th percentiles (µs).
+
+    Per call both the CPU time and the CPU time outside ``inner``'s shims (the same as the
+    former on a row with none installed): ``p10_us`` and ``net_p10_us``.
+    """
     calls = {
         row.key: _calls_per_block(phases[0].calls[row.key], budget_s, fixed_calls) for row in rows
     }
     per_block = {row.key: {p.name: list[float]() for p in phases} for row in rows}
+    net_per_block = {row.key: {p.name: list[float]() for p in phases} for row in rows}
+    inner_per_block = {row.key: {p.name: list[float]() for p in phases} for row in rows}
     exported = {row.key: {p.name: _Exported() for p in phases} for row in rows}
     gc.collect()
     gc.freeze()  # a full collection over the loaded models would land in one case at random
@@ -746,24 +886,35 @@ def _run_blocks(
             for phase in list(phases[shift:]) + list(phases[:shift]):
                 fn = phase.calls[row.key]
                 samples: list[int] = []
+                net: list[int] = []
+                entries_before = inner.entries
                 with _switched_on(phase):
                     for _ in range(warmup):  # method caches, after switching
                         fn()
-                    time_calls(fn, calls[row.key], samples)
+                    time_calls_net(fn, calls[row.key], samples, net, inner)
                 sdk.tracer_provider.force_flush()  # this phase's spans, not the next one's
                 seen = exported[row.key][phase.name]
+                seen.inner_entries += inner.entries - entries_before
                 seen.spans += sdk.exporter.spans
                 seen.calls += warmup + calls[row.key]
                 seen.names.update(sdk.exporter.names)
                 seen.attribute_counts.update(sdk.exporter.attribute_counts)
                 sdk.exporter.reset()
                 per_block[row.key][phase.name].append(quantile_us(samples, QUANTILE))
+                net_per_block[row.key][phase.name].append(quantile_us(net, QUANTILE))
+                inside = [total - outside for total, outside in zip(samples, net, strict=True)]
+                inner_per_block[row.key][phase.name].append(quantile_us(inside, QUANTILE))
         print(f"block {block + 1}/{blocks} done", file=sys.stderr, flush=True)
     return {
         row.key: {
             "label": row.label,
             "calls": calls[row.key],
             "p10_us": per_block[row.key],
+            "net_p10_us": net_per_block[row.key],
+            "inner_p10_us": inner_per_block[row.key],
+            "inner_entries_per_call": {
+                name: seen.inner_entries / seen.calls for name, seen in exported[row.key].items()
+            },
             "spans_per_call": {
                 name: seen.spans / seen.calls for name, seen in exported[row.key].items()
             },
@@ -774,6 +925,59 @@ def _run_blocks(
         }
         for row in rows
     }
+
+
+class InnerWorkError(RuntimeError):
+    """A row's inner work is not what the inner-timed estimate needs it to be."""
+
+
+def _instrumentation_dirs() -> tuple[str, ...]:
+    """Where ours' and the OpenTelemetry API's and SDK's source files are (with a slash)."""
+    import opentelemetry
+
+    import otel_rerank
+
+    dirs = [Path(otel_rerank.__file__).parent, *map(Path, opentelemetry.__path__)]
+    return tuple({os.path.join(str(form), "") for d in dirs for form in (d, d.resolve())})
+
+
+def instrumentation_inside(files: set[str]) -> list[str]:
+    """Those of ``files`` (source files of functions that ran) that are instrumentation's."""
+    dirs = _instrumentation_dirs()
+    return sorted(f for f in files if f.startswith(dirs))
+
+
+@contextmanager
+def inner_checked(inner: InnerWork, check: dict[str, Any] | None, case: str) -> Iterator[None]:
+    """Note, in ``check``, how often the code run meanwhile entered the inner work and
+    which instrumentation functions ran inside it (nothing to note where ``check`` is None).
+    """
+    if check is None:
+        yield
+        return
+    before = inner.entries
+    with inner.watching() as files:
+        yield
+    check["entries"][case] = inner.entries - before
+    check["instrumentation_inside"][case] = instrumentation_inside(files)
+
+
+def verify_inner(checks: dict[str, dict[str, Any]]) -> None:
+    """Raise unless every row's inner work ran, as often in every case, with nothing of
+    ours or of the SDK inside it: the conditions under which subtracting it is fair.
+    """
+    problems = []
+    for key, check in checks.items():
+        entries = check["entries"]
+        if not entries.get("bare"):
+            problems.append(f"{key}: its inner work ({', '.join(check['targets'])}) never ran")
+        if len(set(entries.values())) > 1:
+            problems.append(f"{key}: inner work entered a different number of times: {entries}")
+        for case, files in check["instrumentation_inside"].items():
+            if files:
+                problems.append(f"{key}: {case} ran instrumentation inside the inner work: {files}")
+    if problems:
+        raise InnerWorkError("; ".join(problems))
 
 
 def _versions() -> dict[str, str]:
@@ -815,6 +1019,20 @@ def measure(
         bare = Phase("bare", calls={row.key: row.make(fx) for row in rows})
         for fn in bare.calls.values():
             fn()  # imports everything the calls use before any snapshot of patches
+        # The inner work's shims, once, before any instrumentation: every case has them.
+        inner = InnerWork()
+        inner_checks: dict[str, dict[str, Any]] = {}
+        if peer is None:  # peers' workers stay on the plain estimate
+            for row in rows:
+                if row.inner is not None:
+                    inner_checks[row.key] = {
+                        "targets": [inner.install(owner, name) for owner, name in row.inner(fx)],
+                        "entries": {},
+                        "instrumentation_inside": {},
+                    }
+            for key, check in inner_checks.items():
+                with inner_checked(inner, check, "bare"):
+                    bare.calls[key]()
         sdk = _make_sdk()
         if peer is not None:  # peers record to the global providers
             from opentelemetry import metrics, trace
@@ -832,9 +1050,12 @@ def measure(
 
         ours_patches = Patches(ours_with_sdk, PATCHED_PACKAGES)
         ours = Phase("ours", ours_patches.on, ours_patches.off)
+        recordings: dict[str, Recording] = {}
         with _switched_on(ours):
             ours.calls = {row.key: row.make(fx) for row in rows}
-            recordings = {row.key: _record_once(ours.calls[row.key], sdk) for row in rows}
+            for row in rows:
+                with inner_checked(inner, inner_checks.get(row.key), "ours"):
+                    recordings[row.key] = _record_once(ours.calls[row.key], sdk)
         sdk.exporter.reset()
         versions = _versions()
         checks: dict[str, Recording] = {}
@@ -846,8 +1067,11 @@ def measure(
                     row.key: _floor(bare.calls[row.key], recordings[row.key], sdk) for row in rows
                 },
             )
-            checks = {key: _record_once(fn, sdk, "floor") for key, fn in floor.calls.items()}
+            for key, fn in floor.calls.items():
+                with inner_checked(inner, inner_checks.get(key), "floor"):
+                    checks[key] = _record_once(fn, sdk, "floor")
             sdk.exporter.reset()
+            verify_inner(inner_checks)
             phases += [floor, ours]
 
             def no_sdk_on() -> None:
@@ -873,11 +1097,12 @@ def measure(
             sdk.exporter.reset()
             versions[PEERS[peer].label] = peer_version[0]
             phases = [bare, ours, peer_phase]
-        results = _run_blocks(rows, phases, sdk, blocks, budget_s, fixed_calls)
+        results = _run_blocks(rows, phases, sdk, blocks, budget_s, fixed_calls, inner)
         for key, recording in recordings.items():
             results[key]["ours_recording"] = recording.summary()
             if peer is None:
                 results[key]["floor_recording"] = checks[key].summary()
+                results[key]["inner"] = inner_checks.get(key)
         otel_rerank.uninstrument()
         sdk.tracer_provider.shutdown()
     return {"versions": versions, "rows": results, "blocks": blocks}
@@ -1076,8 +1301,8 @@ def _run_worker(
 
 
 # -- the report -----------------------------------------------------------------------------
-def _overheads(row: dict[str, Any], phase: str) -> list[float]:
-    p10 = row["p10_us"]
+def _overheads(row: dict[str, Any], phase: str, estimate: str = "p10_us") -> list[float]:
+    p10 = row[estimate]
     return [case - bare for case, bare in zip(p10[phase], p10["bare"], strict=True)]
 
 
@@ -1100,26 +1325,49 @@ def _signed(value: float) -> str:
     return ("+" if value >= 0 else "-") + _us(abs(value))
 
 
+def _estimates(row: dict[str, Any], estimate: str) -> dict[str, Any]:
+    """Bare, A/A, floor, ours and no SDK from per-block values ``row[estimate]``."""
+    floor_blocks, ours_blocks = (
+        _overheads(row, "floor", estimate),
+        _overheads(row, "ours", estimate),
+    )
+    floor, ours = _median(floor_blocks), _median(ours_blocks)
+    return {
+        "bare_us": _median(row[estimate]["bare"]),
+        "aa_us": _median(_overheads(row, "A/A", estimate)),
+        "aa_iqr_us": _iqr(_overheads(row, "A/A", estimate)),
+        "floor_us": floor,
+        "ours_us": ours,
+        "ours_over_floor": ours / floor if floor > 0 else float("nan"),
+        "blocks_ours_over_target": sum(
+            o > TARGET_RATIO * f for o, f in zip(ours_blocks, floor_blocks, strict=True)
+        ),
+        "no_sdk_us": _median(_overheads(row, "no SDK", estimate)),
+    }
+
+
 def summarize(main: dict[str, Any], peers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The numbers the tables print, also written by ``--json``."""
     rows = {}
     for key, row in main["rows"].items():
-        floor = _median(_overheads(row, "floor"))
-        ours = _median(_overheads(row, "ours"))
+        inner = None
+        if row.get("inner") is not None:
+            inner = {
+                "targets": row["inner"]["targets"],
+                "check": {
+                    "entries": row["inner"]["entries"],
+                    "instrumentation_inside": row["inner"]["instrumentation_inside"],
+                },
+                "entries_per_call": row["inner_entries_per_call"],
+                "inner_us": _median(row["inner_p10_us"]["bare"]),
+                # bare_us here: the bare call's CPU time outside the inner work
+                **_estimates(row, "net_p10_us"),
+            }
         rows[key] = {
             "label": row["label"],
             "calls_per_block": row["calls"],
-            "bare_us": _median(row["p10_us"]["bare"]),
-            "aa_us": _median(_overheads(row, "A/A")),
-            "aa_iqr_us": _iqr(_overheads(row, "A/A")),
-            "floor_us": floor,
-            "ours_us": ours,
-            "ours_over_floor": ours / floor if floor > 0 else float("nan"),
-            "blocks_ours_over_target": sum(
-                o > TARGET_RATIO * f
-                for o, f in zip(_overheads(row, "ours"), _overheads(row, "floor"), strict=True)
-            ),
-            "no_sdk_us": _median(_overheads(row, "no SDK")),
+            **_estimates(row, "p10_us"),
+            "inner": inner,
             "spans_per_call": row["spans_per_call"],
             "span_names": row["span_names"],
             "attribute_counts": row["attribute_counts"],
@@ -1157,6 +1405,73 @@ def summarize(main: dict[str, Any], peers: dict[str, dict[str, Any]]) -> dict[st
     }
 
 
+def _judged(estimates: dict[str, Any]) -> tuple[str, str | None]:
+    """The A/A, floor, ours, ours/floor and no-SDK cells; "missed", "unresolved" or None."""
+    aa = f"{_signed(estimates['aa_us'])} ({_us(estimates['aa_iqr_us'])})"
+    ratio = estimates["ours_over_floor"]
+    verdict = None
+    # Where the floor's overhead is no larger than the A/A spread, this run cannot tell
+    # ours from the floor on that row: its ratio is printed with "~" and not judged.
+    if estimates["floor_us"] <= estimates["aa_iqr_us"]:
+        verdict = "unresolved"
+        ratio_text = f"{ratio:>9.2f}~" if not math.isnan(ratio) else f"{'~':>10}"
+    else:
+        if ratio > TARGET_RATIO:
+            verdict = "missed"
+        ratio_text = f"{ratio:>9.2f}{'!' if verdict else ' '}"
+    no_sdk = _signed(estimates["no_sdk_us"])
+    no_sdk += "~" if abs(estimates["no_sdk_us"]) <= estimates["aa_iqr_us"] else " "
+    cells = (
+        f"{aa:>18} {_signed(estimates['floor_us']):>10} {_signed(estimates['ours_us']):>10} "
+        f"{ratio_text} {no_sdk:>10}"
+    )
+    return cells, verdict
+
+
+def _print_inner_report(summary: dict[str, Any]) -> None:
+    """The inner-timed table: the same calls, each less its CPU time inside the inner work."""
+    rows = {key: row for key, row in summary["rows"].items() if row["inner"] is not None}
+    if not rows:
+        return
+    print()
+    print(
+        "Inner-timed, the same calls: each call's CPU time less its CPU time inside the "
+        "library's inner work (listed below; timed by a shim installed for every case, bare "
+        "included; nothing of ours or of the SDK runs inside it, checked at set-up). "
+        "inner = bare's inner work per call; bare-inner = the bare call without it; "
+        "overheads and statistics as above."
+    )
+    header = (
+        f"{'call':<34} {'inner':>10} {'bare-inner':>10} {'A/A (IQR)':>18} {'floor':>10} "
+        f"{'ours':>10} {'ours/floor':>10} {'no SDK':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    misses, unresolved, uneven = [], [], []
+    for key, row in rows.items():
+        inner = row["inner"]
+        cells, verdict = _judged(inner)
+        if verdict == "missed":
+            misses.append(key)
+        elif verdict == "unresolved":
+            unresolved.append(key)
+        if len({round(n, 6) for n in inner["entries_per_call"].values()}) > 1:
+            uneven.append(key)
+        print(
+            f"{row['label']:<34} {_us(inner['inner_us']):>10} {_us(inner['bare_us']):>10} {cells}"
+        )
+    print("inner work (entries per call):")
+    for key, row in rows.items():
+        entries = row["inner"]["entries_per_call"]["bare"]
+        print(f"  {key}: {', '.join(row['inner']['targets'])} ({entries:g})")
+    if misses:
+        print(f"rows missing the ours/floor target, inner-timed: {', '.join(misses)}")
+    if unresolved:
+        print(f"rows whose floor is within the A/A spread, inner-timed: {', '.join(unresolved)}")
+    if uneven:
+        print(f"WARNING: inner work entered unevenly across cases in {', '.join(uneven)}")
+
+
 def print_report(summary: dict[str, Any], settings: str) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in summary["versions"].items())
     print()
@@ -1175,25 +1490,14 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
     print("-" * len(header))
     misses, unresolved = [], []
     for key, row in summary["rows"].items():
-        aa = f"{_signed(row['aa_us'])} ({_us(row['aa_iqr_us'])})"
-        ratio = row["ours_over_floor"]
-        # Where the floor's overhead is no larger than the A/A spread, this run cannot tell
-        # ours from the floor on that row: its ratio is printed with "~" and not judged.
-        if row["floor_us"] <= row["aa_iqr_us"]:
+        cells, verdict = _judged(row)
+        if verdict == "missed":
+            misses.append(key)
+        elif verdict == "unresolved":
             unresolved.append(key)
-            ratio_text = f"{ratio:>9.2f}~" if not math.isnan(ratio) else f"{'~':>10}"
-        else:
-            missed = ratio > TARGET_RATIO
-            if missed:
-                misses.append(key)
-            ratio_text = f"{ratio:>9.2f}{'!' if missed else ' '}"
-        no_sdk = _signed(row["no_sdk_us"])
-        no_sdk += "~" if abs(row["no_sdk_us"]) <= row["aa_iqr_us"] else " "
         spans = row["spans_per_call"]
         print(
-            f"{row['label']:<34} {_us(row['bare_us']):>10} {aa:>18} "
-            f"{_signed(row['floor_us']):>10} {_signed(row['ours_us']):>10} "
-            f"{ratio_text} {no_sdk:>10} "
+            f"{row['label']:<34} {_us(row['bare_us']):>10} {cells} "
             f"{spans['ours']:g}/{spans['floor']:g}  {row['ours_recording']['attribute_count']}"
         )
     print(
@@ -1214,6 +1518,7 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
     ]
     if leaked:
         print(f"WARNING: spans from an uninstrumented case in {', '.join(leaked)}")
+    _print_inner_report(summary)
     for peer, rows in summary["peers"].items():
         label = PEERS[peer].label
         print()

@@ -5,17 +5,23 @@ process. If switching left a wrapper behind, the bare and A/A cases would be tim
 instrumented; if the floor recorded less than ours, "ours / floor" would flatter or wrong
 us. So a ``--quick`` run on two rows (faiss and the tiny cross-encoder) is held to
 account here: no span from any uninstrumented case, exactly ours' spans from ours, and a
-floor that writes the same spans, attributes and metric records. No timing is asserted
-(speed targets live in the benchmark's output, not in tests); no peer venv is needed.
+floor that writes the same spans, attributes and metric records. The inner-timed estimate
+subtracts each call's CPU time inside the library's inner work, which is fair only if the
+shim is in every case and nothing of ours runs inside it: its set-up check is held to that
+on the real rows, and shown to catch instrumentation inside and uneven entries. No timing
+is asserted (speed targets live in the benchmark's output, not in tests); no peer venv is
+needed.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -49,6 +55,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ours/floor" in done.stdout
+    assert "Inner-timed" in done.stdout
     summary: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     return summary
 
@@ -108,3 +115,105 @@ def test_bad_flags_exit_2_with_one_line(args: list[str]) -> None:
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("library_overhead.py: error:"), lines
+
+
+EXPECTED_INNER = {
+    "faiss": ["IndexFlatIP.search_c"],
+    "predict-50": ["CrossEncoder()._inference"],
+}
+
+
+@pytest.mark.parametrize("row", sorted(EXPECTED_INNER))
+def test_inner_work_is_shimmed_in_every_case_with_nothing_of_ours_inside(
+    quick_run: dict[str, Any], row: str
+) -> None:
+    inner = quick_run["rows"][row]["inner"]
+    assert inner["targets"] == EXPECTED_INNER[row]
+    check = inner["check"]
+    # the set-up check: the call ours' recording came from, the floor's and a bare one
+    assert set(check["entries"]) == {"bare", "ours", "floor"}
+    assert check["entries"]["bare"] > 0
+    assert len(set(check["entries"].values())) == 1
+    assert check["instrumentation_inside"] == {"bare": [], "ours": [], "floor": []}
+    # and the timed calls: every case went through the shims as often
+    per_call = inner["entries_per_call"]
+    assert set(per_call) == {"bare", "A/A", "floor", "ours", "no SDK"}
+    assert set(per_call.values()) == {check["entries"]["bare"]}
+    for key in ("inner_us", "bare_us", "aa_us", "floor_us", "ours_us", "no_sdk_us"):
+        assert isinstance(inner[key], float)
+    assert inner["inner_us"] > 0
+    assert inner["bare_us"] < quick_run["rows"][row]["bare_us"]  # the inner work left out
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """The benchmark module, imported here (its environment defaults undone after)."""
+    environ = os.environ.copy()
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        return importlib.import_module("library_overhead")
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+class _Library:
+    def heavy(self, n: int) -> int:
+        return sum(range(n))
+
+    def heavier(self, n: int) -> int:
+        return self.heavy(n) + self.heavy(n)  # a shimmed call inside another one
+
+    def traced(self, n: int) -> int:
+        from opentelemetry import trace
+
+        trace.get_current_span()  # instrumentation's code inside the inner work
+        return n
+
+
+def test_net_time_leaves_out_the_inner_work_once_per_entry(bench: ModuleType) -> None:
+    library = _Library()
+    inner = bench.InnerWork()
+    assert inner.install(library, "heavy") == "_Library().heavy"
+    assert inner.install(library, "heavier") == "_Library().heavier"
+    assert inner.install(library, "heavy") == "_Library().heavy"  # installed once
+    total: list[int] = []
+    net: list[int] = []
+    bench.time_calls_net(lambda: library.heavier(200_000), 3, total, net, inner)
+    assert inner.entries == 3  # heavier's inner heavy calls are not counted (nor timed) twice
+    assert all(0 <= n < t for n, t in zip(net, total, strict=True))
+    assert sum(net) < sum(total) / 2  # nearly all of the call is inside heavier
+    assert library.heavier(3) == 6  # the shim returns what the function returns
+
+
+def test_inner_check_catches_instrumentation_inside_and_uneven_entries(
+    bench: ModuleType,
+) -> None:
+    library = _Library()
+    inner = bench.InnerWork()
+    inner.install(library, "heavy")
+    inner.install(library, "traced")
+    check: dict[str, Any] = {
+        "targets": ["_Library().heavy"],
+        "entries": {},
+        "instrumentation_inside": {},
+    }
+    for case in ("bare", "ours"):
+        with bench.inner_checked(inner, check, case):
+            library.heavy(10)
+    bench.verify_inner({"row": check})  # as the real rows: nothing to complain about
+    with bench.inner_checked(inner, check, "floor"):
+        library.traced(1)
+    inside = check["instrumentation_inside"]["floor"]
+    assert inside and all(f"{os.sep}opentelemetry{os.sep}" in path for path in inside)
+    with pytest.raises(bench.InnerWorkError, match="floor ran instrumentation inside"):
+        bench.verify_inner({"row": check})
+    check["instrumentation_inside"]["floor"] = []
+    with bench.inner_checked(inner, check, "floor"):
+        library.heavy(10)
+        library.heavy(10)
+    with pytest.raises(bench.InnerWorkError, match="different number of times"):
+        bench.verify_inner({"row": check})
+    with pytest.raises(bench.InnerWorkError, match="never ran"):
+        bench.verify_inner({"row": {**check, "entries": {"bare": 0}}})
