@@ -11,8 +11,9 @@ touches a span.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from math import isfinite
-from operator import gt
+from operator import gt, neg
 from typing import Final, TypeGuard
 
 from opentelemetry.util.types import AttributeValue
@@ -51,7 +52,7 @@ def summary(
     else:
         # Sorted on the negated scores, ascending: stable, so ties keep the order given,
         # and the same comparisons as ``_ranking.reranked_order`` (NaNs included) in C.
-        negated = [-v for v in values]
+        negated = list(map(neg, values))
         order = sorted(range(len(values)), key=negated.__getitem__)[:limit]
     return attributes, [(i, values[i]) for i in order]
 
@@ -66,13 +67,23 @@ def _all_floats(scores: Sequence[float]) -> TypeGuard[list[float]]:
 
 def output_documents(ranking: Sequence[tuple[int, float]], limit: int) -> dict[str, AttributeValue]:
     """``reranker.output_documents.{i}.document.id|score`` for the first ``limit`` entries."""
-    found: dict[str, AttributeValue] = {}
     entries = ranking[:limit]
-    keys = _OUTPUT_DOCUMENT_KEYS if len(entries) <= len(_OUTPUT_DOCUMENT_KEYS) else None
-    for position, (index, score) in enumerate(entries):
-        id_key, score_key = keys[position] if keys is not None else _keys(position)
-        found[id_key] = str(index)
-        if isfinite(score):
+    if not entries:
+        return {}
+    if len(entries) > len(_ID_KEYS):
+        id_keys, score_keys = zip(*map(_keys, range(len(entries))), strict=True)
+    else:
+        id_keys, score_keys = _ID_KEYS, _SCORE_KEYS
+    indices, scores = zip(*entries, strict=True)
+    ids = map(str, indices)
+    if all(map(isfinite, scores)):  # the usual ranking: built by zip and map, in C
+        by_id = zip(id_keys, ids, strict=False)
+        by_score = zip(score_keys, scores, strict=False)
+        return dict(chain.from_iterable(zip(by_id, by_score, strict=False)))
+    found: dict[str, AttributeValue] = {}
+    for id_key, score_key, index, score in zip(id_keys, score_keys, ids, scores, strict=False):
+        found[id_key] = index
+        if isfinite(score):  # a non-finite score is not written
             found[score_key] = score
     return found
 
@@ -84,4 +95,4 @@ def _keys(position: int) -> tuple[str, str]:
 
 
 # Built once for the positions a span usually holds (``max_documents`` defaults to 10).
-_OUTPUT_DOCUMENT_KEYS: Final = tuple(_keys(position) for position in range(64))
+_ID_KEYS, _SCORE_KEYS = (tuple(keys) for keys in zip(*map(_keys, range(64)), strict=True))

@@ -9,10 +9,11 @@ generic wrapper hands the span to: they only call its ``record_*`` methods.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import operator
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from otel_rerank import semconv
 from otel_rerank._span import Attributes, StageSpan
@@ -174,6 +175,11 @@ def predict_pairs(arguments: Mapping[str, Any]) -> list[Any] | None:
     return list(inputs)
 
 
+_PAIR_TYPES: Final = frozenset({list, tuple})
+_TWO: Final = frozenset({2})
+_FIRST: Final = operator.itemgetter(0)
+
+
 def single_query(pairs: Sequence[Any]) -> tuple[bool, Any]:
     """``(True, query)`` when every pair has the same first element, else ``(False, None)``."""
     if not pairs:
@@ -182,6 +188,13 @@ def single_query(pairs: Sequence[Any]) -> tuple[bool, Any]:
     if not isinstance(first, (list, tuple)) or len(first) != 2:
         return False, None
     query = first[0]
+    # The usual call, checked in C: lists or tuples of two, one query object repeated.
+    if (
+        set(map(type, pairs)) <= _PAIR_TYPES
+        and set(map(len, pairs)) == _TWO
+        and all(map(operator.is_, map(_FIRST, pairs), itertools.repeat(query)))
+    ):
+        return True, query
     for pair in pairs:  # one pass: shape and query together
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             return False, None
