@@ -854,6 +854,7 @@ class _Exported:
     names: Counter[str] = field(default_factory=Counter)
     attribute_counts: Counter[int] = field(default_factory=Counter)
     inner_entries: int = 0
+    metric_points: int = 0
 
 
 def _run_blocks(
@@ -888,6 +889,7 @@ def _run_blocks(
                 samples: list[int] = []
                 net: list[int] = []
                 entries_before = inner.entries
+                points_before = _metric_points(sdk.reader)
                 with _switched_on(phase):
                     for _ in range(warmup):  # method caches, after switching
                         fn()
@@ -895,6 +897,7 @@ def _run_blocks(
                 sdk.tracer_provider.force_flush()  # this phase's spans, not the next one's
                 seen = exported[row.key][phase.name]
                 seen.inner_entries += inner.entries - entries_before
+                seen.metric_points += _metric_points(sdk.reader) - points_before
                 seen.spans += sdk.exporter.spans
                 seen.calls += warmup + calls[row.key]
                 seen.names.update(sdk.exporter.names)
@@ -918,6 +921,9 @@ def _run_blocks(
             "spans_per_call": {
                 name: seen.spans / seen.calls for name, seen in exported[row.key].items()
             },
+            "metric_points_per_call": {
+                name: seen.metric_points / seen.calls for name, seen in exported[row.key].items()
+            },
             "span_names": {name: sorted(seen.names) for name, seen in exported[row.key].items()},
             "attribute_counts": {
                 name: sorted(seen.attribute_counts) for name, seen in exported[row.key].items()
@@ -925,6 +931,20 @@ def _run_blocks(
         }
         for row in rows
     }
+
+
+def _metric_points(reader: Any) -> int:
+    """Measurements recorded so far on every meter (each instrumentation's, and the floor's):
+    histogram counts, plus one per counter point. The difference over a case's calls is
+    what those calls recorded."""
+    data = reader.get_metrics_data()
+    total = 0
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                for point in metric.data.data_points:
+                    total += getattr(point, "count", 1)
+    return total
 
 
 class InnerWorkError(RuntimeError):
@@ -1396,6 +1416,8 @@ def summarize(main: dict[str, Any], peers: dict[str, dict[str, Any]]) -> dict[st
                 "spans_per_call": row["spans_per_call"],
                 "peer_span_names": row["span_names"][peer],
                 "peer_attribute_counts": row["attribute_counts"][peer],
+                "attribute_counts": row["attribute_counts"],
+                "metric_points_per_call": row["metric_points_per_call"],
             }
     return {
         "versions": main["versions"],
@@ -1529,7 +1551,10 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
             f"{label} {rows['version']} (its own process: bare, ours and {label} alternating; "
             "peer/ours = its median overhead / ours; n/a where ours is within noise of 0)"
         )
-        peer_header = f"{'call':<34} {'ours':>10} {label:>14} {'peer/ours':>10}  ours below"
+        peer_header = (
+            f"{'call':<34} {'ours':>10} {label:>14} {'peer/ours':>10}  ours below   "
+            "recorded per call: ours | peer"
+        )
         print(peer_header)
         print("-" * len(peer_header))
         for key, row in rows.items():
@@ -1540,11 +1565,19 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
                 continue
             ratio = row["peer_over_ours"]
             ratio_text = f"{ratio:>9.2f}x" if ratio is not None else f"{'n/a':>10}"
+            recorded = f"{_recorded(row, 'ours')} | {_recorded(row, peer)}"
             print(
                 f"{ROWS[key].label:<34} {_signed(row['ours_us']):>10} "
                 f"{_signed(row['peer_us']):>14} {ratio_text}  "
-                f"{row['blocks_ours_below']}/{row['blocks']} blocks"
+                f"{row['blocks_ours_below']:>2}/{row['blocks']} blocks  {recorded}"
             )
+
+
+def _recorded(row: dict[str, Any], case: str) -> str:
+    """What a case recorded per call: attributes per span and metric measurements."""
+    attributes = "/".join(map(str, row["attribute_counts"].get(case, []))) or "0"
+    points = row["metric_points_per_call"].get(case, 0.0)
+    return f"{attributes} attrs, {points:.0f} pts"
 
 
 # -- command line ---------------------------------------------------------------------------
