@@ -54,7 +54,7 @@ def summary(
         # and the same comparisons as ``_ranking.reranked_order`` (NaNs included) in C.
         negated = list(map(neg, values))
         order = sorted(range(len(values)), key=negated.__getitem__)[:limit]
-    return attributes, [(i, values[i]) for i in order]
+    return attributes, list(zip(order, map(values.__getitem__, order), strict=True))
 
 
 _FLOATS: Final = frozenset({float})
