@@ -24,6 +24,8 @@ are pure and run only when the span records.
 
 The attributes a call gathers after its start are written in one ``set_attributes`` when it
 ends: the SDK takes the span's lock and validates each attribute once, not once per write.
+A *leaf* call (one that runs nothing that could start a span: faiss's C++ search) has its
+span made when it ends instead, with every attribute at creation and never current.
 What a span starts with (name, kind, start and metric attributes) is an :class:`Opening`,
 built once per identity: the generic library wrapper keeps one per start-attribute mapping,
 checks "something records" once (:func:`active`'s two checks, the suppression one from a
