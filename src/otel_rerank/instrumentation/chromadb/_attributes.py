@@ -105,7 +105,8 @@ def query_count(arguments: Mapping[str, Any]) -> int | None:
         if isinstance(value, str):
             return 1
         if type(value) is list:  # the usual argument: no shape, no abc lookup
-            if key == "query_embeddings" and value and _is_scalar(value[0]):
+            first = value[0] if value else None
+            if key == "query_embeddings" and type(first) is not list and _is_scalar(first):
                 return 1  # one embedding given as a flat list of numbers
             return len(value)
         shape = getattr(value, "shape", None)
