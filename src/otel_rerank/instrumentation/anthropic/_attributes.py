@@ -12,26 +12,46 @@ written on their own, as ``gen_ai.usage.cache_read.input_tokens`` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from otel_rerank import semconv
 from otel_rerank._span import Attributes
-from otel_rerank.instrumentation._llm import BoundedText, Output, integer, number, string, text_of
+from otel_rerank.instrumentation._llm import (
+    BoundedText,
+    Output,
+    Pairs,
+    ParameterReader,
+    integer,
+    number,
+    read_parameters,
+    string,
+    text_of,
+)
 
 PROVIDER = "anthropic"
 
 
-def request(arguments: Mapping[str, Any], stream: bool) -> Attributes:
+def request(arguments: Mapping[str, Any], stream: bool) -> Pairs:
     """Request parameters; ``stream``: the call streams (``messages.stream()`` has no flag)."""
-    yield semconv.GEN_AI_REQUEST_MAX_TOKENS, number(arguments.get("max_tokens"))
-    yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
-    yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
-    yield semconv.GEN_AI_REQUEST_TOP_K, integer(arguments.get("top_k"))
-    stop = arguments.get("stop_sequences")
-    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
-        yield semconv.GEN_AI_REQUEST_STOP_SEQUENCES, tuple(stop)
+    found = read_parameters(arguments, _PARAMETERS)
     if stream:
-        yield semconv.GEN_AI_REQUEST_STREAM, True
+        found[semconv.GEN_AI_REQUEST_STREAM] = True
+    return tuple(found.items())
+
+
+def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
+    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
+        return tuple(stop)
+    return None
+
+
+_PARAMETERS: Final[Mapping[str, ParameterReader]] = {
+    "max_tokens": (semconv.GEN_AI_REQUEST_MAX_TOKENS, number),
+    "temperature": (semconv.GEN_AI_REQUEST_TEMPERATURE, number),
+    "top_p": (semconv.GEN_AI_REQUEST_TOP_P, number),
+    "top_k": (semconv.GEN_AI_REQUEST_TOP_K, integer),
+    "stop_sequences": (semconv.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences),
+}
 
 
 def response_model(result: Any) -> str | None:

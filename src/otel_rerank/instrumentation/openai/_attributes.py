@@ -11,15 +11,18 @@ in headers, which nothing here reads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from otel_rerank import semconv
 from otel_rerank._span import Attributes
 from otel_rerank.instrumentation._llm import (
     BoundedText,
     Output,
+    Pairs,
+    ParameterReader,
     integer,
     number,
+    read_parameters,
     streaming,
     string,
     text_of,
@@ -29,25 +32,21 @@ PROVIDER = "openai"
 
 
 # -- chat completions ----------------------------------------------------------------------
-def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Attributes:
+def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Pairs:
     """Request parameters; ``stream``: the call streams (as ``stream=True`` also says)."""
-    max_tokens = number(arguments.get("max_completion_tokens"))
-    if max_tokens is None:
+    found = read_parameters(arguments, _CHAT_PARAMETERS)
+    if semconv.GEN_AI_REQUEST_MAX_TOKENS not in found:  # the older name, if the newer is not
         max_tokens = number(arguments.get("max_tokens"))
-    yield semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens
-    yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
-    yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
-    yield semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, number(arguments.get("frequency_penalty"))
-    yield semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, number(arguments.get("presence_penalty"))
-    yield semconv.GEN_AI_REQUEST_SEED, integer(arguments.get("seed"))
-    yield semconv.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences(arguments.get("stop"))
-    choices = integer(arguments.get("n"))
-    if choices is not None and choices != 1:  # the conventions: only when not 1
-        yield semconv.GEN_AI_REQUEST_CHOICE_COUNT, choices
-    yield semconv.GEN_AI_OUTPUT_TYPE, _output_type(arguments.get("response_format"))
-    yield semconv.OPENAI_REQUEST_SERVICE_TIER, string(arguments.get("service_tier"))
+        if max_tokens is not None:
+            found[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     if stream or streaming(arguments):
-        yield semconv.GEN_AI_REQUEST_STREAM, True
+        found[semconv.GEN_AI_REQUEST_STREAM] = True
+    return tuple(found.items())
+
+
+def _choice_count(n: Any) -> int | None:
+    choices = integer(n)
+    return choices if choices != 1 else None  # the conventions: only when not 1
 
 
 def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
@@ -68,6 +67,22 @@ def _output_type(response_format: Any) -> str | None:
     if kind in ("json_object", "json_schema"):
         return "json"
     return "text" if kind == "text" else None
+
+
+#: The chat parameters written at span start (``max_tokens``, the older name of
+#: ``max_completion_tokens``, only when that is not given: see ``chat_request``).
+_CHAT_PARAMETERS: Final[Mapping[str, ParameterReader]] = {
+    "max_completion_tokens": (semconv.GEN_AI_REQUEST_MAX_TOKENS, number),
+    "temperature": (semconv.GEN_AI_REQUEST_TEMPERATURE, number),
+    "top_p": (semconv.GEN_AI_REQUEST_TOP_P, number),
+    "frequency_penalty": (semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, number),
+    "presence_penalty": (semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, number),
+    "seed": (semconv.GEN_AI_REQUEST_SEED, integer),
+    "stop": (semconv.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences),
+    "n": (semconv.GEN_AI_REQUEST_CHOICE_COUNT, _choice_count),
+    "response_format": (semconv.GEN_AI_OUTPUT_TYPE, _output_type),
+    "service_tier": (semconv.OPENAI_REQUEST_SERVICE_TIER, string),
+}
 
 
 def response_model(result: Any) -> str | None:
@@ -227,12 +242,12 @@ class ChatStreamState:
 
 
 # -- embeddings ----------------------------------------------------------------------------
-def embeddings_request(arguments: Mapping[str, Any]) -> Attributes:
-    yield semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count(arguments.get("input"))
-    encoding = string(arguments.get("encoding_format"))
-    if encoding is not None:
-        yield semconv.GEN_AI_REQUEST_ENCODING_FORMATS, (encoding,)
-    yield semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, integer(arguments.get("dimensions"))
+def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
+    return tuple(read_parameters(arguments, _EMBEDDINGS_PARAMETERS).items())
+
+
+def _encoding_formats(encoding: Any) -> tuple[str] | None:
+    return (encoding,) if isinstance(encoding, str) and encoding else None
 
 
 def embeddings_response(result: Any, input_tokens: int | None = None) -> Attributes:
@@ -266,3 +281,10 @@ def _input_count(inputs: Any) -> int | None:
             return 1
         return len(inputs)
     return None
+
+
+_EMBEDDINGS_PARAMETERS: Final[Mapping[str, ParameterReader]] = {
+    "input": (semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count),
+    "encoding_format": (semconv.GEN_AI_REQUEST_ENCODING_FORMATS, _encoding_formats),
+    "dimensions": (semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, integer),
+}
