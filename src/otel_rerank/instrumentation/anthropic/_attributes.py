@@ -1,7 +1,7 @@
 """Pure extraction of span attributes from anthropic ``messages.create`` / ``messages.stream``.
 
 Each function takes the call's keyword arguments (the SDK's methods take only keyword
-arguments) or its result and yields ``(key, value)`` pairs or returns plain values;
+arguments) or its result and returns ``(key, value)`` pairs or plain values;
 ``None`` values are skipped by the span helper. Nothing here touches a span. Input tokens
 follow the GenAI conventions: Anthropic reports cache reads and cache writes apart from
 ``input_tokens``, and ``gen_ai.usage.input_tokens`` is their sum (the two parts are also
@@ -65,25 +65,31 @@ def finish_reasons(result: Any) -> list[str]:
     return [reason] if reason else []
 
 
+# Flat functions returning tuples of pairs, not generators: these run on every call, and
+# each generator (and ``yield from``) is one more frame to create and resume.
 def response(result: Any) -> Attributes:
-    yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
+    """A Message's id, stop reason and cache token counts."""
     reason = string(getattr(result, "stop_reason", None))
-    if reason:
-        yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, (reason,)
-    yield from cache_tokens(getattr(result, "usage", None))
+    return (
+        (semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))),
+        (semconv.GEN_AI_RESPONSE_FINISH_REASONS, (reason,) if reason else None),
+        *cache_tokens(getattr(result, "usage", None)),
+    )
 
 
 def cache_tokens(used: Any) -> Attributes:
     """Cache reads and cache writes, as reported (both already inside the input tokens)."""
     if used is None:
-        return
-    yield (
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-        integer(getattr(used, "cache_read_input_tokens", None)),
-    )
-    yield (
-        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-        integer(getattr(used, "cache_creation_input_tokens", None)),
+        return ()
+    return (
+        (
+            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+            integer(getattr(used, "cache_read_input_tokens", None)),
+        ),
+        (
+            semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+            integer(getattr(used, "cache_creation_input_tokens", None)),
+        ),
     )
 
 

@@ -1,8 +1,9 @@
 """Pure extraction of span attributes from openai chat-completion and embedding calls.
 
 Each function takes the call's keyword arguments (the SDK's ``create`` methods take only
-keyword arguments) or its result and yields ``(key, value)`` pairs, or returns plain
-values; ``None`` values are skipped by the span helper. Nothing here touches a span.
+keyword arguments) or its result and returns ``(key, value)`` pairs (a request's: only
+present values, hashable, as the span's opening is cached under them), or plain values;
+``None`` values are skipped by the span helper. Nothing here touches a span.
 Results are read with ``getattr`` and defaults, so a raw-response object or a future SDK
 shape yields fewer attributes rather than an error. API keys live on the client and
 in headers, which nothing here reads.
@@ -15,6 +16,7 @@ from typing import Any, Final
 
 from otel_rerank import semconv
 from otel_rerank._span import Attributes
+from otel_rerank._values import is_int
 from otel_rerank.instrumentation._llm import (
     BoundedText,
     Output,
@@ -90,37 +92,54 @@ def response_model(result: Any) -> str | None:
     return string(getattr(result, "model", None))
 
 
+# Flat functions returning tuples of pairs, not generators: these run on every call, and
+# each generator (and ``yield from``) is one more frame to create and resume.
 def chat_response(result: Any) -> Attributes:
-    yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
+    """A completion's id, finish reasons, service tier, fingerprint and token breakdown."""
     reasons = finish_reasons(result)
-    if reasons:
-        yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, tuple(reasons)
-    yield from response_details(result)
+    return (
+        (semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))),
+        (semconv.GEN_AI_RESPONSE_FINISH_REASONS, tuple(reasons) if reasons else None),
+        *response_details(result),
+    )
 
 
 def response_details(result: Any) -> Attributes:
     """OpenAI's service tier and system fingerprint, and the token usage breakdown."""
-    yield semconv.OPENAI_RESPONSE_SERVICE_TIER, string(getattr(result, "service_tier", None))
-    yield (
-        semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
-        string(getattr(result, "system_fingerprint", None)),
-    )
     used = getattr(result, "usage", None)
-    if used is not None:
-        cached = getattr(getattr(used, "prompt_tokens_details", None), "cached_tokens", None)
-        yield semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, integer(cached)
-        reasoning = getattr(
-            getattr(used, "completion_tokens_details", None), "reasoning_tokens", None
-        )
-        yield semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, integer(reasoning)
+    return (
+        (semconv.OPENAI_RESPONSE_SERVICE_TIER, string(getattr(result, "service_tier", None))),
+        (
+            semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
+            string(getattr(result, "system_fingerprint", None)),
+        ),
+        (
+            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+            _token_detail(used, "prompt_tokens_details", "cached_tokens"),
+        ),
+        (
+            semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+            _token_detail(used, "completion_tokens_details", "reasoning_tokens"),
+        ),
+    )
+
+
+def _token_detail(used: Any, details: str, name: str) -> int | None:
+    """``used.<details>.<name>`` if it is an int (either part may be missing or ``None``)."""
+    found = getattr(getattr(used, details, None), name, None)
+    return found if is_int(found) else None
 
 
 def finish_reasons(result: Any) -> list[str]:
     """The finish reason of each choice that has one, in choice order."""
     choices = getattr(result, "choices", None)
-    if not isinstance(choices, list):
-        return []
-    return [str(r) for r in (getattr(c, "finish_reason", None) for c in choices) if r]
+    reasons: list[str] = []
+    if isinstance(choices, list):
+        for choice in choices:
+            reason = getattr(choice, "finish_reason", None)
+            if reason:
+                reasons.append(str(reason))
+    return reasons
 
 
 def usage(result: Any) -> tuple[int | None, int | None]:
@@ -252,14 +271,18 @@ def _encoding_formats(encoding: Any) -> tuple[str] | None:
 
 def embeddings_response(result: Any, input_tokens: int | None = None) -> Attributes:
     """Vector dimension and (given, as read by the caller) input tokens, in both vocabularies."""
-    yield semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens
-    yield semconv.LLM_TOKEN_COUNT_PROMPT, input_tokens
-    yield semconv.LLM_TOKEN_COUNT_TOTAL, input_tokens
+    dimension = None
     data = getattr(result, "data", None)
     if isinstance(data, list) and data:
         vector = getattr(data[0], "embedding", None)
         if isinstance(vector, list):  # base64 strings (encoding_format="base64") are skipped
-            yield semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, len(vector)
+            dimension = len(vector)
+    return (
+        (semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
+        (semconv.LLM_TOKEN_COUNT_PROMPT, input_tokens),
+        (semconv.LLM_TOKEN_COUNT_TOTAL, input_tokens),
+        (semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, dimension),
+    )
 
 
 def embedding_texts(arguments: Mapping[str, Any]) -> list[str]:
