@@ -126,7 +126,9 @@ def response_details(result: Any) -> Attributes:
 
 def _token_detail(used: Any, details: str, name: str) -> int | None:
     """``used.<details>.<name>`` if it is an int (either part may be missing or ``None``)."""
-    found = getattr(getattr(used, details, None), name, None)
+    # ``None`` checked first: ``getattr(None, name, None)`` raises and catches inside.
+    part = getattr(used, details, None) if used is not None else None
+    found = getattr(part, name, None) if part is not None else None
     return found if is_int(found) else None
 
 
