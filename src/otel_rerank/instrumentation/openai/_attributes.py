@@ -37,8 +37,9 @@ PROVIDER = "openai"
 def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Pairs:
     """Request parameters; ``stream``: the call streams (as ``stream=True`` also says)."""
     found = read_parameters(arguments, _CHAT_PARAMETERS)
-    if semconv.GEN_AI_REQUEST_MAX_TOKENS not in found:  # the older name, if the newer is not
-        max_tokens = number(arguments.get("max_tokens"))
+    # The older name, read only when given and the newer one did not set the attribute.
+    if "max_tokens" in arguments and semconv.GEN_AI_REQUEST_MAX_TOKENS not in found:
+        max_tokens = number(arguments["max_tokens"])
         if max_tokens is not None:
             found[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     if stream or streaming(arguments):
