@@ -2,12 +2,14 @@
 
 Both SDKs take keyword arguments, answer with a result or a stream, and keep their base URL
 on the client, so one piece of code serves both: :class:`Operation` starts the span (model
-from the arguments, server from the client), :class:`Sending` keeps it current while the
-request is sent (sync or awaited) and ends it if sending fails, and :class:`Chat` is a chat
-API's sync and async wrappers; each library subclasses it with the pure extraction methods
-that say what its requests and responses hold. A streamed chat call outlives the wrapper
-that started its span: the span must end when the consumer exhausts the stream, closes it,
-breaks out of it, or drops it, and exactly once. :class:`SyncStreamProxy` and
+from the arguments, server from the client, the request's parameters read by a table per API
+from the arguments given; what the span starts with is worked out once per model, server and
+parameters, as the generic wrapper does per identity), :class:`Sending` keeps it current
+while the request is sent (sync or awaited) and ends it if sending fails, and :class:`Chat`
+is a chat API's sync and async wrappers; each library subclasses it with the pure extraction
+methods that say what its requests and responses hold. A streamed chat call outlives the
+wrapper that started its span: the span must end when the consumer exhausts the stream,
+closes it, breaks out of it, or drops it, and exactly once. :class:`SyncStreamProxy` and
 :class:`AsyncStreamProxy` are ``wrapt.ObjectProxy`` s, so the user's object keeps working as
 before (iteration, context manager, ``close()``, every attribute such as ``.response``);
 they hand each chunk to a provider-specific :class:`StreamState` (pure state: it never
