@@ -38,6 +38,8 @@ from otel_rerank import _safe, instrumentation
 from otel_rerank._config import ContentPolicy
 from otel_rerank._decorators import _ArgumentReader
 from otel_rerank.instrumentation import _common, _llm
+from otel_rerank.instrumentation.anthropic import _attributes as anthropic_attributes
+from otel_rerank.instrumentation.openai import _attributes as openai_attributes
 from otel_rerank.instrumentation.sentence_transformers import _attributes as st_attributes
 from tests._hostile import (
     Hostile,
@@ -115,6 +117,14 @@ _TYPED: dict[str, st.SearchStrategy[Any]] = {
     "Sequence[Any]": st.lists(odd_values, max_size=5),
     "Sequence[tuple[int, float]] | None": st.none()
     | st.lists(st.tuples(st.integers(-3, 10), st.floats(allow_nan=True)), max_size=6),
+    # The LLM clients' request parameter tables (_llm.read_parameters reads with them).
+    "Mapping[str, ParameterReader]": st.sampled_from(
+        [
+            openai_attributes._CHAT_PARAMETERS,
+            openai_attributes._EMBEDDINGS_PARAMETERS,
+            anthropic_attributes._PARAMETERS,
+        ]
+    ),
 }
 
 
@@ -157,10 +167,17 @@ def _extractors() -> list[Any]:
 
 
 def _check_output(output: Any) -> None:
-    if inspect.isgenerator(output):
-        for key, value in output:
-            assert isinstance(key, str)
-            assert value is None or valid_attribute_value(value), (key, value)
+    # Pairs come as a generator, a tuple of pairs (an LLM request's, its span's cache key;
+    # hashable, see _llm.Operation.opening) or a dict of attributes (_llm.read_parameters).
+    if isinstance(output, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in output):
+        hash(output)
+    elif isinstance(output, dict):
+        output = output.items()
+    elif not inspect.isgenerator(output):
+        return
+    for key, value in output:
+        assert isinstance(key, str)
+        assert value is None or valid_attribute_value(value), (key, value)
 
 
 @pytest.mark.parametrize("extractor", _extractors())

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, Samp
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_rerank
-from otel_rerank import _safe, _telemetry, semconv
+from otel_rerank import _safe, _span, _telemetry, semconv
 from otel_rerank.instrumentation import _llm
 from otel_rerank.instrumentation.openai import OpenAIInstrumentor
 from otel_rerank.instrumentation.openai import _attributes as attrs
@@ -289,6 +289,48 @@ def test_request_attributes_reach_the_sampler_and_sampled_out_embeddings_count_t
         if p.attributes[semconv.GEN_AI_TOKEN_TYPE] == "input"
     ]
     assert sorted(tokens) == [("chat", 21), ("embeddings", 7)]
+
+
+def test_each_call_starts_with_its_own_request_and_server(otel: Otel) -> None:
+    # What a span starts with is cached per model, server and request parameters: calls
+    # that differ in any of them must each get their own.
+    first, second = _MockOpenAI(), _MockOpenAI()
+    second.base_url = "http://other.example.test/v1"
+    _chat(first.client(), temperature=0.2)
+    _chat(first.client(), temperature=0.7)
+    _chat(second.client(), temperature=0.2)
+    _chat(first.client())
+    _chat(first.client(), temperature=0.2, max_tokens=8)
+    seen = [
+        (
+            s.attributes[semconv.SERVER_ADDRESS],
+            s.attributes.get(semconv.GEN_AI_REQUEST_TEMPERATURE),
+            s.attributes.get(semconv.GEN_AI_REQUEST_MAX_TOKENS),
+        )
+        for s in sorted(_chat_spans(otel), key=lambda s: s.start_time or 0)
+    ]
+    assert seen == [
+        ("llm.example.test", 0.2, None),
+        ("llm.example.test", 0.7, None),
+        ("other.example.test", 0.2, None),
+        ("llm.example.test", None, None),
+        ("llm.example.test", 0.2, 8),
+    ]
+    servers = {
+        (p.attributes[semconv.SERVER_ADDRESS], p.attributes.get(semconv.SERVER_PORT), p.count)
+        for p in otel.metric_points(semconv.METRIC_OPERATION_DURATION)
+    }
+    assert servers == {("llm.example.test", 8443, 4), ("other.example.test", 80, 1)}
+
+
+def test_opening_of_an_unhashable_request_is_not_cached() -> None:
+    operation = _llm.Operation(_span.CHAT, "openai")
+    request: Any = ((semconv.GEN_AI_REQUEST_STOP_SEQUENCES, ["a"]),)  # a list: unhashable
+    opened = operation.opening(MODEL, None, request)
+    assert opened.span_attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] == ["a"]
+    assert opened.name == f"chat {MODEL}"
+    assert operation._openings == {}
+    assert operation.opening(MODEL, None, ()) is operation.opening(MODEL, None, ())
 
 
 def test_content_is_off_by_default(otel: Otel, server: _MockOpenAI) -> None:
@@ -768,11 +810,24 @@ def test_our_failure_never_reaches_the_call(
         raise RuntimeError("bug in extraction")
         yield  # pragma: no cover
 
+    def broken_request(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug in request extraction")
+
     monkeypatch.setattr(attrs, "chat_response", broken)
     monkeypatch.setattr(attrs.ChatStreamState, "add", broken)
-    assert _chat(server.client()).choices[0].message.content == ANSWER
-    assert len(list(_chat(server.client(), stream=True))) == len(STREAM_PIECES)
-    assert len(_chat_spans(otel)) == 2
+    monkeypatch.setattr(attrs, "chat_request", broken_request)
+    monkeypatch.setattr(attrs, "embeddings_request", broken_request)
+    client = server.client()
+    assert _chat(client, temperature=0.2).choices[0].message.content == ANSWER
+    assert len(list(_chat(client, stream=True))) == len(STREAM_PIECES)
+    assert len(client.embeddings.create(model="text-embedding-3-small", input=["a"]).data) == 1
+    spans = _chat_spans(otel)
+    assert len(spans) == 2
+    # The span starts without the request's attributes and records the rest.
+    assert semconv.GEN_AI_REQUEST_TEMPERATURE not in spans[0].attributes
+    assert spans[0].attributes[semconv.SERVER_ADDRESS] == "llm.example.test"
+    (embeddings,) = [s for s in otel.spans() if s.name.startswith("embeddings")]
+    assert embeddings.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0
 
 
 # -- pure extraction (table style) -------------------------------------------------------
@@ -805,7 +860,7 @@ def test_chat_request_extraction(arguments: dict[str, Any], expected: dict[str, 
 )
 def test_embedding_input_count(inputs: Any, count: int | None) -> None:
     got = dict(attrs.embeddings_request({"input": inputs}))
-    assert got[semconv.RAG_EMBEDDING_INPUT_COUNT] == count
+    assert got.get(semconv.RAG_EMBEDDING_INPUT_COUNT) == count
 
 
 def test_input_messages_never_consume_a_generator() -> None:

@@ -2,12 +2,14 @@
 
 Both SDKs take keyword arguments, answer with a result or a stream, and keep their base URL
 on the client, so one piece of code serves both: :class:`Operation` starts the span (model
-from the arguments, server from the client), :class:`Sending` keeps it current while the
-request is sent (sync or awaited) and ends it if sending fails, and :class:`Chat` is a chat
-API's sync and async wrappers; each library subclasses it with the pure extraction methods
-that say what its requests and responses hold. A streamed chat call outlives the wrapper
-that started its span: the span must end when the consumer exhausts the stream, closes it,
-breaks out of it, or drops it, and exactly once. :class:`SyncStreamProxy` and
+from the arguments, server from the client, the request's parameters read by a table per API
+from the arguments given; what the span starts with is worked out once per model, server and
+parameters, as the generic wrapper does per identity), :class:`Sending` keeps it current
+while the request is sent (sync or awaited) and ends it if sending fails, and :class:`Chat`
+is a chat API's sync and async wrappers; each library subclasses it with the pure extraction
+methods that say what its requests and responses hold. A streamed chat call outlives the
+wrapper that started its span: the span must end when the consumer exhausts the stream,
+closes it, breaks out of it, or drops it, and exactly once. :class:`SyncStreamProxy` and
 :class:`AsyncStreamProxy` are ``wrapt.ObjectProxy`` s, so the user's object keeps working as
 before (iteration, context manager, ``close()``, every attribute such as ``.response``);
 they hand each chunk to a provider-specific :class:`StreamState` (pure state: it never
@@ -27,18 +29,24 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 import wrapt
-from opentelemetry import context
+from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _span, _telemetry, semconv
 from otel_rerank._config import DEFAULT_MAX_LENGTH
-from otel_rerank._safe import guard
+from otel_rerank._safe import guard, report_internal_error
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank._values import is_int, is_number
 from otel_rerank.instrumentation._common import bind_arguments
 
 Messages = list[tuple[str, object]]
+#: A request's attributes as known before the call: only present values, hashable (the
+#: key its span's opening is cached under, see ``Operation.opening``).
+Pairs = tuple[tuple[str, AttributeValue], ...]
+#: How one request parameter becomes an attribute: (attribute key, value -> attribute or
+#: ``None`` to write nothing); see :func:`read_parameters`.
+ParameterReader = tuple[str, Callable[[Any], AttributeValue | None]]
 #: A completion's (role, text) messages and their finish reasons, in choice order.
 Output = tuple[Messages, Sequence[str]]
 _Wrapped = Callable[..., Any]
@@ -82,6 +90,18 @@ def _server_map(url: Any) -> Mapping[str, AttributeValue] | None:
     if port is None:
         return MappingProxyType({semconv.SERVER_ADDRESS: host})
     return MappingProxyType({semconv.SERVER_ADDRESS: host, semconv.SERVER_PORT: port})
+
+
+def records() -> tuple[_telemetry.Telemetry, context.Context] | None:
+    """What a span would start with now (its telemetry, and the context it starts in), or
+    ``None`` when nothing records (no SDK, the cheaper check, then suppressed)."""
+    telemetry = _telemetry.current()
+    if telemetry is None:
+        return None
+    parent = _span.parent_context()  # one context read: the suppression check and the parent
+    if parent is None:
+        return None
+    return telemetry, parent
 
 
 def number(value: Any) -> int | float | None:
@@ -359,38 +379,76 @@ class ManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             self._self_finish()
 
 
+#: Openings one operation keeps (see ``Operation.opening``); past this, it starts over.
+_MAX_OPENINGS = 256
+
+
 class Operation:
     """One SDK operation: what its span starts with, and its arguments by name."""
 
-    __slots__ = ("kind", "provider", "stage")
+    __slots__ = ("_openings", "kind", "provider", "stage")
 
     def __init__(self, stage: _span.Stage, provider: str, kind: SpanKind | None = None) -> None:
         self.stage = stage
         self.provider = provider
         self.kind = kind
+        #: (model, id(server attributes), request pairs) -> (server attributes, opening)
+        self._openings: dict[tuple[Any, ...], tuple[Any, _span.Opening]] = {}
 
     def start(
         self,
         telemetry: _telemetry.Telemetry,
+        parent: context.Context,
         instance: Any,
         arguments: Mapping[str, Any],
-        request: Attributes | None = None,
+        request: Pairs = (),
     ) -> StageSpan | None:
         """The span (or ``None``: call straight through), with what a sampler may decide on.
 
         ``request``: the request's attributes, known before the call, so given to the span
         at its start (one write instead of one more after it, and the sampler sees them).
-        The caller has checked that something records (``_span.active()`` gave
-        ``telemetry``): these are read before the span starts, and not checked again.
+        The caller has checked that something records (``telemetry``, and ``parent`` from
+        ``_span.parent_context()``, the context the span starts in): not checked again.
         """
-        return _span.begin_with(
-            telemetry,
-            self.stage,
-            self.provider,
-            model(arguments),
-            kind=self.kind,
-            attributes=_start_attributes(server(instance), request),
-        )
+        try:
+            opened = self.opening(model(arguments), server(instance), request)
+            return StageSpan(telemetry, opened, None, parent)
+        except Exception:  # ours, or a model that cannot be read: call straight through
+            report_internal_error("begin")
+            return None
+
+    def opening(
+        self,
+        model_name: str | None,
+        server_map: Mapping[str, AttributeValue] | None,
+        request: Pairs,
+    ) -> _span.Opening:
+        """The span's name, start and metric attributes, worked out once per model, server
+        and request: an application sends the same few requests over and over, so a call
+        pays one lookup rather than merging attributes and building metric attribute sets."""
+        key = (model_name, id(server_map), request)
+        openings = self._openings
+        try:
+            cached = openings.get(key)
+        except TypeError:  # a reader's unhashable value: this call's own opening
+            return self._open(model_name, server_map, request)
+        # The entry holds the server attributes, so their id is not reused while cached.
+        if cached is not None and cached[0] is server_map:
+            return cached[1]
+        opened = self._open(model_name, server_map, request)
+        if len(openings) >= _MAX_OPENINGS:  # bounded: models and parameters are the caller's
+            openings.clear()
+        openings[key] = (server_map, opened)
+        return opened
+
+    def _open(
+        self,
+        model_name: str | None,
+        server_map: Mapping[str, AttributeValue] | None,
+        request: Pairs,
+    ) -> _span.Opening:
+        attributes = _start_attributes(server_map, request)
+        return _span.opening(self.stage, self.provider, model_name, None, self.kind, attributes)
 
     @staticmethod
     def bind(wrapped: _Wrapped, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -401,21 +459,38 @@ class Operation:
 
 
 def _start_attributes(
-    server_map: Mapping[str, AttributeValue] | None, request: Attributes | None
+    server_map: Mapping[str, AttributeValue] | None, request: Pairs
 ) -> Mapping[str, AttributeValue] | None:
-    """The server attributes and the request's non-``None`` pairs, as one mapping."""
-    if request is None:
+    """The server attributes and the request's pairs, as one mapping."""
+    if not request:
         return server_map
     merged: dict[str, AttributeValue] = dict(server_map) if server_map else {}
-    with guard("request attributes"):  # ours: the call goes on with what was read so far
-        for key, value in request:
-            if value is not None:
-                merged[key] = value
+    merged.update(request)
     return merged
 
 
+def read_parameters(
+    arguments: Mapping[str, Any], readers: Mapping[str, ParameterReader]
+) -> dict[str, AttributeValue]:
+    """The attributes of the parameters ``readers`` knows, read from the arguments given.
+
+    Loops over the call's arguments (most calls give two or three: the model, the
+    messages, maybe a temperature), not over every parameter the API has; a reader's
+    ``None`` (absent, the SDK's ``omit``, the wrong type) writes nothing.
+    """
+    found: dict[str, AttributeValue] = {}
+    for name, value in arguments.items():
+        reader = readers.get(name)
+        if reader is not None:
+            key, read = reader
+            attribute = read(value)
+            if attribute is not None:
+                found[key] = attribute
+    return found
+
+
 class Sending:
-    """``with Sending(call):`` around sending the request: the span is current meanwhile.
+    """``with Sending(call, parent):`` around sending the request: the span is current meanwhile.
 
     HTTP client spans nest under it, and it ends if sending raises (the user's exception
     goes on unchanged). On success it is left open: a stream outlives the call, and metrics
@@ -423,13 +498,14 @@ class Sending:
     same block serves a sync call and an awaited one, so the span covers the await.
     """
 
-    __slots__ = ("call", "token")
+    __slots__ = ("call", "parent", "token")
 
-    def __init__(self, call: StageSpan) -> None:
+    def __init__(self, call: StageSpan, parent: context.Context) -> None:
         self.call = call
+        self.parent = parent  # the context the span started in (not read again)
 
     def __enter__(self) -> None:
-        self.token = context.attach(self.call.context)
+        self.token = context.attach(trace.set_span_in_context(self.call.span, self.parent))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, error: BaseException | None, tb: Any
@@ -459,7 +535,7 @@ class Chat(Operation, ABC):
 
     # -- what the library's calls hold (pure extraction) ----------------------------------
     @abstractmethod
-    def request(self, arguments: Mapping[str, Any], stream: bool) -> Attributes:
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> Pairs:
         """The request's attributes (``stream``: the call streams), given at span start."""
 
     @abstractmethod
@@ -498,12 +574,18 @@ class Chat(Operation, ABC):
     def begin(
         self,
         telemetry: _telemetry.Telemetry,
+        parent: context.Context,
         instance: Any,
         arguments: Mapping[str, Any],
         stream: bool,
     ) -> StageSpan | None:
         """Start the span with the request's attributes (``stream``: the call streams)."""
-        call = self.start(telemetry, instance, arguments, self.request(arguments, stream))
+        try:
+            request = self.request(arguments, stream)
+        except Exception:  # ours: the span starts without them
+            report_internal_error("chat request")
+            request = ()
+        call = self.start(telemetry, parent, instance, arguments, request)
         if call is not None:
             call.record_content(self._write_input, arguments)
         return call
@@ -539,16 +621,17 @@ class Chat(Operation, ABC):
         self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The sync wrapper."""
-        telemetry = _span.active()
-        if telemetry is None:  # nothing records: read nothing of the call
+        recording = records()
+        if recording is None:  # nothing records: read nothing of the call
             return wrapped(*args, **kwargs)
+        telemetry, parent = recording
         arguments = self.bind(wrapped, args, kwargs)
         stream = streaming(arguments)
-        call = self.begin(telemetry, instance, arguments, stream)
+        call = self.begin(telemetry, parent, instance, arguments, stream)
         if call is None:
             return wrapped(*args, **kwargs)
         started = time.perf_counter()
-        with Sending(call):
+        with Sending(call, parent):
             result = wrapped(*args, **kwargs)
         return self.received(call, result, stream, started, kwargs)
 
@@ -565,16 +648,17 @@ class Chat(Operation, ABC):
         self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The async wrapper (the span covers the await)."""
-        telemetry = _span.active()
-        if telemetry is None:  # nothing records: read nothing of the call
+        recording = records()
+        if recording is None:  # nothing records: read nothing of the call
             return await wrapped(*args, **kwargs)
+        telemetry, parent = recording
         arguments = self.bind(wrapped, args, kwargs)
         stream = streaming(arguments)
-        call = self.begin(telemetry, instance, arguments, stream)
+        call = self.begin(telemetry, parent, instance, arguments, stream)
         if call is None:
             return await wrapped(*args, **kwargs)
         started = time.perf_counter()
-        with Sending(call):
+        with Sending(call, parent):
             result = await wrapped(*args, **kwargs)
         return await self.areceived(call, result, stream, started, kwargs)
 

@@ -41,6 +41,8 @@ _RAW_VALUES = frozenset({"true", "raw"})
 def asks_raw_response(kwargs: Mapping[str, Any]) -> bool:
     """Whether the call came through ``with_raw_response`` (the body read eagerly)."""
     headers = kwargs.get("extra_headers")
+    if headers is None:  # the usual call: the ABC check below costs more than this one
+        return False
     if not isinstance(headers, Mapping):
         return False
     return any(

@@ -1,7 +1,7 @@
 """Pure extraction of span attributes from anthropic ``messages.create`` / ``messages.stream``.
 
 Each function takes the call's keyword arguments (the SDK's methods take only keyword
-arguments) or its result and yields ``(key, value)`` pairs or returns plain values;
+arguments) or its result and returns ``(key, value)`` pairs or plain values;
 ``None`` values are skipped by the span helper. Nothing here touches a span. Input tokens
 follow the GenAI conventions: Anthropic reports cache reads and cache writes apart from
 ``input_tokens``, and ``gen_ai.usage.input_tokens`` is their sum (the two parts are also
@@ -12,26 +12,46 @@ written on their own, as ``gen_ai.usage.cache_read.input_tokens`` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from otel_rerank import semconv
 from otel_rerank._span import Attributes
-from otel_rerank.instrumentation._llm import BoundedText, Output, integer, number, string, text_of
+from otel_rerank.instrumentation._llm import (
+    BoundedText,
+    Output,
+    Pairs,
+    ParameterReader,
+    integer,
+    number,
+    read_parameters,
+    string,
+    text_of,
+)
 
 PROVIDER = "anthropic"
 
 
-def request(arguments: Mapping[str, Any], stream: bool) -> Attributes:
+def request(arguments: Mapping[str, Any], stream: bool) -> Pairs:
     """Request parameters; ``stream``: the call streams (``messages.stream()`` has no flag)."""
-    yield semconv.GEN_AI_REQUEST_MAX_TOKENS, number(arguments.get("max_tokens"))
-    yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
-    yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
-    yield semconv.GEN_AI_REQUEST_TOP_K, integer(arguments.get("top_k"))
-    stop = arguments.get("stop_sequences")
-    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
-        yield semconv.GEN_AI_REQUEST_STOP_SEQUENCES, tuple(stop)
+    found = read_parameters(arguments, _PARAMETERS)
     if stream:
-        yield semconv.GEN_AI_REQUEST_STREAM, True
+        found[semconv.GEN_AI_REQUEST_STREAM] = True
+    return tuple(found.items())
+
+
+def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
+    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
+        return tuple(stop)
+    return None
+
+
+_PARAMETERS: Final[Mapping[str, ParameterReader]] = {
+    "max_tokens": (semconv.GEN_AI_REQUEST_MAX_TOKENS, number),
+    "temperature": (semconv.GEN_AI_REQUEST_TEMPERATURE, number),
+    "top_p": (semconv.GEN_AI_REQUEST_TOP_P, number),
+    "top_k": (semconv.GEN_AI_REQUEST_TOP_K, integer),
+    "stop_sequences": (semconv.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences),
+}
 
 
 def response_model(result: Any) -> str | None:
@@ -45,25 +65,31 @@ def finish_reasons(result: Any) -> list[str]:
     return [reason] if reason else []
 
 
+# Flat functions returning tuples of pairs, not generators: these run on every call, and
+# each generator (and ``yield from``) is one more frame to create and resume.
 def response(result: Any) -> Attributes:
-    yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
+    """A Message's id, stop reason and cache token counts."""
     reason = string(getattr(result, "stop_reason", None))
-    if reason:
-        yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, (reason,)
-    yield from cache_tokens(getattr(result, "usage", None))
+    return (
+        (semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))),
+        (semconv.GEN_AI_RESPONSE_FINISH_REASONS, (reason,) if reason else None),
+        *cache_tokens(getattr(result, "usage", None)),
+    )
 
 
 def cache_tokens(used: Any) -> Attributes:
     """Cache reads and cache writes, as reported (both already inside the input tokens)."""
     if used is None:
-        return
-    yield (
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-        integer(getattr(used, "cache_read_input_tokens", None)),
-    )
-    yield (
-        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-        integer(getattr(used, "cache_creation_input_tokens", None)),
+        return ()
+    return (
+        (
+            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+            integer(getattr(used, "cache_read_input_tokens", None)),
+        ),
+        (
+            semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+            integer(getattr(used, "cache_creation_input_tokens", None)),
+        ),
     )
 
 

@@ -18,15 +18,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from otel_rerank import _span
+from opentelemetry.context import Context
+
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank.instrumentation._llm import (
     AsyncStreamProxy,
     ManagerProxy,
     Messages,
+    Pairs,
     Sending,
     StreamProxy,
     SyncStreamProxy,
+    records,
 )
 from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.anthropic import _attributes as attrs
@@ -39,7 +42,7 @@ class _Messages(RawResponseChat):
 
     __slots__ = ()
 
-    def request(self, arguments: Mapping[str, Any], stream: bool) -> Attributes:
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> Pairs:
         return attrs.request(arguments, stream)
 
     def response(self, result: Any) -> Attributes:
@@ -82,11 +85,14 @@ class _StreamManager(ManagerProxy):
         self._self_call: StageSpan | None = None
         self._self_proxy: StreamProxy | None = None
 
-    def _self_begin(self) -> StageSpan | None:
-        telemetry = _span.active()
-        if telemetry is None:  # nothing records: read nothing of the call
+    def _self_begin(self) -> tuple[StageSpan, Context] | None:
+        """The span and the context it starts in, or ``None``: nothing records."""
+        recording = records()
+        if recording is None:  # nothing records: read nothing of the call
             return None
-        return _MESSAGES.begin(telemetry, self._self_instance, self._self_arguments, True)
+        telemetry, parent = recording
+        call = _MESSAGES.begin(telemetry, parent, self._self_instance, self._self_arguments, True)
+        return None if call is None else (call, parent)
 
     def _self_watch(
         self, stream: Any, call: StageSpan, started: float, proxy_type: type[StreamProxy]
@@ -107,20 +113,22 @@ class _StreamManager(ManagerProxy):
             call.end()
 
     def __enter__(self) -> Any:
-        call = self._self_begin()
-        if call is None:
+        begun = self._self_begin()
+        if begun is None:
             return self.__wrapped__.__enter__()
+        call, parent = begun
         started = time.perf_counter()
-        with Sending(call):
+        with Sending(call, parent):
             stream = self.__wrapped__.__enter__()
         return self._self_watch(stream, call, started, SyncStreamProxy)
 
     async def __aenter__(self) -> Any:
-        call = self._self_begin()
-        if call is None:
+        begun = self._self_begin()
+        if begun is None:
             return await self.__wrapped__.__aenter__()
+        call, parent = begun
         started = time.perf_counter()
-        with Sending(call):
+        with Sending(call, parent):
             stream = await self.__wrapped__.__aenter__()
         return self._self_watch(stream, call, started, AsyncStreamProxy)
 

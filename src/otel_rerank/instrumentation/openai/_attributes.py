@@ -1,8 +1,9 @@
 """Pure extraction of span attributes from openai chat-completion and embedding calls.
 
 Each function takes the call's keyword arguments (the SDK's ``create`` methods take only
-keyword arguments) or its result and yields ``(key, value)`` pairs, or returns plain
-values; ``None`` values are skipped by the span helper. Nothing here touches a span.
+keyword arguments) or its result and returns ``(key, value)`` pairs (a request's: only
+present values, hashable, as the span's opening is cached under them), or plain values;
+``None`` values are skipped by the span helper. Nothing here touches a span.
 Results are read with ``getattr`` and defaults, so a raw-response object or a future SDK
 shape yields fewer attributes rather than an error. API keys live on the client and
 in headers, which nothing here reads.
@@ -11,15 +12,19 @@ in headers, which nothing here reads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from otel_rerank import semconv
 from otel_rerank._span import Attributes
+from otel_rerank._values import is_int
 from otel_rerank.instrumentation._llm import (
     BoundedText,
     Output,
+    Pairs,
+    ParameterReader,
     integer,
     number,
+    read_parameters,
     streaming,
     string,
     text_of,
@@ -29,25 +34,22 @@ PROVIDER = "openai"
 
 
 # -- chat completions ----------------------------------------------------------------------
-def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Attributes:
+def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Pairs:
     """Request parameters; ``stream``: the call streams (as ``stream=True`` also says)."""
-    max_tokens = number(arguments.get("max_completion_tokens"))
-    if max_tokens is None:
-        max_tokens = number(arguments.get("max_tokens"))
-    yield semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens
-    yield semconv.GEN_AI_REQUEST_TEMPERATURE, number(arguments.get("temperature"))
-    yield semconv.GEN_AI_REQUEST_TOP_P, number(arguments.get("top_p"))
-    yield semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, number(arguments.get("frequency_penalty"))
-    yield semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, number(arguments.get("presence_penalty"))
-    yield semconv.GEN_AI_REQUEST_SEED, integer(arguments.get("seed"))
-    yield semconv.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences(arguments.get("stop"))
-    choices = integer(arguments.get("n"))
-    if choices is not None and choices != 1:  # the conventions: only when not 1
-        yield semconv.GEN_AI_REQUEST_CHOICE_COUNT, choices
-    yield semconv.GEN_AI_OUTPUT_TYPE, _output_type(arguments.get("response_format"))
-    yield semconv.OPENAI_REQUEST_SERVICE_TIER, string(arguments.get("service_tier"))
+    found = read_parameters(arguments, _CHAT_PARAMETERS)
+    # The older name, read only when given and the newer one did not set the attribute.
+    if "max_tokens" in arguments and semconv.GEN_AI_REQUEST_MAX_TOKENS not in found:
+        max_tokens = number(arguments["max_tokens"])
+        if max_tokens is not None:
+            found[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     if stream or streaming(arguments):
-        yield semconv.GEN_AI_REQUEST_STREAM, True
+        found[semconv.GEN_AI_REQUEST_STREAM] = True
+    return tuple(found.items())
+
+
+def _choice_count(n: Any) -> int | None:
+    choices = integer(n)
+    return choices if choices != 1 else None  # the conventions: only when not 1
 
 
 def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
@@ -70,42 +72,77 @@ def _output_type(response_format: Any) -> str | None:
     return "text" if kind == "text" else None
 
 
+#: The chat parameters written at span start (``max_tokens``, the older name of
+#: ``max_completion_tokens``, only when that is not given: see ``chat_request``).
+_CHAT_PARAMETERS: Final[Mapping[str, ParameterReader]] = {
+    "max_completion_tokens": (semconv.GEN_AI_REQUEST_MAX_TOKENS, number),
+    "temperature": (semconv.GEN_AI_REQUEST_TEMPERATURE, number),
+    "top_p": (semconv.GEN_AI_REQUEST_TOP_P, number),
+    "frequency_penalty": (semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, number),
+    "presence_penalty": (semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, number),
+    "seed": (semconv.GEN_AI_REQUEST_SEED, integer),
+    "stop": (semconv.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences),
+    "n": (semconv.GEN_AI_REQUEST_CHOICE_COUNT, _choice_count),
+    "response_format": (semconv.GEN_AI_OUTPUT_TYPE, _output_type),
+    "service_tier": (semconv.OPENAI_REQUEST_SERVICE_TIER, string),
+}
+
+
 def response_model(result: Any) -> str | None:
     """``gen_ai.response.model`` of a completion, embedding response or stream chunk."""
     return string(getattr(result, "model", None))
 
 
+# Flat functions returning tuples of pairs, not generators: these run on every call, and
+# each generator (and ``yield from``) is one more frame to create and resume.
 def chat_response(result: Any) -> Attributes:
-    yield semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))
+    """A completion's id, finish reasons, service tier, fingerprint and token breakdown."""
     reasons = finish_reasons(result)
-    if reasons:
-        yield semconv.GEN_AI_RESPONSE_FINISH_REASONS, tuple(reasons)
-    yield from response_details(result)
+    return (
+        (semconv.GEN_AI_RESPONSE_ID, string(getattr(result, "id", None))),
+        (semconv.GEN_AI_RESPONSE_FINISH_REASONS, tuple(reasons) if reasons else None),
+        *response_details(result),
+    )
 
 
 def response_details(result: Any) -> Attributes:
     """OpenAI's service tier and system fingerprint, and the token usage breakdown."""
-    yield semconv.OPENAI_RESPONSE_SERVICE_TIER, string(getattr(result, "service_tier", None))
-    yield (
-        semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
-        string(getattr(result, "system_fingerprint", None)),
-    )
     used = getattr(result, "usage", None)
-    if used is not None:
-        cached = getattr(getattr(used, "prompt_tokens_details", None), "cached_tokens", None)
-        yield semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, integer(cached)
-        reasoning = getattr(
-            getattr(used, "completion_tokens_details", None), "reasoning_tokens", None
-        )
-        yield semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, integer(reasoning)
+    return (
+        (semconv.OPENAI_RESPONSE_SERVICE_TIER, string(getattr(result, "service_tier", None))),
+        (
+            semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
+            string(getattr(result, "system_fingerprint", None)),
+        ),
+        (
+            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+            _token_detail(used, "prompt_tokens_details", "cached_tokens"),
+        ),
+        (
+            semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+            _token_detail(used, "completion_tokens_details", "reasoning_tokens"),
+        ),
+    )
+
+
+def _token_detail(used: Any, details: str, name: str) -> int | None:
+    """``used.<details>.<name>`` if it is an int (either part may be missing or ``None``)."""
+    # ``None`` checked first: ``getattr(None, name, None)`` raises and catches inside.
+    part = getattr(used, details, None) if used is not None else None
+    found = getattr(part, name, None) if part is not None else None
+    return found if is_int(found) else None
 
 
 def finish_reasons(result: Any) -> list[str]:
     """The finish reason of each choice that has one, in choice order."""
     choices = getattr(result, "choices", None)
-    if not isinstance(choices, list):
-        return []
-    return [str(r) for r in (getattr(c, "finish_reason", None) for c in choices) if r]
+    reasons: list[str] = []
+    if isinstance(choices, list):
+        for choice in choices:
+            reason = getattr(choice, "finish_reason", None)
+            if reason:
+                reasons.append(str(reason))
+    return reasons
 
 
 def usage(result: Any) -> tuple[int | None, int | None]:
@@ -227,24 +264,28 @@ class ChatStreamState:
 
 
 # -- embeddings ----------------------------------------------------------------------------
-def embeddings_request(arguments: Mapping[str, Any]) -> Attributes:
-    yield semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count(arguments.get("input"))
-    encoding = string(arguments.get("encoding_format"))
-    if encoding is not None:
-        yield semconv.GEN_AI_REQUEST_ENCODING_FORMATS, (encoding,)
-    yield semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, integer(arguments.get("dimensions"))
+def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
+    return tuple(read_parameters(arguments, _EMBEDDINGS_PARAMETERS).items())
+
+
+def _encoding_formats(encoding: Any) -> tuple[str] | None:
+    return (encoding,) if isinstance(encoding, str) and encoding else None
 
 
 def embeddings_response(result: Any, input_tokens: int | None = None) -> Attributes:
     """Vector dimension and (given, as read by the caller) input tokens, in both vocabularies."""
-    yield semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens
-    yield semconv.LLM_TOKEN_COUNT_PROMPT, input_tokens
-    yield semconv.LLM_TOKEN_COUNT_TOTAL, input_tokens
+    dimension = None
     data = getattr(result, "data", None)
     if isinstance(data, list) and data:
         vector = getattr(data[0], "embedding", None)
         if isinstance(vector, list):  # base64 strings (encoding_format="base64") are skipped
-            yield semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, len(vector)
+            dimension = len(vector)
+    return (
+        (semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
+        (semconv.LLM_TOKEN_COUNT_PROMPT, input_tokens),
+        (semconv.LLM_TOKEN_COUNT_TOTAL, input_tokens),
+        (semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, dimension),
+    )
 
 
 def embedding_texts(arguments: Mapping[str, Any]) -> list[str]:
@@ -266,3 +307,10 @@ def _input_count(inputs: Any) -> int | None:
             return 1
         return len(inputs)
     return None
+
+
+_EMBEDDINGS_PARAMETERS: Final[Mapping[str, ParameterReader]] = {
+    "input": (semconv.RAG_EMBEDDING_INPUT_COUNT, _input_count),
+    "encoding_format": (semconv.GEN_AI_REQUEST_ENCODING_FORMATS, _encoding_formats),
+    "dimensions": (semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, integer),
+}

@@ -16,17 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 from otel_rerank import _span, _telemetry, semconv
-from otel_rerank._safe import guard
+from otel_rerank._safe import guard, report_internal_error
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank.instrumentation._llm import (
     ManagerProxy,
     Messages,
     Operation,
+    Pairs,
     Sending,
     StreamProxy,
+    records,
 )
 from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.openai import _attributes as attrs
@@ -39,7 +42,7 @@ class _ChatCompletions(RawResponseChat):
 
     __slots__ = ()
 
-    def request(self, arguments: Mapping[str, Any], stream: bool) -> Attributes:
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> Pairs:
         return attrs.chat_request(arguments, stream)
 
     def response(self, result: Any) -> Attributes:
@@ -105,9 +108,14 @@ _EMBEDDINGS = Operation(_span.EMBEDDINGS, attrs.PROVIDER, SpanKind.CLIENT)
 
 
 def _begin_embeddings(
-    telemetry: _telemetry.Telemetry, instance: Any, arguments: Mapping[str, Any]
+    telemetry: _telemetry.Telemetry, parent: Context, instance: Any, arguments: Mapping[str, Any]
 ) -> StageSpan | None:
-    call = _EMBEDDINGS.start(telemetry, instance, arguments, attrs.embeddings_request(arguments))
+    try:
+        request = attrs.embeddings_request(arguments)
+    except Exception:  # ours: the span starts without them
+        report_internal_error("openai embeddings request")
+        request = ()
+    call = _EMBEDDINGS.start(telemetry, parent, instance, arguments, request)
     if call is not None:
         call.record_content(_write_embedding_texts, arguments)
     return call
@@ -133,14 +141,15 @@ def _finish_embeddings(call: StageSpan, result: Any) -> None:
 def embeddings_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    telemetry = _span.active()
-    if telemetry is None:  # nothing records: read nothing of the call
+    recording = records()
+    if recording is None:  # nothing records: read nothing of the call
         return wrapped(*args, **kwargs)
+    telemetry, parent = recording
     arguments = _EMBEDDINGS.bind(wrapped, args, kwargs)
-    call = _begin_embeddings(telemetry, instance, arguments)
+    call = _begin_embeddings(telemetry, parent, instance, arguments)
     if call is None:
         return wrapped(*args, **kwargs)
-    with Sending(call):
+    with Sending(call, parent):
         result = wrapped(*args, **kwargs)
     _finish_embeddings(call, result)
     call.end()
@@ -150,14 +159,15 @@ def embeddings_create(
 async def aembeddings_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    telemetry = _span.active()
-    if telemetry is None:  # nothing records: read nothing of the call
+    recording = records()
+    if recording is None:  # nothing records: read nothing of the call
         return await wrapped(*args, **kwargs)
+    telemetry, parent = recording
     arguments = _EMBEDDINGS.bind(wrapped, args, kwargs)
-    call = _begin_embeddings(telemetry, instance, arguments)
+    call = _begin_embeddings(telemetry, parent, instance, arguments)
     if call is None:
         return await wrapped(*args, **kwargs)
-    with Sending(call):
+    with Sending(call, parent):
         result = await wrapped(*args, **kwargs)
     _finish_embeddings(call, result)
     call.end()
