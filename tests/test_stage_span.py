@@ -269,9 +269,9 @@ def test_the_wrappers_check_agrees_with_the_instrumentation_package(
 
 def test_a_span_started_in_a_given_parent_context_is_current_on_top_of_it(otel: Otel) -> None:
     with trace.get_tracer("t", tracer_provider=otel.tracer_provider).start_as_current_span("p"):
-        telemetry = _span.active()
-        parent = _span.parent_context()
-        assert telemetry is not None and parent is not None
+        found = _span.records()
+        assert found is not None
+        telemetry, parent = found
         call = StageSpan(telemetry, _span.opening(_span.RETRIEVAL, "custom"), None, parent)
         with call:
             assert trace.get_current_span() is call.span

@@ -27,9 +27,10 @@ ends: the SDK takes the span's lock and validates each attribute once, not once 
 A *leaf* call (one that runs nothing that could start a span: faiss's C++ search) has its
 span made when it ends instead, with every attribute at creation and never current.
 What a span starts with (name, kind, start and metric attributes) is an :class:`Opening`,
-built once per identity: the generic library wrapper keeps one per start-attribute mapping,
-checks "something records" once (:func:`active`'s two checks, the suppression one from a
-single context read by :func:`parent_context`) and starts the span in that context.
+built once per identity: the generic library wrapper keeps one per ``Start`` object,
+checks "something records" once (:func:`records`: no SDK, then suppression from a single
+context read by :func:`parent_context`) and starts the span in that context; so do the LLM
+clients' wrappers.
 When nothing records, the stage decorators hand out :data:`NON_RECORDING`, the same class
 over ``INVALID_SPAN`` with no telemetry and no state, so one instance serves every thread
 and task.
@@ -139,14 +140,20 @@ def parent_context() -> context.Context | None:
     return context.get_current()
 
 
-def active() -> _telemetry.Telemetry | None:
-    """The telemetry a span would start with now, or ``None`` when nothing records
-    (no SDK configured, or suppressed): one check for callers of :func:`begin_with`."""
-    # "No SDK" first: the cheaper check, and the answer of every call in an app without one.
+def records() -> tuple[_telemetry.Telemetry, context.Context] | None:
+    """What a span would start with now: its telemetry and the context it starts in; or
+    ``None`` when nothing records (no SDK configured, the cheaper check, then suppressed).
+
+    One context read serves the suppression check and the parent (:func:`parent_context`).
+    """
+    # "No SDK" first: the answer of every call in an app without one.
     telemetry = _telemetry.current()
-    if telemetry is None or not is_instrumentation_enabled():
+    if telemetry is None:
         return None
-    return telemetry
+    parent = parent_context()
+    if parent is None:
+        return None
+    return telemetry, parent
 
 
 def begin(
@@ -159,7 +166,12 @@ def begin(
     attributes: Mapping[str, AttributeValue] | None = None,
     links: Sequence[Link] | None = None,
 ) -> StageSpan | None:
-    """Start a stage span, or return ``None`` when the caller should call straight through.
+    """Start a stage span, or return ``None`` when the caller should call straight through
+    (nothing records, or ours failed).
+
+    The span starts in the context current when it is entered (a decorated generator may
+    start it before its first item and enter it later), so the context :func:`records`
+    read is not kept.
 
     Args:
         stage: which step this is (EMBEDDINGS, RETRIEVAL, RERANK, CHAT).
@@ -170,27 +182,12 @@ def begin(
         attributes: extra attributes known before the call starts.
         links: links to other spans (the shadow reranker links to its request).
     """
-    telemetry = active()
-    if telemetry is None:
+    found = records()
+    if found is None:
         return None
-    return begin_with(telemetry, stage, provider, model, detail, kind, attributes, links)
-
-
-def begin_with(
-    telemetry: _telemetry.Telemetry,
-    stage: Stage,
-    provider: str,
-    model: str | None = None,
-    detail: str | None = None,
-    kind: SpanKind | None = None,
-    attributes: Mapping[str, AttributeValue] | None = None,
-    links: Sequence[Link] | None = None,
-) -> StageSpan | None:
-    """:func:`begin` for a caller that has just checked that something records
-    (:func:`active`): the span, or ``None`` when ours failed (call straight through)."""
     try:
         return StageSpan(
-            telemetry,
+            found[0],
             opening(stage, provider, model, detail, kind, with_top_n(stage, attributes)),
             links,
         )

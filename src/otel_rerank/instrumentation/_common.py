@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otel_rerank import semconv
-from otel_rerank._span import active
+from otel_rerank._span import records
 
 # Moved to the core (the core must not import instrumentation internals); re-exported so
 # the per-library modules keep importing them from here.
@@ -56,7 +56,7 @@ def nothing_records() -> bool:
     Wrappers check it before reading the call's arguments or the instance, so that a
     process without an SDK pays a context lookup per call and nothing more.
     """
-    return active() is None
+    return records() is None
 
 
 _signatures: dict[Any, inspect.Signature | None] = {}

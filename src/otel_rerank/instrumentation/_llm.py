@@ -41,9 +41,10 @@ from otel_rerank._values import is_int, is_number
 from otel_rerank.instrumentation._common import bind_arguments
 
 Messages = list[tuple[str, object]]
-#: A request's attributes as known before the call: only present values, hashable (the
-#: key its span's opening is cached under, see ``Operation.opening``).
-Pairs = tuple[tuple[str, AttributeValue], ...]
+#: A request's attributes as known before the call: only present values, and hashable (the
+#: key its span's opening is cached under, see ``Operation.opening``), which the extractors'
+#: ``_span.Attributes`` (any iterable of pairs, ``None`` values skipped) is not.
+RequestAttributes = tuple[tuple[str, AttributeValue], ...]
 #: How one request parameter becomes an attribute: (attribute key, value -> attribute or
 #: ``None`` to write nothing); see :func:`read_parameters`.
 ParameterReader = tuple[str, Callable[[Any], AttributeValue | None]]
@@ -90,18 +91,6 @@ def _server_map(url: Any) -> Mapping[str, AttributeValue] | None:
     if port is None:
         return MappingProxyType({semconv.SERVER_ADDRESS: host})
     return MappingProxyType({semconv.SERVER_ADDRESS: host, semconv.SERVER_PORT: port})
-
-
-def records() -> tuple[_telemetry.Telemetry, context.Context] | None:
-    """What a span would start with now (its telemetry, and the context it starts in), or
-    ``None`` when nothing records (no SDK, the cheaper check, then suppressed)."""
-    telemetry = _telemetry.current()
-    if telemetry is None:
-        return None
-    parent = _span.parent_context()  # one context read: the suppression check and the parent
-    if parent is None:
-        return None
-    return telemetry, parent
 
 
 def number(value: Any) -> int | float | None:
@@ -401,7 +390,7 @@ class Operation:
         parent: context.Context,
         instance: Any,
         arguments: Mapping[str, Any],
-        request: Pairs = (),
+        request: RequestAttributes = (),
     ) -> StageSpan | None:
         """The span (or ``None``: call straight through), with what a sampler may decide on.
 
@@ -421,7 +410,7 @@ class Operation:
         self,
         model_name: str | None,
         server_map: Mapping[str, AttributeValue] | None,
-        request: Pairs,
+        request: RequestAttributes,
     ) -> _span.Opening:
         """The span's name, start and metric attributes, worked out once per model, server
         and request: an application sends the same few requests over and over, so a call
@@ -445,7 +434,7 @@ class Operation:
         self,
         model_name: str | None,
         server_map: Mapping[str, AttributeValue] | None,
-        request: Pairs,
+        request: RequestAttributes,
     ) -> _span.Opening:
         attributes = _start_attributes(server_map, request)
         return _span.opening(self.stage, self.provider, model_name, None, self.kind, attributes)
@@ -459,7 +448,7 @@ class Operation:
 
 
 def _start_attributes(
-    server_map: Mapping[str, AttributeValue] | None, request: Pairs
+    server_map: Mapping[str, AttributeValue] | None, request: RequestAttributes
 ) -> Mapping[str, AttributeValue] | None:
     """The server attributes and the request's pairs, as one mapping."""
     if not request:
@@ -535,7 +524,7 @@ class Chat(Operation, ABC):
 
     # -- what the library's calls hold (pure extraction) ----------------------------------
     @abstractmethod
-    def request(self, arguments: Mapping[str, Any], stream: bool) -> Pairs:
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> RequestAttributes:
         """The request's attributes (``stream``: the call streams), given at span start."""
 
     @abstractmethod
@@ -621,7 +610,7 @@ class Chat(Operation, ABC):
         self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The sync wrapper."""
-        recording = records()
+        recording = _span.records()
         if recording is None:  # nothing records: read nothing of the call
             return wrapped(*args, **kwargs)
         telemetry, parent = recording
@@ -648,7 +637,7 @@ class Chat(Operation, ABC):
         self, wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """The async wrapper (the span covers the await)."""
-        recording = records()
+        recording = _span.records()
         if recording is None:  # nothing records: read nothing of the call
             return await wrapped(*args, **kwargs)
         telemetry, parent = recording

@@ -19,8 +19,8 @@ from otel_rerank._span import Attributes
 from otel_rerank.instrumentation._llm import (
     BoundedText,
     Output,
-    Pairs,
     ParameterReader,
+    RequestAttributes,
     integer,
     number,
     read_parameters,
@@ -31,7 +31,7 @@ from otel_rerank.instrumentation._llm import (
 PROVIDER = "anthropic"
 
 
-def request(arguments: Mapping[str, Any], stream: bool) -> Pairs:
+def request(arguments: Mapping[str, Any], stream: bool) -> RequestAttributes:
     """Request parameters; ``stream``: the call streams (``messages.stream()`` has no flag)."""
     found = read_parameters(arguments, _PARAMETERS)
     if stream:

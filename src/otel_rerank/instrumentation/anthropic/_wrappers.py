@@ -20,16 +20,16 @@ from typing import Any
 
 from opentelemetry.context import Context
 
+from otel_rerank import _span
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank.instrumentation._llm import (
     AsyncStreamProxy,
     ManagerProxy,
     Messages,
-    Pairs,
+    RequestAttributes,
     Sending,
     StreamProxy,
     SyncStreamProxy,
-    records,
 )
 from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.anthropic import _attributes as attrs
@@ -42,7 +42,7 @@ class _Messages(RawResponseChat):
 
     __slots__ = ()
 
-    def request(self, arguments: Mapping[str, Any], stream: bool) -> Pairs:
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> RequestAttributes:
         return attrs.request(arguments, stream)
 
     def response(self, result: Any) -> Attributes:
@@ -87,7 +87,7 @@ class _StreamManager(ManagerProxy):
 
     def _self_begin(self) -> tuple[StageSpan, Context] | None:
         """The span and the context it starts in, or ``None``: nothing records."""
-        recording = records()
+        recording = _span.records()
         if recording is None:  # nothing records: read nothing of the call
             return None
         telemetry, parent = recording

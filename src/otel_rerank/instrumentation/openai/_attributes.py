@@ -20,8 +20,8 @@ from otel_rerank._values import is_int
 from otel_rerank.instrumentation._llm import (
     BoundedText,
     Output,
-    Pairs,
     ParameterReader,
+    RequestAttributes,
     integer,
     number,
     read_parameters,
@@ -34,7 +34,7 @@ PROVIDER = "openai"
 
 
 # -- chat completions ----------------------------------------------------------------------
-def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> Pairs:
+def chat_request(arguments: Mapping[str, Any], stream: bool = False) -> RequestAttributes:
     """Request parameters; ``stream``: the call streams (as ``stream=True`` also says)."""
     found = read_parameters(arguments, _CHAT_PARAMETERS)
     # The older name, read only when given and the newer one did not set the attribute.
@@ -264,7 +264,7 @@ class ChatStreamState:
 
 
 # -- embeddings ----------------------------------------------------------------------------
-def embeddings_request(arguments: Mapping[str, Any]) -> Pairs:
+def embeddings_request(arguments: Mapping[str, Any]) -> RequestAttributes:
     return tuple(read_parameters(arguments, _EMBEDDINGS_PARAMETERS).items())
 
 

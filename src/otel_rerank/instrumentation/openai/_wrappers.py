@@ -26,10 +26,9 @@ from otel_rerank.instrumentation._llm import (
     ManagerProxy,
     Messages,
     Operation,
-    Pairs,
+    RequestAttributes,
     Sending,
     StreamProxy,
-    records,
 )
 from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.openai import _attributes as attrs
@@ -42,7 +41,7 @@ class _ChatCompletions(RawResponseChat):
 
     __slots__ = ()
 
-    def request(self, arguments: Mapping[str, Any], stream: bool) -> Pairs:
+    def request(self, arguments: Mapping[str, Any], stream: bool) -> RequestAttributes:
         return attrs.chat_request(arguments, stream)
 
     def response(self, result: Any) -> Attributes:
@@ -141,7 +140,7 @@ def _finish_embeddings(call: StageSpan, result: Any) -> None:
 def embeddings_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    recording = records()
+    recording = _span.records()
     if recording is None:  # nothing records: read nothing of the call
         return wrapped(*args, **kwargs)
     telemetry, parent = recording
@@ -159,7 +158,7 @@ def embeddings_create(
 async def aembeddings_create(
     wrapped: _Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    recording = records()
+    recording = _span.records()
     if recording is None:  # nothing records: read nothing of the call
         return await wrapped(*args, **kwargs)
     telemetry, parent = recording
