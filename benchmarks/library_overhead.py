@@ -934,16 +934,16 @@ def _run_blocks(
 
 
 def _metric_points(reader: Any) -> int:
-    """Measurements recorded so far on every meter (each instrumentation's, and the floor's):
-    histogram counts, plus one per counter point. The difference over a case's calls is
-    what those calls recorded."""
+    """Histogram records so far on every meter (each instrumentation's, and the floor's);
+    the difference over a case's calls is what those calls recorded. A counter's add is
+    not counted (its point holds a sum, not a count)."""
     data = reader.get_metrics_data()
     total = 0
     for resource_metrics in data.resource_metrics if data else ():
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 for point in metric.data.data_points:
-                    total += getattr(point, "count", 1)
+                    total += getattr(point, "count", 0)
     return total
 
 
@@ -1574,10 +1574,10 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
 
 
 def _recorded(row: dict[str, Any], case: str) -> str:
-    """What a case recorded per call: attributes per span and metric measurements."""
+    """What a case recorded per call: attributes per span and histogram records."""
     attributes = "/".join(map(str, row["attribute_counts"].get(case, []))) or "0"
     points = row["metric_points_per_call"].get(case, 0.0)
-    return f"{attributes} attrs, {points:.0f} pts"
+    return f"{attributes} attrs, {points:.0f} hist"
 
 
 # -- command line ---------------------------------------------------------------------------

@@ -14,8 +14,8 @@ timings, as the load-free half of the picture. Cases:
 * ``--peer``  a peer's instrumentation (run with that peer's venv's Python, which
   ``library_overhead.py`` makes: ``.venv-bench-<peer>/bin/python``).
 
-For each case it also prints what one call recorded (spans, attributes, metric points), so
-that a reader can tell less work from less recording. Run::
+For each case it also prints what one call recorded (spans, attributes, histogram records), so
+that a reader can tell less work from less recording (counters' adds are not counted). Run::
 
     .venv/bin/python benchmarks/opcode_counts.py [--rows faiss,qdrant] [--calls 50]
     .venv-bench-traceverde/bin/python benchmarks/opcode_counts.py --rows qdrant --peer traceverde
@@ -59,7 +59,7 @@ def count_opcodes(fn: Callable[[], object], calls: int) -> float:
 
 
 def _recorded(fn: Callable[[], object], sdk: lo.Sdk) -> str:
-    """What one call of ``fn`` recorded: spans, their attributes, metric points (any scope)."""
+    """What one call of ``fn`` recorded: spans, their attributes, histogram records (any scope)."""
     sdk.tracer_provider.force_flush()
     before = _points(sdk)
     sdk.exporter.keep = []
@@ -68,7 +68,7 @@ def _recorded(fn: Callable[[], object], sdk: lo.Sdk) -> str:
     spans, sdk.exporter.keep = sdk.exporter.keep, None
     points = _points(sdk) - before
     attributes = sum(len(span.attributes or {}) for span in spans)
-    return f"{len(spans)} span(s), {attributes} attributes, {points} metric point(s)"
+    return f"{len(spans)} span(s), {attributes} attributes, {points} histogram record(s)"
 
 
 def _points(sdk: lo.Sdk) -> int:
@@ -78,7 +78,7 @@ def _points(sdk: lo.Sdk) -> int:
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 for point in metric.data.data_points:
-                    total += int(getattr(point, "count", 0) or getattr(point, "value", 0) or 0)
+                    total += getattr(point, "count", 0)  # histograms (a counter's sum is not)
     return total
 
 

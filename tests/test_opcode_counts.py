@@ -39,7 +39,8 @@ def test_ours_and_the_floor_record_the_same_and_count_the_same_twice() -> None:
     cases = {row[3]: row for row in rows}  # "faiss IndexFlatIP.search k=10 <case> ..."
     assert set(cases) == {"ours", "floor"}
     recorded = {case: " ".join(row[6:]) for case, row in cases.items()}
-    assert recorded["ours"] == recorded["floor"] == "1 span(s), 10 attributes, 1 metric point(s)"
+    expected = "1 span(s), 10 attributes, 1 histogram record(s)"
+    assert recorded["ours"] == recorded["floor"] == expected
     assert float(cases["floor"][5]) == 1.0 and int(cases["ours"][4]) > int(cases["floor"][4])
     assert first.stdout == second.stdout  # exact: no timing, no noise
 
