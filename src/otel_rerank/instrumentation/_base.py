@@ -156,12 +156,10 @@ class Method:
     ) -> Any:
         """The sync wrapt wrapper."""
         # First, and nothing of the call is read: no SDK (the cheaper check), suppressed.
-        telemetry = _telemetry.current()
-        if telemetry is None:
+        recording = _span.records()
+        if recording is None:
             return wrapped(*args, **kwargs)
-        parent = _span.parent_context()
-        if parent is None:
-            return wrapped(*args, **kwargs)
+        telemetry, parent = recording
         nested = self._nested
         if nested is not None:
             outer = nested.get()
@@ -172,20 +170,16 @@ class Method:
         call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        if nested is None:
-            with call:
-                result = wrapped(*args, **kwargs)
-                self._after(call, arguments, result, ())
-                return result
         inner: list[Any] = []
-        token = nested.set(inner)
+        token = nested.set(inner) if nested is not None else None
         try:
             with call:
                 result = wrapped(*args, **kwargs)
                 self._after(call, arguments, result, inner)
                 return result
         finally:
-            nested.reset(token)
+            if token is not None:
+                nested.reset(token)  # type: ignore[union-attr]
 
     async def async_wrapper(
         self,
@@ -196,12 +190,10 @@ class Method:
     ) -> Any:
         """The async twin of :meth:`wrapper`: a coroutine function, so the span covers the
         awaited work (a sync wrapper would time the creation of a coroutine object)."""
-        telemetry = _telemetry.current()
-        if telemetry is None:
+        recording = _span.records()
+        if recording is None:
             return await wrapped(*args, **kwargs)
-        parent = _span.parent_context()
-        if parent is None:
-            return await wrapped(*args, **kwargs)
+        telemetry, parent = recording
         nested = self._nested
         if nested is not None:
             outer = nested.get()
@@ -212,20 +204,16 @@ class Method:
         call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
-        if nested is None:
-            with call:
-                result = await wrapped(*args, **kwargs)
-                self._after(call, arguments, result, ())
-                return result
         inner: list[Any] = []
-        token = nested.set(inner)
+        token = nested.set(inner) if nested is not None else None
         try:
             with call:
                 result = await wrapped(*args, **kwargs)
                 self._after(call, arguments, result, inner)
                 return result
         finally:
-            nested.reset(token)
+            if token is not None:
+                nested.reset(token)  # type: ignore[union-attr]
 
     # Each step below guards itself with a try/except (cheaper than a ``with guard``): a
     # failure of ours skips that step's pairs only, never the call or the other steps.
@@ -275,12 +263,11 @@ class Method:
     def _opening(self, start: Start) -> _span.Opening:
         """What the span starts with: worked out once per ``Start`` object (a library keeps
         one per instance, collection or model) and again for a framework's top_n."""
-        if self.stage is _span.RERANK:
-            with_top_n = _span.with_top_n(self.stage, start.attributes)
-            if with_top_n is not start.attributes:  # a framework's top_n: this call's own
-                return _span.opening(
-                    self.stage, self.provider, start.model, start.detail, start.kind, with_top_n
-                )
+        with_top_n = _span.with_top_n(self.stage, start.attributes)
+        if with_top_n is not start.attributes:  # a framework's top_n: this call's own
+            return _span.opening(
+                self.stage, self.provider, start.model, start.detail, start.kind, with_top_n
+            )
         openings = self._openings
         cached = openings.get(id(start))
         if cached is not None and cached[0] is start:
