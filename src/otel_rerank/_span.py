@@ -426,7 +426,8 @@ class StageSpan:
         """
         if self._telemetry is None or self._leaf is not None:
             return context.get_current()
-        return trace.set_span_in_context(self.span)
+        # On top of the context it started in, when given (not read again), else the current.
+        return trace.set_span_in_context(self.span, self._parent)
 
     def end(self, error: BaseException | None = None) -> None:
         """Record the outcome, end the span and record the duration. Later calls do nothing.

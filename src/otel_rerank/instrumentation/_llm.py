@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 import wrapt
-from opentelemetry import context, trace
+from opentelemetry import context
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -479,7 +479,7 @@ def read_parameters(
 
 
 class Sending:
-    """``with Sending(call, parent):`` around sending the request: the span is current meanwhile.
+    """``with Sending(call):`` around sending the request: the span is current meanwhile.
 
     HTTP client spans nest under it, and it ends if sending raises (the user's exception
     goes on unchanged). On success it is left open: a stream outlives the call, and metrics
@@ -487,14 +487,14 @@ class Sending:
     same block serves a sync call and an awaited one, so the span covers the await.
     """
 
-    __slots__ = ("call", "parent", "token")
+    __slots__ = ("call", "token")
 
-    def __init__(self, call: StageSpan, parent: context.Context) -> None:
+    def __init__(self, call: StageSpan) -> None:
         self.call = call
-        self.parent = parent  # the context the span started in (not read again)
 
     def __enter__(self) -> None:
-        self.token = context.attach(trace.set_span_in_context(self.call.span, self.parent))
+        # On top of the context the span started in (``StageSpan.context``: not read again).
+        self.token = context.attach(self.call.context)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, error: BaseException | None, tb: Any
@@ -620,7 +620,7 @@ class Chat(Operation, ABC):
         if call is None:
             return wrapped(*args, **kwargs)
         started = time.perf_counter()
-        with Sending(call, parent):
+        with Sending(call):
             result = wrapped(*args, **kwargs)
         return self.received(call, result, stream, started, kwargs)
 
@@ -647,7 +647,7 @@ class Chat(Operation, ABC):
         if call is None:
             return await wrapped(*args, **kwargs)
         started = time.perf_counter()
-        with Sending(call, parent):
+        with Sending(call):
             result = await wrapped(*args, **kwargs)
         return await self.areceived(call, result, stream, started, kwargs)
 

@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.context import Context
-
 from otel_rerank import _span
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank.instrumentation._llm import (
@@ -85,14 +83,13 @@ class _StreamManager(ManagerProxy):
         self._self_call: StageSpan | None = None
         self._self_proxy: StreamProxy | None = None
 
-    def _self_begin(self) -> tuple[StageSpan, Context] | None:
-        """The span and the context it starts in, or ``None``: nothing records."""
+    def _self_begin(self) -> StageSpan | None:
+        """The span (it starts in the current context), or ``None``: nothing records."""
         recording = _span.records()
         if recording is None:  # nothing records: read nothing of the call
             return None
         telemetry, parent = recording
-        call = _MESSAGES.begin(telemetry, parent, self._self_instance, self._self_arguments, True)
-        return None if call is None else (call, parent)
+        return _MESSAGES.begin(telemetry, parent, self._self_instance, self._self_arguments, True)
 
     def _self_watch(
         self, stream: Any, call: StageSpan, started: float, proxy_type: type[StreamProxy]
@@ -113,22 +110,20 @@ class _StreamManager(ManagerProxy):
             call.end()
 
     def __enter__(self) -> Any:
-        begun = self._self_begin()
-        if begun is None:
+        call = self._self_begin()
+        if call is None:
             return self.__wrapped__.__enter__()
-        call, parent = begun
         started = time.perf_counter()
-        with Sending(call, parent):
+        with Sending(call):
             stream = self.__wrapped__.__enter__()
         return self._self_watch(stream, call, started, SyncStreamProxy)
 
     async def __aenter__(self) -> Any:
-        begun = self._self_begin()
-        if begun is None:
+        call = self._self_begin()
+        if call is None:
             return await self.__wrapped__.__aenter__()
-        call, parent = begun
         started = time.perf_counter()
-        with Sending(call, parent):
+        with Sending(call):
             stream = await self.__wrapped__.__aenter__()
         return self._self_watch(stream, call, started, AsyncStreamProxy)
 

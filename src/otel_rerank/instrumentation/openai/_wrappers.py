@@ -148,7 +148,7 @@ def embeddings_create(
     call = _begin_embeddings(telemetry, parent, instance, arguments)
     if call is None:
         return wrapped(*args, **kwargs)
-    with Sending(call, parent):
+    with Sending(call):
         result = wrapped(*args, **kwargs)
     _finish_embeddings(call, result)
     call.end()
@@ -166,7 +166,7 @@ async def aembeddings_create(
     call = _begin_embeddings(telemetry, parent, instance, arguments)
     if call is None:
         return await wrapped(*args, **kwargs)
-    with Sending(call, parent):
+    with Sending(call):
         result = await wrapped(*args, **kwargs)
     _finish_embeddings(call, result)
     call.end()
