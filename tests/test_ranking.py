@@ -119,7 +119,8 @@ def test_kendall_tau_b_equals_the_quadratic_definition(scores: list[float]) -> N
 def test_insertion_and_merge_counts_agree(scores: list[float]) -> None:
     # Short lists count by binary insertion, long ones by the merge sort: the same count.
     values = [s for s in scores if not math.isnan(s)]
-    assert _ranking._discordant_by_insertion(values) == _ranking._discordant_by_merging(values)
+    by_merging = _ranking._discordant_and_sorted_by_merging(values)
+    assert _ranking._discordant_and_sorted(values) == by_merging
 
 
 def _tau_from_counts(counts: tuple[int, int] | None, n: int) -> float | None:

@@ -66,13 +66,7 @@ def kendall_tau_b(scores: Sequence[float]) -> float | None:
     lists, by a merge sort in O(n log n) (vectorised with numpy when the application has
     numpy loaded), so even 300,000 scores cost a fraction of a second, not minutes.
     """
-    n = len(scores)
-    if n < 2:
-        return None
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and n >= _NUMPY_FROM:
-        return _tau_b(n, _tied_and_discordant_numpy(numpy, scores))
-    return _tau_b(n, _tied_and_discordant(list(map(float, scores))))
+    return _tau_b_of_floats(list(map(float, scores)))
 
 
 def _tau_b_of_floats(values: list[float]) -> float | None:
@@ -112,7 +106,7 @@ def _tied_and_discordant(values: list[float]) -> tuple[int, int] | None:
     if len(values) <= _INSERTION_UNTIL:
         discordant, ascending = _discordant_and_sorted(values)
     else:
-        discordant, ascending = _discordant_by_merging(values), sorted(values)
+        discordant, ascending = _discordant_and_sorted_by_merging(values)
     return _tied_in_sorted(ascending), discordant
 
 
@@ -133,14 +127,10 @@ def _tied_in_sorted(ascending: list[float]) -> int:
 _INSERTION_UNTIL: Final = 2048
 
 
-def _discordant_by_insertion(values: list[float]) -> int:
-    """Pairs i < j with values[i] < values[j]: each value counts the earlier ones below it."""
-    return _discordant_and_sorted(values)[0]
-
-
 def _discordant_and_sorted(values: list[float]) -> tuple[int, list[float]]:
-    """:func:`_discordant_by_insertion`, and the values sorted ascending (what the
-    insertion built: the ties are neighbours there)."""
+    """Pairs i < j with values[i] < values[j] (each value counts the earlier ones below it,
+    by binary insertion), and the values sorted ascending (what the insertion built: the
+    ties are neighbours there)."""
     earlier: list[float] = []  # sorted
     insert = earlier.insert
     discordant = 0
@@ -151,8 +141,9 @@ def _discordant_and_sorted(values: list[float]) -> tuple[int, list[float]]:
     return discordant, earlier
 
 
-def _discordant_by_merging(values: list[float]) -> int:
-    """The same count in O(n log n) for long lists: a bottom-up merge sort."""
+def _discordant_and_sorted_by_merging(values: list[float]) -> tuple[int, list[float]]:
+    """The same count and sorted values in O(n log n) for long lists: a bottom-up merge
+    sort (the sorted values are what it merged)."""
     # Bottom-up merge sort, ascending. Merging a block of earlier positions (left) with the
     # block of later ones after it (right), each later value r is discordant with the
     # earlier values strictly below it: the left values passed before r's place.
@@ -178,7 +169,7 @@ def _discordant_by_merging(values: list[float]) -> int:
             merged.extend(left)
         values = merged
         width *= 2
-    return discordant
+    return discordant, values
 
 
 def _tied_and_discordant_numpy(np: Any, scores: Sequence[float]) -> tuple[int, int] | None:
