@@ -20,30 +20,19 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from ._benchmark_script import BENCHMARKS, run_benchmark
+
 pytest.importorskip("faiss")
 pytest.importorskip("sentence_transformers")
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "library_overhead.py"
-
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=240,
-        check=False,
-    )
+    return run_benchmark("library_overhead.py", *args)
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +138,11 @@ def test_inner_work_is_shimmed_in_every_case_with_nothing_of_ours_inside(
 def bench() -> ModuleType:
     """The benchmark module, imported here (its environment defaults undone after)."""
     environ = os.environ.copy()
-    sys.path.insert(0, str(SCRIPT.parent))
+    sys.path.insert(0, str(BENCHMARKS))
     try:
         return importlib.import_module("library_overhead")
     finally:
-        sys.path.remove(str(SCRIPT.parent))
+        sys.path.remove(str(BENCHMARKS))
         os.environ.clear()
         os.environ.update(environ)
 

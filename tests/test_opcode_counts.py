@@ -6,30 +6,17 @@ ours record the same thing (else a smaller count could be less recording, not le
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-pytest.importorskip("faiss")
+from ._benchmark_script import run_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "opcode_counts.py"
+pytest.importorskip("faiss")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=240,
-        check=False,
-    )
+    return run_benchmark("opcode_counts.py", *args)
 
 
 def test_ours_and_the_floor_record_the_same_and_count_the_same_twice() -> None:
