@@ -173,7 +173,10 @@ def query_request(collection: Any, arguments: Mapping[str, Any]) -> Attributes:
     else:
         count = query_count(arguments)
     if type(n_results) is int or is_int(n_results):
-        return ((semconv.GEN_AI_RETRIEVAL_TOP_K, n_results), (semconv.RAG_RETRIEVAL_QUERY_COUNT, count))
+        return (
+            (semconv.GEN_AI_RETRIEVAL_TOP_K, n_results),
+            (semconv.RAG_RETRIEVAL_QUERY_COUNT, count),
+        )
     return ((semconv.RAG_RETRIEVAL_QUERY_COUNT, count),)
 
 
