@@ -62,8 +62,9 @@ class _CollectionStarts:
         self.facts: dict[str, Any] | None = guard("chromadb collection")(collection_attributes)(
             collection
         )
-        #: an in-process client: no HTTP request an instrumentation could trace
-        self.local = not (self.facts and semconv.SERVER_ADDRESS in self.facts)
+        #: an in-process client: no HTTP request an instrumentation could trace (a
+        #: collection that could not be read counts as remote: its span stays current)
+        self.local = self.facts is not None and semconv.SERVER_ADDRESS not in self.facts
         self.by_name: dict[str | None, tuple[Start, Start]] = {}
 
 
