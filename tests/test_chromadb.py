@@ -6,11 +6,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 import wrapt
+from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
@@ -245,6 +247,15 @@ def test_query_count_table(arguments: dict[str, Any], expected: int | None) -> N
             {"ids": [["a"], ["b", "c"]], "distances": None},
             {semconv.RAG_RETRIEVAL_RETURNED_COUNT: 3},
         ),
+        ({"ids": [["a", "b"]]}, {semconv.RAG_RETRIEVAL_RETURNED_COUNT: 2}),
+        ({"ids": [["a"]], "distances": []}, {semconv.RAG_RETRIEVAL_RETURNED_COUNT: 1}),
+        (
+            {"ids": [("a", "b")], "distances": [(0.2, 0.3)]},
+            {
+                semconv.RAG_RETRIEVAL_RETURNED_COUNT: 2,
+                semconv.RAG_RETRIEVAL_TOP_SCORE: 0.2,
+            },
+        ),
         ({"ids": "oops"}, {}),
         (None, {}),
     ],
@@ -273,3 +284,110 @@ def test_not_installed_is_skipped_silently(
         assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     finally:
         otel_rerank.uninstrument()
+
+
+# -- current span or leaf -------------------------------------------------------------------
+class _CurrentSpanSpy:
+    """Wraps the collection's server API: records the span current while chroma queries."""
+
+    def __init__(self, collection: Any) -> None:
+        self.seen: list[Any] = []
+        self._query = collection._client._query
+
+    def __call__(self, **kwargs: Any) -> Any:
+        self.seen.append(trace.get_current_span())
+        return self._query(**kwargs)
+
+
+@pytest.fixture
+def spy(collection: Any, monkeypatch: pytest.MonkeyPatch) -> _CurrentSpanSpy:
+    found = _CurrentSpanSpy(collection)
+    monkeypatch.setattr(collection._client, "_query", found)  # this client instance only
+    return found
+
+
+@pytest.fixture
+def chroma_tracing(otel: Otel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chroma's own OpenTelemetry on, as ``otel_init`` leaves it (without its exporter)."""
+    from chromadb.telemetry import opentelemetry as chroma_otel
+
+    monkeypatch.setattr(chroma_otel, "tracer", otel.tracer_provider.get_tracer("chromadb"))
+    monkeypatch.setattr(chroma_otel, "granularity", chroma_otel.OpenTelemetryGranularity.OPERATION)
+
+
+def test_tracing_off_by_default() -> None:
+    assert _attributes.chroma_traces() is False
+
+
+def test_span_is_a_leaf_when_nothing_in_the_query_can_trace(
+    otel: Otel, collection: Any, spy: _CurrentSpanSpy
+) -> None:
+    outer_tracer = otel.tracer_provider.get_tracer("app")
+    with outer_tracer.start_as_current_span("request") as outer:
+        started = time.time_ns()
+        collection.query(query_embeddings=[[0.9, 0.1, 0.0]], n_results=2)
+        ended = time.time_ns()
+    (seen,) = spy.seen
+    assert seen is outer  # ours was not current while chroma ran
+    span = otel.span(f"retrieval {collection.name}")
+    assert span.parent is not None and span.parent.span_id == outer.get_span_context().span_id
+    assert started <= span.start_time <= span.end_time <= ended  # the call's own times
+    assert span.attributes[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 2
+
+
+def test_span_is_current_while_chroma_traces(
+    otel: Otel, collection: Any, spy: _CurrentSpanSpy, chroma_tracing: None
+) -> None:
+    assert _attributes.chroma_traces() is True
+    collection.query(query_embeddings=[[0.9, 0.1, 0.0]], n_results=2)
+    (seen,) = spy.seen
+    span = otel.span(f"retrieval {collection.name}")
+    assert seen.get_span_context().span_id == span.context.span_id
+    assert span.attributes[semconv.RAG_RETRIEVAL_RETURNED_COUNT] == 2
+
+
+def test_span_is_current_while_the_embedding_function_runs(
+    otel: Otel, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+
+    class Embedder(chromadb.EmbeddingFunction[Any]):
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, input: Any) -> Any:
+            seen.append(trace.get_current_span())
+            return [np.array([1.0, 0.0, 0.0], dtype=np.float32) for _ in input]
+
+        @staticmethod
+        def name() -> str:
+            return "test-embedder"
+
+    name = f"texts-{uuid.uuid4().hex[:8]}"
+    stored = client.create_collection(name, embedding_function=None)
+    try:
+        stored.add(ids=["d0"], embeddings=[[1.0, 0.0, 0.0]], documents=["lift"])
+        # The same collection, queried through an embedding function of the test's.
+        col = Collection(client=stored._client, model=stored._model, embedding_function=Embedder())
+        otel.exporter.clear()
+        col.query(query_texts=["lift"], n_results=1)
+    finally:
+        client.delete_collection(name)
+    (during,) = seen
+    span = otel.span(f"retrieval {name}")
+    assert during.get_span_context().span_id == span.context.span_id
+
+
+def test_a_remote_collection_keeps_its_span_current() -> None:
+    remote = SimpleNamespace(
+        name="wiki",
+        database="default_database",
+        _client=SimpleNamespace(_api_url="http://chroma.internal:8000/api/v2"),
+    )
+    start = _attributes.start(remote, {"query_embeddings": [[1.0, 0.0]]})
+    assert start.leaf is False
+    assert start.attributes is not None
+    assert start.attributes[semconv.SERVER_ADDRESS] == "chroma.internal"
+    local = SimpleNamespace(name="wiki", database="default_database")
+    assert _attributes.start(local, {"query_embeddings": [[1.0, 0.0]]}).leaf is True
+    assert _attributes.start(local, {"query_texts": ["lift"]}).leaf is False

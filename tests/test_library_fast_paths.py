@@ -214,6 +214,21 @@ def test_a_recorded_call_does_bind(otel: Otel, binding_calls: list[Any]) -> None
 
 
 @pytest.mark.usefixtures("otel")
+def test_chroma_reads_no_arguments_when_nothing_records(
+    nothing_records: str, binding_calls: list[Any]
+) -> None:
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False))
+    collection = client.get_or_create_collection("fast-paths", embedding_function=None)
+    collection.upsert(ids=["a"], embeddings=[[1.0, 0.0]], documents=["x"])
+    assert collection.query(query_embeddings=[[1.0, 0.0]], n_results=1)["ids"] == [["a"]]
+    client.delete_collection("fast-paths")
+    assert binding_calls == []
+
+
+@pytest.mark.usefixtures("otel")
 def test_cohere_reads_no_arguments_when_nothing_records(
     nothing_records: str, binding_calls: list[Any]
 ) -> None:

@@ -507,7 +507,12 @@ class StageSpan:
         attributes = opened.span_attributes
         if self.recording:
             self.recording = False
-            pending = self._outcome(failure)
+            # The usual leaf (no ranking, no failure) has nothing but its pairs to add.
+            pending = (
+                self._pending
+                if self._ranking is None and failure is None
+                else self._outcome(failure)
+            )
             if pending:
                 attributes = {**attributes, **pending}
         telemetry: _telemetry.Telemetry = self._telemetry  # type: ignore[assignment]

@@ -11,7 +11,11 @@ Usage::
 
 What becomes a span: ``Collection.query`` and ``AsyncCollection.query`` (the async span
 covers the awaited call). ``get``, ``add`` and the other collection methods are left
-alone. Attributes:
+alone. A query given its embeddings, on an in-process client, with chroma's own
+OpenTelemetry off (the default) runs nothing that could start a span: its span is made
+when it ends and is never current (a leaf, as faiss's); a query that embeds texts (an
+embedding function may be instrumented), one on an ``HttpClient``, or one made while
+chroma's own tracing is on keeps its span current, so their spans nest in it. Attributes:
 
 * ``gen_ai.data_source.id`` — the collection name; ``db.system.name`` and
   ``gen_ai.provider.name`` are ``chroma``.
@@ -42,6 +46,7 @@ QUERY = Method(
     stage=_span.RETRIEVAL,
     provider=attrs.PROVIDER,
     start=attrs.start,
+    start_binds=True,  # whether the span can be a leaf depends on the query's kind
     request=attrs.query_request,
     response=attrs.query_response,
     content_in=attrs.write_query,

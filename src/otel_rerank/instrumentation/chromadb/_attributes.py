@@ -12,6 +12,7 @@ end only call the span's ``record_*``); embeddings are never read beyond their c
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,37 +53,75 @@ def collection_attributes(collection: Any) -> dict[str, Any]:
 
 
 class _CollectionStarts:
-    """A collection's database and server (they do not change: read once) and its start
-    under each name (``modify(name=...)`` renames a collection)."""
+    """A collection's database and server (they do not change: read once) and its starts
+    under each name (``modify(name=...)`` renames a collection): current and leaf."""
 
-    __slots__ = ("by_name", "facts")
+    __slots__ = ("by_name", "facts", "local")
 
     def __init__(self, collection: Any) -> None:
         self.facts: dict[str, Any] | None = guard("chromadb collection")(collection_attributes)(
             collection
         )
-        self.by_name: dict[str | None, Start] = {}
+        #: an in-process client: no HTTP request an instrumentation could trace (a
+        #: collection that could not be read counts as remote: its span stays current)
+        self.local = self.facts is not None and semconv.SERVER_ADDRESS not in self.facts
+        self.by_name: dict[str | None, tuple[Start, Start]] = {}
 
 
 _collections = InstanceCache(_CollectionStarts)
+# Where chroma keeps its own tracer: ``None`` unless chroma's OpenTelemetry is configured
+# (``chroma_otel_granularity``), and then its ``trace_method`` spans nest in the current one.
+_CHROMA_OTEL = "chromadb.telemetry.opentelemetry"
 
 
 def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
     """The span's identity: the collection, its database, and the server of a remote client.
 
     A collection of an ``HttpClient`` makes a CLIENT span, an in-process one an INTERNAL one.
+    The span is a leaf (made when the call ends, never current: see ``Start.leaf``) when
+    nothing the call runs can start a span: an in-process client, given the query's
+    embeddings (the collection's embedding function, which may be instrumented, does not
+    run), with chroma's own tracing off (read on every call: it can be turned on later).
     """
-    name = data_source(collection)
+    try:  # ``data_source``, inline: on every call
+        name = collection.name
+    except Exception:  # a collection model in an unexpected shape must not break the call
+        name = None
+    if type(name) is not str or not name:
+        name = None
     known: _CollectionStarts = _collections(collection)
     found = known.by_name.get(name)
     if found is None:
-        found = _start(name, known.facts)
+        found = _starts(name, known.facts)
         if len(known.by_name) < 16:  # bounded: renames are rare
             known.by_name[name] = found
+    if not known.local or arguments.get("query_embeddings") is None:
+        return found[0]
+    # Chroma's own test for its tracing, inline: its module's tracer, set only when it is on.
+    chroma_otel = _chroma_otel[0] or _chroma_otel_module()
+    if chroma_otel is None or getattr(chroma_otel, "tracer", None) is None:
+        return found[1]
+    return found[0]
+
+
+def chroma_traces() -> bool:
+    """Whether chroma's own OpenTelemetry is on (its tracer is set, chroma's own test): its
+    ``trace_method`` spans then nest in the current span."""
+    chroma_otel = _chroma_otel[0] or _chroma_otel_module()
+    return chroma_otel is not None and getattr(chroma_otel, "tracer", None) is not None
+
+
+def _chroma_otel_module() -> Any:
+    """Chroma's OpenTelemetry module (imported with chromadb), looked up once."""
+    found = _chroma_otel[0] = sys.modules.get(_CHROMA_OTEL)
     return found
 
 
-def _start(name: str | None, facts: dict[str, Any] | None) -> Start:
+_chroma_otel: list[Any] = [None]
+
+
+def _starts(name: str | None, facts: dict[str, Any] | None) -> tuple[Start, Start]:
+    """The start of a call whose span is current, and of a leaf call (see :func:`start`)."""
     attributes: dict[str, Any] = {
         semconv.DB_SYSTEM_NAME: DB_SYSTEM,
         semconv.RAG_RETRIEVAL_SCORE_KIND: semconv.SCORE_KIND_DISTANCE,
@@ -93,11 +132,15 @@ def _start(name: str | None, facts: dict[str, Any] | None) -> Start:
     if facts:
         attributes.update(facts)
     remote = semconv.SERVER_ADDRESS in attributes
-    return Start(detail=name, kind=SpanKind.CLIENT if remote else None, attributes=attributes)
+    current = Start(detail=name, kind=SpanKind.CLIENT if remote else None, attributes=attributes)
+    return current, current if remote else current._replace(leaf=True)
 
 
 def query_count(arguments: Mapping[str, Any]) -> int | None:
     """How many queries one ``query`` call asks: chroma accepts one or a list of each kind."""
+    embeddings = arguments.get("query_embeddings")
+    if type(embeddings) is list and embeddings and type(embeddings[0]) is list:
+        return len(embeddings)  # the usual argument: a list of embeddings
     for key in _QUERY_INPUTS:
         value = arguments.get(key)
         if value is None:
@@ -123,14 +166,43 @@ def query_count(arguments: Mapping[str, Any]) -> int | None:
 
 
 def query_request(collection: Any, arguments: Mapping[str, Any]) -> Attributes:
+    """``n_results`` and the number of queries (pairs in a tuple: cheaper than a generator)."""
     n_results = arguments.get("n_results")
-    if is_int(n_results):
-        yield semconv.GEN_AI_RETRIEVAL_TOP_K, n_results
-    yield semconv.RAG_RETRIEVAL_QUERY_COUNT, query_count(arguments)
+    embeddings = arguments.get("query_embeddings")
+    if type(embeddings) is list and embeddings and type(embeddings[0]) is list:
+        count: int | None = len(embeddings)  # the usual argument, as ``query_count`` reads it
+    else:
+        count = query_count(arguments)
+    if type(n_results) is int or is_int(n_results):
+        return (
+            (semconv.GEN_AI_RETRIEVAL_TOP_K, n_results),
+            (semconv.RAG_RETRIEVAL_QUERY_COUNT, count),
+        )
+    return ((semconv.RAG_RETRIEVAL_QUERY_COUNT, count),)
 
 
 def query_response(result: Any) -> Attributes:
     """Hits returned over every query; for a single query, its best (smallest) distance."""
+    if type(result) is dict:  # chroma's own result: one query's hits, checked without abc lookups
+        ids = result.get("ids")
+        distances = result.get("distances")
+        if (
+            type(ids) is list
+            and len(ids) == 1
+            and type(ids[0]) is list
+            and (
+                distances is None
+                or (type(distances) is list and len(distances) == 1 and type(distances[0]) is list)
+            )
+        ):
+            returned = (semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(ids[0]))
+            if distances and distances[0]:
+                return (returned, (semconv.RAG_RETRIEVAL_TOP_SCORE, float(distances[0][0])))
+            return (returned,)
+    return _query_response(result)
+
+
+def _query_response(result: Any) -> Attributes:
     ids = _per_query(result, "ids")
     if ids is None:
         return

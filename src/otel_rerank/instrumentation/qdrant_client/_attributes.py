@@ -77,7 +77,9 @@ def start(client: Any, arguments: Mapping[str, Any]) -> Start:
     A client talking to a Qdrant server (HTTP or gRPC) makes a CLIENT span. Computed once
     per client and collection.
     """
-    name = data_source(arguments)
+    name = arguments.get("collection_name")  # ``data_source``, inline: on every call
+    if type(name) is not str or not name:
+        name = data_source(arguments)
     known: _ClientStarts = _clients(client)
     found = known.by_collection.get(name)
     if found is None:
@@ -106,8 +108,10 @@ def _start(name: str | None, remote: dict[str, Any] | None) -> Start:
 
 def query_request(client: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``limit`` of a single query (``query_points``, ``search``, ``query``)."""
-    yield semconv.GEN_AI_RETRIEVAL_TOP_K, _int(arguments.get("limit"))
-    yield semconv.RAG_RETRIEVAL_QUERY_COUNT, 1
+    limit = arguments.get("limit")
+    if type(limit) is not int:
+        limit = _int(limit)
+    return ((semconv.GEN_AI_RETRIEVAL_TOP_K, limit), (semconv.RAG_RETRIEVAL_QUERY_COUNT, 1))
 
 
 def batch_request(client: Any, arguments: Mapping[str, Any]) -> Attributes:
@@ -132,13 +136,20 @@ def points(result: Any) -> list[Any] | None:
 
 
 def query_response(result: Any) -> Attributes:
+    """Points returned, the best one's score, and what the scores are (pairs in a tuple:
+    cheaper than a generator)."""
     hits = points(result)
     if hits is None:
-        return
-    yield semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(hits)
-    if hits:
-        yield semconv.RAG_RETRIEVAL_TOP_SCORE, _float(getattr(hits[0], "score", None))
-        yield semconv.RAG_RETRIEVAL_SCORE_KIND, score_kind(hits)
+        return ()
+    returned = (semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(hits))
+    if not hits:
+        return (returned,)
+    top = getattr(hits[0], "score", None)
+    return (
+        returned,
+        (semconv.RAG_RETRIEVAL_TOP_SCORE, top if type(top) is float else _float(top)),
+        (semconv.RAG_RETRIEVAL_SCORE_KIND, score_kind(hits)),
+    )
 
 
 def score_kind(hits: Sequence[Any]) -> str | None:
@@ -149,7 +160,8 @@ def score_kind(hits: Sequence[Any]) -> str | None:
     previous: float | None = None
     for point in hits:
         score = getattr(point, "score", None)
-        if not is_number(score):  # compared as it is: a float is needed only to write it
+        # compared as it is: a float is needed only to write it
+        if type(score) is not float and not is_number(score):
             continue
         if previous is not None and score != previous:
             return (
