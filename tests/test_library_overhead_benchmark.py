@@ -206,3 +206,17 @@ def test_inner_check_catches_instrumentation_inside_and_uneven_entries(
         bench.verify_inner({"row": check})
     with pytest.raises(bench.InnerWorkError, match="never ran"):
         bench.verify_inner({"row": {**check, "entries": {"bare": 0}}})
+
+
+def test_no_sdk_split_runs_every_layer_with_no_sdk() -> None:
+    done = run_benchmark(
+        "no_sdk_split.py", "--rows", "encode-empty", "--blocks", "2", "--calls", "3", "--stub"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "encode-empty (inference stubbed out): no SDK configured" in out
+    for layer in ("A/A", "pass-through function", "_span.records()", "trivial wrapt", "ours"):
+        assert layer in out
+    bad = run_benchmark("no_sdk_split.py", "--rows", "faiss")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().startswith("no_sdk_split.py: error: unknown row faiss")

@@ -95,13 +95,9 @@ def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
         found = _starts(name, known.facts)
         if len(known.by_name) < 16:  # bounded: renames are rare
             known.by_name[name] = found
-    if not known.local or arguments.get("query_embeddings") is None:
+    if not known.local or arguments.get("query_embeddings") is None or chroma_traces():
         return found[0]
-    # Chroma's own test for its tracing, inline: its module's tracer, set only when it is on.
-    chroma_otel = _chroma_otel[0] or _chroma_otel_module()
-    if chroma_otel is None or getattr(chroma_otel, "tracer", None) is None:
-        return found[1]
-    return found[0]
+    return found[1]
 
 
 def chroma_traces() -> bool:
