@@ -350,3 +350,22 @@ def test_a_peer_worker_runs_the_inner_check_on_the_peer_too(tmp_path: Any) -> No
     for key in ("ours_us", "peer_us", "blocks_ours_below"):
         assert isinstance(row[key], (int, float)) and isinstance(row["inner"][key], (int, float))
     assert "inner-timed" in done.stdout
+
+
+def test_no_sdk_split_runs_every_layer_with_no_sdk() -> None:
+    done = run_benchmark(
+        "no_sdk_split.py", "--rows", "encode-empty", "--blocks", "2", "--calls", "3", "--stub"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "encode-empty (inference stubbed out): no SDK configured" in out
+    for layer in ("A/A", "pass-through function", "_span.records()", "trivial wrapt", "ours"):
+        assert layer in out
+    for args, error in (
+        (["--rows", "faiss"], "argument --rows: unknown row faiss"),
+        (["--touch-mb", "4"], "--touch-mb needs --stub"),
+    ):
+        bad = run_benchmark("no_sdk_split.py", *args)
+        assert bad.returncode == 2 and bad.stdout == ""
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"no_sdk_split.py: error: {error}")
