@@ -45,7 +45,8 @@ class InnerWork:
     ``install(owner, name)`` replaces ``owner.name`` (a class, module or instance attribute)
     by a shim that times the original with the same clock as ``time_calls``; the time adds
     up into ``ns`` (reset per call by ``time_calls_net``) and each entry counts in
-    ``entries``. A shimmed function called inside another one is not timed twice. While
+    ``entries``. A shimmed function called inside another one is not timed twice. The shim
+    calls what the attribute would resolve to without it (see ``_hidden``). While
     ``watching()``, the shim also records the source file of every Python function called
     inside it, which is how a benchmark checks what runs within the inner work.
     """
@@ -66,10 +67,10 @@ class InnerWork:
         if (id(owner), name) in self._installed:
             return label
         self._installed.add((id(owner), name))
-        original = getattr(owner, name)
+        original = _hidden(owner, name)
         clock = time.process_time_ns
 
-        @functools.wraps(original)
+        @functools.wraps(getattr(owner, name))
         def shim(*args: Any, **kwargs: Any) -> Any:
             if self._inside:
                 return original(*args, **kwargs)
@@ -109,6 +110,32 @@ class InnerWork:
             yield files
         finally:
             self._watch = None
+
+
+def _hidden(owner: Any, name: str) -> Callable[..., Any]:
+    """What ``owner.name`` calls, for a shim that will hide it.
+
+    An attribute the owner holds itself is taken as it is now. One it inherits (an
+    instance's method, a method a class inherits from a base) is looked up again on every
+    call: an instrumentation installed later patches the class that defines it, and the
+    shim, set on the instance or the subclass, would otherwise hide the patch from every
+    case; looked up late, the patch runs inside the shim, where the set-up check sees it.
+    """
+    if isinstance(owner, types.ModuleType) or name in getattr(owner, "__dict__", {}):
+        held: Callable[..., Any] = getattr(owner, name)
+        return held
+    if isinstance(owner, type):
+
+        def inherited(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return getattr(super(owner, self), name)(*args, **kwargs)
+
+        return inherited
+    cls = type(owner)
+
+    def method(*args: Any, **kwargs: Any) -> Any:
+        return getattr(cls, name).__get__(owner, cls)(*args, **kwargs)
+
+    return method
 
 
 def time_calls_net(

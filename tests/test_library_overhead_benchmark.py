@@ -208,6 +208,150 @@ def test_inner_check_catches_instrumentation_inside_and_uneven_entries(
         bench.verify_inner({"row": {**check, "entries": {"bare": 0}}})
 
 
+def _json_inside(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    json.dumps({"an instrumentation's": "code"})  # Python functions of json run here
+    return wrapped(*args, **kwargs)
+
+
+@pytest.mark.parametrize("on", ["instance", "subclass"])
+def test_a_shim_on_an_inherited_method_runs_a_later_patch_of_the_defining_class(
+    bench: ModuleType, on: str
+) -> None:
+    # A peer's instrument() patches the class that defines the method after the shims are
+    # in: held as it was at install time, the shim would hide the patch from every case.
+    import wrapt
+
+    class Base:
+        def work(self, n: int) -> int:
+            return n + 1
+
+    class Sub(Base):
+        pass
+
+    obj = Sub()
+    inner = bench.InnerWork()
+    inner.install(obj if on == "instance" else Sub, "work")
+    assert obj.work(1) == 2
+    Base.work = wrapt.FunctionWrapper(Base.__dict__["work"], _json_inside)  # type: ignore[method-assign]
+    check: dict[str, Any] = {"targets": ["work"], "entries": {}, "instrumentation_inside": {}}
+    with bench.inner_checked(inner, check, "peer", ["json"]):
+        assert obj.work(1) == 2
+    assert check["entries"] == {"peer": 1}
+    inside = check["instrumentation_inside"]["peer"]
+    assert inside and all(f"{os.sep}json{os.sep}" in path for path in inside)
+    # json is no instrumentation unless named as the peer's package
+    with bench.inner_checked(inner, check, "ours"):
+        obj.work(1)
+    assert check["instrumentation_inside"]["ours"] == []
+
+
+def test_inner_problems_name_the_case_and_verify_raises_on_any(bench: ModuleType) -> None:
+    check: dict[str, Any] = {
+        "targets": ["Collection()._query"],
+        "entries": {"bare": 3, "ours": 3, "peer": 4},
+        "instrumentation_inside": {"bare": [], "ours": [], "peer": ["/x/genai_otel/a.py"]},
+    }
+    assert bench.inner_problems("chroma", check, ["ours"]) == []
+    problems = bench.inner_problems("chroma", check, ["peer"])
+    assert len(problems) == 2
+    assert "different number of times: {'bare': 3, 'peer': 4}" in problems[0]
+    assert "peer ran instrumentation inside" in problems[1]
+    with pytest.raises(bench.InnerWorkError, match="peer ran instrumentation"):
+        bench.verify_inner({"chroma": check})
+
+
+def _peer_row(peer: str, peer_problems: list[str], peer_entries: float) -> dict[str, Any]:
+    """A worker's row as ``measure`` returns it, 3 blocks, peer dearer than ours by 10 µs
+    plain and 2 µs inner-timed."""
+    cases = ("bare", "ours", peer)
+    return {
+        "label": "chroma",
+        "calls": 5,
+        "p10_us": {"bare": [100.0] * 3, "ours": [130.0] * 3, peer: [140.0] * 3},
+        "net_p10_us": {"bare": [10.0] * 3, "ours": [20.0] * 3, peer: [22.0] * 3},
+        "inner_p10_us": {case: [90.0] * 3 for case in cases},
+        "inner_entries_per_call": {"bare": 3.0, "ours": 3.0, peer: peer_entries},
+        "spans_per_call": {"bare": 0.0, "ours": 1.0, peer: 1.0},
+        "span_names": {case: [] for case in cases},
+        "attribute_counts": {"bare": [], "ours": [12], peer: [10]},
+        "metric_points_per_call": {"bare": 0.0, "ours": 1.0, peer: 0.0},
+        "ours_recording": {},
+        "inner": {
+            "targets": ["Collection()._query"],
+            "entries": {"bare": 3, "ours": 3, peer: 3},
+            "instrumentation_inside": {"bare": [], "ours": [], peer: []},
+            "peer_problems": peer_problems,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("problems", "entries", "fallback"),
+    [
+        ([], 3.0, None),
+        (["chroma: traceverde ran instrumentation inside"], 3.0, "ran instrumentation inside"),
+        ([], 4.0, "inner work entered 4 times per timed call, bare 3"),
+    ],
+)
+def test_peer_rows_carry_both_estimates_or_say_why_plain_only(
+    bench: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    problems: list[str],
+    entries: float,
+    fallback: str | None,
+) -> None:
+    peer = "traceverde"
+    main = {"versions": {}, "blocks": 3, "rows": {}}
+    worker = {
+        "versions": {"TraceVerde": "1.42.0"},
+        "rows": {"chroma": _peer_row(peer, problems, entries)},
+    }
+    row = bench.summarize(main, {peer: worker})["peers"][peer]["chroma"]
+    assert row["ours_us"] == 30.0 and row["peer_us"] == 40.0
+    assert row["blocks_ours_below"] == 3
+    summary = {
+        "versions": {},
+        "blocks": 3,
+        "rows": {},
+        "peers": {peer: {"version": "1", "chroma": row}},
+    }
+    bench.print_report(summary, "test")
+    out = capsys.readouterr().out
+    if fallback is None:
+        assert row["inner_fallback"] is None
+        assert row["inner"]["ours_us"] == 10.0 and row["inner"]["peer_us"] == 12.0
+        assert row["inner"]["peer_over_ours"] == pytest.approx(1.2)
+        assert row["inner"]["check"]["entries"] == {"bare": 3, "ours": 3, peer: 3}
+        assert "1.20x" in out and "plain only" not in out
+    else:
+        assert row["inner"] is None
+        assert fallback in row["inner_fallback"]
+        assert "plain only" in out and fallback in out
+    assert "1.33x" in out  # the plain estimate is printed either way
+
+
+def test_a_peer_worker_runs_the_inner_check_on_the_peer_too(tmp_path: Any) -> None:
+    # Needs the peer's venv (made by a full run, minutes): skipped where it is not built.
+    venv = BENCHMARKS.parent / ".venv-bench-openllmetry" / "bin" / "python"
+    if not venv.exists():
+        pytest.skip("no .venv-bench-openllmetry (built by a full run of the benchmark)")
+    out = tmp_path / "summary.json"
+    done = _run(
+        "--quick", "--rows", "qdrant", "--peers", "openllmetry",
+        "--blocks", "2", "--calls", "3", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads(out.read_text(encoding="utf-8"))["peers"]["openllmetry"]["qdrant"]
+    assert row["inner_fallback"] is None
+    check = row["inner"]["check"]
+    assert check["entries"] == {"bare": 1, "ours": 1, "openllmetry": 1}
+    assert check["instrumentation_inside"] == {"bare": [], "ours": [], "openllmetry": []}
+    assert set(row["inner"]["entries_per_call"].values()) == {1.0}
+    for key in ("ours_us", "peer_us", "blocks_ours_below"):
+        assert isinstance(row[key], (int, float)) and isinstance(row["inner"][key], (int, float))
+    assert "inner-timed" in done.stdout
+
+
 def test_no_sdk_split_runs_every_layer_with_no_sdk() -> None:
     done = run_benchmark(
         "no_sdk_split.py", "--rows", "encode-empty", "--blocks", "2", "--calls", "3", "--stub"
@@ -217,6 +361,11 @@ def test_no_sdk_split_runs_every_layer_with_no_sdk() -> None:
     assert "encode-empty (inference stubbed out): no SDK configured" in out
     for layer in ("A/A", "pass-through function", "_span.records()", "trivial wrapt", "ours"):
         assert layer in out
-    bad = run_benchmark("no_sdk_split.py", "--rows", "faiss")
-    assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr.strip().startswith("no_sdk_split.py: error: unknown row faiss")
+    for args, error in (
+        (["--rows", "faiss"], "argument --rows: unknown row faiss"),
+        (["--touch-mb", "4"], "--touch-mb needs --stub"),
+    ):
+        bad = run_benchmark("no_sdk_split.py", *args)
+        assert bad.returncode == 2 and bad.stdout == ""
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"no_sdk_split.py: error: {error}")
