@@ -1425,23 +1425,27 @@ def _estimates(row: dict[str, Any], estimate: str) -> dict[str, Any]:
     }
 
 
+def _inner_work(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's inner work: what it is, its set-up check, and the bare call's time in it."""
+    return {
+        "targets": row["inner"]["targets"],
+        "check": {
+            "entries": row["inner"]["entries"],
+            "instrumentation_inside": row["inner"]["instrumentation_inside"],
+        },
+        "entries_per_call": row["inner_entries_per_call"],
+        "inner_us": _median(row["inner_p10_us"]["bare"]),
+    }
+
+
 def summarize(main: dict[str, Any], peers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The numbers the tables print, also written by ``--json``."""
     rows = {}
     for key, row in main["rows"].items():
         inner = None
         if row.get("inner") is not None:
-            inner = {
-                "targets": row["inner"]["targets"],
-                "check": {
-                    "entries": row["inner"]["entries"],
-                    "instrumentation_inside": row["inner"]["instrumentation_inside"],
-                },
-                "entries_per_call": row["inner_entries_per_call"],
-                "inner_us": _median(row["inner_p10_us"]["bare"]),
-                # bare_us here: the bare call's CPU time outside the inner work
-                **_estimates(row, "net_p10_us"),
-            }
+            # bare_us here: the bare call's CPU time outside the inner work
+            inner = {**_inner_work(row), **_estimates(row, "net_p10_us")}
         rows[key] = {
             "label": row["label"],
             "calls_per_block": row["calls"],
@@ -1466,13 +1470,7 @@ def summarize(main: dict[str, Any], peers: dict[str, dict[str, Any]]) -> dict[st
                 fallback = "; ".join(_peer_inner_problems(row, peer)) or None
                 if fallback is None:
                     inner = {
-                        "targets": row["inner"]["targets"],
-                        "check": {
-                            "entries": row["inner"]["entries"],
-                            "instrumentation_inside": row["inner"]["instrumentation_inside"],
-                        },
-                        "entries_per_call": row["inner_entries_per_call"],
-                        "inner_us": _median(row["inner_p10_us"]["bare"]),
+                        **_inner_work(row),
                         # bare_us: the bare call's CPU time outside the inner work
                         "bare_us": _median(row["net_p10_us"]["bare"]),
                         **_peer_estimates(row, peer, "net_p10_us"),
