@@ -121,10 +121,10 @@ def _real_kind(dtype: Any) -> str | None:
     """What a real-valued array's ``tolist()`` holds: ``"f"`` Python floats (numpy's float
     dtypes up to float64, torch's float dtypes), ``"i"`` other real numbers to convert
     (numpy's integers, its long double); ``None`` for anything else (bool, complex)."""
-    kind = getattr(dtype, "kind", None)
-    if isinstance(kind, str):  # numpy
-        if kind == "f":
-            return "f" if getattr(dtype, "itemsize", 16) <= 8 else "i"
+    kind = getattr(dtype, "kind", None)  # numpy's; torch's dtypes have none
+    if kind == "f":
+        return "f" if getattr(dtype, "itemsize", 16) <= 8 else "i"
+    if kind is not None:
         return "i" if kind in ("i", "u") else None
     if getattr(dtype, "is_floating_point", None) is True and not getattr(
         dtype, "is_complex", False
