@@ -269,3 +269,36 @@ def test_model_name_is_the_name_users_know() -> None:
         )
         == "BAAI/bge-reranker-base"
     )
+
+
+def test_max_length_is_the_models_own_without_indexing_it(tiny_cross_encoder: Any) -> None:
+    # The first module's value, read from ``_modules``, is the property's, and follows it
+    # when it changes; a subclass overriding the property is read through it.
+    model = tiny_cross_encoder
+    original = model.max_seq_length
+    assert _attributes._max_length(model) == original
+    assert _attributes._plain_max_length[type(model)] is True  # the read without indexing
+    try:
+        model.max_seq_length = 77
+        assert _attributes._max_length(model) == 77
+    finally:
+        model.max_seq_length = original
+
+    class Capped(type(model)):  # type: ignore[misc]
+        @property
+        def max_seq_length(self) -> int:
+            return 5
+
+    model.__class__ = Capped
+    try:
+        assert _attributes._max_length(model) == 5
+    finally:
+        model.__class__ = Capped.__mro__[1]
+
+
+def test_predict_pairs_reads_the_callers_list_without_copying_it() -> None:
+    pairs = [(QUERY, d) for d in DOCS]
+    assert _attributes.predict_pairs({"inputs": pairs}) is pairs
+    assert _attributes.predict_pairs({"inputs": (QUERY, DOCS[0])}) == [(QUERY, DOCS[0])]
+    assert _attributes.predict_pairs({"inputs": iter(pairs)}) is None
+    assert _attributes.predict_candidate_count({"inputs": pairs}) == len(DOCS)

@@ -69,3 +69,32 @@ class _Bare:
 )
 def test_a_model_objects_name_is_the_one_users_know(model: object, name: str) -> None:
     assert model_name_of(model) == name
+
+
+@pytest.mark.parametrize(
+    "dtype", ["float16", "float32", "float64", "longdouble", "int8", "int64", "uint32"]
+)
+@pytest.mark.parametrize("column", [False, True])
+def test_float_list_of_arrays_is_python_floats_equal_to_the_values(
+    dtype: str, column: bool
+) -> None:
+    # A float array's tolist() is used as it is (no second copy), any other real dtype's
+    # is converted: either way plain floats, equal to the array's values.
+    np = pytest.importorskip("numpy")
+    from otel_rerank._values import float_list
+
+    array = np.array([3, 1, 0, 7, 7], dtype=dtype)
+    found = float_list(array.reshape(-1, 1) if column else array)
+    assert found == [float(x) for x in array]
+    assert found is not None and {type(x) for x in found} == {float}
+
+
+def test_float_list_of_torch_tensors_is_python_floats() -> None:
+    torch = pytest.importorskip("torch")
+    from otel_rerank._values import float_list
+
+    for dtype in (torch.float32, torch.bfloat16, torch.int64):
+        found = float_list(torch.tensor([2, 0, 5], dtype=dtype))
+        assert found == [2.0, 0.0, 5.0]
+        assert {type(x) for x in found} == {float}
+    assert float_list(torch.tensor([True, False])) is None

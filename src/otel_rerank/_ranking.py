@@ -52,7 +52,7 @@ def summarize_floats(values: list[float]) -> RerankSummary | None:
     return RerankSummary(
         top_score=top,
         top1_changed=best != 0,
-        kendall_tau=_tau_b_of_floats(values),
+        kendall_tau=tau_b_of_floats(values),
     )
 
 
@@ -66,29 +66,31 @@ def kendall_tau_b(scores: Sequence[float]) -> float | None:
     lists, by a merge sort in O(n log n) (vectorised with numpy when the application has
     numpy loaded), so even 300,000 scores cost a fraction of a second, not minutes.
     """
-    return _tau_b_of_floats(list(map(float, scores)))
+    return tau_b_of_floats(list(map(float, scores)))
 
 
-def _tau_b_of_floats(values: list[float]) -> float | None:
-    """:func:`kendall_tau_b` of a list of floats (converted once by the caller)."""
+def tau_b_of_floats(values: list[float]) -> float | None:
+    """:func:`kendall_tau_b` of a list of floats (converted once by the caller).
+
+    The formula is inline (the rerank path runs this after every reranker call, when the
+    forward pass has left the CPU caches cold: every frame saved counts).
+    """
     n = len(values)
     if n < 2:
         return None
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and n >= _NUMPY_FROM:
-        return _tau_b(n, _tied_and_discordant_numpy(numpy, values))
-    return _tau_b(n, _tied_and_discordant(values))
-
-
-def _tau_b(n: int, counted: tuple[int, int] | None) -> float | None:
-    if counted is None:
+    numpy = sys.modules.get("numpy") if n >= _NUMPY_FROM else None
+    if numpy is not None:
+        counted = _tied_and_discordant_numpy(numpy, values)
+    else:
+        counted = _tied_and_discordant(values)
+    if counted is None:  # a NaN: no order, so no tau
         return None
     tied, discordant = counted
     n0 = n * (n - 1) // 2
-    if tied == n0:
+    if tied == n0:  # every score tied
         return None
-    concordant = n0 - tied - discordant
-    return (concordant - discordant) / math.sqrt(n0 * (n0 - tied))
+    # concordant - discordant, with concordant = n0 - tied - discordant
+    return (n0 - tied - 2 * discordant) / math.sqrt(n0 * (n0 - tied))
 
 
 #: From this many scores on, numpy (when already imported) counts faster than Python: its

@@ -19,23 +19,29 @@ from typing import Final, TypeGuard
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import semconv
-from otel_rerank._ranking import summarize_floats
+from otel_rerank._ranking import tau_b_of_floats
 
 Ranking = list[tuple[int, float]]
 
 
 def summary_attributes(values: list[float]) -> dict[str, AttributeValue]:
     """Top score, top-1 change and Kendall's tau-b of floats in the order given (empty if
-    there are none)."""
-    found = summarize_floats(values)
-    if found is None:
+    there are none).
+
+    :func:`otel_rerank._ranking.summarize_floats`'s values, written straight into the dict
+    (no summary object between them: this runs after every reranker call).
+    """
+    if not values:
         return {}
+    top = max(values)
     attributes: dict[str, AttributeValue] = {
-        semconv.RAG_RERANK_TOP_SCORE: found.top_score,
-        semconv.RAG_RERANK_TOP1_CHANGED: found.top1_changed,
+        semconv.RAG_RERANK_TOP_SCORE: top,
+        # The first index among ties, as summarize_floats finds it.
+        semconv.RAG_RERANK_TOP1_CHANGED: values.index(top) != 0,
     }
-    if found.kendall_tau is not None:
-        attributes[semconv.RAG_RERANK_KENDALL_TAU] = found.kendall_tau
+    tau = tau_b_of_floats(values)
+    if tau is not None:
+        attributes[semconv.RAG_RERANK_KENDALL_TAU] = tau
     return attributes
 
 

@@ -97,11 +97,12 @@ def float_list(values: Any) -> list[float] | None:
             values = values.reshape(-1)
         elif len(shape) != 1:
             return None
-        numeric = _real_dtype(getattr(values, "dtype", None))
+        kind = _real_kind(getattr(values, "dtype", None))
         values = values.tolist()
-        if numeric and type(values) is list:
-            # A real-valued array's tolist() is Python ints/floats: no per-element check.
-            return list(map(float, values))
+        if kind is not None and type(values) is list:
+            # A real-valued array's tolist() is Python ints/floats: no per-element check; a
+            # float array's is floats already, a new list: no copy.
+            return values if kind == "f" else list(map(float, values))
     if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
         return None
     out: list[float] = []
@@ -116,14 +117,20 @@ def float_list(values: Any) -> list[float] | None:
 _NUMBERS = frozenset({float, int})
 
 
-def _real_dtype(dtype: Any) -> bool:
-    """True for numpy's integer/float dtypes and torch's float dtypes (not bool/complex)."""
-    kind = getattr(dtype, "kind", None)
-    if isinstance(kind, str):  # numpy
-        return kind in ("f", "i", "u")
-    return getattr(dtype, "is_floating_point", None) is True and not getattr(
+def _real_kind(dtype: Any) -> str | None:
+    """What a real-valued array's ``tolist()`` holds: ``"f"`` Python floats (numpy's float
+    dtypes up to float64, torch's float dtypes), ``"i"`` other real numbers to convert
+    (numpy's integers, its long double); ``None`` for anything else (bool, complex)."""
+    kind = getattr(dtype, "kind", None)  # numpy's; torch's dtypes have none
+    if kind == "f":
+        return "f" if getattr(dtype, "itemsize", 16) <= 8 else "i"
+    if kind is not None:
+        return "i" if kind in ("i", "u") else None
+    if getattr(dtype, "is_floating_point", None) is True and not getattr(
         dtype, "is_complex", False
-    )
+    ):
+        return "f"
+    return None
 
 
 def sized_length(value: Any) -> int | None:

@@ -9,6 +9,7 @@ generic wrapper hands the span to: they only call its ``record_*`` methods.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import operator
 import weakref
@@ -101,8 +102,45 @@ def _device(instance: Any) -> str | None:
 
 
 def _max_length(instance: Any) -> int | None:
+    """``model.max_seq_length``: the first module's, read without indexing the model.
+
+    sentence-transformers' property reads ``self[0]``, and ``nn.Sequential.__getitem__``
+    walks the module list in Python on every call. For a class that keeps both as the
+    libraries define them, the first module is the first entry of ``_modules``; any other
+    class (a subclass overriding either) reads the property itself.
+    """
+    plain = _plain_max_length.get(type(instance))
+    if plain is None:
+        plain = _plain_max_length[type(instance)] = _reads_first_module(type(instance))
+    if plain:
+        modules = instance.__dict__.get("_modules")
+        if modules:
+            value = getattr(next(iter(modules.values())), "max_seq_length", None)
+            return value if is_int(value) else None
     value = getattr(instance, "max_seq_length", None)
     return value if is_int(value) else None
+
+
+#: per class: whether ``max_seq_length`` is sentence-transformers' own property over
+#: ``nn.Sequential``'s indexing (classes, not instances: a few entries)
+_plain_max_length: dict[type, bool] = {}
+
+
+def _reads_first_module(cls: type) -> bool:
+    try:
+        prop = inspect.getattr_static(cls, "max_seq_length")
+        getitem = inspect.getattr_static(cls, "__getitem__")
+    except AttributeError:
+        return False
+    return (
+        isinstance(prop, property)
+        and getattr(prop.fget, "__module__", None) == _ST_BASE_MODEL
+        and getattr(getitem, "__qualname__", None) == "Sequential.__getitem__"
+        and getattr(getitem, "__module__", None) == "torch.nn.modules.container"
+    )
+
+
+_ST_BASE_MODEL: Final = "sentence_transformers.base.model"
 
 
 # -- embeddings ----------------------------------------------------------------------------
@@ -161,18 +199,19 @@ def top_n(arguments: Mapping[str, Any]) -> int | None:
     return _int_or_none(arguments.get("top_k"))
 
 
-def predict_pairs(arguments: Mapping[str, Any]) -> list[Any] | None:
-    """The (query, document) pairs of a ``predict`` call as a list, without consuming them.
+def predict_pairs(arguments: Mapping[str, Any]) -> Sequence[Any] | None:
+    """The (query, document) pairs of a ``predict`` call, without consuming or copying them.
 
     ``predict`` takes one pair or a list of pairs; anything else (a generator, a dataset)
-    gives ``None`` and is left untouched.
+    gives ``None`` and is left untouched. The caller's list (or tuple) is returned as is:
+    it is read twice per call (the candidate count, then the summary) and never written.
     """
     inputs = arguments.get("inputs", arguments.get("sentences"))
     if not isinstance(inputs, (list, tuple)):
         return None
     if len(inputs) == 2 and not any(isinstance(x, (list, tuple)) for x in inputs):
         return [inputs]
-    return list(inputs)
+    return inputs
 
 
 _PAIR_TYPES: Final = frozenset({list, tuple})
