@@ -12,7 +12,10 @@ one process, alternating every few dozen calls (fewer for slow calls):
 * ``floor``   a hand-written ``tracer.start_as_current_span`` around the same call, with
               the same span name, kind, attributes and events ours wrote, and the same
               histogram records, all precomputed (taken from a span and metric points ours
-              actually recorded): the least any instrumentation recording that much costs;
+              actually recorded): the least any instrumentation recording that much costs.
+              Its span starts with the attributes the arguments give; those read from the
+              result (``FROM_THE_RESULT``: the response's, the top score, the reranked
+              documents...) it writes after the call, as any instrumentation must;
 * ``ours``    ``otel_rerank.instrument(...)`` with an SDK ``TracerProvider`` +
               ``BatchSpanProcessor`` to an exporter that only counts, and a
               ``MeterProvider`` with an in-memory reader;
@@ -100,11 +103,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from _patches import Patches  # benchmarks/ is on sys.path as a script
 from _timing import InnerWork, quantile_us, time_calls, time_calls_net
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from otel_rerank import semconv
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -710,12 +715,39 @@ def _metric_state(reader: Any, scope: str) -> dict[tuple[str, tuple[Any, ...]], 
     return state
 
 
+#: The attributes ours reads from a call's result (the rest come from its arguments, the
+#: instance and the configuration): the floor writes them after the call, as any
+#: instrumentation must, and the others when its span starts.
+FROM_THE_RESULT: Final = (
+    "gen_ai.response.",
+    "gen_ai.usage.",
+    "openai.response.",
+    "llm.token_count.",
+    semconv.GEN_AI_OUTPUT_MESSAGES,
+    semconv.LLM_OUTPUT_MESSAGES,
+    semconv.OUTPUT_VALUE,
+    semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
+    semconv.RAG_RETRIEVAL_RETURNED_COUNT,
+    semconv.RAG_RETRIEVAL_TOP_SCORE,
+    semconv.RAG_RERANK_TOP_SCORE,
+    semconv.RAG_RERANK_TOP1_CHANGED,
+    semconv.RAG_RERANK_KENDALL_TAU,
+    semconv.RERANKER_OUTPUT_DOCUMENTS + ".",
+)
+
+
 @dataclass
 class Recording:
     """What ours recorded for one call: spans root first, and metric records."""
 
     spans: list[tuple[str, Any, dict[str, Any], list[tuple[str, dict[str, Any]]]]]
     records: list[dict[str, Any]] = field(default_factory=list)
+
+    def split(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Span ``index``'s attributes as (known from the arguments, read from the result)."""
+        attributes = self.spans[index][2]
+        later = {k: v for k, v in attributes.items() if k.startswith(FROM_THE_RESULT)}
+        return {k: v for k, v in attributes.items() if k not in later}, later
 
     @property
     def attribute_count(self) -> int:
@@ -772,7 +804,12 @@ def _record_once(call: Callable[[], object], sdk: Sdk, scope: str = "otel_rerank
 
 
 def _floor(call: Callable[[], object], recording: Recording, sdk: Sdk) -> Callable[[], object]:
-    """The same call inside a hand-written span (tree) with ours' recording, precomputed."""
+    """The same call inside a hand-written span (tree) with ours' recording, precomputed.
+
+    Each span starts with the attributes the call's arguments give and is given those
+    read from its result (``FROM_THE_RESULT``) after the call, as a hand-written
+    instrumentation must: it cannot know a response before the call returns.
+    """
     tracer = sdk.tracer_provider.get_tracer("floor")
     meter = sdk.meter_provider.get_meter("floor")
     during: list[tuple[Callable[..., None], Any, dict[str, Any]]] = []
@@ -796,12 +833,15 @@ def _floor(call: Callable[[], object], recording: Recording, sdk: Sdk) -> Callab
     perf_counter = time.perf_counter
 
     if len(recording.spans) == 1:  # the usual shape, without the generality's cost
-        ((name, kind, attributes, events),) = recording.spans
+        ((name, kind, _, events),) = recording.spans
+        at_start, later = recording.split(0)
 
         def floor() -> object:
             start = perf_counter()
-            with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
+            with tracer.start_as_current_span(name, kind=kind, attributes=at_start) as span:
                 result = call()
+                if later:
+                    span.set_attributes(later)
                 for event_name, event_attributes in events:
                     span.add_event(event_name, event_attributes)
                 for method, value, metric_attributes in during:
@@ -813,15 +853,25 @@ def _floor(call: Callable[[], object], recording: Recording, sdk: Sdk) -> Callab
 
         return floor
 
+    splits = [recording.split(index) for index in range(len(recording.spans))]
+
     def floor_tree() -> object:
         start = perf_counter()
         with ExitStack() as stack:
             opened = [
-                (stack.enter_context(tracer.start_as_current_span(n, kind=k, attributes=a)), e)
-                for n, k, a, e in recording.spans
+                (
+                    stack.enter_context(
+                        tracer.start_as_current_span(n, kind=k, attributes=at_start)
+                    ),
+                    later,
+                    e,
+                )
+                for (n, k, _, e), (at_start, later) in zip(recording.spans, splits, strict=True)
             ]
             result = call()
-            for span, events in opened:
+            for span, later, events in opened:
+                if later:
+                    span.set_attributes(later)
                 for event_name, event_attributes in events:
                     span.add_event(event_name, event_attributes)
             for method, value, metric_attributes in during:

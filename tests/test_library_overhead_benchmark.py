@@ -369,3 +369,32 @@ def test_no_sdk_split_runs_every_layer_with_no_sdk() -> None:
         assert bad.returncode == 2 and bad.stdout == ""
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"no_sdk_split.py: error: {error}")
+
+
+def test_the_floor_writes_what_a_result_tells_after_the_call(bench: ModuleType) -> None:
+    # A hand-written instrumentation cannot know the response before the call returns: the
+    # floor starts its span with the arguments' attributes and adds the result's after.
+    from opentelemetry import trace
+
+    sdk = bench._make_sdk()
+    attributes = {
+        "gen_ai.operation.name": "rerank",
+        "gen_ai.rerank.candidate.count": 50,
+        "rag.rerank.top_score": 0.9,
+        "rag.rerank.kendall_tau": 0.5,
+        "reranker.output_documents.0.document.id": "3",
+        "gen_ai.usage.input_tokens": 7,
+    }
+    recording = bench.Recording([("rerank m", trace.SpanKind.INTERNAL, attributes, [])])
+    during: list[dict[str, Any]] = []
+
+    def call() -> str:
+        during.append(dict(trace.get_current_span().attributes))  # type: ignore[attr-defined]
+        return "result"
+
+    assert bench._floor(call, recording, sdk)() == "result"
+    assert during == [{"gen_ai.operation.name": "rerank", "gen_ai.rerank.candidate.count": 50}]
+    # and the span it ends with holds all of them
+    assert bench._record_once(bench._floor(call, recording, sdk), sdk, "floor").spans == [
+        ("rerank m", trace.SpanKind.INTERNAL, attributes, [])
+    ]
