@@ -83,12 +83,7 @@ def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
     embeddings (the collection's embedding function, which may be instrumented, does not
     run), with chroma's own tracing off (read on every call: it can be turned on later).
     """
-    try:  # ``data_source``, inline: on every call
-        name = collection.name
-    except Exception:  # a collection model in an unexpected shape must not break the call
-        name = None
-    if type(name) is not str or not name:
-        name = None
+    name = data_source(collection)
     known: _CollectionStarts = _collections(collection)
     found = known.by_name.get(name)
     if found is None:
@@ -164,11 +159,7 @@ def query_count(arguments: Mapping[str, Any]) -> int | None:
 def query_request(collection: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``n_results`` and the number of queries (pairs in a tuple: cheaper than a generator)."""
     n_results = arguments.get("n_results")
-    embeddings = arguments.get("query_embeddings")
-    if type(embeddings) is list and embeddings and type(embeddings[0]) is list:
-        count: int | None = len(embeddings)  # the usual argument, as ``query_count`` reads it
-    else:
-        count = query_count(arguments)
+    count = query_count(arguments)
     if type(n_results) is int or is_int(n_results):
         return (
             (semconv.GEN_AI_RETRIEVAL_TOP_K, n_results),

@@ -77,9 +77,7 @@ def start(client: Any, arguments: Mapping[str, Any]) -> Start:
     A client talking to a Qdrant server (HTTP or gRPC) makes a CLIENT span. Computed once
     per client and collection.
     """
-    name = arguments.get("collection_name")  # ``data_source``, inline: on every call
-    if type(name) is not str or not name:
-        name = data_source(arguments)
+    name = data_source(arguments)
     known: _ClientStarts = _clients(client)
     found = known.by_collection.get(name)
     if found is None:
