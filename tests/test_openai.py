@@ -884,6 +884,6 @@ def test_server_attributes_default_port_and_cache() -> None:
 
 def test_response_extraction_tolerates_other_shapes() -> None:
     assert {k: v for k, v in attrs.chat_response(object()) if v is not None} == {}
-    assert attrs.response_model(object()) is None
+    assert _llm.response_model(object()) is None
     assert attrs.usage(object()) == (None, None)
     assert attrs.output_messages("raw") == []

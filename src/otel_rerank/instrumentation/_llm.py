@@ -138,6 +138,19 @@ def integer(value: Any) -> int | None:
     return value if is_int(value) else None
 
 
+def strings(value: Any) -> tuple[str, ...] | None:
+    """``value`` as a tuple if it is a non-empty list or tuple of strings."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(s, str) for s in value):
+        return tuple(value)
+    return None
+
+
+def response_model(result: Any) -> str | None:
+    """``gen_ai.response.model``: the response's ``model`` (openai's completions, embedding
+    responses and stream chunks, anthropic's messages), if it is a non-empty string."""
+    return string(getattr(result, "model", None))
+
+
 def text_limit() -> int:
     """The most characters of one text the content policy in force writes."""
     telemetry = _telemetry.current()
@@ -531,9 +544,9 @@ class Chat(Operation, ABC):
     def response(self, result: Any) -> Attributes:
         """A complete response's attributes (not content)."""
 
-    @abstractmethod
     def response_model(self, result: Any) -> str | None:
         """The model that answered."""
+        return response_model(result)
 
     @abstractmethod
     def usage(self, result: Any) -> tuple[int | None, int | None]:

@@ -25,6 +25,7 @@ from otel_rerank.instrumentation._llm import (
     number,
     read_parameters,
     string,
+    strings,
     text_of,
 )
 
@@ -39,24 +40,13 @@ def request(arguments: Mapping[str, Any], stream: bool) -> RequestAttributes:
     return tuple(found.items())
 
 
-def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
-    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
-        return tuple(stop)
-    return None
-
-
 _PARAMETERS: Final[Mapping[str, ParameterReader]] = {
     "max_tokens": (semconv.GEN_AI_REQUEST_MAX_TOKENS, number),
     "temperature": (semconv.GEN_AI_REQUEST_TEMPERATURE, number),
     "top_p": (semconv.GEN_AI_REQUEST_TOP_P, number),
     "top_k": (semconv.GEN_AI_REQUEST_TOP_K, integer),
-    "stop_sequences": (semconv.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences),
+    "stop_sequences": (semconv.GEN_AI_REQUEST_STOP_SEQUENCES, strings),
 }
-
-
-def response_model(result: Any) -> str | None:
-    """``gen_ai.response.model`` of a Message."""
-    return string(getattr(result, "model", None))
 
 
 def finish_reasons(result: Any) -> list[str]:

@@ -46,9 +46,6 @@ class _Messages(RawResponseChat):
     def response(self, result: Any) -> Attributes:
         return attrs.response(result)
 
-    def response_model(self, result: Any) -> str | None:
-        return attrs.response_model(result)
-
     def usage(self, result: Any) -> tuple[int | None, int | None]:
         return attrs.usage(result)
 

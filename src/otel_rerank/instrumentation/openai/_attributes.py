@@ -27,6 +27,7 @@ from otel_rerank.instrumentation._llm import (
     read_parameters,
     streaming,
     string,
+    strings,
     text_of,
 )
 
@@ -53,11 +54,7 @@ def _choice_count(n: Any) -> int | None:
 
 
 def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
-    if isinstance(stop, str):
-        return (stop,)
-    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
-        return tuple(stop)
-    return None
+    return (stop,) if isinstance(stop, str) else strings(stop)
 
 
 def _output_type(response_format: Any) -> str | None:
@@ -86,11 +83,6 @@ _CHAT_PARAMETERS: Final[Mapping[str, ParameterReader]] = {
     "response_format": (semconv.GEN_AI_OUTPUT_TYPE, _output_type),
     "service_tier": (semconv.OPENAI_REQUEST_SERVICE_TIER, string),
 }
-
-
-def response_model(result: Any) -> str | None:
-    """``gen_ai.response.model`` of a completion, embedding response or stream chunk."""
-    return string(getattr(result, "model", None))
 
 
 # Flat functions returning tuples of pairs, not generators: these run on every call, and

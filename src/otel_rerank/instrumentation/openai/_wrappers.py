@@ -29,6 +29,7 @@ from otel_rerank.instrumentation._llm import (
     RequestAttributes,
     Sending,
     StreamProxy,
+    response_model,
 )
 from otel_rerank.instrumentation._raw_response import RawResponseChat
 from otel_rerank.instrumentation.openai import _attributes as attrs
@@ -46,9 +47,6 @@ class _ChatCompletions(RawResponseChat):
 
     def response(self, result: Any) -> Attributes:
         return attrs.chat_response(result)
-
-    def response_model(self, result: Any) -> str | None:
-        return attrs.response_model(result)
 
     def usage(self, result: Any) -> tuple[int | None, int | None]:
         return attrs.usage(result)
@@ -131,7 +129,7 @@ def _write_embedding_texts(call: StageSpan, arguments: Mapping[str, Any]) -> Non
 @guard("openai embeddings response")
 def _finish_embeddings(call: StageSpan, result: Any) -> None:
     input_tokens = attrs.embedding_input_tokens(result)
-    call.record_response_model(attrs.response_model(result))  # before the token metric
+    call.record_response_model(response_model(result))  # before the token metric
     # One attribute write for the response and its usage; runs only if the span records.
     call.extract(attrs.embeddings_response, result, input_tokens)
     call.record_tokens(input_tokens, None, on_span=False)  # the metric: always
