@@ -102,7 +102,7 @@ def _cases(
         "pass-through function": lambda: passthrough(model, argument),
         "  + _span.records()": lambda: checked(model, argument),
         "trivial wrapt wrapper": lambda: trivial.__get__(model, cls)(argument),
-        "trivial plain replacement": lambda: plain.__get__(model, cls)(argument),
+        "trivial plain patch": lambda: plain.__get__(model, cls)(argument),
         "ours, no SDK": lambda: patched.__get__(model, cls)(argument),
     }, model
 

@@ -3,7 +3,7 @@
 A library's wrapped method is declared, not written: a :class:`Method` names the stage and
 provider and lists pure functions (the span's start identity, request and response
 attributes, content writers, rerank recorders), and its :meth:`Method.wrapper` /
-:meth:`Method.async_wrapper` are the wrapt wrappers every library shares. Per call they do,
+:meth:`Method.async_wrapper` are the wrappers every library shares. Per call they do,
 in this order: nothing at all when nothing records (no SDK, then suppressed: a few attribute
 reads and one context read, no argument or instance read); nothing but the call itself when
 a span of the same group is already open (one span for nested calls); bind the arguments
@@ -23,8 +23,9 @@ takes wrapt's arguments, ``(wrapped, instance, args, kwargs)``, with wrapt's mea
 puts a plain Python function into the ``__dict__`` of the class that *defines* the method
 (an ``async def`` for a coroutine function, in the same staticmethod or classmethod
 descriptor as the original; see :func:`_plain_replacement`), which calls the wrapper with
-the method bound to the instance: a ``wrapt.FunctionWrapper`` there cost ~2× as much per
-call warm and 10-20 µs after a model's forward pass. Originals of other kinds (generator
+the method bound to the instance: a ``wrapt.FunctionWrapper`` there cost ~0.6 µs per call
+warm against ~0.2 µs (``benchmarks/patch_layer.py``) and 10-20 µs after a model's forward
+pass against ~1-4 µs (``benchmarks/no_sdk_split.py``). Originals of other kinds (generator
 functions, C methods, someone else's ``wrapt`` decorator: LlamaIndex's ``dispatcher.span``)
 get a ``wrapt.FunctionWrapper``, which keeps what they answer to ``inspect``. Either way
 the patcher remembers the exact object it replaced, so ``uninstrument()`` puts back the
@@ -162,7 +163,7 @@ class Method:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        """The sync wrapt wrapper."""
+        """The sync wrapper."""
         # First, and nothing of the call is read: no SDK (the cheaper check), suppressed.
         recording = _span.records()
         if recording is None:
@@ -437,7 +438,9 @@ def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
     here, ``None`` in wrapt); for a staticmethod, the function and ``None``; for a
     classmethod, the method bound to the class it was called on (or its instance's) and
     that class. A coroutine function's replacement is an ``async def`` (``inspect.
-    iscoroutinefunction`` stays true: LangChain, LlamaIndex and Haystack ask), and
+    iscoroutinefunction`` stays true: LangChain, LlamaIndex and Haystack ask) that awaits
+    what the wrapper returns (so the wrapper is called when the call is awaited, as the
+    original's body runs; the async wrappers do nothing before that anyway), and
     ``functools.update_wrapper`` gives it the original's name, qualname, module, doc and
     attributes and a ``__wrapped__`` (``inspect.signature`` follows it). A generator or
     async generator function, which a plain function can only stand in for by running the
