@@ -6,13 +6,15 @@ rows, inner-timed. This script splits that cost on one model row, in a process t
 configures an SDK, with every variant called directly (nothing switched in or out between
 cases, so no type or method cache is touched): the bare call; an A/A copy; a pass-through
 Python function around ``encode``/``predict``; the same function asking ours' no-SDK check
-(``_span.records()``) first; a trivial wrapt ``FunctionWrapper``; and ours (wrapt plus
-``Method.wrapper``). The estimator is ``library_overhead.py``'s inner-timed one: each call's
-process CPU time outside the model's ``_inference``, per block its 10th percentile, overhead
-= case - bare in the same block, the median over blocks. ``--stub`` replaces ``_inference``
-by a function returning a precomputed result: the same code with warm caches, which shows
-how much of the cost is the forward pass sweeping the CPU caches between calls; with
-``--touch-mb N`` the stub also writes an N MB buffer, sweeping the caches without a model.
+(``_span.records()``) first; a trivial wrapt ``FunctionWrapper`` (what the patcher used to
+install) and the patcher's plain replacement function, each around a pass-through wrapper;
+and ours (the patcher's replacement plus ``Method.wrapper``). The estimator is
+``library_overhead.py``'s inner-timed one: each call's process CPU time outside the model's
+``_inference``, per block its 10th percentile, overhead = case - bare in the same block, the
+median over blocks. ``--stub`` replaces ``_inference`` by a function returning a precomputed
+result: the same code with warm caches, which shows how much of the cost is the forward pass
+sweeping the CPU caches between calls; with ``--touch-mb N`` the stub also writes an N MB
+buffer, sweeping the caches without a model.
 Run::
 
     .venv/bin/python benchmarks/no_sdk_split.py [--rows encode-query,predict-50] [--blocks 12]
@@ -51,6 +53,7 @@ def _cases(
 
     import otel_rerank
     from otel_rerank import _span
+    from otel_rerank.instrumentation._base import _plain_replacement
 
     fixture, name, argument = MODEL_ROWS[key]
     model = getattr(fx, fixture)
@@ -81,6 +84,7 @@ def _cases(
     patched = cls.__dict__[name]
     ours.off()
     trivial: Any = wrapt.FunctionWrapper(original, lambda wrapped, _, args, kwargs: wrapped(*args))
+    plain: Any = _plain_replacement(original, lambda wrapped, _, args, kwargs: wrapped(*args))
     records = _span.records
 
     def passthrough(*args: Any) -> Any:
@@ -98,6 +102,7 @@ def _cases(
         "pass-through function": lambda: passthrough(model, argument),
         "  + _span.records()": lambda: checked(model, argument),
         "trivial wrapt wrapper": lambda: trivial.__get__(model, cls)(argument),
+        "trivial plain patch": lambda: plain.__get__(model, cls)(argument),
         "ours, no SDK": lambda: patched.__get__(model, cls)(argument),
     }, model
 

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import otel_rerank
 from otel_rerank import _safe, _telemetry, semconv
 from otel_rerank._config import ContentPolicy
+from otel_rerank.instrumentation._base import is_replacement
 from otel_rerank.instrumentation.anthropic import AnthropicInstrumentor
 from otel_rerank.instrumentation.anthropic import _attributes as attrs
 
@@ -371,10 +372,11 @@ def test_uninstrument_restores_the_originals() -> None:
     sdk = make_otel()
     assert sdk.instrument(libraries=["anthropic"]) == ["anthropic"]
     for owner, name in methods:
-        assert isinstance(owner.__dict__[name], wrapt.FunctionWrapper)
+        assert is_replacement(owner.__dict__[name])
     otel_rerank.uninstrument()
     for (owner, name), original in zip(methods, originals, strict=True):
         assert owner.__dict__[name] is original
+        assert not is_replacement(original)
         # No layer of ours is left: a ``__wrapped__`` remains only where the SDK's own
         # decorator (``required_args``, via functools.wraps) put one on the original.
         restored = owner.__dict__[name]

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
 import otel_rerank
 from otel_rerank import semconv
+from otel_rerank.instrumentation._base import is_replacement
 from otel_rerank.instrumentation.chromadb import _attributes
 
 from .conftest import Otel
@@ -209,7 +209,7 @@ async def test_async_error_path(otel: Otel, collection: Any) -> None:
 
 def test_uninstrument_restores_the_originals(otel: Otel) -> None:
     patched = {cls: cls.__dict__["query"] for cls in (Collection, AsyncCollection)}
-    assert all(isinstance(p, wrapt.FunctionWrapper) for p in patched.values())
+    assert all(is_replacement(p) for p in patched.values())
     originals = {cls: p.__wrapped__ for cls, p in patched.items()}
     otel_rerank.uninstrument()
     for cls, original in originals.items():

@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import wrapt
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_rerank
 from otel_rerank import semconv
 from otel_rerank._ranking import kendall_tau_b
+from otel_rerank.instrumentation._base import is_replacement
 from otel_rerank.instrumentation.cohere import _attributes
 
 from .conftest import Otel
@@ -322,7 +322,7 @@ def test_uninstrument_restores_the_originals(otel: Otel) -> None:
     originals = {}
     for cls in (BaseCohere, AsyncBaseCohere, V2Client, AsyncV2Client):
         patched = cls.__dict__["rerank"]
-        assert isinstance(patched, wrapt.FunctionWrapper)
+        assert is_replacement(patched)
         originals[cls] = patched.__wrapped__
     otel_rerank.uninstrument()
     for cls, original in originals.items():

@@ -10,13 +10,13 @@ import importlib
 from typing import Any
 
 import pytest
-import wrapt
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 import otel_rerank
 from otel_rerank import instrumentation
 from otel_rerank._span import rerank_top_n
 from otel_rerank.instrumentation import _entry
+from otel_rerank.instrumentation._base import is_replacement
 
 from .conftest import Otel
 
@@ -44,7 +44,7 @@ def test_uninstrument_restores_every_original(name: str) -> None:
     try:
         for (owner, method), original in originals.items():
             if original is not None:
-                assert isinstance(owner.__dict__[method], wrapt.FunctionWrapper), (owner, method)
+                assert is_replacement(owner.__dict__[method]), (owner, method)
     finally:
         otel_rerank.uninstrument()
         otel_rerank.uninstrument()

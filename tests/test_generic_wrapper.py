@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
-import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
@@ -26,7 +25,7 @@ import otel_rerank
 from otel_rerank import _safe, _span, _telemetry, semconv
 from otel_rerank._span import Attributes, StageSpan
 from otel_rerank.instrumentation import _common
-from otel_rerank.instrumentation._base import Method, Start
+from otel_rerank.instrumentation._base import Method, Patcher, Start
 
 from .conftest import Otel, make_otel
 
@@ -132,23 +131,22 @@ FAIL = Method(**_DECLARED)  # type: ignore[arg-type]
 
 @pytest.fixture(autouse=True)
 def _patched() -> Iterator[None]:
-    originals = dict(vars(Scorer))
     wrappers = {
         "score": SCORE.wrapper,
         "rank": RANK.wrapper,
         "ascore": ASCORE.async_wrapper,
         "fail": FAIL.wrapper,
     }
+    patcher = Patcher()
     for name, wrapper in wrappers.items():
-        setattr(Scorer, name, wrapt.FunctionWrapper(originals[name], wrapper))
+        patcher.patch_class(Scorer, name, wrapper)
     reads.names.clear()
     reads.raising.clear()
     current_spans.clear()
     try:
         yield
     finally:
-        for name in wrappers:
-            setattr(Scorer, name, originals[name])
+        patcher.undo()
 
 
 QUERY, DOCS = "lift", ["a", "ccc", "bb"]
@@ -332,13 +330,13 @@ OPEN = Method(stage=_span.RERANK, provider="openlib", start=lambda instance, _: 
 
 @pytest.fixture
 def described() -> Iterator[None]:
-    original = Described.__dict__["run"]
-    Described.run = wrapt.FunctionWrapper(original, OPEN.wrapper)  # type: ignore[method-assign]
+    patcher = Patcher()
+    patcher.patch_class(Described, "run", OPEN.wrapper)
     OPEN._openings.clear()
     try:
         yield
     finally:
-        Described.run = original  # type: ignore[method-assign]
+        patcher.undo()
 
 
 def _started(otel: Otel, instance: Described) -> tuple[str, dict[str, Any]]:
@@ -437,12 +435,12 @@ class _SeenBySampler:
 
 @pytest.fixture
 def shelf() -> Iterator[None]:
-    original = Shelf.__dict__["search"]
-    Shelf.search = wrapt.FunctionWrapper(original, SEARCH.wrapper)  # type: ignore[method-assign]
+    patcher = Patcher()
+    patcher.patch_class(Shelf, "search", SEARCH.wrapper)
     try:
         yield
     finally:
-        Shelf.search = original  # type: ignore[method-assign]
+        patcher.undo()
 
 
 @pytest.mark.usefixtures("shelf")

@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import otel_rerank
 from otel_rerank import _safe, _span, _telemetry, semconv
 from otel_rerank.instrumentation import _llm
+from otel_rerank.instrumentation._base import is_replacement
 from otel_rerank.instrumentation.openai import OpenAIInstrumentor
 from otel_rerank.instrumentation.openai import _attributes as attrs
 
@@ -721,13 +722,13 @@ def test_uninstrument_restores_the_originals() -> None:
     sdk.instrument(libraries=["openai"])  # twice: still one layer
     for owner, name in methods:
         patched = owner.__dict__[name]
-        assert isinstance(patched, wrapt.FunctionWrapper)
-        assert not isinstance(patched.__wrapped__, wrapt.FunctionWrapper)
+        assert is_replacement(patched)
+        assert not is_replacement(patched.__wrapped__)  # one layer
     otel_rerank.uninstrument()
     otel_rerank.uninstrument()
     for (owner, name), original in zip(methods, originals, strict=True):
         assert owner.__dict__[name] is original
-        assert not isinstance(owner.__dict__[name], wrapt.ObjectProxy)
+        assert not is_replacement(owner.__dict__[name])
         # No layer of ours is left: a ``__wrapped__`` remains only where the SDK's own
         # decorator (``required_args``, via functools.wraps) put one on the original.
         restored = owner.__dict__[name]

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import wrapt
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
 import otel_rerank
 from otel_rerank import semconv
+from otel_rerank.instrumentation._base import is_replacement
 from otel_rerank.instrumentation.qdrant_client import QUERY, QdrantInstrumentor, _attributes
 
 from .conftest import Otel
@@ -244,7 +244,7 @@ def test_uninstrument_restores_the_originals(otel: Otel) -> None:
     for cls in (QdrantClient, AsyncQdrantClient):
         for name in ("query_points", "query_batch_points"):
             patched = cls.__dict__[name]
-            assert isinstance(patched, wrapt.FunctionWrapper)
+            assert is_replacement(patched)
             originals[cls, name] = patched.__wrapped__
     otel_rerank.uninstrument()
     for (cls, name), original in originals.items():

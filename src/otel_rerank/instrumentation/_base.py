@@ -3,7 +3,7 @@
 A library's wrapped method is declared, not written: a :class:`Method` names the stage and
 provider and lists pure functions (the span's start identity, request and response
 attributes, content writers, rerank recorders), and its :meth:`Method.wrapper` /
-:meth:`Method.async_wrapper` are the wrapt wrappers every library shares. Per call they do,
+:meth:`Method.async_wrapper` are the wrappers every library shares. Per call they do,
 in this order: nothing at all when nothing records (no SDK, then suppressed: a few attribute
 reads and one context read, no argument or instance read); nothing but the call itself when
 a span of the same group is already open (one span for nested calls); bind the arguments
@@ -18,14 +18,22 @@ call; each step catches its own (a ``try``, cheaper than a ``with guard``), so t
 still record.
 
 An instrumentor lists its targets as ``Target(module, "Class", "method", SOME.wrapper)`` (or
-a function that finds the classes in the imported module instead of ``"Class"``). Patching puts a
-``wrapt.FunctionWrapper`` into the ``__dict__`` of the class that *defines* the method and
-remembers the exact object it replaced, so ``uninstrument()`` puts back the very same
-object (staticmethod and classmethod descriptors included) and no ``__wrapped__`` is left
-behind. A target whose library is installed but not yet imported is patched by a
-post-import hook when the application imports it, so ``import otel_rerank.auto`` does not
-import torch. A target missing in the installed library version is skipped with one debug
-line (library drift), never an exception.
+a function that finds the classes in the imported module instead of ``"Class"``). A wrapper
+takes wrapt's arguments, ``(wrapped, instance, args, kwargs)``, with wrapt's meaning. Patching
+puts a plain Python function into the ``__dict__`` of the class that *defines* the method
+(an ``async def`` for a coroutine function, in the same staticmethod or classmethod
+descriptor as the original; see :func:`_plain_replacement`), which calls the wrapper with
+the method bound to the instance: a ``wrapt.FunctionWrapper`` there cost ~0.6 µs per call
+warm against ~0.2 µs (``benchmarks/patch_layer.py``) and 10-20 µs after a model's forward
+pass against ~1-4 µs (``benchmarks/no_sdk_split.py``). Originals of other kinds (generator
+functions, C methods, someone else's ``wrapt`` decorator: LlamaIndex's ``dispatcher.span``)
+get a ``wrapt.FunctionWrapper``, which keeps what they answer to ``inspect``. Either way
+the patcher remembers the exact object it replaced, so ``uninstrument()`` puts back the
+very same object and no ``__wrapped__`` is left behind (:func:`is_replacement` tells a
+live replacement of ours). A target whose library is installed but not yet imported is
+patched by a post-import hook when the application imports it, so ``import
+otel_rerank.auto`` does not import torch. A target missing in the installed library
+version is skipped with one debug line (library drift), never an exception.
 
 Subclasses of :class:`RagInstrumentor` are ``opentelemetry-instrumentation``
 ``BaseInstrumentor`` s, so ``opentelemetry-instrument`` can load them from the
@@ -34,6 +42,7 @@ Subclasses of :class:`RagInstrumentor` are ``opentelemetry-instrumentation``
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import sys
@@ -41,7 +50,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import FunctionType, MappingProxyType, MethodType
 from typing import Any, NamedTuple
 
 import wrapt
@@ -154,7 +163,7 @@ class Method:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        """The sync wrapt wrapper."""
+        """The sync wrapper."""
         # First, and nothing of the call is read: no SDK (the cheaper check), suppressed.
         recording = _span.records()
         if recording is None:
@@ -380,15 +389,16 @@ class Patcher:
             )
             return
         original = owner.__dict__[method]
-        if isinstance(original, wrapt.FunctionWrapper) and any(
-            p.replacement is original for p in self._patches
-        ):
+        if any(p.replacement is original for p in self._patches):
             return  # already ours
         if self.settings is not None:
             wrapper = _with_settings(wrapper, self.settings)
-        replacement = wrapt.FunctionWrapper(original, wrapper)
+        replacement = _plain_replacement(original, wrapper)
+        if replacement is None:  # a kind a plain function would not stand in for
+            replacement = wrapt.FunctionWrapper(original, wrapper)
         setattr(owner, method, replacement)
         self._patches.append(_Patch(owner, method, original, replacement))
+        _live[id(replacement)] = replacement
 
     def undo(self) -> None:
         """Put back every original object, newest patch first."""
@@ -396,6 +406,7 @@ class Patcher:
             self._wanted = False
             while self._patches:
                 patch = self._patches.pop()
+                _live.pop(id(patch.replacement), None)
                 if patch.owner.__dict__.get(patch.name) is patch.replacement:
                     setattr(patch.owner, patch.name, patch.original)
 
@@ -403,6 +414,76 @@ class Patcher:
     def patched(self) -> list[tuple[type, str]]:
         """(class, method) pairs currently patched; for tests and debugging."""
         return [(p.owner, p.name) for p in self._patches]
+
+
+#: id -> every replacement a patcher has installed and not undone (see ``is_replacement``);
+#: by id, not in a set: a ``wrapt.FunctionWrapper`` compares and hashes as its original.
+_live: dict[int, Any] = {}
+
+
+def is_replacement(obj: object) -> bool:
+    """True when ``obj`` (a class ``__dict__`` entry) is a replacement installed by an
+    otel-rerank patcher and not yet undone: "patched by us", whatever kind of object."""
+    return _live.get(id(obj), _live) is obj  # ``_live`` itself: no entry (None is a value)
+
+
+def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
+    """A plain function that calls ``wrapper`` as ``wrapt.FunctionWrapper(original, wrapper)``
+    would, in ``original``'s descriptor type; ``None`` for a kind it does not stand in for.
+
+    The wrapper gets wrapt's arguments: for a method, the method bound to the instance,
+    the instance and the arguments after it (also for a call through the class,
+    ``Cls.method(obj, x)``, where wrapt takes the instance from the first argument; one
+    difference: a first argument that is not an instance of the class is the ``instance``
+    here, ``None`` in wrapt); for a staticmethod, the function and ``None``; for a
+    classmethod, the method bound to the class it was called on (or its instance's) and
+    that class. A coroutine function's replacement is an ``async def`` (``inspect.
+    iscoroutinefunction`` stays true: LangChain, LlamaIndex and Haystack ask) that awaits
+    what the wrapper returns (so the wrapper is called when the call is awaited, as the
+    original's body runs; the async wrappers do nothing before that anyway), and
+    ``functools.update_wrapper`` gives it the original's name, qualname, module, doc and
+    attributes and a ``__wrapped__`` (``inspect.signature`` follows it). A generator or
+    async generator function, which a plain function can only stand in for by running the
+    wrapper late (at the first ``next``), and anything but a Python function (a C method,
+    another library's wrapt decorator) get ``None``: they keep a ``wrapt.FunctionWrapper``.
+    """
+    kind = type(original)
+    function = original.__func__ if kind is staticmethod or kind is classmethod else original
+    if (
+        type(function) is not FunctionType
+        or inspect.isgeneratorfunction(function)
+        or inspect.isasyncgenfunction(function)
+    ):
+        return None
+    is_async = inspect.iscoroutinefunction(function)
+    replacement: Callable[..., Any]
+    if kind is staticmethod:
+        if is_async:
+
+            async def replacement(*args: Any, **kwargs: Any) -> Any:
+                return await wrapper(function, None, args, kwargs)
+
+        else:
+
+            def replacement(*args: Any, **kwargs: Any) -> Any:
+                return wrapper(function, None, args, kwargs)
+
+    elif is_async:  # a method or classmethod: the first argument is the instance or class
+
+        async def replacement(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return await wrapper(MethodType(function, self), self, args, kwargs)
+
+    else:
+
+        def replacement(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return wrapper(MethodType(function, self), self, args, kwargs)
+
+    functools.update_wrapper(replacement, function)
+    if kind is staticmethod:
+        return staticmethod(replacement)
+    if kind is classmethod:
+        return classmethod(replacement)
+    return replacement
 
 
 def _with_settings(wrapper: Wrapper, settings: _telemetry.LibrarySettings) -> Wrapper:
