@@ -107,7 +107,9 @@ test-llamaindex: $(LLAMAINDEX_VENV)/.installed-stamp
 
 # Overhead on every instrumented library call (bare, A/A, hand-written floor, ours, no SDK)
 # and the peers on the calls they instrument, each peer in its own .venv-bench-<name>
-# (created on first run over .venv's packages, torch included). About 8 minutes of CPU time.
+# (created on first run over .venv's packages, torch included); all of it in 3 fresh
+# processes one after the other, the verdict the median of their ratios (--processes).
+# The main measurement alone (--peers none) takes about 5.5 minutes of CPU time.
 .PHONY: bench-libraries
 bench-libraries: $(STAMP)
 	$(PY) benchmarks/library_overhead.py

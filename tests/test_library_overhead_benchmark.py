@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 from types import ModuleType
@@ -80,6 +82,7 @@ def test_floor_records_what_ours_records(quick_run: dict[str, Any], row: str) ->
 
 def test_every_case_was_timed_in_every_block(quick_run: dict[str, Any]) -> None:
     assert quick_run["blocks"] == 2
+    assert quick_run["processes"] == 1  # --quick: one worker process
     for result in quick_run["rows"].values():
         assert result["calls_per_block"] == 5
         for key in ("bare_us", "floor_us", "ours_us", "no_sdk_us", "aa_us"):
@@ -95,6 +98,8 @@ def test_every_case_was_timed_in_every_block(quick_run: dict[str, Any]) -> None:
         ["--rows", "encode-empty,nope"],
         ["--peers", "langfuse"],
         ["--budget-ms", "-1"],
+        ["--processes", "0"],
+        ["--processes", "two"],
         ["--no-such-flag"],
     ],
 )
@@ -306,11 +311,12 @@ def test_peer_rows_carry_both_estimates_or_say_why_plain_only(
         "versions": {"TraceVerde": "1.42.0"},
         "rows": {"chroma": _peer_row(peer, problems, entries)},
     }
-    row = bench.summarize(main, {peer: worker})["peers"][peer]["chroma"]
+    row = bench.summarize([main], {peer: [worker]})["peers"][peer]["chroma"]
     assert row["ours_us"] == 30.0 and row["peer_us"] == 40.0
     assert row["blocks_ours_below"] == 3
     summary = {
         "versions": {},
+        "processes": 1,
         "blocks": 3,
         "rows": {},
         "peers": {peer: {"version": "1", "chroma": row}},
@@ -330,6 +336,100 @@ def test_peer_rows_carry_both_estimates_or_say_why_plain_only(
     assert "1.33x" in out  # the plain estimate is printed either way
 
 
+def _process(floor: float, ours: float, aa: float, **more: float) -> dict[str, Any]:
+    """One process's estimates of a row, as ``_estimates`` gives them."""
+    return {
+        "bare_us": 30.0,
+        "aa_us": aa,
+        "aa_iqr_us": 1.0,
+        "floor_us": floor,
+        "ours_us": ours,
+        "ours_over_floor": ours / floor if floor > 0 else float("nan"),
+        "blocks_ours_over_target": 2,
+        "no_sdk_us": 2.0,
+        **more,
+    }
+
+
+def test_processes_combine_into_medians_and_the_median_ratio(bench: ModuleType) -> None:
+    # faiss' inner-timed ratios in three processes of the same code (stop 13): 1.34, 0.80, 1.15
+    per_process = [
+        _process(40.0, 53.6, aa=-0.2, no_sdk_us=2.4, aa_iqr_us=0.5, inner_us=27.0),
+        _process(50.0, 40.0, aa=0.5, no_sdk_us=2.6, aa_iqr_us=0.2, inner_us=26.0),
+        _process(30.0, 34.5, aa=0.1, no_sdk_us=1.9, aa_iqr_us=0.3, inner_us=28.0),
+    ]
+    row = bench.combine_processes(per_process)
+    assert row["ours_over_floor_per_process"] == pytest.approx([1.34, 0.80, 1.15])
+    # the median of the processes' ratios (1.15), not the ratio of the medians (40/40 = 1.0)
+    assert row["ours_over_floor"] == pytest.approx(1.15)
+    assert row["floor_us"] == 40.0 and row["ours_us"] == 40.0
+    assert row["aa_us"] == 0.1
+    assert row["aa_iqr_us"] == 0.3  # within a process: the median of the processes' IQRs
+    assert row["aa_range_us"] == pytest.approx(0.7)  # across processes: max - min of A/A
+    assert row["no_sdk_us"] == 2.4 and row["inner_us"] == 27.0 and row["bare_us"] == 30.0
+    assert row["blocks_ours_over_target"] == 6  # summed over the processes' blocks
+    assert row["processes"] == per_process
+
+    # a process whose floor was not above 0 has no ratio: left out of the median
+    row = bench.combine_processes([per_process[0], _process(-1.0, 5.0, aa=0.0)])
+    assert row["ours_over_floor"] == pytest.approx(1.34)
+    assert math.isnan(row["ours_over_floor_per_process"][1])
+    assert "inner_us" not in row  # only what every process reports
+    assert math.isnan(bench.combine_processes([_process(0.0, 5.0, aa=0.0)])["ours_over_floor"])
+
+
+def test_peer_processes_combine_into_medians_and_summed_blocks(bench: ModuleType) -> None:
+    def process(ours: float, peer: float | None) -> dict[str, Any]:
+        ratio = peer / ours if peer is not None and ours > 0 else None
+        return {"bare_us": 9.0, "ours_us": ours, "peer_us": peer, "peer_over_ours": ratio,
+                "blocks_ours_below": 5, "blocks": 7}  # fmt: skip
+
+    row = bench.combine_peer_processes([process(10.0, 20.0), process(20.0, 22.0), process(-1, 9)])
+    assert row["peer_over_ours_per_process"] == [2.0, 1.1, None]
+    assert row["peer_over_ours"] == pytest.approx(1.55)  # of the two known ratios
+    assert row["ours_us"] == 10.0 and row["peer_us"] == 20.0
+    assert (row["blocks_ours_below"], row["blocks"]) == (15, 21)
+    assert bench.combine_peer_processes([process(10.0, None)])["peer_us"] is None
+
+
+def test_summary_of_two_main_processes_prints_each_ones_ratio(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def worker(floor: float, ours: float, spans: float) -> dict[str, Any]:
+        blocks = 3
+        cases = ("bare", "A/A", "floor", "ours", "no SDK")
+        per_block = {"bare": 100.0, "A/A": 100.0, "floor": 100 + floor, "ours": 100 + ours,
+                     "no SDK": 101.0}  # fmt: skip
+        return {
+            "versions": {"otel-rerank": "0"},
+            "blocks": blocks,
+            "rows": {
+                "faiss": {
+                    "label": "faiss IndexFlatIP.search k=10",
+                    "calls": 7,
+                    "p10_us": {case: [per_block[case]] * blocks for case in cases},
+                    "inner": None,
+                    "spans_per_call": {c: spans if c in ("floor", "ours") else 0.0 for c in cases},
+                    "span_names": {c: ["retrieval IndexFlatIP"] for c in cases},
+                    "attribute_counts": {c: [10] for c in cases},
+                    "ours_recording": {"attribute_count": 10},
+                    "floor_recording": {"attribute_count": 10},
+                }
+            },
+        }
+
+    summary = bench.summarize([worker(40.0, 50.0, 1.0), worker(50.0, 75.0, 1.0)], {})
+    assert summary["processes"] == 2 and summary["blocks"] == 3
+    row = summary["rows"]["faiss"]
+    assert row["ours_over_floor_per_process"] == [1.25, 1.5]
+    assert row["ours_over_floor"] == pytest.approx(1.375)
+    assert [p["calls_per_block"] for p in row["processes"]] == [7, 7]
+    assert row["spans_per_call"]["ours"] == 1.0 and row["spans_per_call"]["bare"] == 0.0
+    bench.print_report(summary, "test")
+    line = next(line for line in capsys.readouterr().out.splitlines() if "faiss" in line)
+    assert "1.25 1.50" in line and "1.38!" in line  # by process, then the missed median
+
+
 def test_a_peer_worker_runs_the_inner_check_on_the_peer_too(tmp_path: Any) -> None:
     # Needs the peer's venv (made by a full run, minutes): skipped where it is not built.
     venv = BENCHMARKS.parent / ".venv-bench-openllmetry" / "bin" / "python"
@@ -337,11 +437,20 @@ def test_a_peer_worker_runs_the_inner_check_on_the_peer_too(tmp_path: Any) -> No
         pytest.skip("no .venv-bench-openllmetry (built by a full run of the benchmark)")
     out = tmp_path / "summary.json"
     done = _run(
-        "--quick", "--rows", "qdrant", "--peers", "openllmetry",
+        "--quick", "--processes", "2", "--rows", "qdrant", "--peers", "openllmetry",
         "--blocks", "2", "--calls", "3", "--json", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "openllmetry 2/2: block 2/2 done" in done.stderr  # as many workers as main ones
     row = json.loads(out.read_text(encoding="utf-8"))["peers"]["openllmetry"]["qdrant"]
+    for numbers in (row, row["inner"]):
+        ratios = numbers["peer_over_ours_per_process"]
+        assert len(ratios) == len(numbers["processes"]) == 2
+        known = [r for r in ratios if r is not None]  # none where ours was <= 0 (noise)
+        assert numbers["peer_over_ours"] == (
+            pytest.approx(statistics.median(known)) if known else None
+        )
+        assert numbers["blocks"] == 4  # both processes' blocks
     assert row["inner_fallback"] is None
     check = row["inner"]["check"]
     assert check["entries"] == {"bare": 1, "ours": 1, "openllmetry": 1}
@@ -350,6 +459,40 @@ def test_a_peer_worker_runs_the_inner_check_on_the_peer_too(tmp_path: Any) -> No
     for key in ("ours_us", "peer_us", "blocks_ours_below"):
         assert isinstance(row[key], (int, float)) and isinstance(row["inner"][key], (int, float))
     assert "inner-timed" in done.stdout
+
+
+def test_two_processes_each_time_the_row_and_the_report_gives_both(tmp_path: Any) -> None:
+    out = tmp_path / "summary.json"
+    done = _run(
+        "--quick", "--processes", "2", "--rows", "faiss", "--peers", "none",
+        "--blocks", "2", "--calls", "5", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for process in ("main 1/2", "main 2/2"):
+        assert f"{process}: block 2/2 done" in done.stderr
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert (summary["processes"], summary["blocks"]) == (2, 2)
+    assert "2 processes x 2 blocks, 5 calls per case per block" in done.stdout
+    row = summary["rows"]["faiss"]
+    for numbers in (row, row["inner"]):
+        assert len(numbers["processes"]) == 2
+        ratios = numbers["ours_over_floor_per_process"]
+        assert len(ratios) == 2
+        assert numbers["floor_us"] == pytest.approx(
+            statistics.median(p["floor_us"] for p in numbers["processes"])
+        )
+        assert numbers["aa_range_us"] >= 0
+        # faiss' floor (~40 µs) is far above its noise (~1 µs): every process has a ratio
+        assert not any(math.isnan(r) for r in ratios)
+        assert ratios == [p["ours_over_floor"] for p in numbers["processes"]]
+        assert numbers["ours_over_floor"] == pytest.approx(statistics.median(ratios))
+        # the report prints each process's ratio beside their median
+        printed = f"{ratios[0]:.2f} {ratios[1]:.2f} {numbers['ours_over_floor']:>9.2f}"
+        assert any(printed in line for line in done.stdout.splitlines()), done.stdout
+    assert [p["calls_per_block"] for p in row["processes"]] == [5, 5]
+    assert row["spans_per_call"]["ours"] == row["spans_per_call"]["floor"] == 1
+    assert row["spans_per_call"]["bare"] == row["spans_per_call"]["no SDK"] == 0
+    assert row["inner"]["check"]["entries"] == {"bare": 1, "ours": 1, "floor": 1}
 
 
 def test_no_sdk_split_runs_every_layer_with_no_sdk() -> None:
