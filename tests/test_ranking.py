@@ -118,8 +118,8 @@ def test_kendall_tau_b_equals_the_quadratic_definition(scores: list[float]) -> N
 @settings(max_examples=200, deadline=None)
 @given(scores=_SCORES)
 def test_order_and_merge_counts_agree(scores: list[float]) -> None:
-    # Short lists count the descending order's inversions (a bitmask) and its ties, long
-    # ones merge-sort the values: the same tau.
+    # A ranking's sort counts the descending order's inversions (a bitmask) and its ties;
+    # the merge sort counts on the values: the same tau.
     values = [s for s in scores if not math.isnan(s)]
     if len(values) < 2:
         return
@@ -127,6 +127,15 @@ def test_order_and_merge_counts_agree(scores: list[float]) -> None:
     assert _ranking._tau_b_of_order(values, order) == _tau_from_counts(
         _ranking._tied_and_discordant(values), len(values)
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(scores=_SCORES)
+def test_insertion_and_merge_counts_agree(scores: list[float]) -> None:
+    # Short lists count by binary insertion, long ones by the merge sort: the same count.
+    values = [s for s in scores if not math.isnan(s)]
+    by_merging = _ranking._discordant_and_sorted_by_merging(values)
+    assert _ranking._discordant_and_sorted(values) == by_merging
 
 
 def _naive_ranking(scores: list[float]) -> list[int]:

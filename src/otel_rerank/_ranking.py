@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import sys
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate, compress, repeat
+from itertools import accumulate, repeat
 from math import isnan
-from operator import eq, gt, lshift, mul, ne, neg, or_, rshift, sub
+from operator import eq, gt, lshift, neg, or_, rshift
 from typing import Any, Final
 
 
@@ -44,8 +45,20 @@ def summarize_floats(values: list[float]) -> RerankSummary | None:
     """:func:`summarize_scores` of scores already converted to a list of floats."""
     if not values:
         return None
-    top, top1_changed, tau, _ = rank_floats(values)
-    return RerankSummary(top_score=top, top1_changed=top1_changed, kendall_tau=tau)
+    return RerankSummary(*summary_of_floats(values))
+
+
+def summary_of_floats(values: list[float]) -> tuple[float, bool, float | None]:
+    """:class:`RerankSummary`'s fields for a non-empty list of floats, as a plain tuple (for
+    a caller that writes them elsewhere: no object per call).
+
+    Tau is counted without the order: no sort (:func:`rank_floats` is for a caller that
+    needs the order too).
+    """
+    top = max(values)
+    # The first index among ties, as ``max(range(n), key=values.__getitem__)`` finds it: max
+    # keeps the first of equal values, and index() matches that object first (a NaN too).
+    return top, values.index(top) != 0, tau_b_of_floats(values)
 
 
 def rank_floats(values: list[float]) -> tuple[float, bool, float | None, Sequence[int]]:
@@ -62,9 +75,7 @@ def rank_floats(values: list[float]) -> tuple[float, bool, float | None, Sequenc
         return values[0], False, 1.0 if n > 1 else None, range(n)
     # A NaN makes the sum NaN (so does inf - inf: then each value is checked).
     if isnan(sum(values)) and any(map(isnan, values)):  # no order, so no tau
-        # The first index among ties, as ``max(range(n), key=values.__getitem__)`` finds it:
-        # max keeps the first of equal values, and index() matches that object first.
-        top = max(values)
+        top = max(values)  # the first among ties, as in summary_of_floats
         return top, values.index(top) != 0, None, descending_order(values)
     # Without a NaN the values are totally ordered: this stable sort is descending_order's,
     # and its first index is the first among the best.
@@ -85,11 +96,11 @@ def kendall_tau_b(scores: Sequence[float]) -> float | None:
 
     Positions never tie, so tau-b = (C - D) / sqrt(n0 * (n0 - ties)), where ``ties`` counts
     pairs with equal scores. ``None`` when undefined: fewer than two scores, every score
-    tied, or a NaN among them. Exact: the discordant pairs are the inversions of the
-    descending order, counted with a bitmask in C (see :func:`_tau_b_of_order`: a few
-    microseconds for a usual candidate list of 50) or, for long lists, by a merge sort in
-    O(n log n) (vectorised with numpy when the application has numpy loaded), so even
-    300,000 scores cost a fraction of a second, not minutes.
+    tied, or a NaN among them. Exact: the discordant pairs are counted by binary insertion
+    into a sorted list (a few microseconds for a usual candidate list of 50) or, for long
+    lists, by a merge sort in O(n log n) (vectorised with numpy when the application has
+    numpy loaded), so even 300,000 scores cost a fraction of a second, not minutes. (A
+    caller that sorts the scores anyway counts on its sort instead: :func:`rank_floats`.)
     """
     return tau_b_of_floats(list(map(float, scores)))
 
@@ -99,11 +110,15 @@ def tau_b_of_floats(values: list[float]) -> float | None:
     n = len(values)
     if n < 2:
         return None
-    if n > _BITMASK_UNTIL or (n >= _NUMPY_FROM and "numpy" in sys.modules):
-        return _tau_b_counted(values)
-    if isnan(sum(values)) and any(map(isnan, values)):  # no order, so no tau
+    numpy = sys.modules.get("numpy") if n >= _NUMPY_FROM else None
+    if numpy is not None:
+        counted = _tied_and_discordant_numpy(numpy, values)
+    else:
+        counted = _tied_and_discordant(values)
+    if counted is None:  # a NaN: no order, so no tau
         return None
-    return _tau_b_of_order(values, sorted(range(n), key=values.__getitem__, reverse=True))
+    tied, discordant = counted
+    return _tau_b(n, tied, discordant)
 
 
 def _tau_b_of_order(values: list[float], order: Sequence[int]) -> float | None:
@@ -115,43 +130,30 @@ def _tau_b_of_order(values: list[float], order: Sequence[int]) -> float | None:
     order's inversions: for each index, the earlier ones above it. The order's running
     bitmask (bit k set once index k is placed) shifted right by an index keeps those and the
     index itself: one popcount each, every step in C through ``map`` and ``accumulate``.
-    The ties are neighbours in the values taken in that order. Lists longer than the
+    The ties are neighbours in the values taken in that order, reversed. Lists longer than the
     bitmask suits go to the merge count (their sort is not reused).
     """
     n = len(values)
     if n > _BITMASK_UNTIL:
-        return _tau_b_counted(values)
+        return tau_b_of_floats(values)
     discordant = (
         sum(map(int.bit_count, map(rshift, accumulate(map(lshift, repeat(1), order), or_), order)))
         - n
     )
-    return _tau_b(n, _tied_in_sorted(list(map(values.__getitem__, order))), discordant)
+    ascending = list(map(values.__getitem__, reversed(order)))
+    return _tau_b(n, _tied_in_sorted(ascending), discordant)
 
 
-#: Up to this many scores the bitmask count beats the merge sort (with the sort it needs:
-#: 0.6 against 1.6 ms at 2048 scores, 2.7 against 4.6 at 5000, on the project's 2-core
-#: machine; its integers grow with n, so it is quadratic past that).
+#: Up to this many scores the bitmask count beats the merge sort (0.5 against 1.6 ms at 2048
+#: scores, 1.9 against 4.3 at 5000, on the project's 2-core machine; its integers grow with
+#: n, so it is quadratic past that).
 _BITMASK_UNTIL: Final = 4096
 
 #: From this many scores on, numpy (when already imported) counts faster than Python: its
-#: per-call cost is about 0.3 ms, which the sort and bitmask count reach near 1000 scores
-#: (measured on the project's 2-core machine: 250 against 200 µs at 800, 520 against 930
-#: at 2048).
+#: per-call cost is about 0.3 ms, which the insertion count reaches near 800 scores
+#: (measured on the project's 2-core machine: 310 against 327 µs at 768, 465 against 348
+#: at 1024; at 256, 70 against 174).
 _NUMPY_FROM: Final = 800
-
-
-def _tau_b_counted(values: list[float]) -> float | None:
-    """Tau-b of a long list: the pairs counted by a merge sort (numpy's when loaded)."""
-    n = len(values)
-    numpy = sys.modules.get("numpy") if n >= _NUMPY_FROM else None
-    if numpy is not None:
-        counted = _tied_and_discordant_numpy(numpy, values)
-    else:
-        counted = _tied_and_discordant(values)
-    if counted is None:  # a NaN: no order, so no tau
-        return None
-    tied, discordant = counted
-    return _tau_b(n, tied, discordant)
 
 
 def _tau_b(n: int, tied: int, discordant: int) -> float | None:
@@ -167,20 +169,42 @@ def _tied_and_discordant(values: list[float]) -> tuple[int, int] | None:
     """(pairs with equal values, pairs i < j with values[i] < values[j]); None on NaN."""
     if isnan(sum(values)) and any(map(isnan, values)):  # no order, so no tau
         return None
-    discordant, ascending = _discordant_and_sorted_by_merging(values)
+    if len(values) <= _INSERTION_UNTIL:
+        discordant, ascending = _discordant_and_sorted(values)
+    else:
+        discordant, ascending = _discordant_and_sorted_by_merging(values)
     return _tied_in_sorted(ascending), discordant
 
 
-def _tied_in_sorted(ordered: list[float]) -> int:
-    """Pairs with equal values in a sorted list (either way): equal values are neighbours,
-    so a run of k of them holds k(k-1)/2 pairs; the runs' bounds and lengths found in C."""
-    if not any(map(eq, ordered, ordered[1:])):  # the usual list: no tie (neighbours)
+def _tied_in_sorted(ascending: list[float]) -> int:
+    """Pairs with equal values, counted in a sorted list.
+
+    Each value is tied with the equal values before it, ``i - bisect_left(ascending, v)``
+    of them at index ``i``: summed over the list, all in C.
+    """
+    if not any(map(eq, ascending, ascending[1:])):  # the usual list: no tie (neighbours)
         return 0
-    n = len(ordered)
-    bounds = [0, *compress(range(1, n), map(ne, ordered[1:], ordered)), n]
-    lengths = list(map(sub, bounds[1:], bounds))
-    squares: int = sum(map(mul, lengths, lengths))
-    return (squares - n) // 2
+    n = len(ascending)
+    return n * (n - 1) // 2 - sum(map(bisect_left, repeat(ascending), ascending))
+
+
+#: Up to this many scores, insertion into a sorted list (a binary search and a C-level
+#: list insert per score) beats the merge sort: every realistic candidate list.
+_INSERTION_UNTIL: Final = 2048
+
+
+def _discordant_and_sorted(values: list[float]) -> tuple[int, list[float]]:
+    """Pairs i < j with values[i] < values[j] (each value counts the earlier ones below it,
+    by binary insertion), and the values sorted ascending (what the insertion built: the
+    ties are neighbours there)."""
+    earlier: list[float] = []  # sorted
+    insert = earlier.insert
+    discordant = 0
+    for value in values:
+        below = bisect_left(earlier, value)
+        discordant += below
+        insert(below, value)
+    return discordant, earlier
 
 
 def _discordant_and_sorted_by_merging(values: list[float]) -> tuple[int, list[float]]:

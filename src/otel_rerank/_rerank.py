@@ -18,16 +18,29 @@ from typing import Final, TypeGuard
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import semconv
-from otel_rerank._ranking import rank_floats
+from otel_rerank._ranking import rank_floats, summary_of_floats
 
 Ranking = list[tuple[int, float]]
 
 
 def summary_attributes(values: list[float]) -> dict[str, AttributeValue]:
     """Top score, top-1 change and Kendall's tau-b of floats in the order given (empty if
-    there are none): :func:`summary`'s attributes, without the ranking."""
-    found = summary(values, 0)
-    return found[0] if found is not None else {}
+    there are none): :func:`otel_rerank._ranking.summarize_floats`' fields, written straight
+    into the dict (no summary object between them).
+
+    For a caller that has its ranking (cohere's API returns one): tau is counted without a
+    sort, where :func:`summary` counts it on the sort its ranking needs.
+    """
+    if not values:
+        return {}
+    top, top1_changed, tau = summary_of_floats(values)
+    attributes: dict[str, AttributeValue] = {
+        semconv.RAG_RERANK_TOP_SCORE: top,
+        semconv.RAG_RERANK_TOP1_CHANGED: top1_changed,
+    }
+    if tau is not None:
+        attributes[semconv.RAG_RERANK_KENDALL_TAU] = tau
+    return attributes
 
 
 def summary(
