@@ -15,9 +15,12 @@ timings, as the load-free half of the picture. Cases:
   ``library_overhead.py`` makes: ``.venv-bench-<peer>/bin/python``).
 
 For each case it also prints what one call recorded (spans, attributes, histogram records), so
-that a reader can tell less work from less recording (counters' adds are not counted). Run::
+that a reader can tell less work from less recording (counters' adds are not counted).
+``--by-function N`` also lists, per row, the N functions of otel-rerank that execute the
+most bytecodes per call in ours (where to cut). Run::
 
     .venv/bin/python benchmarks/opcode_counts.py [--rows faiss,qdrant] [--calls 50]
+    .venv/bin/python benchmarks/opcode_counts.py --rows predict-50,rank-50 --by-function 15
     .venv-bench-traceverde/bin/python benchmarks/opcode_counts.py --rows qdrant --peer traceverde
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -36,8 +40,11 @@ import library_overhead as lo  # benchmarks/ is on sys.path as a script
 DEFAULT_ROWS = ("faiss", "qdrant", "chroma", "cohere", "openai-chat", "anthropic")
 
 
-def count_opcodes(fn: Callable[[], object], calls: int) -> float:
-    """Bytecodes executed per call of ``fn`` (after warm-up calls that fill the caches)."""
+def count_opcodes(
+    fn: Callable[[], object], calls: int, by_function: Counter[str] | None = None
+) -> float:
+    """Bytecodes executed per call of ``fn`` (after warm-up calls that fill the caches);
+    ``by_function`` also gets the bytecodes of each of otel-rerank's functions, in total."""
     for _ in range(5):
         fn()
     executed = 0
@@ -47,6 +54,11 @@ def count_opcodes(fn: Callable[[], object], calls: int) -> float:
         frame.f_trace_opcodes = True
         if event == "opcode":
             executed += 1
+            if by_function is not None:
+                code = frame.f_code
+                if _OURS in code.co_filename:
+                    where = code.co_filename.rsplit(_OURS, 1)[1]
+                    by_function[f"{where}:{code.co_qualname}"] += 1
         return tracer
 
     sys.settrace(tracer)
@@ -56,6 +68,9 @@ def count_opcodes(fn: Callable[[], object], calls: int) -> float:
     finally:
         sys.settrace(None)
     return executed / calls
+
+
+_OURS = "/otel_rerank/"
 
 
 def _recorded(fn: Callable[[], object], sdk: lo.Sdk) -> str:
@@ -83,9 +98,13 @@ def _points(sdk: lo.Sdk) -> int:
 
 
 def measure(
-    row_keys: Sequence[str], calls: int, peer: str | None
+    row_keys: Sequence[str],
+    calls: int,
+    peer: str | None,
+    by_function: dict[str, Counter[str]] | None = None,
 ) -> list[tuple[str, str, float, str]]:
-    """``(row label, case, opcodes over bare per call, what one call recorded)`` rows."""
+    """``(row label, case, opcodes over bare per call, what one call recorded)`` rows;
+    ``by_function`` (when given) gets each row's per-function counts of ours, in total."""
     from opentelemetry import metrics, trace
 
     import otel_rerank
@@ -110,9 +129,11 @@ def measure(
             )
             ours = row.make(fx)
             recording = lo._record_once(ours, sdk)
-            found.append(
-                (row.label, "ours", count_opcodes(ours, calls) - base, _recorded(ours, sdk))
-            )
+            functions: Counter[str] | None = None
+            if by_function is not None:
+                functions = by_function[row.label] = Counter()
+            opcodes = count_opcodes(ours, calls, functions) - base
+            found.append((row.label, "ours", opcodes, _recorded(ours, sdk)))
             otel_rerank.uninstrument()
             floor = lo._floor(bare, recording, sdk)
             found.append(
@@ -135,14 +156,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rows", type=_rows, default=list(DEFAULT_ROWS))
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--peer", choices=sorted(lo.PEERS))
+    parser.add_argument(
+        "--by-function",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="also list the N functions of otel-rerank with the most bytecodes per call in ours",
+    )
     args = parser.parse_args(argv)
-    found = measure(args.rows, args.calls, args.peer)
+    by_function: dict[str, Counter[str]] | None = {} if args.by_function else None
+    found = measure(args.rows, args.calls, args.peer, by_function)
     floors = {label: opcodes for label, case, opcodes, _ in found if case == "floor"}
     print(f"Python bytecodes per call over the bare call ({args.calls} calls each)")
     print(f"{'call':38} {'case':12} {'opcodes':>8} {'/floor':>7}  recorded per call")
     for label, case, opcodes, recorded in sorted(found, key=lambda r: list(floors).index(r[0])):
         ratio = f"{opcodes / floors[label]:7.2f}" if floors[label] > 0 else " " * 7
         print(f"{label:38} {case:12} {opcodes:8.0f} {ratio}  {recorded}")
+    for label, functions in (by_function or {}).items():
+        print(f"\n{label}: otel-rerank's functions in ours, bytecodes per call")
+        for where, executed in functions.most_common(args.by_function):
+            print(f"{executed / args.calls:8.0f}  {where}")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a count of functions, got {text!r}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):

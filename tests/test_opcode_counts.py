@@ -36,3 +36,18 @@ def test_a_bad_row_is_one_line_and_exit_2() -> None:
     done = _run("--rows", "faiss,nope")
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "unknown rows ['nope']" in done.stderr
+
+
+def test_by_function_lists_our_functions_within_ours() -> None:
+    # Each function's count is part of ours' (the tracer's own work is not counted), and the
+    # generic wrapper is among them on every row.
+    done = _run("--rows", "faiss", "--calls", "3", "--by-function", "5")
+    assert done.returncode == 0, done.stderr[-3000:]
+    ours = next(line.split() for line in done.stdout.splitlines() if " ours " in line)
+    listed = done.stdout.split("bytecodes per call\n", 1)[1].splitlines()
+    assert len(listed) == 5
+    counts = [float(line.split()[0]) for line in listed]
+    assert counts == sorted(counts, reverse=True) and 0 < sum(counts) <= float(ours[4])
+    assert any("_base.py:Method." in line for line in listed)
+    bad = _run("--rows", "faiss", "--by-function", "-1")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1

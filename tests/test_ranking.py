@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -116,11 +117,107 @@ def test_kendall_tau_b_equals_the_quadratic_definition(scores: list[float]) -> N
 
 @settings(max_examples=200, deadline=None)
 @given(scores=_SCORES)
+def test_order_and_merge_counts_agree(scores: list[float]) -> None:
+    # A ranking's sort counts the descending order's inversions (a bitmask) and its ties;
+    # the merge sort counts on the values: the same tau.
+    values = [s for s in scores if not math.isnan(s)]
+    if len(values) < 2:
+        return
+    order = _ranking.descending_order(values)
+    assert _ranking._tau_b_of_order(values, order) == _tau_from_counts(
+        _ranking._tied_and_discordant(values), len(values)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(scores=_SCORES)
 def test_insertion_and_merge_counts_agree(scores: list[float]) -> None:
     # Short lists count by binary insertion, long ones by the merge sort: the same count.
     values = [s for s in scores if not math.isnan(s)]
     by_merging = _ranking._discordant_and_sorted_by_merging(values)
     assert _ranking._discordant_and_sorted(values) == by_merging
+
+
+def _naive_ranking(scores: list[float]) -> list[int]:
+    """Indices best first by their definition: i before j when scores[i] > scores[j], or
+    equal and i < j (a stable descending sort, compared pair by pair)."""
+    order: list[int] = []
+    for i, score in enumerate(scores):
+        place = len(order)
+        while place > 0 and score > scores[order[place - 1]]:
+            place -= 1
+        order.insert(place, i)
+    return order
+
+
+# Named cases every path must get right, each against the O(n²) definitions.
+_CASES = {
+    "n=2 agree": [2.0, 1.0],
+    "n=2 reversed": [1.0, 2.0],
+    "n=2 tied": [1.0, 1.0],
+    "already sorted": [float(x) for x in range(50, 0, -1)],
+    "reversed": [float(x) for x in range(50)],
+    "sorted with ties": [3.0, 3.0, 2.0, 2.0, 2.0, 1.0],
+    "ties everywhere": [0.5, 0.1, 0.5, 0.9, 0.1, 0.5, 0.9, 0.9, 0.1],
+    "all tied": [0.25] * 7,
+    "signed zeros tie": [0.0, -0.0, 1.0, -0.0, 0.0],
+    "infinities": [math.inf, -math.inf, 0.0, math.inf, -math.inf],
+    "NaN": [0.3, math.nan, 0.1],
+    "NaN first": [math.nan, 0.3, 0.1],
+    "only NaN": [math.nan, math.nan],
+    "one": [0.5],
+}
+
+
+@pytest.mark.parametrize("scores", list(_CASES.values()), ids=list(_CASES))
+def test_every_path_matches_the_definitions(scores: list[float]) -> None:
+    from otel_rerank import _rerank, semconv
+
+    expected = _naive_tau_b(scores)
+    values = list(scores)
+    top, top1_changed, tau, order = _ranking.rank_floats(values)
+    assert values == scores  # not reordered in place
+    attributes, ranking = _rerank.summary(values, 100) or ({}, [])
+    for found in (
+        tau,
+        kendall_tau_b(scores),
+        kendall_tau_b(np.asarray(scores, dtype=np.float64)),
+        attributes.get(semconv.RAG_RERANK_KENDALL_TAU),
+        _rerank.summary_attributes(values).get(semconv.RAG_RERANK_KENDALL_TAU),
+    ):
+        if expected is None:
+            assert found is None
+        else:  # exactly: the same integer counts through the same formula
+            assert found == expected or found == pytest.approx(expected, abs=1e-15)
+    best = max(range(len(scores)), key=scores.__getitem__)
+    assert top1_changed == (best != 0)
+    assert top == scores[best] or (math.isnan(top) and math.isnan(scores[best]))
+    assert list(order) == _ranking.reranked_order(scores)
+    if not any(map(math.isnan, scores)):
+        assert list(order) == _naive_ranking(scores)
+    assert [i for i, _ in ranking] == list(order)
+
+
+def test_already_sorted_is_exactly_one_and_reversed_exactly_minus_one() -> None:
+    for n in (2, 3, 50, 4096, 4097):
+        best_first = [float(n - i) for i in range(n)]
+        assert _ranking.rank_floats(best_first)[2] == 1.0
+        assert kendall_tau_b(best_first) == 1.0
+        assert kendall_tau_b(best_first[::-1]) == -1.0
+        assert _ranking.rank_floats(best_first[::-1])[2] == -1.0
+
+
+def test_the_bitmask_bound_counts_like_the_merge_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Either side of the bitmask's bound, with numpy loaded and without: one tau.
+    rng = random.Random(5)
+    for n in (_ranking._BITMASK_UNTIL, _ranking._BITMASK_UNTIL + 1):
+        values = [rng.choice([0.1, 0.2, rng.random()]) for _ in range(n)]
+        merged = _tau_from_counts(_ranking._tied_and_discordant(values), n)
+        assert _ranking.rank_floats(values)[2] == merged
+        assert kendall_tau_b(values) == merged
+        monkeypatch.delitem(sys.modules, "numpy")
+        assert kendall_tau_b(values) == merged
+        monkeypatch.undo()
 
 
 def _tau_from_counts(counts: tuple[int, int] | None, n: int) -> float | None:

@@ -84,17 +84,36 @@ def test_float_list_of_arrays_is_python_floats_equal_to_the_values(
     from otel_rerank._values import float_list
 
     array = np.array([3, 1, 0, 7, 7], dtype=dtype)
-    found = float_list(array.reshape(-1, 1) if column else array)
-    assert found == [float(x) for x in array]
-    assert found is not None and {type(x) for x in found} == {float}
+    # Twice: the first call learns the type and dtype, the second takes the fast path.
+    for _ in range(2):
+        found = float_list(array.reshape(-1, 1) if column else array)
+        assert found == [float(x) for x in array]
+        assert found is not None and {type(x) for x in found} == {float}
+
+
+def test_float_list_reads_an_array_subclass_and_a_bool_array_as_before() -> None:
+    # The per-type fast path holds the exact numpy and torch types: a subclass is read the
+    # general way, and what is not a real float dtype never takes it.
+    np = pytest.importorskip("numpy")
+    from otel_rerank._values import float_list
+
+    class Scores(np.ndarray):  # type: ignore[misc,type-arg]
+        pass
+
+    for _ in range(2):
+        assert float_list(np.array([0.5, 1.5]).view(Scores)) == [0.5, 1.5]
+        assert float_list(np.array([True, False])) is None
+        assert float_list(np.array([[0.5, 1.5]])) is None  # one row of two: not one per item
+        assert float_list(np.array([0.5 + 1j])) is None
 
 
 def test_float_list_of_torch_tensors_is_python_floats() -> None:
     torch = pytest.importorskip("torch")
     from otel_rerank._values import float_list
 
-    for dtype in (torch.float32, torch.bfloat16, torch.int64):
+    for dtype in (torch.float32, torch.bfloat16, torch.int64, torch.float32, torch.bfloat16):
         found = float_list(torch.tensor([2, 0, 5], dtype=dtype))
         assert found == [2.0, 0.0, 5.0]
         assert {type(x) for x in found} == {float}
     assert float_list(torch.tensor([True, False])) is None
+    assert float_list(torch.tensor([[2.0, 0.0]])) is None

@@ -13,33 +13,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain
 from math import isfinite
-from operator import gt, neg
 from typing import Final, TypeGuard
 
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import semconv
-from otel_rerank._ranking import tau_b_of_floats
+from otel_rerank._ranking import rank_floats, summary_of_floats
 
 Ranking = list[tuple[int, float]]
 
 
 def summary_attributes(values: list[float]) -> dict[str, AttributeValue]:
     """Top score, top-1 change and Kendall's tau-b of floats in the order given (empty if
-    there are none).
+    there are none): :func:`otel_rerank._ranking.summarize_floats`' fields, written straight
+    into the dict (no summary object between them).
 
-    :func:`otel_rerank._ranking.summarize_floats`'s values, written straight into the dict
-    (no summary object between them: this runs after every reranker call).
+    For a caller that has its ranking (cohere's API returns one): tau is counted without a
+    sort, where :func:`summary` counts it on the sort its ranking needs.
     """
     if not values:
         return {}
-    top = max(values)
+    top, top1_changed, tau = summary_of_floats(values)
     attributes: dict[str, AttributeValue] = {
         semconv.RAG_RERANK_TOP_SCORE: top,
-        # The first index among ties, as summarize_floats finds it.
-        semconv.RAG_RERANK_TOP1_CHANGED: values.index(top) != 0,
+        semconv.RAG_RERANK_TOP1_CHANGED: top1_changed,
     }
-    tau = tau_b_of_floats(values)
     if tau is not None:
         attributes[semconv.RAG_RERANK_KENDALL_TAU] = tau
     return attributes
@@ -48,18 +46,23 @@ def summary_attributes(values: list[float]) -> dict[str, AttributeValue]:
 def summary(
     scores: Sequence[float], limit: int
 ) -> tuple[dict[str, AttributeValue], Ranking] | None:
-    """The summary attributes and the first ``limit`` of the ranking; ``None`` if empty."""
+    """The summary attributes and the first ``limit`` of the ranking; ``None`` if empty.
+
+    :func:`otel_rerank._ranking.rank_floats`'s values, written straight into the dict (no
+    summary object between them: this runs after every reranker call); the ranking is the
+    order its tau was counted on (one sort for both).
+    """
     values = scores if _all_floats(scores) else list(map(float, scores))
     if not values:
         return None
-    attributes = summary_attributes(values)
-    if all(map(gt, values, values[1:])):
-        order: Sequence[int] = range(len(values))[:limit]  # already best first
-    else:
-        # Sorted on the negated scores, ascending: stable, so ties keep the order given,
-        # and the same comparisons as ``_ranking.reranked_order`` (NaNs included) in C.
-        negated = list(map(neg, values))
-        order = sorted(range(len(values)), key=negated.__getitem__)[:limit]
+    top, top1_changed, tau, order = rank_floats(values)
+    attributes: dict[str, AttributeValue] = {
+        semconv.RAG_RERANK_TOP_SCORE: top,
+        semconv.RAG_RERANK_TOP1_CHANGED: top1_changed,
+    }
+    if tau is not None:
+        attributes[semconv.RAG_RERANK_KENDALL_TAU] = tau
+    order = order[:limit]
     return attributes, list(zip(order, map(values.__getitem__, order), strict=True))
 
 

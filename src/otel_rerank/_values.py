@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeGuard
+from typing import Any, Final, TypeGuard
 
 _HF_CACHE_DIR = re.compile(r"models--([^/\\]+)--([^/\\]+)")
 _GENERIC_DIR_NAMES = frozenset({"model", "models", "weights", "checkpoint", "snapshot", "onnx"})
@@ -88,7 +88,13 @@ def float_list(values: Any) -> list[float] | None:
     (n, 1), and lists of 0-d tensors. Generators and other one-shot iterables are refused
     so that the user's object is never consumed.
     """
-    if type(values) is list and set(map(type, values)) <= _NUMBERS:
+    kind: str | None
+    if type(values) in _ARRAY_TYPES:  # the usual result: checked once per type and dtype
+        dtype = values.dtype
+        kind = _kinds.get(dtype)
+        if kind == "f" and values.ndim == 1:
+            return values.tolist()  # type: ignore[no-any-return]
+    elif type(values) is list and set(map(type, values)) <= _NUMBERS:
         return list(map(float, values))  # plain Python numbers: checked in bulk
     tolist = getattr(values, "tolist", None)
     if callable(tolist) and hasattr(values, "shape"):
@@ -97,7 +103,12 @@ def float_list(values: Any) -> list[float] | None:
             values = values.reshape(-1)
         elif len(shape) != 1:
             return None
-        kind = _real_kind(getattr(values, "dtype", None))
+        dtype = getattr(values, "dtype", None)
+        kind = _real_kind(dtype)
+        if (type(values).__module__, type(values).__name__) in _ARRAY_TYPE_NAMES:
+            _ARRAY_TYPES.add(type(values))  # a set: one entry per type, added again alike
+            if len(_kinds) < 64:  # bounded: dtypes, not calls
+                _kinds[dtype] = kind
         values = values.tolist()
         if kind is not None and type(values) is list:
             # A real-valued array's tolist() is Python ints/floats: no per-element check; a
@@ -115,6 +126,12 @@ def float_list(values: Any) -> list[float] | None:
 
 
 _NUMBERS = frozenset({float, int})
+#: numpy's array and torch's tensor (exactly: a subclass may read differently), whose 1-D
+#: float ``tolist()`` is the list of scores; recorded when first seen (never imported here)
+_ARRAY_TYPE_NAMES: Final = frozenset({("numpy", "ndarray"), ("torch", "Tensor")})
+_ARRAY_TYPES: set[type] = set()
+#: those types' dtypes seen so far, with what ``_real_kind`` says of each
+_kinds: dict[Any, str | None] = {}
 
 
 def _real_kind(dtype: Any) -> str | None:

@@ -4,11 +4,12 @@ A library's wrapped method is declared, not written: a :class:`Method` names the
 provider and lists pure functions (the span's start identity, request and response
 attributes, content writers, rerank recorders), and its :meth:`Method.wrapper` /
 :meth:`Method.async_wrapper` are the wrappers every library shares. Per call they do,
-in this order: nothing at all when nothing records (no SDK, then suppressed: a few attribute
-reads and one context read, no argument or instance read); nothing but the call itself when
-a span of the same group is already open (one span for nested calls); bind the arguments
-once; start the span with its identity (name and start attributes worked out once per
-``Start``, see :meth:`Method._opening`) in the context read for the check; read the request
+in this order: nothing but the call itself when a span of the same group is already open
+(one span for nested calls: a context variable read, for a method in a group); nothing at
+all when nothing records (no SDK, then suppressed: a few attribute reads and one context
+read, no argument or instance read); bind the arguments once; start the span with its
+identity (name and start attributes worked out once per ``Start``, see
+:meth:`Method._opening`) in the context read for the check; read the request
 (only when the span records); call; write the request and response attributes in one write
 when the span ends (with the error, if the call raised; a leaf call's span, one that runs
 nothing that could start a span, is made then, see :class:`Start`); hand content to the
@@ -164,18 +165,19 @@ class Method:
         kwargs: dict[str, Any],
     ) -> Any:
         """The sync wrapper."""
-        # First, and nothing of the call is read: no SDK (the cheaper check), suppressed.
+        # A call nested in an open span of its group first: that span's check stands
+        # (``rank``'s ``predict``), and only a method in a group pays the context read.
+        nested = self._nested
+        if nested is not None:
+            outer = nested.get()
+            if outer is not None:
+                result = wrapped(*args, **kwargs)
+                outer.append(result)
+                return result
         recording = _span.records()
         if recording is None:
             return wrapped(*args, **kwargs)
         telemetry, parent = recording
-        nested = self._nested
-        if nested is not None:
-            outer = nested.get()
-            if outer is not None:  # an open span of this group covers this call
-                result = wrapped(*args, **kwargs)
-                outer.append(result)
-                return result
         call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
@@ -199,10 +201,8 @@ class Method:
     ) -> Any:
         """The async twin of :meth:`wrapper`: a coroutine function, so the span covers the
         awaited work (a sync wrapper would time the creation of a coroutine object)."""
-        recording = _span.records()
-        if recording is None:
-            return await wrapped(*args, **kwargs)
-        telemetry, parent = recording
+        # A call nested in an open span of its group first: that span's check stands
+        # (``rank``'s ``predict``), and only a method in a group pays the context read.
         nested = self._nested
         if nested is not None:
             outer = nested.get()
@@ -210,6 +210,10 @@ class Method:
                 result = await wrapped(*args, **kwargs)
                 outer.append(result)
                 return result
+        recording = _span.records()
+        if recording is None:
+            return await wrapped(*args, **kwargs)
+        telemetry, parent = recording
         call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)

@@ -293,6 +293,8 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def _int_or_none(value: Any) -> int | None:
+    if value is None or type(value) is int:  # the usual arguments (top_k, batch_size), first
+        return value
     if is_int(value):
         return value
     if isinstance(value, bool) or value is None:
