@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import library_overhead as lo  # benchmarks/ is on sys.path as a script
 
@@ -152,7 +152,7 @@ def measure(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = _Parser(description=__doc__.split("\n\n")[0])
+    parser = lo._Parser(prog="opcode_counts.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=_rows, default=list(DEFAULT_ROWS))
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--peer", choices=sorted(lo.PEERS))
@@ -186,11 +186,6 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a count of functions, got {text!r}")
     return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2
-        self.exit(2, f"opcode_counts.py: error: {message}\n")
 
 
 def _rows(text: str) -> list[str]:

@@ -17,14 +17,14 @@ the cost after a model's forward pass (cold caches) see ``no_sdk_split.py``. Run
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import wrapt
+from library_overhead import _Parser, _positive  # benchmarks/ is on sys.path as a script
 
 from otel_rerank import _span
 from otel_rerank.instrumentation._base import Method, Start, _plain_replacement
@@ -102,21 +102,6 @@ def _iqr(values: Sequence[float]) -> float:
         return 0.0
     q = statistics.quantiles(values, n=4, method="inclusive")
     return q[2] - q[0]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> None:
