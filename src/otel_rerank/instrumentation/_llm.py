@@ -524,7 +524,7 @@ class Chat(Operation, ABC):
 
     The subclass implements the pure extraction methods (``request`` ... ``stream_state``):
     each reads the call's arguments or its result and never touches a span. ``create`` and
-    ``acreate`` are the sync and async wrapt wrappers of a ``create``-style method: one span
+    ``acreate`` are the sync and async wrappers of a ``create``-style method: one span
     per call; with ``stream=True`` the SDK's stream comes back inside a stream proxy that
     ends the span. What happens once the response is received is :meth:`received` /
     :meth:`areceived`, which a subclass may extend (the raw-response path does).

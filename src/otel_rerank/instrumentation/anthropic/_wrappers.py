@@ -1,4 +1,4 @@
-"""wrapt wrappers for anthropic's ``messages.create`` and ``messages.stream``, sync and async.
+"""Wrappers for anthropic's ``messages.create`` and ``messages.stream``, sync and async.
 
 One span per user call. ``messages.create`` goes through the wrappers the LLM clients
 share (``otel_rerank.instrumentation._llm.Chat``; the subclass here only names the

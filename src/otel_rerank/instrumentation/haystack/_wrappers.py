@@ -1,4 +1,4 @@
-"""wrapt wrappers for Haystack: request scopes, in-memory retrieval spans, rankers' top_k."""
+"""Wrappers for Haystack: request scopes, in-memory retrieval spans, rankers' top_k."""
 
 from __future__ import annotations
 

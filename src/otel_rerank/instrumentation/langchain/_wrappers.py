@@ -1,4 +1,4 @@
-"""wrapt wrappers for LangChain: request scopes at the entry points, the reranker's top_n."""
+"""Wrappers for LangChain: request scopes at the entry points, the reranker's top_n."""
 
 from __future__ import annotations
 

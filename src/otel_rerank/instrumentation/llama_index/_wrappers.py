@@ -1,4 +1,4 @@
-"""wrapt wrappers for LlamaIndex: request scopes (streams too), SimpleVectorStore retrieval."""
+"""Wrappers for LlamaIndex: request scopes (streams too), SimpleVectorStore retrieval."""
 
 from __future__ import annotations
 

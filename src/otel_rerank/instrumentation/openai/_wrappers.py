@@ -1,4 +1,4 @@
-"""wrapt wrappers for openai's chat completions and embeddings, sync and async.
+"""Wrappers for openai's chat completions and embeddings, sync and async.
 
 One span per user call. Chat completions go through the wrappers the LLM clients share
 (``otel_rerank.instrumentation._llm.Chat``; the subclass here only names the extractors
