@@ -50,6 +50,11 @@ QUEUE = 100
 BATCH = 50
 #: Exit may take this long after the program's last statement (the spec says "~5 s").
 EXIT_BOUND_S = 5.0
+#: On top of the bound and the control's teardown: a child that waited out the deadline
+#: still tears down more (threads, 3,000 spans) than the control, six of them at once on a
+#: 2-core machine (seen: 5.2-5.4 s against a control of 0.29 s). An unbounded exit waits out
+#: each batch's 10 s export timeout, so this slack still tells the two apart.
+TEARDOWN_SLACK_S = 1.0
 INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 PROCESSED = "otel.sdk.processor.span.processed"
 QUEUE_SIZE = "otel.sdk.processor.span.queue.size"
@@ -243,7 +248,8 @@ def test_process_exit_is_bounded_with_a_failing_collector(shadow: str) -> None:
     print(f"exit delays (shadow={shadow}): control {control} s, {delays}")
     assert delivered == 1500
     assert control < EXIT_BOUND_S, control
-    assert all(delay < EXIT_BOUND_S + control for delay in delays.values()), (control, delays)
+    allowed = EXIT_BOUND_S + control + TEARDOWN_SLACK_S
+    assert all(delay < allowed for delay in delays.values()), (control, delays)
 
 
 _DROP_COUNTING_CHILD = textwrap.dedent(
