@@ -33,14 +33,7 @@ def summary_attributes(values: list[float]) -> dict[str, AttributeValue]:
     """
     if not values:
         return {}
-    top, top1_changed, tau = summary_of_floats(values)
-    attributes: dict[str, AttributeValue] = {
-        semconv.RAG_RERANK_TOP_SCORE: top,
-        semconv.RAG_RERANK_TOP1_CHANGED: top1_changed,
-    }
-    if tau is not None:
-        attributes[semconv.RAG_RERANK_KENDALL_TAU] = tau
-    return attributes
+    return _summary_pairs(*summary_of_floats(values))
 
 
 def summary(
@@ -56,14 +49,20 @@ def summary(
     if not values:
         return None
     top, top1_changed, tau, order = rank_floats(values)
+    order = order[:limit]
+    ranking = list(zip(order, map(values.__getitem__, order), strict=True))
+    return _summary_pairs(top, top1_changed, tau), ranking
+
+
+def _summary_pairs(top: float, top1_changed: bool, tau: float | None) -> dict[str, AttributeValue]:
+    """The summary attributes of its three values (no tau attribute when it is undefined)."""
     attributes: dict[str, AttributeValue] = {
         semconv.RAG_RERANK_TOP_SCORE: top,
         semconv.RAG_RERANK_TOP1_CHANGED: top1_changed,
     }
     if tau is not None:
         attributes[semconv.RAG_RERANK_KENDALL_TAU] = tau
-    order = order[:limit]
-    return attributes, list(zip(order, map(values.__getitem__, order), strict=True))
+    return attributes
 
 
 _FLOATS: Final = frozenset({float})
