@@ -6,13 +6,23 @@ skips and names it. Every server runs a config from collector/ *as shipped*: the
 spell each listen address and peer as ``${env:VAR:-default}``, and these helpers only set
 those variables to free loopback ports. Each process logs to a file in the test's temporary
 folder, which assertion messages quote, and is stopped when its context ends.
+
+A port from :func:`free_port` is only free until someone binds it, and the Go binaries
+cannot be handed an open socket: another process (or an outgoing connection of another
+server, whose ephemeral port the OS draws from the same range) can take it first. So
+:func:`running` starts the servers one at a time and waits for each to be up; one that
+fails with ``address already in use`` gets fresh ports and is started again (a bounded
+number of tries), and every server of the stack whose environment, arguments or rendered
+config named an old address is pointed at the new one (and restarted if it was running).
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +41,15 @@ from tests._collectors import free_port
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR = ROOT / "collector"
 BIN_DIR = Path(os.environ.get("OTEL_RERANK_BACKEND_BIN") or ROOT / ".backend" / "bin")
+LOOPBACK = "127.0.0.1"
+# A loopback address as the tests write it into environments, arguments and configs
+# ("127.0.0.1:PORT", also inside URLs); the port is group 1.
+LOOPBACK_ADDRESS = re.compile(r"(?<![\w.])127\.0\.0\.1:(\d+)(?!\d)")
+BIND_FAILED = "address already in use"
+# The Collector and Jaeger log this once every component has started, so after every bind.
+READY_LINE = "Everything is ready"
+START_TRIES = 3
+START_TIMEOUT_S = 60.0
 
 
 def binary(name: str) -> str:
@@ -71,17 +90,42 @@ def wait_for(
     pytest.fail(f"{what}: not after {timeout:.0f} s (last: {last!r})\n{tails}")
 
 
-class Server:
-    """One back-end process: a binary, its config, its environment and its log."""
+def logged_ready(server: Server) -> bool:
+    """Readiness of a Collector or Jaeger: it logged that every component has started."""
+    return READY_LINE in server.output()
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log: Path) -> None:
+
+class Server:
+    """One back-end process: a binary, its config, its environment and its log.
+
+    ``listen`` are the loopback ports it binds (moved by :func:`launch` when one is taken),
+    ``files`` the configs rendered for this test that may name other servers' addresses,
+    and ``ready(server)`` tells when it has started (by default: :func:`logged_ready`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        log: Path,
+        listen: Sequence[int] = (),
+        files: Sequence[Path] = (),
+        ready: Callable[[Server], bool] = logged_ready,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.env = {"PATH": "/usr/bin:/bin", "HOME": str(log.parent), **env}
         self.log = log
+        self.listen = list(listen)
+        self.files = list(files)
+        self.ready = ready
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     def start(self) -> Server:
+        """Start the process on its current ports (no retry: see :func:`launch`)."""
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env
@@ -111,14 +155,63 @@ class Server:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def output(self) -> str:
+        """What the process has logged since it was last started."""
+        with self.log.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
+
+    def move(self) -> dict[int, int]:
+        """Fresh ports for every port it binds, everywhere it names them; ``{old: new}``."""
+        moved = {port: free_port() for port in self.listen}
+        self.listen = list(moved.values())
+        # A bare port is its own (the telemetry readers take host and port apart).
+        self.env = {
+            key: str(moved[int(value)]) if value.isdigit() and int(value) in moved else value
+            for key, value in self.env.items()
+        }
+        self.retarget(moved)
+        return moved
+
+    def retarget(self, moved: Mapping[int, int]) -> bool:
+        """Point every loopback address on a moved port at its new port, in the environment,
+        the arguments and the rendered configs; whether anything changed."""
+
+        def sub(text: str) -> str:
+            def port(match: re.Match[str]) -> str:
+                old = int(match.group(1))
+                return f"{LOOPBACK}:{moved.get(old, old)}"
+
+            return LOOPBACK_ADDRESS.sub(port, text)
+
+        env = {key: sub(value) for key, value in self.env.items()}
+        argv = [sub(arg) for arg in self.argv]
+        changed = env != self.env or argv != self.argv
+        self.env, self.argv = env, argv
+        for path in self.files:
+            text = path.read_text(encoding="utf-8")
+            if sub(text) != text:
+                path.write_text(sub(text), encoding="utf-8")
+                changed = True
+        return changed
+
 
 def ports(*names: str) -> dict[str, str]:
     """``{VAR: "127.0.0.1:PORT"}`` for each listen-address variable."""
-    return {name: f"127.0.0.1:{free_port()}" for name in names}
+    return {name: f"{LOOPBACK}:{free_port()}" for name in names}
+
+
+def listen_ports(env: Mapping[str, str]) -> list[int]:
+    """The ports of the loopback addresses in ``env``'s values."""
+    return [int(m.group(1)) for value in env.values() for m in LOOPBACK_ADDRESS.finditer(value)]
 
 
 def collector(config: str | Path, tmp: Path, name: str = "otelcol", **env: str) -> Server:
-    """Our Collector distribution with a shipped config, every port moved to loopback."""
+    """Our Collector distribution with a config, every port moved to loopback.
+
+    ``config`` is the name of a shipped config in collector/, or the path of one rendered
+    for the test (which :func:`launch` rewrites if a peer it names moves).
+    """
     path = config if isinstance(config, Path) else COLLECTOR / config
     listen = ports(
         "OTELCOL_OTLP_GRPC_ENDPOINT",
@@ -126,9 +219,12 @@ def collector(config: str | Path, tmp: Path, name: str = "otelcol", **env: str) 
         "OTELCOL_PROMETHEUS_ENDPOINT",
         "OTELCOL_HEALTH_CHECK_ENDPOINT",
     )
-    listen |= {"OTELCOL_TELEMETRY_HOST": "127.0.0.1", "OTELCOL_TELEMETRY_PORT": str(free_port())}
+    telemetry = free_port()
+    bound = [*listen_ports(listen), telemetry]
+    listen |= {"OTELCOL_TELEMETRY_HOST": LOOPBACK, "OTELCOL_TELEMETRY_PORT": str(telemetry)}
     argv = [binary("otelcol-rerank"), f"--config={path}"]
-    return Server(name, argv, listen | env, tmp / f"{name}.log")
+    files = [path] if isinstance(config, Path) else []
+    return Server(name, argv, listen | env, tmp / f"{name}.log", bound, files)
 
 
 def wait_healthy(server: Server, timeout: float = 60) -> None:
@@ -149,11 +245,38 @@ def jaeger(tmp: Path, prometheus_url: str | None = None, name: str = "jaeger") -
         "JAEGER_QUERY_HTTP_ENDPOINT",
         "JAEGER_QUERY_GRPC_ENDPOINT",
     )
-    listen |= {"JAEGER_TELEMETRY_HOST": "127.0.0.1", "JAEGER_TELEMETRY_PORT": str(free_port())}
+    telemetry = free_port()
+    bound = [*listen_ports(listen), telemetry]
+    listen |= {"JAEGER_TELEMETRY_HOST": LOOPBACK, "JAEGER_TELEMETRY_PORT": str(telemetry)}
     # No Prometheus in a test that does not need the Monitor tab: a port nobody listens on.
-    listen["JAEGER_PROMETHEUS_URL"] = prometheus_url or f"http://127.0.0.1:{free_port()}"
+    listen["JAEGER_PROMETHEUS_URL"] = prometheus_url or f"http://{LOOPBACK}:{free_port()}"
     argv = [binary("jaeger"), "--config", str(COLLECTOR / "jaeger-config.yaml")]
-    return Server(name, argv, listen, tmp / f"{name}.log")
+    return Server(name, argv, listen, tmp / f"{name}.log", bound)
+
+
+def prometheus(tmp: Path, config: Path, name: str = "prometheus") -> Server:
+    """Prometheus 3 with a config rendered for the test (which may be written after this
+    call, before the server starts), listening on a loopback port, logging warnings only."""
+    port = free_port()
+    argv = [
+        binary("prometheus"),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+        f"--web.listen-address={LOOPBACK}:{port}",
+        "--log.level=warn",
+    ]
+
+    def ready(server: Server) -> bool:
+        # It binds its one port before it opens its storage; /-/ready answers 503 until then.
+        return bool(get_text(f"{prometheus_url(server)}/-/ready", timeout=1))
+
+    return Server(name, argv, {}, tmp / f"{name}.log", [port], [config], ready)
+
+
+def prometheus_url(server: Server) -> str:
+    """The base URL of a :func:`prometheus` server (follows it when its port moves)."""
+    (address,) = [a.split("=", 1)[1] for a in server.argv if a.startswith("--web.listen-address=")]
+    return f"http://{address}"
 
 
 def jaeger_api(server: Server) -> str:
@@ -209,12 +332,66 @@ def otlp_endpoints(server: Server) -> dict[str, str]:
     }
 
 
+def _settle(server: Server, timeout: float) -> str | None:
+    """Wait until a just-started server is ready (``None``) or has failed: then stop it and
+    return what it logged since it started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.running() or BIND_FAILED in server.output():
+            server.stop()
+            return server.output()
+        # Not answering yet, or (before it bound) someone else answering on its port.
+        with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+            if server.ready(server):
+                return None
+        time.sleep(0.1)
+    server.stop()
+    pytest.fail(f"{server.name} not ready after {timeout:.0f} s:\n{server.output()[-3000:]}")
+
+
+def launch(
+    server: Server,
+    stack: Sequence[Server],
+    tries: int = START_TRIES,
+    timeout: float = START_TIMEOUT_S,
+) -> None:
+    """Start ``server`` and wait until it is ready, moving it to fresh ports when one it was
+    given is taken (``tries`` starts at most). Every other server of ``stack`` that names a
+    moved address is pointed at the new one, and restarted the same way if it is running.
+    """
+    failed = ""
+    for attempt in range(1, tries + 1):
+        server.start()
+        output = _settle(server, timeout)
+        if output is None:
+            return
+        failed = output
+        if BIND_FAILED not in failed:
+            assert server.proc is not None
+            pytest.fail(
+                f"{server.name} exited during start-up (status {server.proc.returncode}):\n"
+                f"{failed[-3000:]}"
+            )
+        if attempt == tries:
+            break
+        moved = server.move()
+        for peer in stack:
+            if peer is not server and peer.retarget(moved) and peer.running():
+                peer.stop()
+                launch(peer, stack, tries, timeout)
+    pytest.fail(
+        f"{server.name}: a port it was given was taken ({BIND_FAILED}) on each of its "
+        f"{tries} starts (new ports each time); its log of the last start:\n{failed[-3000:]}"
+    )
+
+
 @contextlib.contextmanager
 def running(*servers: Server) -> Iterator[None]:
-    """Start the servers in order; stop them in reverse order, whatever happens."""
+    """Start the servers in order, each ready (see :func:`launch`) before the next starts;
+    stop them in reverse order, whatever happens."""
     try:
         for server in servers:
-            server.start()
+            launch(server, servers)
         yield
     finally:
         for server in reversed(servers):

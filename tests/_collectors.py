@@ -24,11 +24,28 @@ FAILURE_MODES = ("closed", "blackhole", "unavailable")
 PROTOCOLS = ("http/protobuf", "grpc")
 
 
+# Every port free_port() has handed out in this process: the OS may offer a port again once
+# its probe socket is closed, and two servers of one test given the same port would collide.
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A loopback port that was free a moment ago and that nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that was free a moment ago, that nothing listens on, and that no
+    earlier call in this process returned.
+
+    The port is only free until someone binds it: a server given it can still lose it to
+    another process (see ``tests._backend.launch``, which retries on fresh ports).
+    """
+    with _handed_out_lock:
+        for _ in range(1000):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise RuntimeError(f"no fresh loopback port: {len(_handed_out)} handed out already")
 
 
 @contextlib.contextmanager

@@ -31,7 +31,6 @@ import yaml
 
 from otel_rerank import semconv
 from tests import _backend as backend
-from tests._collectors import free_port
 from tests.test_collector_configs import render_rules
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
@@ -77,52 +76,37 @@ class Stack:
         ]
 
 
-def prometheus_config(tmp: Path, scrape: str, self_port: int) -> Path:
+def prometheus_config(path: Path, scrape: str, itself: str) -> None:
     """collector/prometheus.yml with 1 s intervals, loopback targets and no Alertmanager."""
     config = yaml.safe_load((backend.COLLECTOR / "prometheus.yml").read_text(encoding="utf-8"))
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     del config["alerting"]  # the alert state is read from Prometheus itself
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     jobs["otel-collector"]["static_configs"] = [{"targets": [scrape]}]
-    jobs["prometheus"]["static_configs"] = [{"targets": [f"127.0.0.1:{self_port}"]}]
+    jobs["prometheus"]["static_configs"] = [{"targets": [itself]}]
     params = render_rules.RuleParams(budget_s=BUDGET_S, rate_window="15s", alert_for="2s")
-    (tmp / "alerts.yml").write_text(render_rules.render_alerts(params), encoding="utf-8")
-    path = tmp / "prometheus.yml"
+    (path.parent / "alerts.yml").write_text(render_rules.render_alerts(params), encoding="utf-8")
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("backend-stack")
-    prom_port = free_port()
-    prom_url = f"http://127.0.0.1:{prom_port}"
-    jaeger = backend.jaeger(tmp, prometheus_url=prom_url)
+    prometheus = backend.prometheus(tmp, tmp / "prometheus.yml")
+    jaeger = backend.jaeger(tmp, prometheus_url=backend.prometheus_url(prometheus))
     otelcol = backend.collector("otelcol-config.yaml", tmp, OTELCOL_SPANMETRICS_FLUSH_INTERVAL="1s")
     otelcol.env["OTELCOL_JAEGER_ENDPOINT"] = jaeger.env["JAEGER_OTLP_GRPC_ENDPOINT"]
-    prom_config = prometheus_config(tmp, otelcol.env["OTELCOL_PROMETHEUS_ENDPOINT"], prom_port)
-    prometheus = backend.Server(
-        "prometheus",
-        [
-            backend.binary("prometheus"),
-            f"--config.file={prom_config}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--log.level=warn",
-        ],
-        {},
-        tmp / "prometheus.log",
+    prometheus_config(
+        tmp / "prometheus.yml",
+        otelcol.env["OTELCOL_PROMETHEUS_ENDPOINT"],
+        backend.prometheus_url(prometheus).removeprefix("http://"),
     )
+    # Each starts ready (Prometheus answering /-/ready), on fresh ports if one was taken;
+    # the URLs are read from the servers after that.
     with backend.running(jaeger, prometheus, otelcol):
         backend.wait_jaeger(jaeger)
         backend.wait_healthy(otelcol)
-        backend.wait_for(
-            "Prometheus ready",
-            lambda: backend.get_text(f"{prom_url}/-/ready"),
-            60,
-            [prometheus.log],
-        )
-        stack = Stack(tmp, otelcol, jaeger, prom_url)
+        stack = Stack(tmp, otelcol, jaeger, backend.prometheus_url(prometheus))
         endpoints = backend.otlp_endpoints(otelcol)
         long_run = ["--duration", str(FIRE_DEADLINE_S + 60)]
         slow = ["--rate", "3", "--rerank-ms", str(SLOW_MS[0]), "--rerank-ms-max", str(SLOW_MS[1])]
