@@ -119,3 +119,10 @@ bench-libraries: $(STAMP)
 .PHONY: bench-opcodes
 bench-opcodes: $(STAMP)
 	$(PY) benchmarks/opcode_counts.py
+
+# What the required duration histogram costs in place on chroma and qdrant (ours and the
+# floor with and without it, inner-timed); the peers' side: run the script with a peer's
+# .venv-bench-<name>/bin/python and --peer <name> (see its docstring).
+.PHONY: bench-histogram
+bench-histogram: $(STAMP)
+	$(PY) benchmarks/histogram_cost.py

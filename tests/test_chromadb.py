@@ -94,6 +94,45 @@ def test_a_renamed_collection_is_recorded_under_its_new_name(
         collection.modify(name=old_name)  # the fixture deletes it by this name
 
 
+class _Local:
+    """An in-process collection's shape (weakly referenceable, as chroma's are)."""
+
+    name: object
+    database = "default_database"
+
+
+class _Unreadable:
+    """A collection whose name cannot be read."""
+
+    database = "default_database"
+
+    @property
+    def name(self) -> str:
+        raise RuntimeError("no model")
+
+
+def test_start_follows_the_name_it_reads() -> None:
+    """The last name's starts are reused by identity; any other name is looked up."""
+    local = _Local()
+    local.name = "wiki"
+    embeddings = {"query_embeddings": [[1.0, 0.0]]}
+    first = _attributes.start(local, embeddings)
+    assert first.detail == "wiki" and first.leaf is True
+    assert _attributes.start(local, embeddings) is first
+    local.name = "docs"  # what ``modify(name=...)`` does to the collection's model
+    assert _attributes.start(local, embeddings).detail == "docs"
+    local.name = "".join(["wi", "ki"])  # equal to the first name, another object
+    assert _attributes.start(local, embeddings) is first
+    current = _attributes.start(local, {"query_texts": ["lift"]})
+    assert current.detail == "wiki" and current.leaf is False
+    local.name = 42  # not a name: no identity, as for an unreadable one
+    assert _attributes.start(local, embeddings).detail is None
+    unreadable = _attributes.start(_Unreadable(), embeddings)
+    assert unreadable.detail is None and unreadable.leaf is True
+    assert unreadable.attributes is not None
+    assert unreadable.attributes[semconv.DB_NAMESPACE] == "default_database"
+
+
 def test_fewer_hits_than_asked(otel: Otel, collection: Any) -> None:
     otel.exporter.clear()
     collection.query(query_embeddings=np.array([0.0, 0.0, 1.0]), n_results=10)

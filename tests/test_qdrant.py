@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -287,11 +288,53 @@ def test_uninstrument_restores_the_originals(otel: Otel) -> None:
                 "rag.retrieval.score_kind": "distance",
             },
         ),
+        (
+            rest.QueryResponse(  # Euclid, told by the first two scores
+                points=[
+                    rest.ScoredPoint(id=1, version=0, score=0.2),
+                    rest.ScoredPoint(id=2, version=0, score=0.7),
+                ]
+            ),
+            {
+                "rag.retrieval.returned_count": 2,
+                "rag.retrieval.top_score": 0.2,
+                "rag.retrieval.score_kind": "distance",
+            },
+        ),
+        (
+            [SimpleNamespace(score=3), SimpleNamespace(score=1)],  # ints: the general path
+            {
+                "rag.retrieval.returned_count": 2,
+                "rag.retrieval.top_score": 3.0,
+                "rag.retrieval.score_kind": "similarity",
+            },
+        ),
+        (
+            [SimpleNamespace(score=0.9), SimpleNamespace(score=None), SimpleNamespace(score=0.3)],
+            {
+                "rag.retrieval.returned_count": 3,
+                "rag.retrieval.top_score": 0.9,
+                "rag.retrieval.score_kind": "similarity",  # the point without a score skipped
+            },
+        ),
         (None, {}),
     ],
 )
 def test_query_response_table(result: Any, expected: dict[str, Any]) -> None:
     assert {k: v for k, v in _attributes.query_response(result) if v is not None} == expected
+
+
+class _Local:
+    """A client in local mode's shape: no remote ``_client`` (weakly referenceable)."""
+
+
+def test_start_reads_the_collection_argument() -> None:
+    local = _Local()
+    start = _attributes.start(local, {"collection_name": "wiki"})
+    assert start.detail == "wiki" and start.leaf is True
+    assert _attributes.start(local, {"collection_name": "wiki"}) is start
+    for unnamed in ({"collection_name": ""}, {"collection_name": 7}, {}):
+        assert _attributes.start(local, unnamed).detail is None
 
 
 def test_hits_read_every_result_shape() -> None:

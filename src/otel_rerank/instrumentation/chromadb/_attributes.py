@@ -29,15 +29,11 @@ PROVIDER = "chroma"
 DB_SYSTEM = "chroma"
 
 _QUERY_INPUTS = ("query_embeddings", "query_texts", "query_images", "query_uris")
-
-
-def data_source(collection: Any) -> str | None:
-    """The collection's name (``gen_ai.data_source.id``)."""
-    try:
-        name = collection.name
-    except Exception:  # a collection model in an unexpected shape must not break the call
-        return None
-    return name if isinstance(name, str) and name else None
+# The keys every call writes, bound once (a module global, not ``semconv.`` per use).
+_TOP_K = semconv.GEN_AI_RETRIEVAL_TOP_K
+_QUERY_COUNT = semconv.RAG_RETRIEVAL_QUERY_COUNT
+_RETURNED_COUNT = semconv.RAG_RETRIEVAL_RETURNED_COUNT
+_TOP_SCORE = semconv.RAG_RETRIEVAL_TOP_SCORE
 
 
 def collection_attributes(collection: Any) -> dict[str, Any]:
@@ -54,9 +50,14 @@ def collection_attributes(collection: Any) -> dict[str, Any]:
 
 class _CollectionStarts:
     """A collection's database and server (they do not change: read once) and its starts
-    under each name (``modify(name=...)`` renames a collection): current and leaf."""
+    under each name (``modify(name=...)`` renames a collection): current and leaf.
 
-    __slots__ = ("by_name", "facts", "local")
+    ``last`` is the last name read and its starts, in one tuple (threads replace it
+    whole): chroma returns the same ``str`` object from ``collection.name`` until the
+    collection is renamed, so a call compares identities and skips the lookup by name.
+    """
+
+    __slots__ = ("by_name", "facts", "last", "local")
 
     def __init__(self, collection: Any) -> None:
         self.facts: dict[str, Any] | None = guard("chromadb collection")(collection_attributes)(
@@ -66,8 +67,23 @@ class _CollectionStarts:
         #: collection that could not be read counts as remote: its span stays current)
         self.local = self.facts is not None and semconv.SERVER_ADDRESS not in self.facts
         self.by_name: dict[str | None, tuple[Start, Start]] = {}
+        self.last: tuple[object, tuple[Start, Start]] = (_NOT_READ, _NO_STARTS)
+
+    def under(self, name: object) -> tuple[Start, Start]:
+        """The starts under ``name`` (what ``collection.name`` returned), remembered as the
+        last name read."""
+        key = name if isinstance(name, str) and name else None
+        found = self.by_name.get(key)
+        if found is None:
+            found = _starts(key, self.facts)
+            if len(self.by_name) < 16:  # bounded: renames are rare
+                self.by_name[key] = found
+        self.last = (name, found)
+        return found
 
 
+_NOT_READ = object()
+_NO_STARTS = (Start(), Start())
 _collections = InstanceCache(_CollectionStarts)
 # Where chroma keeps its own tracer: ``None`` unless chroma's OpenTelemetry is configured
 # (``chroma_otel_granularity``), and then its ``trace_method`` spans nest in the current one.
@@ -83,16 +99,19 @@ def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
     embeddings (the collection's embedding function, which may be instrumented, does not
     run), with chroma's own tracing off (read on every call: it can be turned on later).
     """
-    name = data_source(collection)
     known: _CollectionStarts = _collections(collection)
-    found = known.by_name.get(name)
-    if found is None:
-        found = _starts(name, known.facts)
-        if len(known.by_name) < 16:  # bounded: renames are rare
-            known.by_name[name] = found
-    if not known.local or arguments.get("query_embeddings") is None or chroma_traces():
-        return found[0]
-    return found[1]
+    try:
+        name = collection.name
+    except Exception:  # a collection model in an unexpected shape must not break the call
+        name = None
+    last = known.last
+    found = last[1] if last[0] is name else known.under(name)
+    if known.local and arguments.get("query_embeddings") is not None:
+        # ``chroma_traces()``, inline: on every call
+        chroma_otel = _chroma_otel[0] or _chroma_otel_module()
+        if chroma_otel is None or getattr(chroma_otel, "tracer", None) is None:
+            return found[1]
+    return found[0]
 
 
 def chroma_traces() -> bool:
@@ -159,33 +178,32 @@ def query_count(arguments: Mapping[str, Any]) -> int | None:
 def query_request(collection: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``n_results`` and the number of queries (pairs in a tuple: cheaper than a generator)."""
     n_results = arguments.get("n_results")
-    count = query_count(arguments)
+    embeddings = arguments.get("query_embeddings")
+    if type(embeddings) is list and embeddings and type(embeddings[0]) is list:
+        count: int | None = len(embeddings)  # the usual argument, without a call
+    else:
+        count = query_count(arguments)
     if type(n_results) is int or is_int(n_results):
-        return (
-            (semconv.GEN_AI_RETRIEVAL_TOP_K, n_results),
-            (semconv.RAG_RETRIEVAL_QUERY_COUNT, count),
-        )
-    return ((semconv.RAG_RETRIEVAL_QUERY_COUNT, count),)
+        return ((_TOP_K, n_results), (_QUERY_COUNT, count))
+    return ((_QUERY_COUNT, count),)
 
 
 def query_response(result: Any) -> Attributes:
     """Hits returned over every query; for a single query, its best (smallest) distance."""
-    if type(result) is dict:  # chroma's own result: one query's hits, checked without abc lookups
+    # Chroma's own result for one query first: a dict of one list per query, checked
+    # without abc lookups; anything else takes the general path.
+    if type(result) is dict:
         ids = result.get("ids")
-        distances = result.get("distances")
-        if (
-            type(ids) is list
-            and len(ids) == 1
-            and type(ids[0]) is list
-            and (
-                distances is None
-                or (type(distances) is list and len(distances) == 1 and type(distances[0]) is list)
-            )
-        ):
-            returned = (semconv.RAG_RETRIEVAL_RETURNED_COUNT, len(ids[0]))
-            if distances and distances[0]:
-                return (returned, (semconv.RAG_RETRIEVAL_TOP_SCORE, float(distances[0][0])))
-            return (returned,)
+        if type(ids) is list and len(ids) == 1 and type(ids[0]) is list:
+            distances = result.get("distances")
+            if distances is None:
+                return ((_RETURNED_COUNT, len(ids[0])),)
+            if type(distances) is list and len(distances) == 1:
+                best = distances[0]
+                if type(best) is list:
+                    if best:
+                        return ((_RETURNED_COUNT, len(ids[0])), (_TOP_SCORE, float(best[0])))
+                    return ((_RETURNED_COUNT, len(ids[0])),)
     return _query_response(result)
 
 

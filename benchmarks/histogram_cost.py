@@ -1,0 +1,195 @@
+"""What the duration histogram costs in place, per instrumented call, beside ours and a peer.
+
+``library_overhead.py`` compares ours with peers that record less than ours: on chroma
+``query`` and qdrant ``query_points`` the peers write no metric and fewer attributes. This
+script answers how much of ours is the ``gen_ai.client.operation.duration`` record the spec
+requires, and how the same recording costs when written by hand. In one process, the cases
+alternating block by block, inner-timed as ``library_overhead.py``'s second table (each
+call's CPU time outside the library's inner work; per block the 10th percentile, less
+bare's; the median over blocks):
+
+* ``ours``           ``otel_rerank.instrument(...)`` as shipped;
+* ``ours, no hist``  the same with the duration record switched off (an ablation, never
+  shipped: it only tells what the record costs where it runs, after the call);
+* ``floor``          ``library_overhead.py``'s hand-written span and histogram records with
+  ours' recording, and ``floor, no hist`` the same span without them;
+* ``--peer NAME``    the peer's own instrumentation (run with that peer's venv's Python,
+  which ``library_overhead.py --peers NAME`` makes: ``.venv-bench-<name>/bin/python``).
+
+Run::
+
+    .venv/bin/python benchmarks/histogram_cost.py --rows chroma,qdrant
+    .venv-bench-traceverde/bin/python benchmarks/histogram_cost.py --rows chroma --peer traceverde
+    .venv-bench-openllmetry/bin/python benchmarks/histogram_cost.py --rows qdrant --peer openllmetry
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import library_overhead as lo  # benchmarks/ is on sys.path as a script
+from _patches import Patches
+from _timing import InnerWork
+
+DEFAULT_ROWS = ("chroma", "qdrant")
+
+
+def measure(
+    row_keys: Sequence[str], blocks: int, calls: int, peer: str | None
+) -> dict[str, dict[str, tuple[list[float], str]]]:
+    """Per row, per case: the inner-timed overhead over bare of each block (µs), and what
+    one call recorded."""
+    import torch
+
+    import otel_rerank
+    from otel_rerank import _span
+
+    torch.set_num_threads(1)
+    rows = [lo.ROWS[key] for key in row_keys]
+    libraries = sorted({row.library for row in rows})
+    with tempfile.TemporaryDirectory(prefix="otel-rerank-hist-") as workdir:
+        fx = lo.Fixtures(Path(workdir))
+        bare = lo.Phase("bare", calls={row.key: row.make(fx) for row in rows})
+        for fn in bare.calls.values():
+            fn()  # imports everything the calls use before any snapshot of patches
+        inner = InnerWork()
+        for row in rows:
+            for owner, name in row.inner(fx) if row.inner is not None else ():
+                inner.install(owner, name)
+        sdk = lo._make_sdk()
+        if peer is not None:  # peers record to the global providers
+            from opentelemetry import metrics, trace
+
+            trace.set_tracer_provider(sdk.tracer_provider)
+            metrics.set_meter_provider(sdk.meter_provider)
+
+        def ours_on() -> None:
+            otel_rerank.instrument(
+                tracer_provider=sdk.tracer_provider,
+                meter_provider=sdk.meter_provider,
+                capture_content=False,
+                libraries=libraries,
+            )
+
+        patches = Patches(ours_on, lo.PATCHED_PACKAGES)
+        ours = lo.Phase("ours", patches.on, patches.off)
+        with lo._switched_on(ours):
+            ours.calls = {row.key: row.make(fx) for row in rows}
+            recordings = {row.key: lo._record_once(ours.calls[row.key], sdk) for row in rows}
+        duration = _span._metrics.duration
+
+        def no_record(*_: Any) -> None:
+            return None
+
+        def ablated_on() -> None:
+            patches.on()
+            _span._metrics.duration = no_record
+
+        def ablated_off() -> None:
+            _span._metrics.duration = duration
+            patches.off()
+
+        phases = [
+            bare,
+            ours,
+            lo.Phase("ours, no hist", ablated_on, ablated_off, dict(ours.calls)),
+            lo.Phase(
+                "floor",
+                calls={key: lo._floor(bare.calls[key], recordings[key], sdk) for key in bare.calls},
+            ),
+            lo.Phase(
+                "floor, no hist",
+                calls={
+                    key: lo._floor(bare.calls[key], replace(recordings[key], records=[]), sdk)
+                    for key in bare.calls
+                },
+            ),
+        ]
+        if peer is not None:
+            peer_patches = Patches(lambda: lo._instrument_peer(peer, rows), lo.PATCHED_PACKAGES)
+            peer_phase = lo.Phase(lo.PEERS[peer].label, peer_patches.on, peer_patches.off)
+            with lo._switched_on(peer_phase):  # some peers patch each client as it is built
+                peer_phase.calls = {row.key: row.make(fx) for row in rows}
+                for fn in peer_phase.calls.values():
+                    fn()
+            phases.append(peer_phase)
+        sdk.tracer_provider.force_flush()
+        sdk.exporter.reset()
+        results = lo._run_blocks(rows, phases, sdk, blocks, 0.0, calls, inner)
+        sdk.tracer_provider.shutdown()
+    found: dict[str, dict[str, tuple[list[float], str]]] = {}
+    for row in rows:
+        result = results[row.key]
+        net = result["net_p10_us"]
+        found[row.label] = {
+            name: (
+                [case - base for case, base in zip(samples, net["bare"], strict=True)],
+                f"{result['spans_per_call'][name]:g} span(s) of "
+                f"{'/'.join(map(str, result['attribute_counts'][name]))} attributes, "
+                f"{result['metric_points_per_call'][name]:g} histogram record(s)",
+            )
+            for name, samples in net.items()
+            if name != "bare"
+        }
+    return found
+
+
+def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, calls: int) -> str:
+    lines = [
+        f"Inner-timed overhead over bare per call (µs): per block the 10th percentile of "
+        f"{calls} calls, the median of {blocks} blocks (min..max over blocks).",
+    ]
+    for label, cases in found.items():
+        medians = {name: statistics.median(values) for name, (values, _) in cases.items()}
+        lines.append(f"\n{label}")
+        for name, (values, recorded) in cases.items():
+            lines.append(
+                f"  {name:16} {medians[name]:+8.1f}   ({min(values):+.1f}..{max(values):+.1f})"
+                f"   {recorded}"
+            )
+        lines.append(
+            f"  duration record in place: ours {medians['ours'] - medians['ours, no hist']:.1f}"
+            f", floor {medians['floor'] - medians['floor, no hist']:.1f}"
+        )
+        for name in cases.keys() - {"ours", "ours, no hist", "floor", "floor, no hist"}:
+            lines.append(
+                f"  ours - {name}: {medians['ours'] - medians[name]:+.1f}; without the record: "
+                f"{medians['ours, no hist'] - medians[name]:+.1f}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = lo._Parser(prog="histogram_cost.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rows",
+        type=lo._csv(list(lo.ROWS), "rows"),
+        default=list(DEFAULT_ROWS),
+        help="comma-separated rows of library_overhead.py (default chroma,qdrant)",
+    )
+    parser.add_argument("--peer", choices=sorted(lo.PEERS))
+    parser.add_argument("--blocks", type=lo._positive, default=9)
+    parser.add_argument(
+        "--calls", type=lo._positive, default=60, help="timed calls per case per block"
+    )
+    args = parser.parse_args(argv)
+    if args.peer is not None:
+        missing = [key for key in args.rows if key not in lo.PEERS[args.peer].rows]
+        if missing:
+            parser.error(f"{args.peer} does not instrument {', '.join(missing)}")
+        if importlib.util.find_spec(lo.PEERS[args.peer].modules[0].split(".")[0]) is None:
+            parser.error(
+                f"{args.peer} is not installed here: run it with .venv-bench-{args.peer}/bin/python"
+            )
+    print(report(measure(args.rows, args.blocks, args.calls, args.peer), args.blocks, args.calls))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""``benchmarks/histogram_cost.py``: the duration record's cost in place, by ablation.
+
+Its numbers are only worth reading if each case records what its name says: the ablated
+cases are ours and the floor less exactly their histogram records, nothing else.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ._benchmark_script import run_benchmark
+
+pytest.importorskip("faiss")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_benchmark("histogram_cost.py", *args)
+
+
+def test_each_case_records_what_its_name_says() -> None:
+    done = _run("--rows", "faiss", "--blocks", "1", "--calls", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = {
+        line[:18].strip(): line.split("   ")[-1].strip()
+        for line in done.stdout.splitlines()
+        if line.startswith("  ") and "span(s)" in line
+    }
+    with_record = "1 span(s) of 10 attributes, 1 histogram record(s)"
+    without = "1 span(s) of 10 attributes, 0 histogram record(s)"
+    assert recorded == {
+        "ours": with_record,
+        "ours, no hist": without,
+        "floor": with_record,
+        "floor, no hist": without,
+    }
+    assert "duration record in place: ours " in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rows", "faiss,nope"), "unknown rows nope"),
+        (("--blocks", "0"), "expected a positive integer"),
+        (("--peer", "openinference"), "openinference does not instrument chroma, qdrant"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    done = _run(*args)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr
