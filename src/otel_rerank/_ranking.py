@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 from math import isnan
@@ -68,8 +68,17 @@ def rank_floats(
 
     ``(top score, top-1 changed, tau-b, order, ordered)``: the fields of
     :class:`RerankSummary`, the indices by descending score with ties in the order given
-    (:func:`reranked_order`), whose inversions are the discordant pairs (see
-    :func:`_tau_b_of_order`), and the values in that order.
+    (:func:`reranked_order`), and the values in that order.
+
+    One function on purpose: it runs after every reranker call, right after the model has
+    swept the CPU caches, where each further function's code is another cold fetch (the
+    steps' own helpers cost more there than their work). Tau-b's counts, on the sort:
+
+    - discordant pairs (i < j with ``values[i] < values[j]``) are exactly the order's
+      inversions (j placed before i; a tie keeps i first). With bit k of a running mask set
+      once index k is placed, the mask just after placing an index, shifted right by it,
+      keeps that index and the earlier ones above it: one popcount each, all in C;
+    - tied pairs are neighbours in ``ordered`` (the usual list has none).
     """
     n = len(values)
     # A NaN makes the sum NaN (so does inf - inf: then each value is checked).
@@ -81,12 +90,15 @@ def rank_floats(
     # and its first index is the first among the best.
     order = sorted(range(n), key=values.__getitem__, reverse=True)
     ordered = list(map(values.__getitem__, order))
-    best = order[0]
+    tau: float | None = None
     if n > _BITMASK_UNTIL:  # the merge count (the sort is not reused)
         tau = tau_b_of_floats(values)
-    else:
-        tau = _tau_b_of_order(order, ordered) if n > 1 else None
-    return ordered[0], best != 0, tau, order, ordered
+    elif n > 1:
+        placed = accumulate(map(_BITS.__getitem__, order), or_)
+        discordant = sum(map(int.bit_count, map(rshift, placed, order))) - n
+        tied = _tied_in_sorted(ordered[::-1]) if any(map(eq, ordered, ordered[1:])) else 0
+        tau = _tau_b(n, tied, discordant)
+    return ordered[0], order[0] != 0, tau, order, ordered
 
 
 def descending_order(values: list[float]) -> list[int]:
@@ -126,17 +138,6 @@ def tau_b_of_floats(values: list[float]) -> float | None:
     return _tau_b(n, tied, discordant)
 
 
-def _tau_b_of_order(order: Sequence[int], ordered: list[float]) -> float | None:
-    """Tau-b of two or more values without a NaN, given their order by descending value
-    (ties in the order given) and the values in that order: a ranking's sort, reused.
-
-    A pair of candidates i < j is discordant when ``values[i] < values[j]``: exactly when j
-    comes before i in the order (a tie keeps i first), so the discordant pairs are the
-    order's inversions (:func:`_inversions`). The ties are neighbours in ``ordered``.
-    """
-    return _tau_b(len(order), _tied_in_descending(ordered), _inversions(order, _placed(order)))
-
-
 def summary_of_order(
     order: Sequence[int], ordered: Sequence[float]
 ) -> tuple[float, bool, float | None] | None:
@@ -152,38 +153,14 @@ def summary_of_order(
         return None
     if not all(map(gt, ordered, ordered[1:])):  # False on a tie or a NaN
         return None
-    try:
-        placed = list(_placed(order))
+    try:  # the running mask of rank_floats' count
+        placed = list(accumulate(map(_BITS.__getitem__, order), or_))
     except (IndexError, TypeError):  # a position past the bits, or not an integer
         return None
     if placed[-1] != (1 << n) - 1:  # n positions setting n bits: each of 0..n-1 once
         return None
-    tau = _tau_b(n, 0, _inversions(order, placed)) if n > 1 else None
-    return ordered[0], order[0] != 0, tau
-
-
-def _placed(order: Sequence[int]) -> Iterator[int]:
-    """The order's running bitmask: bit k set once index k is placed (on the precomputed
-    bits: no integer made per index)."""
-    return accumulate(map(_BITS.__getitem__, order), or_)
-
-
-def _inversions(order: Sequence[int], placed: Iterable[int]) -> int:
-    """Pairs placed out of index order in a permutation of ``range(len(order))`` (at most
-    :data:`_BITMASK_UNTIL` long), given its running bitmask (:func:`_placed`): for each
-    index, the earlier ones above it.
-
-    The bitmask after placing an index, shifted right by that index, keeps those and the
-    index itself: one popcount each, every step in C through ``map``.
-    """
-    return sum(map(int.bit_count, map(rshift, placed, order))) - len(order)
-
-
-def _tied_in_descending(ordered: list[float]) -> int:
-    """Pairs with equal values in a list sorted descending (ties are neighbours there)."""
-    if not any(map(eq, ordered, ordered[1:])):  # the usual list: no tie
-        return 0
-    return _tied_in_sorted(ordered[::-1])
+    discordant = sum(map(int.bit_count, map(rshift, placed, order))) - n
+    return ordered[0], order[0] != 0, _tau_b(n, 0, discordant) if n > 1 else None
 
 
 #: Up to this many scores the bitmask count beats the merge sort (0.5 against 1.6 ms at 2048
