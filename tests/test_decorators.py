@@ -284,6 +284,7 @@ def test_every_scope_method_runs_without_an_sdk() -> None:
         "record_candidates": ((3,), {}),
         "record_scores": (([0.1, 0.9, 0.5],), {"top_n": 2}),
         "record_ranked": (([(1, 0.9)],), {}),
+        "record_ranked_columns": (([1], [0.9]), {}),
         "record_tokens": ((10, 5), {"on_span": False}),
         "record_response_model": (("m",), {}),
         "record_time_to_first_chunk": ((0.1,), {}),

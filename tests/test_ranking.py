@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -123,8 +125,7 @@ def test_order_and_merge_counts_agree(scores: list[float]) -> None:
     values = [s for s in scores if not math.isnan(s)]
     if len(values) < 2:
         return
-    order = _ranking.descending_order(values)
-    assert _ranking._tau_b_of_order(values, order) == _tau_from_counts(
+    assert _ranking.rank_floats(values)[2] == _tau_from_counts(
         _ranking._tied_and_discordant(values), len(values)
     )
 
@@ -175,9 +176,9 @@ def test_every_path_matches_the_definitions(scores: list[float]) -> None:
 
     expected = _naive_tau_b(scores)
     values = list(scores)
-    top, top1_changed, tau, order = _ranking.rank_floats(values)
+    top, top1_changed, tau, order, ordered = _ranking.rank_floats(values)
     assert values == scores  # not reordered in place
-    attributes, ranking = _rerank.summary(values, 100) or ({}, [])
+    attributes, (ranked, ranked_scores) = _rerank.summary(values, 100) or ({}, ([], []))
     for found in (
         tau,
         kendall_tau_b(scores),
@@ -195,7 +196,55 @@ def test_every_path_matches_the_definitions(scores: list[float]) -> None:
     assert list(order) == _ranking.reranked_order(scores)
     if not any(map(math.isnan, scores)):
         assert list(order) == _naive_ranking(scores)
-    assert [i for i, _ in ranking] == list(order)
+    assert list(ranked) == list(order)
+    assert _same_floats(ordered, [scores[i] for i in order])
+    assert _same_floats(ranked_scores, ordered)
+    # Given as a ranking (an API's response): counted on it, or refused where it cannot be.
+    from_order = _ranking.summary_of_order(order, ordered)
+    strictly = all(a > b for a, b in itertools.pairwise(ordered))
+    if from_order is None:
+        assert not strictly or len(scores) == 0
+    else:
+        assert strictly
+        assert from_order == (top, top1_changed, tau)
+
+
+def _same_floats(found: Sequence[float], expected: Sequence[float]) -> bool:
+    """Equal lists, a NaN matching a NaN."""
+    return len(found) == len(expected) and all(
+        a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(found, expected, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("order", "ordered"),
+    [
+        ([1, 0, 1], [0.9, 0.5, 0.1]),  # a position twice
+        ([0, 1, 3], [0.9, 0.5, 0.1]),  # a position past the count
+        ([0, -1, 1], [0.9, 0.5, 0.1]),  # a negative position
+        ([0, 1, 9999], [0.9, 0.5, 0.1]),  # past the bitmask's bits
+        ([0, 1, 2], [0.9, 0.9, 0.1]),  # a tie: the API chose its order
+        ([0, 1, 2], [0.9, math.nan, 0.1]),  # a NaN
+        ([0, 1, 2], [0.1, 0.5, 0.9]),  # not best first
+        ([0, 1], [0.9, 0.5, 0.1]),  # columns of different lengths
+        ([], []),
+    ],
+)
+def test_a_ranking_that_is_not_one_is_refused(order: list[int], ordered: list[float]) -> None:
+    assert _ranking.summary_of_order(order, ordered) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(scores=_SCORES)
+def test_a_ranking_counts_like_its_scores(scores: list[float]) -> None:
+    # An API's ranking of every candidate, read as returned: the summary of the same scores
+    # in input order, without a sort (ties and NaNs are refused, so drop them here).
+    values = list(dict.fromkeys(s for s in scores if not math.isnan(s)))
+    if not values:
+        return
+    order = _ranking.descending_order(values)
+    found = _ranking.summary_of_order(order, [values[i] for i in order])
+    assert found == _ranking.summary_of_floats(values)
 
 
 def test_already_sorted_is_exactly_one_and_reversed_exactly_minus_one() -> None:
@@ -247,7 +296,7 @@ def test_kendall_tau_b_of_long_lists_is_exact() -> None:
 def test_summary_top_and_ranking_match_their_definitions(scores: list[float], limit: int) -> None:
     # The top score and top-1 change by their definition (the first index among ties), and
     # the ranking as a stable sort on descending score gives it, whether or not the list is
-    # already best first (descending input skips the sort).
+    # already best first.
     from otel_rerank import _rerank
 
     for values in (scores, sorted(scores, reverse=True)):
@@ -262,7 +311,9 @@ def test_summary_top_and_ranking_match_their_definitions(scores: list[float], li
         summary = _rerank.summary(values, limit)
         assert summary is not None
         expected = _ranking.reranked_order(values)[:limit]
-        assert [i for i, _ in summary[1]] == expected
+        indices, ranked_scores = summary[1]
+        assert list(indices) == expected
+        assert _same_floats(ranked_scores, [values[i] for i in expected])
 
 
 @settings(max_examples=200, deadline=None)
@@ -278,5 +329,5 @@ def test_output_documents_match_their_definition(scores: list[float], limit: int
         expected[f"reranker.output_documents.{position}.document.id"] = str(index)
         if math.isfinite(score):
             expected[f"reranker.output_documents.{position}.document.score"] = score
-    found = _rerank.output_documents(ranking, limit)
+    found = _rerank.output_documents(_rerank.ranking_of_pairs(ranking), limit)
     assert list(found.items()) == list(expected.items())

@@ -10,7 +10,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
 import otel_rerank
-from otel_rerank import _safe, semconv
+from otel_rerank import _rerank, _safe, semconv
 from otel_rerank.instrumentation.sentence_transformers import _attributes
 from tests.conftest import Otel
 
@@ -150,7 +150,7 @@ def test_fault_in_our_extraction_does_not_change_the_users_result(
         raise ZeroDivisionError("bug in otel-rerank")
 
     monkeypatch.setattr(_attributes, "_max_length", broken)  # read by the request extractor
-    monkeypatch.setattr(_attributes, "predict_scores", broken)
+    monkeypatch.setattr(_rerank, "summary", broken)  # read from the scores after the call
     pairs = [(QUERY, d) for d in DOCS]
 
     instrumented = tiny_cross_encoder.predict(pairs)

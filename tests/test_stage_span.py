@@ -71,6 +71,33 @@ def test_the_latest_ranking_is_written_whole(otel: Otel) -> None:
     ]
 
 
+def test_a_ranking_as_columns_writes_what_its_pairs_write(otel: Otel) -> None:
+    with _begin() as call:
+        call.record_ranked([(1, 0.9), (2, 0.5), (0, float("nan"))])
+    with _begin() as call:
+        call.record_ranked_columns([1, 2, 0], [0.9, 0.5, float("nan")])
+    by_pairs, by_columns = (dict(span.attributes or {}) for span in otel.spans())
+    assert by_pairs == by_columns
+    assert by_columns["reranker.output_documents.2.document.id"] == "0"
+    assert "reranker.output_documents.2.document.score" not in by_columns  # not finite
+
+
+def test_scores_are_read_from_a_models_array_as_from_a_list(otel: Otel) -> None:
+    import numpy as np
+    import torch
+
+    given = [0.1, 0.9, 0.5, 0.5]
+    for scores in (given, np.asarray(given, dtype=np.float32), torch.tensor([given]).T):
+        with _begin() as call:
+            call.record_scores(scores)
+    from_list, *from_arrays = (dict(span.attributes or {}) for span in otel.spans())
+    assert from_list["rag.rerank.kendall_tau"] == pytest.approx(-0.18257418583505536)
+    for found in from_arrays:
+        assert found.keys() == from_list.keys()
+        for key, value in from_list.items():  # float32 scores: to their precision
+            assert found[key] == (pytest.approx(value, rel=1e-6) if type(value) is float else value)
+
+
 def test_output_documents_get_their_text_whichever_comes_first() -> None:
     sdk = make_otel()
     sdk.instrument(capture_content=True)

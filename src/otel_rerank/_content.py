@@ -96,11 +96,12 @@ def retrieval_query(policy: ContentPolicy, text: str) -> Found:
 
 
 def output_document_texts(
-    policy: ContentPolicy, ranking: Sequence[tuple[int, float]], texts: Sequence[object]
+    policy: ContentPolicy, indices: Sequence[int], texts: Sequence[object]
 ) -> Found:
-    """``reranker.output_documents.{i}.document.content``: each ranked input's text."""
+    """``reranker.output_documents.{i}.document.content``: the text of each ranked input
+    (``indices``: the input positions, best first)."""
     found: Found = {}
-    for position, (index, _) in enumerate(ranking[: policy.max_documents]):
+    for position, index in enumerate(indices[: policy.max_documents]):
         if 0 <= index < len(texts) and texts[index] is not None:
             found[_output_document_content_key(position)] = string(policy, texts[index])
     return found

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 from math import isnan
-from operator import eq, gt, lshift, neg, or_, rshift
+from operator import eq, gt, neg, or_, rshift
 from typing import Any, Final
 
 
@@ -61,27 +61,44 @@ def summary_of_floats(values: list[float]) -> tuple[float, bool, float | None]:
     return top, values.index(top) != 0, tau_b_of_floats(values)
 
 
-def rank_floats(values: list[float]) -> tuple[float, bool, float | None, Sequence[int]]:
+def rank_floats(
+    values: list[float],
+) -> tuple[float, bool, float | None, Sequence[int], list[float]]:
     """Everything a summary says of a non-empty list of floats, from one sort.
 
-    ``(top score, top-1 changed, tau-b, order)``: the fields of :class:`RerankSummary`, and
-    the indices by descending score with ties in the order given (:func:`reranked_order`),
-    whose inversions are the discordant pairs (see :func:`_tau_b_of_order`). A list already
-    best first (strictly descending: no tie, no NaN) is neither sorted nor counted: its tau
-    is exactly 1.
+    ``(top score, top-1 changed, tau-b, order, ordered)``: the fields of
+    :class:`RerankSummary`, the indices by descending score with ties in the order given
+    (:func:`reranked_order`), and the values in that order.
+
+    One function on purpose: it runs after every reranker call, right after the model has
+    swept the CPU caches, where each further function's code is another cold fetch (the
+    steps' own helpers cost more there than their work). Tau-b's counts, on the sort:
+
+    - discordant pairs (i < j with ``values[i] < values[j]``) are exactly the order's
+      inversions (j placed before i; a tie keeps i first). With bit k of a running mask set
+      once index k is placed, the mask just after placing an index, shifted right by it,
+      keeps that index and the earlier ones above it: one popcount each, all in C;
+    - tied pairs are neighbours in ``ordered`` (the usual list has none).
     """
     n = len(values)
-    if all(map(gt, values, values[1:])):
-        return values[0], False, 1.0 if n > 1 else None, range(n)
     # A NaN makes the sum NaN (so does inf - inf: then each value is checked).
     if isnan(sum(values)) and any(map(isnan, values)):  # no order, so no tau
         top = max(values)  # the first among ties, as in summary_of_floats
-        return top, values.index(top) != 0, None, descending_order(values)
+        order = descending_order(values)
+        return top, values.index(top) != 0, None, order, list(map(values.__getitem__, order))
     # Without a NaN the values are totally ordered: this stable sort is descending_order's,
     # and its first index is the first among the best.
     order = sorted(range(n), key=values.__getitem__, reverse=True)
-    best = order[0]
-    return values[best], best != 0, _tau_b_of_order(values, order), order
+    ordered = list(map(values.__getitem__, order))
+    tau: float | None = None
+    if n > _BITMASK_UNTIL:  # the merge count (the sort is not reused)
+        tau = tau_b_of_floats(values)
+    elif n > 1:
+        placed = accumulate(map(_BITS.__getitem__, order), or_)
+        discordant = sum(map(int.bit_count, map(rshift, placed, order))) - n
+        tied = _tied_in_sorted(ordered[::-1]) if any(map(eq, ordered, ordered[1:])) else 0
+        tau = _tau_b(n, tied, discordant)
+    return ordered[0], order[0] != 0, tau, order, ordered
 
 
 def descending_order(values: list[float]) -> list[int]:
@@ -121,33 +138,38 @@ def tau_b_of_floats(values: list[float]) -> float | None:
     return _tau_b(n, tied, discordant)
 
 
-def _tau_b_of_order(values: list[float], order: Sequence[int]) -> float | None:
-    """Tau-b of two or more values without a NaN, given their order by descending value
-    (ties in the order given): a ranking's sort, reused.
+def summary_of_order(
+    order: Sequence[int], ordered: Sequence[float]
+) -> tuple[float, bool, float | None] | None:
+    """:func:`summary_of_floats` of scores given as their ranking (an API's response): the
+    input positions best first and their scores, strictly descending, so no sort.
 
-    A pair of candidates i < j is discordant when ``values[i] < values[j]``: exactly when j
-    comes before i in the order (a tie keeps i first), so the discordant pairs are the
-    order's inversions: for each index, the earlier ones above it. The order's running
-    bitmask (bit k set once index k is placed) shifted right by an index keeps those and the
-    index itself: one popcount each, every step in C through ``map`` and ``accumulate``.
-    The ties are neighbours in the values taken in that order, reversed. Lists longer than the
-    bitmask suits go to the merge count (their sort is not reused).
+    ``None`` unless it is such a ranking of every candidate: positions ``0..n-1`` each once,
+    scores strictly descending (a tie, whose order the API chose, or a NaN is not; nor is
+    a list past the bitmask's length). The caller then puts the scores in input order.
     """
-    n = len(values)
-    if n > _BITMASK_UNTIL:
-        return tau_b_of_floats(values)
-    discordant = (
-        sum(map(int.bit_count, map(rshift, accumulate(map(lshift, repeat(1), order), or_), order)))
-        - n
-    )
-    ascending = list(map(values.__getitem__, reversed(order)))
-    return _tau_b(n, _tied_in_sorted(ascending), discordant)
+    n = len(order)
+    if not 0 < n == len(ordered) or n > _BITMASK_UNTIL:
+        return None
+    if not all(map(gt, ordered, ordered[1:])):  # False on a tie or a NaN
+        return None
+    try:  # the running mask of rank_floats' count
+        placed = list(accumulate(map(_BITS.__getitem__, order), or_))
+    except (IndexError, TypeError):  # a position past the bits, or not an integer
+        return None
+    if placed[-1] != (1 << n) - 1:  # n positions setting n bits: each of 0..n-1 once
+        return None
+    discordant = sum(map(int.bit_count, map(rshift, placed, order))) - n
+    return ordered[0], order[0] != 0, _tau_b(n, 0, discordant) if n > 1 else None
 
 
 #: Up to this many scores the bitmask count beats the merge sort (0.5 against 1.6 ms at 2048
 #: scores, 1.9 against 4.3 at 5000, on the project's 2-core machine; its integers grow with
 #: n, so it is quadratic past that).
 _BITMASK_UNTIL: Final = 4096
+
+#: ``1 << k`` for every index the bitmask count takes: looked up, not shifted, per index.
+_BITS: Final = tuple(1 << k for k in range(_BITMASK_UNTIL))
 
 #: From this many scores on, numpy (when already imported) counts faster than Python: its
 #: per-call cost is about 0.3 ms, which the insertion count reaches near 800 scores

@@ -2,7 +2,7 @@
 
 Built on the pure maths of :mod:`otel_rerank._ranking`: scores in the order the candidates
 were given become the summary attributes (top score, top-1 change, Kendall's tau-b) and a
-ranking, best first, as ``(input position, score)`` pairs; a ranking becomes OpenInference's
+ranking, best first, as two columns (input positions, scores); a ranking becomes OpenInference's
 ``reranker.output_documents.{i}.document.id|score``. Ids and scores are not content (the
 documents' texts are, and go through :mod:`otel_rerank._content`). Pure: nothing here
 touches a span.
@@ -10,17 +10,20 @@ touches a span.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from math import isfinite
-from typing import Final, TypeGuard
+from operator import itemgetter
+from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import semconv
-from otel_rerank._ranking import rank_floats, summary_of_floats
+from otel_rerank._ranking import rank_floats, summary_of_floats, summary_of_order
+from otel_rerank._values import float_list
 
-Ranking = list[tuple[int, float]]
+#: A reranked list, best first: the candidates' input positions and their scores.
+Ranking = tuple[Sequence[int], Sequence[float]]
 
 
 def summary_attributes(values: list[float]) -> dict[str, AttributeValue]:
@@ -36,22 +39,30 @@ def summary_attributes(values: list[float]) -> dict[str, AttributeValue]:
     return _summary_pairs(*summary_of_floats(values))
 
 
-def summary(
-    scores: Sequence[float], limit: int
-) -> tuple[dict[str, AttributeValue], Ranking] | None:
-    """The summary attributes and the first ``limit`` of the ranking; ``None`` if empty.
+def ranking_summary_attributes(
+    indices: Sequence[int], scores: Sequence[float]
+) -> dict[str, AttributeValue] | None:
+    """:func:`summary_attributes` of a ranking of every candidate given best first (an
+    API's response), counted on its order without a sort; ``None`` when it is not one
+    (:func:`otel_rerank._ranking.summary_of_order`: then put the scores in input order)."""
+    found = summary_of_order(indices, scores)
+    return None if found is None else _summary_pairs(*found)
+
+
+def summary(scores: object, limit: int) -> tuple[dict[str, AttributeValue], Ranking] | None:
+    """The summary attributes and the first ``limit`` of the ranking; ``None`` unless the
+    scores are one or more numbers (:func:`otel_rerank._values.float_list`: a list, a
+    numpy array or a torch tensor, read once).
 
     :func:`otel_rerank._ranking.rank_floats`'s values, written straight into the dict (no
     summary object between them: this runs after every reranker call); the ranking is the
     order its tau was counted on (one sort for both).
     """
-    values = scores if _all_floats(scores) else list(map(float, scores))
+    values = float_list(scores)
     if not values:
         return None
-    top, top1_changed, tau, order = rank_floats(values)
-    order = order[:limit]
-    ranking = list(zip(order, map(values.__getitem__, order), strict=True))
-    return _summary_pairs(top, top1_changed, tau), ranking
+    top, top1_changed, tau, order, ordered = rank_floats(values)
+    return _summary_pairs(top, top1_changed, tau), (order[:limit], ordered[:limit])
 
 
 def _summary_pairs(top: float, top1_changed: bool, tau: float | None) -> dict[str, AttributeValue]:
@@ -65,35 +76,37 @@ def _summary_pairs(top: float, top1_changed: bool, tau: float | None) -> dict[st
     return attributes
 
 
-_FLOATS: Final = frozenset({float})
+def ranking_of_pairs(ranked: Iterable[tuple[int, float]]) -> Ranking:
+    """A ranking given as ``(input position, score)`` pairs, best first, as its two columns."""
+    pairs = list(ranked)
+    return list(map(_FIRST, pairs)), list(map(_SECOND, pairs))
 
 
-def _all_floats(scores: Sequence[float]) -> TypeGuard[list[float]]:
-    """A list of floats (not a subclass's instances): used as is, no copy."""
-    return type(scores) is list and set(map(type, scores)) <= _FLOATS
+_FIRST: Final = itemgetter(0)
+_SECOND: Final = itemgetter(1)
 
 
-def output_documents(ranking: Sequence[tuple[int, float]], limit: int) -> dict[str, AttributeValue]:
+def output_documents(ranking: Ranking, limit: int) -> dict[str, AttributeValue]:
     """``reranker.output_documents.{i}.document.id|score`` for the first ``limit`` entries."""
-    entries = ranking[:limit]
-    if not entries:
+    indices, scores = ranking
+    indices, scores = indices[:limit], scores[:limit]
+    if not indices:
         return {}
-    if len(entries) > len(_ID_KEYS):
-        id_keys, score_keys = zip(*map(_keys, range(len(entries))), strict=True)
-    else:
-        id_keys, score_keys = _ID_KEYS, _SCORE_KEYS
-    indices, scores = zip(*entries, strict=True)
+    keys = _KEYS if len(indices) <= len(_KEYS) // 2 else tuple(_interleaved(len(indices)))
     ids = map(str, indices)
     if all(map(isfinite, scores)):  # the usual ranking: built by zip and map, in C
-        by_id = zip(id_keys, ids, strict=False)
-        by_score = zip(score_keys, scores, strict=False)
-        return dict(chain.from_iterable(zip(by_id, by_score, strict=False)))
+        return dict(zip(keys, chain.from_iterable(zip(ids, scores, strict=False)), strict=False))
     found: dict[str, AttributeValue] = {}
-    for id_key, score_key, index, score in zip(id_keys, score_keys, ids, scores, strict=False):
+    for id_key, score_key, index, score in zip(keys[::2], keys[1::2], ids, scores, strict=False):
         found[id_key] = index
         if isfinite(score):  # a non-finite score is not written
             found[score_key] = score
     return found
+
+
+def _interleaved(count: int) -> Iterator[str]:
+    """Each position's id key, then its score key, for ``count`` positions."""
+    return chain.from_iterable(map(_keys, range(count)))
 
 
 def _keys(position: int) -> tuple[str, str]:
@@ -103,4 +116,4 @@ def _keys(position: int) -> tuple[str, str]:
 
 
 # Built once for the positions a span usually holds (``max_documents`` defaults to 10).
-_ID_KEYS, _SCORE_KEYS = (tuple(keys) for keys in zip(*map(_keys, range(64)), strict=True))
+_KEYS: Final = tuple(_interleaved(64))

@@ -377,7 +377,7 @@ class StageSpan:
         self._stage: Stage | None = opened.stage
         self._parent = parent
         self._pending: dict[str, AttributeValue] = {}
-        self._ranking: list[tuple[int, float]] | None = None
+        self._ranking: _rerank.Ranking | None = None
         self._rerank_texts: list[object] | None = None
         self._token: object | None = None
         # The start time, taken out exactly once by ``end`` (list.pop is atomic: two
@@ -482,7 +482,7 @@ class StageSpan:
             pending.update(_rerank.output_documents(ranking, policy.max_documents))
             texts = self._rerank_texts
             if texts is not None and policy.capture:
-                pending.update(_content.output_document_texts(policy, ranking, texts))
+                pending.update(_content.output_document_texts(policy, ranking[0], texts))
         if failure is not None:
             pending[semconv.ERROR_TYPE] = _errors.error_type(failure)
         return pending
@@ -590,13 +590,14 @@ class StageSpan:
                 report_internal_error("StageSpan.record_candidates")
 
     @guarded
-    def record_scores(self, scores: Sequence[float] | None, top_n: int | None = None) -> None:
+    def record_scores(self, scores: Sequence[float] | Any, top_n: int | None = None) -> None:
         """Scores in the order the candidates were given: top score, top-1 change, tau-b.
 
-        Also the reranked list, ``reranker.output_documents.{i}.document.id|score`` best
-        first (the id is the candidate's position in the input; ``top_n``: only that many
-        were returned). Pass ``None`` when the scores do not belong to one query's
-        candidate list.
+        A list or tuple of numbers, or a numpy array or torch tensor of shape (n,) or (n, 1)
+        as a model returned it (read once, never kept). Also the reranked list,
+        ``reranker.output_documents.{i}.document.id|score`` best first (the id is the
+        candidate's position in the input; ``top_n``: only that many were returned). Pass
+        ``None`` when the scores do not belong to one query's candidate list.
         """
         if not self.recording or scores is None:
             return
@@ -617,7 +618,14 @@ class StageSpan:
         also gets its ``document.content``. The latest ranking given is the one written.
         """
         if self.recording and ranked is not None:
-            self._ranking = list(ranked)
+            self._ranking = _rerank.ranking_of_pairs(ranked)
+
+    def record_ranked_columns(self, indices: Sequence[int], scores: Sequence[float]) -> None:
+        """:meth:`record_ranked` of a ranking read as two columns (an API's response): the
+        input positions best first and their scores, the same length (not copied: not
+        changed later by the caller)."""
+        if self.recording:
+            self._ranking = (indices, scores)
 
     @guarded
     def record_tokens(

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _rerank, semconv
 from otel_rerank._safe import guard
@@ -198,25 +199,28 @@ def summary(
     if columns is None:
         return
     indexes, scores = columns
-    ranked = list(zip(indexes, scores, strict=True))
-    in_document_order = _in_document_order(indexes, scores, candidate_count(arguments))
+    count = candidate_count(arguments)
     # Computed whole, then set (the wrapper runs this under its guard): a failure sets none.
-    if in_document_order is not None:
-        # The summary of every score; the list written is the API's own (in a tie the API
-        # broke against the index order, its order stands), so no ranking is sorted here.
-        found = _rerank.summary_attributes(in_document_order)
-    elif scores:  # top_n cut the list: no tau
+    found: dict[str, AttributeValue] | None = None
+    if count is not None and len(indexes) == count:
+        # Every document scored: the usual response is its ranking, counted as returned;
+        # else (a tie, whose order the API chose) the summary of the scores in document
+        # order. The list written is the API's own either way: no ranking is sorted here.
+        found = _rerank.ranking_summary_attributes(indexes, scores)
+        if found is None:
+            in_document_order = _in_document_order(indexes, scores, count)
+            if in_document_order is not None:
+                found = _rerank.summary_attributes(in_document_order)
+    if found is None and scores:  # top_n cut the list (or an odd one): no tau
         top = max(scores)
         best = scores.index(top)  # the first among ties (max keeps the first of equals)
         found = {
             semconv.RAG_RERANK_TOP_SCORE: top,
             semconv.RAG_RERANK_TOP1_CHANGED: indexes[best] != 0,
         }
-    else:
-        found = {}
-    for key, value in found.items():
+    for key, value in (found or {}).items():
         call.set(key, value)
-    call.record_ranked(ranked)
+    call.record_ranked_columns(indexes, scores)
 
 
 def _in_document_order(

@@ -22,7 +22,6 @@ from otel_rerank._values import is_int, is_number, model_name_of
 from otel_rerank.instrumentation._base import Start
 from otel_rerank.instrumentation._common import (
     InstanceCache,
-    float_list,
     sized_length,
 )
 
@@ -262,10 +261,6 @@ def rank_candidate_count(arguments: Mapping[str, Any]) -> int | None:
     return sized_length(arguments.get("documents"))
 
 
-def predict_scores(result: Any) -> list[float] | None:
-    return float_list(result)
-
-
 def rank_scores(result: Any, candidate_count: int | None) -> list[float] | None:
     """Scores in document order, rebuilt from ``rank``'s sorted result if it is complete."""
     if not isinstance(result, list) or candidate_count is None or len(result) != candidate_count:
@@ -327,7 +322,7 @@ def predict_summary(
     """
     pairs = predict_pairs(arguments)
     if pairs is not None and single_query(pairs)[0]:
-        call.record_scores(predict_scores(result))
+        call.record_scores(result)  # read by float_list, once
 
 
 def write_rank_content(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> None:
@@ -343,7 +338,8 @@ def rank_summary(
 ) -> None:
     """``rank``'s scores in document order: from the ``predict`` it ran (``nested``, every
     score even with ``top_k``, which Kendall's tau needs), else rebuilt from its result."""
-    scores = predict_scores(nested[0]) if len(nested) == 1 else None
-    if scores is None:
+    if len(nested) == 1:  # predict's own result, read by record_scores
+        scores = nested[0]
+    else:
         scores = rank_scores(result, sized_length(arguments.get("documents")))
     call.record_scores(scores, top_n=top_n(arguments))  # rank returns top_k of them
