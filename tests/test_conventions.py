@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind
 import otel_rerank
 from otel_rerank import semconv
 from otel_rerank._config import ContentPolicy
+from tests._collectors import free_port
 
 from .conftest import Otel
 
@@ -47,12 +48,6 @@ def validate(value: str, definition: str) -> Any:
     parsed = json.loads(value)
     jsonschema.validate(parsed, {**SCHEMA, "$ref": f"#/$defs/{definition}"})
     return parsed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def check(attributes: dict[str, Any], expected: dict[str, Any]) -> None:

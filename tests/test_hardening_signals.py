@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests._collectors import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: Seconds the service may take beyond plain interpreter teardown: uvicorn's shutdown, the
@@ -36,12 +37,6 @@ import atexit, time
 import faiss, fastapi, openai, sentence_transformers, torch, uvicorn
 atexit.register(lambda: print(time.monotonic(), flush=True))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ask(url: str) -> None:
@@ -56,7 +51,7 @@ def _ask(url: str) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_with_queued_shadow_work_exits_promptly_and_cleanly(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(
         OTEL_RERANK_MODE="shadow",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -43,18 +42,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 import otel_rerank
 from otel_rerank import semconv
 from otel_rerank.instrumentation.sentence_transformers import _attributes as st_attributes
+from tests._collectors import free_port
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOENIX = ROOT / ".venv-phoenix" / "bin" / "phoenix"
 STARTUP_TIMEOUT_S = 180  # migrations on a fresh SQLite file; ~15-60 s on a busy 2-core box
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
