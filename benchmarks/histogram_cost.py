@@ -13,12 +13,19 @@ bare's; the median over blocks):
   shipped: it only tells what the record costs where it runs, after the call);
 * ``floor``          ``library_overhead.py``'s hand-written span and histogram records with
   ours' recording, and ``floor, no hist`` the same span without them;
+* ``--ablate summary`` instead of the histogram, ours with the rerank summary (top score,
+  top-1 change, tau-b, the ranking written as output documents) given rather than
+  computed: each call writes the attributes its first call computed (the scores do not
+  change), so the case records exactly what ours records, less the computing. Rows
+  ``predict-50``, ``rank-50``, ``cohere``; the floor writes the summary as given too, so
+  ``ours, summary given`` against ``floor`` is ours' wrapper alone;
 * ``--peer NAME``    the peer's own instrumentation (run with that peer's venv's Python,
   which ``library_overhead.py --peers NAME`` makes: ``.venv-bench-<name>/bin/python``).
 
 Run::
 
     .venv/bin/python benchmarks/histogram_cost.py --rows chroma,qdrant
+    .venv/bin/python benchmarks/histogram_cost.py --ablate summary --rows predict-50,cohere
     .venv-bench-traceverde/bin/python benchmarks/histogram_cost.py --rows chroma --peer traceverde
     .venv-bench-openllmetry/bin/python benchmarks/histogram_cost.py --rows qdrant --peer openllmetry
 """
@@ -29,7 +36,7 @@ import importlib.util
 import statistics
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,17 +46,53 @@ from _patches import Patches
 from _timing import InnerWork
 
 DEFAULT_ROWS = ("chroma", "qdrant")
+SUMMARY_ROWS = ("predict-50", "rank-50", "cohere")
+#: The rerank summary's functions (module attributes, looked up per call): ablated together.
+SUMMARY_FUNCTIONS = ("summary", "summary_attributes", "ranking_summary_attributes")
+
+
+def _given_summaries() -> tuple[Callable[[], None], Callable[[], None]]:
+    """Switch the rerank summary's functions to ones that return what their first call
+    since switching on computed (each row's block switches on anew and warms up first; a
+    row's scores never change), and back."""
+    from otel_rerank import _rerank
+
+    originals = {name: getattr(_rerank, name) for name in SUMMARY_FUNCTIONS}
+    given: dict[str, Any] = {}
+
+    def giving(name: str) -> Callable[..., Any]:
+        compute = originals[name]
+
+        def given_summary(*args: Any) -> Any:
+            if name not in given:
+                given[name] = compute(*args)
+            found = given[name]
+            if isinstance(found, tuple):  # (attributes, ranking): the caller updates its own
+                return dict(found[0]), found[1]
+            return None if found is None else dict(found)
+
+        return given_summary
+
+    def on() -> None:
+        given.clear()
+        for name in SUMMARY_FUNCTIONS:
+            setattr(_rerank, name, giving(name))
+
+    def off() -> None:
+        for name, function in originals.items():
+            setattr(_rerank, name, function)
+
+    return on, off
 
 
 def measure(
-    row_keys: Sequence[str], blocks: int, calls: int, peer: str | None
+    row_keys: Sequence[str], blocks: int, calls: int, peer: str | None, ablate: str = "histogram"
 ) -> dict[str, dict[str, tuple[list[float], str]]]:
     """Per row, per case: the inner-timed overhead over bare of each block (µs), and what
     one call recorded."""
     import torch
 
     import otel_rerank
-    from otel_rerank import _span
 
     torch.set_num_threads(1)
     rows = [lo.ROWS[key] for key in row_keys]
@@ -83,35 +126,30 @@ def measure(
         with lo._switched_on(ours):
             ours.calls = {row.key: row.make(fx) for row in rows}
             recordings = {row.key: lo._record_once(ours.calls[row.key], sdk) for row in rows}
-        duration = _span._metrics.duration
+        if ablate == "summary":
+            give, compute = _given_summaries()
 
-        def no_record(*_: Any) -> None:
-            return None
+            def given_on() -> None:
+                patches.on()
+                give()
 
-        def ablated_on() -> None:
-            patches.on()
-            _span._metrics.duration = no_record
+            def given_off() -> None:
+                compute()
+                patches.off()
 
-        def ablated_off() -> None:
-            _span._metrics.duration = duration
-            patches.off()
-
-        phases = [
-            bare,
-            ours,
-            lo.Phase("ours, no hist", ablated_on, ablated_off, dict(ours.calls)),
-            lo.Phase(
-                "floor",
-                calls={key: lo._floor(bare.calls[key], recordings[key], sdk) for key in bare.calls},
-            ),
-            lo.Phase(
-                "floor, no hist",
-                calls={
-                    key: lo._floor(bare.calls[key], replace(recordings[key], records=[]), sdk)
-                    for key in bare.calls
-                },
-            ),
-        ]
+            phases = [
+                bare,
+                ours,
+                lo.Phase("ours, summary given", given_on, given_off, dict(ours.calls)),
+                lo.Phase(
+                    "floor",
+                    calls={
+                        key: lo._floor(bare.calls[key], recordings[key], sdk) for key in bare.calls
+                    },
+                ),
+            ]
+        else:
+            phases = _histogram_phases(bare, ours, patches, recordings, sdk)
         if peer is not None:
             peer_patches = Patches(lambda: lo._instrument_peer(peer, rows), lo.PATCHED_PACKAGES)
             peer_phase = lo.Phase(lo.PEERS[peer].label, peer_patches.on, peer_patches.off)
@@ -141,6 +179,43 @@ def measure(
     return found
 
 
+def _histogram_phases(
+    bare: Any, ours: Any, patches: Patches, recordings: dict[str, Any], sdk: Any
+) -> list[Any]:
+    """Ours and the floor, each with and without the duration record."""
+    from otel_rerank import _span
+
+    duration = _span._metrics.duration
+
+    def no_record(*_: Any) -> None:
+        return None
+
+    def ablated_on() -> None:
+        patches.on()
+        _span._metrics.duration = no_record
+
+    def ablated_off() -> None:
+        _span._metrics.duration = duration
+        patches.off()
+
+    return [
+        bare,
+        ours,
+        lo.Phase("ours, no hist", ablated_on, ablated_off, dict(ours.calls)),
+        lo.Phase(
+            "floor",
+            calls={key: lo._floor(bare.calls[key], recordings[key], sdk) for key in bare.calls},
+        ),
+        lo.Phase(
+            "floor, no hist",
+            calls={
+                key: lo._floor(bare.calls[key], replace(recordings[key], records=[]), sdk)
+                for key in bare.calls
+            },
+        ),
+    ]
+
+
 def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, calls: int) -> str:
     lines = [
         f"Inner-timed overhead over bare per call (µs): per block the 10th percentile of "
@@ -151,9 +226,17 @@ def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, ca
         lines.append(f"\n{label}")
         for name, (values, recorded) in cases.items():
             lines.append(
-                f"  {name:16} {medians[name]:+8.1f}   ({min(values):+.1f}..{max(values):+.1f})"
+                f"  {name:20} {medians[name]:+8.1f}   ({min(values):+.1f}..{max(values):+.1f})"
                 f"   {recorded}"
             )
+        if "ours, summary given" in medians:
+            given = medians["ours, summary given"]
+            lines.append(
+                f"  summary computed in place: {medians['ours'] - given:.1f}; ours/floor "
+                f"{medians['ours'] / medians['floor']:.2f}, with the summary given "
+                f"{given / medians['floor']:.2f}"
+            )
+            continue
         lines.append(
             f"  duration record in place: ours {medians['ours'] - medians['ours, no hist']:.1f}"
             f", floor {medians['floor'] - medians['floor, no hist']:.1f}"
@@ -171,8 +254,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--rows",
         type=lo._csv(list(lo.ROWS), "rows"),
-        default=list(DEFAULT_ROWS),
-        help="comma-separated rows of library_overhead.py (default chroma,qdrant)",
+        default=None,
+        help="comma-separated rows of library_overhead.py (default chroma,qdrant; with "
+        "--ablate summary, predict-50,rank-50,cohere)",
+    )
+    parser.add_argument(
+        "--ablate",
+        choices=("histogram", "summary"),
+        default="histogram",
+        help="what ours does without: the duration record (default), or computing the "
+        "rerank summary (written as given)",
     )
     parser.add_argument("--peer", choices=sorted(lo.PEERS))
     parser.add_argument("--blocks", type=lo._positive, default=9)
@@ -180,6 +271,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--calls", type=lo._positive, default=60, help="timed calls per case per block"
     )
     args = parser.parse_args(argv)
+    if args.rows is None:
+        args.rows = list(SUMMARY_ROWS if args.ablate == "summary" else DEFAULT_ROWS)
+    if args.ablate == "summary":
+        if args.peer is not None:
+            parser.error("--peer goes with the histogram ablation only")
+        unsummarised = [key for key in args.rows if key not in SUMMARY_ROWS]
+        if unsummarised:
+            parser.error(f"no rerank summary on {', '.join(unsummarised)}")
     if args.peer is not None:
         missing = [key for key in args.rows if key not in lo.PEERS[args.peer].rows]
         if missing:
@@ -188,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(
                 f"{args.peer} is not installed here: run it with .venv-bench-{args.peer}/bin/python"
             )
-    print(report(measure(args.rows, args.blocks, args.calls, args.peer), args.blocks, args.calls))
+    found = measure(args.rows, args.blocks, args.calls, args.peer, args.ablate)
+    print(report(found, args.blocks, args.calls))
 
 
 if __name__ == "__main__":

@@ -38,9 +38,27 @@ def test_each_case_records_what_its_name_says() -> None:
     assert "duration record in place: ours " in done.stdout
 
 
+def test_the_summary_given_records_what_ours_records() -> None:
+    # Given rather than computed: the same attributes and records as ours and the floor.
+    done = _run("--ablate", "summary", "--rows", "cohere", "--blocks", "1", "--calls", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = {
+        line[:22].strip(): line.split("   ")[-1].strip()
+        for line in done.stdout.splitlines()
+        if line.startswith("  ") and "span(s)" in line
+    }
+    assert set(recorded) == {"ours", "ours, summary given", "floor"}
+    assert len(set(recorded.values())) == 1, recorded
+    assert "33 attributes, 2 histogram record(s)" in recorded["ours"]
+    assert "summary computed in place: " in done.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (("--ablate", "summary", "--rows", "faiss"), "no rerank summary on faiss"),
+        (("--ablate", "summary", "--peer", "traceverde"), "--peer goes with the histogram"),
+        (("--ablate", "nothing"), "invalid choice"),
         (("--rows", "faiss,nope"), "unknown rows nope"),
         (("--blocks", "0"), "expected a positive integer"),
         (("--peer", "openinference"), "openinference does not instrument chroma, qdrant"),
