@@ -1,9 +1,11 @@
-"""What the duration histogram costs in place, per instrumented call, beside ours and a peer.
+"""What the duration histogram (or the rerank summary) costs in place, per instrumented call,
+beside ours and a peer: an ablation.
 
 ``library_overhead.py`` compares ours with peers that record less than ours: on chroma
 ``query`` and qdrant ``query_points`` the peers write no metric and fewer attributes. This
 script answers how much of ours is the ``gen_ai.client.operation.duration`` record the spec
-requires, and how the same recording costs when written by hand. In one process, the cases
+requires, and how the same recording costs when written by hand; with ``--ablate summary``,
+how much of ours on a reranker is computing the summary the floor writes as given. In one process, the cases
 alternating block by block, inner-timed as ``library_overhead.py``'s second table (each
 call's CPU time outside the library's inner work; per block the 10th percentile, less
 bare's; the median over blocks):
