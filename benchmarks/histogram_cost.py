@@ -5,10 +5,10 @@ beside ours and a peer: an ablation.
 ``query`` and qdrant ``query_points`` the peers write no metric and fewer attributes. This
 script answers how much of ours is the ``gen_ai.client.operation.duration`` record the spec
 requires, and how the same recording costs when written by hand; with ``--ablate summary``,
-how much of ours on a reranker is computing the summary the floor writes as given. In one process, the cases
-alternating block by block, inner-timed as ``library_overhead.py``'s second table (each
-call's CPU time outside the library's inner work; per block the 10th percentile, less
-bare's; the median over blocks):
+how much of ours on a reranker is computing the summary the floor writes as given. In one
+process, the cases alternating block by block, inner-timed as ``library_overhead.py``'s
+second table (each call's CPU time outside the library's inner work; per block the 10th
+percentile, less bare's; the median over blocks):
 
 * ``ours``           ``otel_rerank.instrument(...)`` as shipped;
 * ``ours, no hist``  the same with the duration record switched off (an ablation, never
@@ -94,8 +94,6 @@ def measure(
     one call recorded."""
     import torch
 
-    import otel_rerank
-
     torch.set_num_threads(1)
     rows = [lo.ROWS[key] for key in row_keys]
     libraries = sorted({row.library for row in rows})
@@ -108,21 +106,7 @@ def measure(
         for row in rows:
             for owner, name in row.inner(fx) if row.inner is not None else ():
                 inner.install(owner, name)
-        sdk = lo._make_sdk()
-        if peer is not None:  # peers record to the global providers
-            from opentelemetry import metrics, trace
-
-            trace.set_tracer_provider(sdk.tracer_provider)
-            metrics.set_meter_provider(sdk.meter_provider)
-
-        def ours_on() -> None:
-            otel_rerank.instrument(
-                tracer_provider=sdk.tracer_provider,
-                meter_provider=sdk.meter_provider,
-                capture_content=False,
-                libraries=libraries,
-            )
-
+        sdk, ours_on = lo.sdk_and_ours(libraries, peer)
         patches = Patches(ours_on, lo.PATCHED_PACKAGES)
         ours = lo.Phase("ours", patches.on, patches.off)
         with lo._switched_on(ours):

@@ -714,6 +714,29 @@ def _make_sdk() -> Sdk:
     return Sdk(tracer_provider, MeterProvider(metric_readers=[reader]), reader, exporter)
 
 
+def sdk_and_ours(libraries: list[str], peer: str | None) -> tuple[Sdk, Callable[[], None]]:
+    """A fresh SDK (also made the global providers when a peer runs: peers record to those)
+    and the call that instruments ours' ``libraries`` with it."""
+    import otel_rerank
+
+    sdk = _make_sdk()
+    if peer is not None:
+        from opentelemetry import metrics, trace
+
+        trace.set_tracer_provider(sdk.tracer_provider)
+        metrics.set_meter_provider(sdk.meter_provider)
+
+    def ours_with_sdk() -> None:
+        otel_rerank.instrument(
+            tracer_provider=sdk.tracer_provider,
+            meter_provider=sdk.meter_provider,
+            capture_content=False,
+            libraries=libraries,
+        )
+
+    return sdk, ours_with_sdk
+
+
 def _metric_state(reader: Any, scope: str) -> dict[tuple[str, tuple[Any, ...]], dict[str, Any]]:
     """Every histogram and counter point ``scope`` recorded so far, by (name, attributes)."""
     from opentelemetry.sdk.metrics.export import Histogram, Sum
@@ -1181,21 +1204,7 @@ def measure(
         for key, check in inner_checks.items():
             with inner_checked(inner, check, "bare"):
                 bare.calls[key]()
-        sdk = _make_sdk()
-        if peer is not None:  # peers record to the global providers
-            from opentelemetry import metrics, trace
-
-            trace.set_tracer_provider(sdk.tracer_provider)
-            metrics.set_meter_provider(sdk.meter_provider)
-
-        def ours_with_sdk() -> None:
-            otel_rerank.instrument(
-                tracer_provider=sdk.tracer_provider,
-                meter_provider=sdk.meter_provider,
-                capture_content=False,
-                libraries=libraries,
-            )
-
+        sdk, ours_with_sdk = sdk_and_ours(libraries, peer)
         ours_patches = Patches(ours_with_sdk, PATCHED_PACKAGES)
         ours = Phase("ours", ours_patches.on, ours_patches.off)
         recordings: dict[str, Recording] = {}
