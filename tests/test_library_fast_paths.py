@@ -333,3 +333,28 @@ def test_instance_cache_keys_equal_instances_apart() -> None:
     kept = cache(second)
     cache.discard(first)  # forgets that instance only
     assert cache(second) is kept
+
+
+def test_a_model_whose_name_cannot_be_read_still_records_its_device() -> None:
+    # The device shares the model's cache entry with the span's start, not its computation.
+    class Nameless(_Model):
+        @property
+        def model_card_data(self) -> Any:
+            raise RuntimeError("no card")
+
+    model = Nameless()
+    assert st_attrs._device(model) == "cpu"
+    with pytest.raises(RuntimeError):
+        st_attrs.start(model, {})
+    assert st_attrs._device(model) == "cpu"
+    assert model.device_reads == 1
+
+
+def test_the_model_entry_goes_with_the_model() -> None:
+    model = _Model()
+    st_attrs._device(model)
+    key = id(model)
+    assert key in st_attrs._facts_by_model
+    del model
+    gc.collect()
+    assert key not in st_attrs._facts_by_model

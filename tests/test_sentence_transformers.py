@@ -302,3 +302,59 @@ def test_predict_pairs_reads_the_callers_list_without_copying_it() -> None:
     assert _attributes.predict_pairs({"inputs": (QUERY, DOCS[0])}) == [(QUERY, DOCS[0])]
     assert _attributes.predict_pairs({"inputs": iter(pairs)}) is None
     assert _attributes.predict_candidate_count({"inputs": pairs}) == len(DOCS)
+
+
+# -- one query ---------------------------------------------------------------------------
+class _PairTuple(tuple):  # type: ignore[type-arg]
+    pass
+
+
+_EQUAL_QUERY = "".join(list(QUERY))  # equal to QUERY, another object
+_ARRAY = np.arange(3)
+
+_ONE_QUERY_CASES: list[tuple[str, list[Any], bool]] = [
+    ("no pairs", [], False),
+    ("one pair", [(QUERY, "a")], True),
+    ("tuples", [(QUERY, "a"), (QUERY, "b")], True),
+    ("lists and tuples", [[QUERY, "a"], (QUERY, "b")], True),
+    ("equal queries, two objects", [(QUERY, "a"), (_EQUAL_QUERY, "b")], True),
+    ("two queries", [(QUERY, "a"), ("another", "b")], False),
+    ("the other query last", [(QUERY, d) for d in DOCS] + [("another", "b")], False),
+    ("a pair of three", [(QUERY, "a"), (QUERY, "b", "c")], False),
+    ("a string of two", [(QUERY, "a"), "ab"], False),
+    ("a dict of two", [(QUERY, "a"), {QUERY: 1, "b": 2}], False),
+    ("tuple subclasses", [_PairTuple((QUERY, "a")), _PairTuple((QUERY, "b"))], True),
+    ("one array object", [(_ARRAY, "a"), (_ARRAY, "b")], True),
+    ("equal arrays (no one bool)", [(_ARRAY, "a"), (_ARRAY.copy(), "b")], False),
+    ("equal values of two types", [(1, "a"), (1.0, "b")], False),
+]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [pytest.param(pairs, expected, id=name) for name, pairs, expected in _ONE_QUERY_CASES],
+)
+def test_single_query(pairs: list[Any], expected: bool) -> None:
+    assert _EQUAL_QUERY == QUERY and _EQUAL_QUERY is not QUERY
+    one_query, query = _attributes.single_query(pairs)
+    assert one_query is expected
+    assert query is (pairs[0][0] if expected else None)
+
+
+def test_max_length_follows_the_tokenizer_between_calls(
+    otel: Otel, tiny_cross_encoder: Any
+) -> None:
+    # Read on every call: the tokenizer's value is what sentence-transformers truncates at,
+    # and any code can set it, without going through the model.
+    pairs = [(QUERY, d) for d in DOCS]
+    tokenizer = tiny_cross_encoder.tokenizer
+    original = tokenizer.model_max_length
+    try:
+        tiny_cross_encoder.predict(pairs)
+        tokenizer.model_max_length = 33
+        tiny_cross_encoder.predict(pairs)
+    finally:
+        tokenizer.model_max_length = original
+    first, second = (dict(s.attributes or {}) for s in otel.spans())
+    assert first[semconv.RAG_RERANK_MAX_LENGTH] == original
+    assert second[semconv.RAG_RERANK_MAX_LENGTH] == 33
