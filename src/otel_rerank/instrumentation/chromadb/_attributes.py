@@ -106,11 +106,8 @@ def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
         name = None
     last = known.last
     found = last[1] if last[0] is name else known.under(name)
-    if known.local and arguments.get("query_embeddings") is not None:
-        # ``chroma_traces()``, inline: on every call
-        chroma_otel = _chroma_otel[0] or _chroma_otel_module()
-        if chroma_otel is None or getattr(chroma_otel, "tracer", None) is None:
-            return found[1]
+    if known.local and arguments.get("query_embeddings") is not None and not chroma_traces():
+        return found[1]
     return found[0]
 
 

@@ -31,13 +31,10 @@ from otel_rerank.instrumentation._common import InstanceCache
 PROVIDER = "qdrant"
 DB_SYSTEM = "qdrant"
 
-# The keys and values every query writes, bound once (a module global, not ``semconv.``
-# per use).
+# The keys every query writes, bound once (a module global, not ``semconv.`` per use).
 _RETURNED_COUNT = semconv.RAG_RETRIEVAL_RETURNED_COUNT
 _TOP_SCORE = semconv.RAG_RETRIEVAL_TOP_SCORE
 _SCORE_KIND = semconv.RAG_RETRIEVAL_SCORE_KIND
-_SIMILARITY = semconv.SCORE_KIND_SIMILARITY
-_DISTANCE = semconv.SCORE_KIND_DISTANCE
 
 # Payload keys that commonly hold a point's text (LangChain, LlamaIndex, fastembed, ours).
 _TEXT_KEYS = ("document", "text", "page_content", "content", "chunk")
@@ -85,9 +82,7 @@ def start(client: Any, arguments: Mapping[str, Any]) -> Start:
     A client talking to a Qdrant server (HTTP or gRPC) makes a CLIENT span. Computed once
     per client and collection.
     """
-    name = arguments.get("collection_name")  # ``data_source``, inline: on every call
-    if type(name) is not str or not name:
-        name = data_source(arguments)
+    name = data_source(arguments)
     known: _ClientStarts = _clients(client)
     found = known.by_collection.get(name)
     if found is None:
@@ -153,14 +148,11 @@ def query_response(result: Any) -> Attributes:
     if not hits:
         return (returned,)
     top = getattr(hits[0], "score", None)
-    if type(top) is float:
-        # The usual result: float scores, the first two different (``score_kind``, inline).
-        second = getattr(hits[1], "score", None) if len(hits) > 1 else None
-        if type(second) is float and second != top:
-            kind = _SIMILARITY if second < top else _DISTANCE
-            return (returned, (_TOP_SCORE, top), (_SCORE_KIND, kind))
-        return (returned, (_TOP_SCORE, top), (_SCORE_KIND, score_kind(hits)))
-    return (returned, (_TOP_SCORE, _float(top)), (_SCORE_KIND, score_kind(hits)))
+    return (
+        returned,
+        (_TOP_SCORE, top if type(top) is float else _float(top)),
+        (_SCORE_KIND, score_kind(hits)),
+    )
 
 
 def score_kind(hits: Sequence[Any]) -> str | None:
