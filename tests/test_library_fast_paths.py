@@ -354,7 +354,7 @@ def test_the_model_entry_goes_with_the_model() -> None:
     model = _Model()
     st_attrs._device(model)
     key = id(model)
-    assert key in st_attrs._facts_by_model
+    assert key in st_attrs._facts._by_identity
     del model
     gc.collect()
-    assert key not in st_attrs._facts_by_model
+    assert key not in st_attrs._facts._by_identity

@@ -39,7 +39,7 @@ def model_name(instance: Any) -> str | None:
 
 class _ModelFacts:
     """What the wrappers keep per model, in one entry: a call finds it for the span's start
-    and again, warm, for the device and max length.
+    and again for the device and max length.
 
     Each slot is replaced as a whole, so that a thread reading it never sees half of an
     update: ``start`` (``None`` until the first call); ``device_state``, ``(device, first
@@ -48,40 +48,22 @@ class _ModelFacts:
     whether the class reads max_seq_length from its first module)`` (see :func:`_max_length`).
     """
 
-    __slots__ = ("device_state", "max_length_read", "model", "start")
+    __slots__ = ("device_state", "max_length_read", "start")
 
-    def __init__(self) -> None:
-        self.model: weakref.ref[Any] | None = None
+    def __init__(self, model: Any) -> None:
         self.start: Start | None = None
         self.device_state: tuple[str | None, weakref.ref[Any], Any] | None = None
         self.max_length_read: tuple[type, bool] | None = None
 
 
-#: id(model) -> its facts, which hold the model weakly and leave with it (before its id can
-#: be reused), as ``_common.InstanceCache`` does. A plain function over a dict instead of an
-#: ``InstanceCache``: after a forward pass, a call through that class's ``__call__`` cost
-#: ~7 µs against ~3, and a rerank call looks its model up three times.
-_facts_by_model: dict[int, _ModelFacts] = {}
-
-
-def _facts(instance: Any) -> _ModelFacts:
-    facts = _facts_by_model.get(id(instance))
-    if facts is not None and facts.model is not None and facts.model() is instance:
-        return facts
-    facts = _ModelFacts()
-    key = id(instance)
-    entries = _facts_by_model
-    try:
-        facts.model = weakref.ref(instance, lambda _ref: entries.pop(key, None))
-    except TypeError:  # not weak-referenceable: this call's facts only
-        return facts
-    entries[key] = facts
-    return facts
+#: A model's facts, which leave with it (a model that cannot be weakly referenced gets
+#: fresh ones on every call, so nothing is cached for it).
+_facts = InstanceCache(_ModelFacts)
 
 
 def start(instance: Any, arguments: Mapping[str, Any]) -> Start:
     """The span's identity: the model's name (computed once per model)."""
-    facts = _facts(instance)
+    facts: _ModelFacts = _facts(instance)
     found = facts.start
     if found is None:
         found = facts.start = Start(model=model_name(instance))
@@ -112,7 +94,7 @@ def _device(instance: Any) -> str | None:
     the device is read again. A model that cannot be weakly referenced, or whose first
     parameter cannot, is read on every call.
     """
-    facts = _facts(instance)
+    facts: _ModelFacts = _facts(instance)
     state = facts.device_state
     if state is not None:
         device, parameter, parameter_device = state
@@ -139,7 +121,7 @@ def _max_length(instance: Any) -> int | None:
     property itself. The value is read on every call: it is the tokenizer's
     ``model_max_length``, which any code can set (``model.max_seq_length = 256`` does).
     """
-    facts = _facts(instance)
+    facts: _ModelFacts = _facts(instance)
     cls = type(instance)
     read = facts.max_length_read
     if read is None or read[0] is not cls:
