@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 from math import isnan
@@ -68,16 +68,10 @@ def rank_floats(
 
     ``(top score, top-1 changed, tau-b, order, ordered)``: the fields of
     :class:`RerankSummary`, the indices by descending score with ties in the order given
-    (:func:`reranked_order`), and the values in that order.
-
-    One function on purpose: it runs after every reranker call, right after the model has
-    swept the CPU caches, where each further function's code is another cold fetch (the
-    steps' own helpers cost more there than their work). Tau-b's counts, on the sort:
+    (:func:`reranked_order`), and the values in that order. Tau-b's counts, on the sort:
 
     - discordant pairs (i < j with ``values[i] < values[j]``) are exactly the order's
-      inversions (j placed before i; a tie keeps i first). With bit k of a running mask set
-      once index k is placed, the mask just after placing an index, shifted right by it,
-      keeps that index and the earlier ones above it: one popcount each, all in C;
+      inversions (j placed before i; a tie keeps i first): :func:`_inversions`;
     - tied pairs are neighbours in ``ordered`` (the usual list has none).
     """
     n = len(values)
@@ -94,8 +88,7 @@ def rank_floats(
     if n > _BITMASK_UNTIL:  # the merge count (the sort is not reused)
         tau = tau_b_of_floats(values)
     elif n > 1:
-        placed = accumulate(map(_BITS.__getitem__, order), or_)
-        discordant = sum(map(int.bit_count, map(rshift, placed, order))) - n
+        discordant = _inversions(order, accumulate(map(_BITS.__getitem__, order), or_))
         tied = _tied_in_sorted(ordered[::-1]) if any(map(eq, ordered, ordered[1:])) else 0
         tau = _tau_b(n, tied, discordant)
     return ordered[0], order[0] != 0, tau, order, ordered
@@ -153,14 +146,24 @@ def summary_of_order(
         return None
     if not all(map(gt, ordered, ordered[1:])):  # False on a tie or a NaN
         return None
-    try:  # the running mask of rank_floats' count
+    try:  # the running mask of the inversion count
         placed = list(accumulate(map(_BITS.__getitem__, order), or_))
     except (IndexError, TypeError):  # a position past the bits, or not an integer
         return None
     if placed[-1] != (1 << n) - 1:  # n positions setting n bits: each of 0..n-1 once
         return None
-    discordant = sum(map(int.bit_count, map(rshift, placed, order))) - n
-    return ordered[0], order[0] != 0, _tau_b(n, 0, discordant) if n > 1 else None
+    return ordered[0], order[0] != 0, _tau_b(n, 0, _inversions(order, placed)) if n > 1 else None
+
+
+def _inversions(order: Sequence[int], placed: Iterable[int]) -> int:
+    """Pairs placed out of index order in a permutation of ``range(len(order))``, at most
+    :data:`_BITMASK_UNTIL` long, given its running mask ``placed`` (bit k set once index k
+    is placed, ``_BITS`` or-accumulated along ``order``).
+
+    The mask just after placing an index, shifted right by it, keeps that index and the
+    earlier-placed ones above it: one popcount each, all in C.
+    """
+    return sum(map(int.bit_count, map(rshift, placed, order))) - len(order)
 
 
 #: Up to this many scores the bitmask count beats the merge sort (0.5 against 1.6 ms at 2048
