@@ -190,8 +190,9 @@ class Server:
         self.env, self.argv = env, argv
         for path in self.files:
             text = path.read_text(encoding="utf-8")
-            if sub(text) != text:
-                path.write_text(sub(text), encoding="utf-8")
+            retargeted = sub(text)
+            if retargeted != text:
+                path.write_text(retargeted, encoding="utf-8")
                 changed = True
         return changed
 
