@@ -135,8 +135,11 @@ def test_order_and_merge_counts_agree(scores: list[float]) -> None:
 def test_insertion_and_merge_counts_agree(scores: list[float]) -> None:
     # Short lists count by binary insertion, long ones by the merge sort: the same count.
     values = [s for s in scores if not math.isnan(s)]
-    by_merging = _ranking._discordant_and_sorted_by_merging(values)
-    assert _ranking._discordant_and_sorted(values) == by_merging
+    discordant, ascending, positions, tie = _ranking._inserted(values) or (0, [], [], False)
+    assert (discordant, ascending) == _ranking._discordant_and_sorted_by_merging(values)
+    # read backwards, the positions are the stable descending order
+    assert positions[::-1] == _ranking.reranked_order(values)
+    assert tie == (len(set(values)) < len(values))
 
 
 def _naive_ranking(scores: list[float]) -> list[int]:
@@ -256,13 +259,19 @@ def test_already_sorted_is_exactly_one_and_reversed_exactly_minus_one() -> None:
         assert _ranking.rank_floats(best_first[::-1])[2] == -1.0
 
 
-def test_the_bitmask_bound_counts_like_the_merge_sort(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Either side of the bitmask's bound, with numpy loaded and without: one tau.
+def test_the_bounds_count_like_the_merge_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Either side of the insertion's and the bitmask's bounds, with numpy loaded and
+    # without: one tau and one order.
     rng = random.Random(5)
-    for n in (_ranking._BITMASK_UNTIL, _ranking._BITMASK_UNTIL + 1):
+    insertion, bitmask = _ranking._RANK_BY_INSERTION_UNTIL, _ranking._BITMASK_UNTIL
+    for n in (insertion, insertion + 1, bitmask, bitmask + 1):
         values = [rng.choice([0.1, 0.2, rng.random()]) for _ in range(n)]
         merged = _tau_from_counts(_ranking._tied_and_discordant(values), n)
-        assert _ranking.rank_floats(values)[2] == merged
+        top, top1_changed, tau, order, ordered = _ranking.rank_floats(values)
+        assert tau == merged
+        assert list(order) == _ranking.reranked_order(values)
+        assert ordered == [values[i] for i in order]
+        assert (top, top1_changed) == (ordered[0], order[0] != 0)
         assert kendall_tau_b(values) == merged
         monkeypatch.delitem(sys.modules, "numpy")
         assert kendall_tau_b(values) == merged
