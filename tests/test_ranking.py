@@ -135,11 +135,11 @@ def test_order_and_merge_counts_agree(scores: list[float]) -> None:
 def test_insertion_and_merge_counts_agree(scores: list[float]) -> None:
     # Short lists count by binary insertion, long ones by the merge sort: the same count.
     values = [s for s in scores if not math.isnan(s)]
-    discordant, ascending, positions, tie = _ranking._inserted(values) or (0, [], [], False)
+    discordant, tied, ascending, positions = _ranking._inserted(values) or (0, 0, [], [])
     assert (discordant, ascending) == _ranking._discordant_and_sorted_by_merging(values)
+    assert tied == _ranking._tied_in_sorted(ascending)
     # read backwards, the positions are the stable descending order
     assert positions[::-1] == _ranking.reranked_order(values)
-    assert tie == (len(set(values)) < len(values))
 
 
 def _naive_ranking(scores: list[float]) -> list[int]:
@@ -338,5 +338,6 @@ def test_output_documents_match_their_definition(scores: list[float], limit: int
         expected[f"reranker.output_documents.{position}.document.id"] = str(index)
         if math.isfinite(score):
             expected[f"reranker.output_documents.{position}.document.score"] = score
-    found = _rerank.output_documents(_rerank.ranking_of_pairs(ranking), limit)
-    assert list(found.items()) == list(expected.items())
+    found: dict[str, object] = {"kept": 1}
+    _rerank.add_output_documents(found, _rerank.ranking_of_pairs(ranking), limit)
+    assert found == {"kept": 1, **expected}

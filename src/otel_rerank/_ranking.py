@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, repeat
@@ -81,9 +81,8 @@ def rank_floats(
     if n <= _RANK_BY_INSERTION_UNTIL:
         inserted = _inserted(values)
         if inserted is not None:
-            discordant, ascending, positions, tie = inserted
+            discordant, tied, ascending, positions = inserted
             ordered, order = ascending[::-1], positions[::-1]
-            tied = _tied_in_sorted(ascending) if tie else 0
             tau = _tau_b(n, tied, discordant) if n > 1 else None
             return ordered[0], order[0] != 0, tau, order, ordered
     elif not (isnan(sum(values)) and any(map(isnan, values))):
@@ -210,8 +209,8 @@ def _tied_and_discordant(values: list[float]) -> tuple[int, int] | None:
         inserted = _inserted(values)
         if inserted is None:  # a NaN: no order, so no tau
             return None
-        discordant, ascending, _, tie = inserted
-        return _tied_in_sorted(ascending) if tie else 0, discordant
+        discordant, tied, _, _ = inserted
+        return tied, discordant
     if isnan(sum(values)) and any(map(isnan, values)):  # no order, so no tau
         return None
     discordant, ascending = _discordant_and_sorted_by_merging(values)
@@ -235,32 +234,32 @@ def _tied_in_sorted(ascending: list[float]) -> int:
 _INSERTION_UNTIL: Final = 2048
 
 
-def _inserted(values: list[float]) -> tuple[int, list[float], list[int], bool] | None:
-    """Binary insertion of ``values`` in the order given: ``(discordant, ascending,
-    positions, tie)``, or ``None`` at a NaN (no order).
+def _inserted(values: list[float]) -> tuple[int, int, list[float], list[int]] | None:
+    """Binary insertion of ``values`` in the order given: ``(discordant, tied, ascending,
+    positions)``, or ``None`` at a NaN (no order).
 
     ``discordant`` counts the pairs i < j with ``values[i] < values[j]`` (each value counts
-    the earlier ones below it, where it is inserted); ``ascending`` is the values sorted,
-    ties neighbours, and ``positions`` their indices alongside: a value goes before the
-    equal ones already placed, so read backwards they are in descending order with ties
-    in the order given (a stable descending sort). ``tie``: two values were equal.
+    the earlier ones below it, where it is inserted) and ``tied`` those with equal values
+    (each value counts the equal ones already placed: a second binary search, only on a
+    tie); ``ascending`` is the values sorted and ``positions`` their indices alongside: a
+    value goes before the equal ones already placed, so read backwards they are in
+    descending order with ties in the order given (a stable descending sort).
     """
     ascending: list[float] = []
     positions: list[int] = []
     insert_value, insert_position = ascending.insert, positions.insert
-    discordant = 0
-    tie = False
+    discordant = tied = 0
     for position, value in enumerate(values):
         # A NaN is the one float unequal to itself (a compare, where isnan is a call).
         if value != value:  # noqa: PLR0124
             return None
         below = bisect_left(ascending, value)
         if below < position and ascending[below] == value:
-            tie = True
+            tied += bisect_right(ascending, value, below) - below
         discordant += below
         insert_value(below, value)
         insert_position(below, position)
-    return discordant, ascending, positions, tie
+    return discordant, tied, ascending, positions
 
 
 def _discordant_and_sorted_by_merging(values: list[float]) -> tuple[int, list[float]]:

@@ -10,8 +10,7 @@ touches a span.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain
+from collections.abc import Iterable, Sequence
 from math import isfinite
 from operator import itemgetter
 from typing import Final
@@ -86,34 +85,35 @@ _FIRST: Final = itemgetter(0)
 _SECOND: Final = itemgetter(1)
 
 
-def output_documents(ranking: Ranking, limit: int) -> dict[str, AttributeValue]:
-    """``reranker.output_documents.{i}.document.id|score`` for the first ``limit`` entries."""
+def add_output_documents(
+    attributes: dict[str, AttributeValue], ranking: Ranking, limit: int
+) -> None:
+    """Add ``reranker.output_documents.{i}.document.id|score`` for the first ``limit``
+    entries of ``ranking`` (whose columns are the same length) to ``attributes``: two
+    C-level updates, no dict between (this runs as every rerank span ends)."""
     indices, scores = ranking
     indices, scores = indices[:limit], scores[:limit]
-    if not indices:
-        return {}
-    keys = _KEYS if len(indices) <= len(_KEYS) // 2 else tuple(_interleaved(len(indices)))
-    ids = map(str, indices)
-    if all(map(isfinite, scores)):  # the usual ranking: built by zip and map, in C
-        return dict(zip(keys, chain.from_iterable(zip(ids, scores, strict=False)), strict=False))
-    found: dict[str, AttributeValue] = {}
-    for id_key, score_key, index, score in zip(keys[::2], keys[1::2], ids, scores, strict=False):
-        found[id_key] = index
-        if isfinite(score):  # a non-finite score is not written
-            found[score_key] = score
-    return found
+    if len(indices) <= len(_ID_KEYS):
+        id_keys, score_keys = _ID_KEYS, _SCORE_KEYS
+    else:
+        id_keys, score_keys = _keys(len(indices))
+    attributes.update(zip(id_keys, map(str, indices), strict=False))  # the keys run longer
+    if all(map(isfinite, scores)):  # the usual ranking
+        attributes.update(zip(score_keys, scores, strict=False))
+    else:  # a non-finite score is not written
+        finite = (pair for pair in zip(score_keys, scores, strict=False) if isfinite(pair[1]))
+        attributes.update(finite)
 
 
-def _interleaved(count: int) -> Iterator[str]:
-    """Each position's id key, then its score key, for ``count`` positions."""
-    return chain.from_iterable(map(_keys, range(count)))
-
-
-def _keys(position: int) -> tuple[str, str]:
-    """``reranker.output_documents.{position}.document.id|score``."""
-    base = f"{semconv.RERANKER_OUTPUT_DOCUMENTS}.{position}."
-    return base + semconv.DOCUMENT_ID, base + semconv.DOCUMENT_SCORE
+def _keys(count: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The id keys and the score keys, ``reranker.output_documents.{i}.document.id|score``,
+    of ``count`` positions."""
+    bases = [f"{semconv.RERANKER_OUTPUT_DOCUMENTS}.{i}." for i in range(count)]
+    return (
+        tuple(base + semconv.DOCUMENT_ID for base in bases),
+        tuple(base + semconv.DOCUMENT_SCORE for base in bases),
+    )
 
 
 # Built once for the positions a span usually holds (``max_documents`` defaults to 10).
-_KEYS: Final = tuple(_interleaved(64))
+_ID_KEYS, _SCORE_KEYS = _keys(64)

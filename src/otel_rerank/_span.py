@@ -479,7 +479,7 @@ class StageSpan:
         ranking = self._ranking
         if ranking is not None:
             policy = self._content
-            pending.update(_rerank.output_documents(ranking, policy.max_documents))
+            _rerank.add_output_documents(pending, ranking, policy.max_documents)
             texts = self._rerank_texts
             if texts is not None and policy.capture:
                 pending.update(_content.output_document_texts(policy, ranking[0], texts))
