@@ -16,7 +16,9 @@ one worker process, alternating every few dozen calls (fewer for slow calls), an
               actually recorded): the least any instrumentation recording that much costs.
               Its span starts with the attributes the arguments give; those read from the
               result (``FROM_THE_RESULT``: the response's, the top score, the reranked
-              documents...) it writes after the call, as any instrumentation must;
+              documents...) it writes after the call, as any instrumentation must; its
+              metric points are recorded while its span is current, as ours are (each
+              one's exemplar points at the span);
 * ``ours``    ``otel_rerank.instrument(...)`` with an SDK ``TracerProvider`` +
               ``BatchSpanProcessor`` to an exporter that only counts, and a
               ``MeterProvider`` with an in-memory reader;
@@ -864,7 +866,9 @@ def _floor(call: Callable[[], object], recording: Recording, sdk: Sdk) -> Callab
 
     Each span starts with the attributes the call's arguments give and is given those
     read from its result (``FROM_THE_RESULT``) after the call, as a hand-written
-    instrumentation must: it cannot know a response before the call returns.
+    instrumentation must: it cannot know a response before the call returns. Every metric
+    point is recorded while the span is current, as ours records them (so each one's
+    exemplar points at the span: the same recording).
     """
     tracer = sdk.tracer_provider.get_tracer("floor")
     meter = sdk.meter_provider.get_meter("floor")
@@ -902,9 +906,9 @@ def _floor(call: Callable[[], object], recording: Recording, sdk: Sdk) -> Callab
                     span.add_event(event_name, event_attributes)
                 for method, value, metric_attributes in during:
                     method(value, metric_attributes)
-            elapsed = perf_counter() - start
-            for method, metric_attributes in after:
-                method(elapsed, metric_attributes)
+                elapsed = perf_counter() - start
+                for method, metric_attributes in after:
+                    method(elapsed, metric_attributes)
             return result
 
         return floor
@@ -932,9 +936,9 @@ def _floor(call: Callable[[], object], recording: Recording, sdk: Sdk) -> Callab
                     span.add_event(event_name, event_attributes)
             for method, value, metric_attributes in during:
                 method(value, metric_attributes)
-        elapsed = perf_counter() - start
-        for method, metric_attributes in after:
-            method(elapsed, metric_attributes)
+            elapsed = perf_counter() - start
+            for method, metric_attributes in after:
+                method(elapsed, metric_attributes)
         return result
 
     return floor_tree

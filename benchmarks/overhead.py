@@ -5,7 +5,8 @@ Cases, alternating every few dozen calls so machine noise hits them alike:
 * ``bare``            the undecorated function (the baseline every overhead is measured from)
 * ``ours, no SDK``    the same function through our decorator with no SDK configured
 * ``floor``           a hand-written ``tracer.start_as_current_span`` + histogram record
-                      (the least any span-and-metric instrumentation can cost)
+                      inside it, as ours records it (its exemplar points at the span):
+                      the least any span-and-metric instrumentation can cost
 * ``floor+attrs``     the floor with the same start attributes we set
 * ``ours, SDK``       our decorator with an SDK tracer and meter (spans go to a no-op exporter)
 * ``ours rerank``     ``@otel_rerank.rerank`` on a ``(query, documents)`` function: adds the
@@ -80,14 +81,14 @@ def _build_cases() -> tuple[dict[str, Callable[[], object]], Callable[[], None]]
         start = time.perf_counter()
         with tracer.start_as_current_span("chat m"):
             result = work()
-        histogram.record(time.perf_counter() - start, metric_attributes)
+            histogram.record(time.perf_counter() - start, metric_attributes)
         return result
 
     def floor_attrs() -> object:
         start = time.perf_counter()
         with tracer.start_as_current_span("chat m", attributes=span_attributes):
             result = work()
-        histogram.record(time.perf_counter() - start, metric_attributes)
+            histogram.record(time.perf_counter() - start, metric_attributes)
         return result
 
     ours = otel_rerank.llm(model="m")(work)

@@ -18,7 +18,8 @@ the span's own work is timed:
               its extractors: the checks, the span, argument binding, the one write.
 
 Its floor is ``tracer.start_as_current_span`` with the attributes that case's span ended
-with, all given at start, and the same histogram records: the least any instrumentation
+with, all given at start, and the same histogram records, made while it is current as
+ours are: the least any instrumentation
 recording that much costs. ``A/A`` is the floor timed again as another case (noise). Per
 block each case's 10th-percentile call (process CPU time, ``_timing.py``), cases
 alternating every 50 calls; every number is the median over blocks. Run::
@@ -170,7 +171,7 @@ def _floor(
         with tracer.start_as_current_span(name, kind=kind, attributes=attributes):
             if candidates is not None:
                 counted.record(candidates, metric)
-        duration.record(perf_counter() - start, metric)
+            duration.record(perf_counter() - start, metric)
 
     return floor
 

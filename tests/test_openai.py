@@ -888,3 +888,26 @@ def test_response_extraction_tolerates_other_shapes() -> None:
     assert _llm.response_model(object()) is None
     assert attrs.usage(object()) == (None, None)
     assert attrs.output_messages("raw") == []
+
+
+def test_a_stream_s_points_point_at_its_chat_span(otel: Otel, server: _MockOpenAI) -> None:
+    # A stream's points are recorded as the application reads it, after the call returned
+    # and its span was left: each still points at the chat span (the SDK's exemplar).
+    with otel.tracer_provider.get_tracer("app").start_as_current_span("request"):
+        list(_chat(server.client(), stream=True, stream_options={"include_usage": True}))
+    chat = _one_chat_span(otel)
+    ids = (chat.context.trace_id, chat.context.span_id)
+    # One collection: each hands the exemplars kept since the last one, then forgets them.
+    metrics = {
+        metric.name: metric.data.data_points
+        for resource_metrics in otel.reader.get_metrics_data().resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    }
+    for name in (
+        semconv.METRIC_OPERATION_DURATION,
+        semconv.METRIC_TOKEN_USAGE,
+        semconv.METRIC_TIME_TO_FIRST_CHUNK,
+    ):
+        exemplars = {(e.trace_id, e.span_id) for p in metrics[name] for e in p.exemplars}
+        assert exemplars == {ids}, name

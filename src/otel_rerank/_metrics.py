@@ -7,13 +7,17 @@ on, a few more: the server address and port, ``gen_ai.response.model``, ``error.
 shares it between calls (the SDK copies what it keeps), so a call copies no dict to record
 a point. The functions below record one call's points, from the call's telemetry and
 attributes (no recorder object per call); metrics are recorded whether or not the call's
-span is sampled.
+span is sampled. Each point is recorded in a context where the call's span is current
+(``in_span``), whatever context is current when it is recorded: an exemplar the SDK keeps
+for it (its default filter keeps them for sampled spans) points at that span, not at its
+parent or at nothing.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _telemetry, semconv
@@ -59,16 +63,19 @@ def duration(
     attributes: MetricAttributes,
     seconds: float,
     error_type: str | None,
+    in_span: Context,
 ) -> None:
     """``gen_ai.client.operation.duration``, with ``error.type`` when the call failed."""
     if error_type is not None:
         attributes = attributes.plus(semconv.ERROR_TYPE, error_type)
-    telemetry.duration.record(seconds, attributes.values)
+    telemetry.duration.record(seconds, attributes.values, in_span)
 
 
-def candidates(telemetry: _telemetry.Telemetry, attributes: MetricAttributes, count: int) -> None:
+def candidates(
+    telemetry: _telemetry.Telemetry, attributes: MetricAttributes, count: int, in_span: Context
+) -> None:
     """``rag.rerank.candidates``: how many candidates a reranker was given."""
-    telemetry.candidates.record(count, attributes.values)
+    telemetry.candidates.record(count, attributes.values, in_span)
 
 
 def tokens(
@@ -76,17 +83,20 @@ def tokens(
     attributes: MetricAttributes,
     input_tokens: int | None,
     output_tokens: int | None,
+    in_span: Context,
 ) -> None:
     """``gen_ai.client.token.usage``, one point per known token type."""
     histogram = telemetry.token_usage
     if input_tokens is not None:
-        histogram.record(input_tokens, attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "input").values)
+        input_attributes = attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "input").values
+        histogram.record(input_tokens, input_attributes, in_span)
     if output_tokens is not None:
-        histogram.record(output_tokens, attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "output").values)
+        output_attributes = attributes.plus(semconv.GEN_AI_TOKEN_TYPE, "output").values
+        histogram.record(output_tokens, output_attributes, in_span)
 
 
 def time_to_first_chunk(
-    telemetry: _telemetry.Telemetry, attributes: MetricAttributes, seconds: float
+    telemetry: _telemetry.Telemetry, attributes: MetricAttributes, seconds: float, in_span: Context
 ) -> None:
     """``gen_ai.client.operation.time_to_first_chunk`` of a stream."""
-    telemetry.time_to_first_chunk.record(seconds, attributes.values)
+    telemetry.time_to_first_chunk.record(seconds, attributes.values, in_span)

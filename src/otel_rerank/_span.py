@@ -312,6 +312,7 @@ class StageSpan:
 
     __slots__ = (
         "_content",
+        "_in_span",
         "_leaf",
         "_metric_attributes",
         "_open",
@@ -380,6 +381,7 @@ class StageSpan:
         self._ranking: _rerank.Ranking | None = None
         self._rerank_texts: list[object] | None = None
         self._token: object | None = None
+        self._in_span: context.Context | None = None  # see _current_in
         # The start time, taken out exactly once by ``end`` (list.pop is atomic: two
         # threads ending one call record it once).
         self._open = [time.perf_counter()]
@@ -400,6 +402,7 @@ class StageSpan:
         stand_in._ranking = None
         stand_in._rerank_texts = None
         stand_in._token = None
+        stand_in._in_span = None
         stand_in._open = []  # already ended: ``end`` does nothing
         return stand_in
 
@@ -407,7 +410,10 @@ class StageSpan:
     def __enter__(self) -> StageSpan:
         # The stand-in has no span to make current, a leaf none yet (nor a need for one).
         if self._telemetry is not None and self._leaf is None:
-            self._token = context.attach(trace.set_span_in_context(self.span, self._parent))
+            # Without a parent given, the span starts in the context current now.
+            if self._parent is None or self._in_span is None:
+                self._in_span = trace.set_span_in_context(self.span, self._parent)
+            self._token = context.attach(self._in_span)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -416,6 +422,16 @@ class StageSpan:
             self._token = None
             context.detach(token)  # type: ignore[arg-type]
         self.end(exc)
+
+    def _current_in(self) -> context.Context:
+        """A context in which this span is current, built once: the one each metric point
+        of the call is recorded in, so that its exemplar points at this span wherever the
+        point is recorded (before the span is entered, or after it is left). A leaf has
+        none until it is made (an invalid span: no exemplar)."""
+        in_span = self._in_span
+        if in_span is None:
+            in_span = self._in_span = trace.set_span_in_context(self.span, self._parent)
+        return in_span
 
     @property
     def context(self) -> context.Context:
@@ -463,6 +479,7 @@ class StageSpan:
                         self._metric_attributes,
                         elapsed,
                         None if failure is None else _errors.error_type(failure),
+                        self._current_in(),
                     )
                     listener = chat_duration_listener
                     if listener is not None and error is None and self._stage is CHAT:
@@ -525,6 +542,7 @@ class StageSpan:
             start_time=start_ns,
         )
         self.span = span
+        self._in_span = None  # built on the invalid span until now
         try:
             if failure is not None:
                 _errors.record_error(span, failure, self._content)
@@ -585,7 +603,7 @@ class StageSpan:
         telemetry = self._telemetry
         if telemetry is not None:
             try:  # inline, not ``guarded``: on every reranker's call
-                _metrics.candidates(telemetry, self._metric_attributes, count)
+                _metrics.candidates(telemetry, self._metric_attributes, count, self._current_in())
             except Exception:
                 report_internal_error("StageSpan.record_candidates")
 
@@ -639,7 +657,13 @@ class StageSpan:
         if on_span and self.recording:
             self._pending.update(_token_attributes(input_tokens, output_tokens))
         if self._telemetry is not None:
-            _metrics.tokens(self._telemetry, self._metric_attributes, input_tokens, output_tokens)
+            _metrics.tokens(
+                self._telemetry,
+                self._metric_attributes,
+                input_tokens,
+                output_tokens,
+                self._current_in(),
+            )
 
     @guarded
     def record_response_model(self, model: object) -> None:
@@ -664,7 +688,9 @@ class StageSpan:
         """A stream's first chunk: ``gen_ai.response.time_to_first_chunk`` and its histogram."""
         self.set(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
         if self._telemetry is not None:
-            _metrics.time_to_first_chunk(self._telemetry, self._metric_attributes, seconds)
+            _metrics.time_to_first_chunk(
+                self._telemetry, self._metric_attributes, seconds, self._current_in()
+            )
 
     # -- content (the privacy gate; _content applies the policy) --------------------------
     @property
