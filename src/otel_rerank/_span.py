@@ -442,8 +442,9 @@ class StageSpan:
         """
         if self._telemetry is None or self._leaf is not None:
             return context.get_current()
-        # On top of the context it started in, when given (not read again), else the current.
-        return trace.set_span_in_context(self.span, self._parent)
+        if self._parent is None:  # on top of the current context
+            return trace.set_span_in_context(self.span)
+        return self._current_in()  # on top of the context it started in: built once
 
     def end(self, error: BaseException | None = None) -> None:
         """Record the outcome, end the span and record the duration. Later calls do nothing.
