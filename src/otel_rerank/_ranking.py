@@ -74,8 +74,8 @@ def rank_floats(
     That is the cheapest way found right after a model's forward pass has evicted the CPU
     caches (~25 µs less per 50 scores, in place, than one sort plus a count of its
     inversions: a loop runs the interpreter's warm code where each C pass brings its own
-    cold code), and warm too (50 scores: ~11 against ~16 µs). A longer list is sorted
-    once and its inversions counted on the sort (faster past a few hundred scores).
+    cold code), and warm too (50 scores: 9–12 against 12–17 µs in two runs). A longer list
+    is sorted once and its inversions counted on the sort (faster warm from ~200 scores).
     """
     n = len(values)
     if n <= _RANK_BY_INSERTION_UNTIL:
@@ -175,9 +175,11 @@ def _inversions(order: Sequence[int], placed: Iterable[int]) -> int:
     return sum(map(int.bit_count, map(rshift, placed, order))) - len(order)
 
 
-#: Up to this many scores :func:`rank_floats` ranks by binary insertion; past it, one sort
-#: and the bitmask count are faster (200 scores: 69 against 74 µs; 1000: 682 against 478).
-_RANK_BY_INSERTION_UNTIL: Final = 256
+#: Up to this many scores :func:`rank_floats` ranks by binary insertion: every realistic
+#: candidate list. Warm, one sort and the bitmask count catch up near 200 scores (256: 93
+#: against 85 µs; 1000: 682 against 434); right after a forward pass the loop's lead is
+#: larger, so the bound is set below that.
+_RANK_BY_INSERTION_UNTIL: Final = 128
 
 #: Up to this many scores the bitmask count beats the merge sort (0.5 against 1.6 ms at 2048
 #: scores, 1.9 against 4.3 at 5000, on the project's 2-core machine; its integers grow with
