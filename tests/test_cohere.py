@@ -337,14 +337,41 @@ def test_uninstrument_restores_the_originals(otel: Otel) -> None:
         ([(1, 0.9), (2, 0.5)], 3, None),  # top_n cut
         ([(1, 0.9), (1, 0.5)], 2, None),  # an index twice
         ([(5, 0.9)], 1, None),  # out of range
-        (None, 3, None),
         ([(0, 0.3)], None, None),
     ],
 )
 def test_scores_in_document_order_table(
-    ranked: Sequence[tuple[int, float]] | None, count: int | None, expected: list[float] | None
+    ranked: Sequence[tuple[int, float]], count: int | None, expected: list[float] | None
 ) -> None:
-    assert _attributes.scores_in_document_order(ranked, count) == expected
+    indexes, scores = [i for i, _ in ranked], [s for _, s in ranked]
+    assert _attributes._in_document_order(indexes, scores, count) == expected
+    assert _scores_in_document_order(ranked, count) == expected  # the reference below
+
+
+def _scores_in_document_order(
+    ranked: Sequence[tuple[int, float]] | None, count: int | None
+) -> list[float] | None:
+    """The reference the summary is checked against: every document's score in document
+    order, or ``None`` unless each of the ``count`` documents is scored exactly once."""
+    if ranked is None or count is None or len(ranked) != count:
+        return None
+    scores: list[float | None] = [None] * count
+    for index, score in ranked:
+        if not 0 <= index < count or scores[index] is not None:
+            return None
+        scores[index] = score
+    return [s for s in scores if s is not None]
+
+
+def _partial_summary(ranked: Sequence[tuple[int, float]] | None) -> Any:
+    """The reference for a cut list: top score and whether the best was not the first."""
+    if not ranked:
+        return ()
+    best_index, best_score = max(ranked, key=lambda item: item[1])
+    return (
+        (semconv.RAG_RERANK_TOP_SCORE, best_score),
+        (semconv.RAG_RERANK_TOP1_CHANGED, best_index != 0),
+    )
 
 
 @pytest.mark.parametrize(
@@ -363,12 +390,7 @@ def test_request_table(arguments: dict[str, Any], expected: dict[str, Any]) -> N
     assert pairs == expected
 
 
-def test_partial_summary_and_texts() -> None:
-    assert dict(_attributes.partial_summary([(0, 0.7), (3, 0.2)])) == {
-        semconv.RAG_RERANK_TOP_SCORE: 0.7,
-        semconv.RAG_RERANK_TOP1_CHANGED: False,
-    }
-    assert dict(_attributes.partial_summary([])) == {}
+def test_document_texts() -> None:
     texts = _attributes.document_texts({"documents": ["a", {"text": "b"}, {"title": "c"}, 3]})
     assert texts == ["a", "b", '{"title": "c"}', None]
 
@@ -422,7 +444,7 @@ def test_summary_writes_the_apis_ranked_list_whether_or_not_it_skips_a_write(
         if summarize is not None:
             summarize(call, arguments, response, ())
         else:  # what it did before: the score summary, then the API's list over it
-            scores = _attributes.scores_in_document_order(ranked, 3)
+            scores = _scores_in_document_order(ranked, 3)
             call.record_scores(scores)
             call.record_ranked(ranked)
         call.end()
@@ -469,11 +491,11 @@ def test_summary_reads_results_in_bulk_as_it_read_them_one_by_one(
                 pairs = None
                 break
             pairs.append((i, float(s)))  # type: ignore[union-attr]
-        scores = _attributes.scores_in_document_order(pairs, count)
+        scores = _scores_in_document_order(pairs, count)
         if scores is not None:
             call.record_scores(scores)
         else:
-            call.extract(_attributes.partial_summary, pairs)
+            call.extract(_partial_summary, pairs)
         call.record_ranked(pairs)
 
     written = []

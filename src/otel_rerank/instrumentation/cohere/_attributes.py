@@ -93,12 +93,6 @@ def start(client: Any, arguments: Mapping[str, Any]) -> Start:
     return found
 
 
-def results(response: Any) -> list[tuple[int, float]] | None:
-    """``(document index, relevance score)`` of each result, in the order returned."""
-    found = _columns(response)
-    return None if found is None else list(zip(*found, strict=True))
-
-
 _INDEX = operator.attrgetter("index")
 _SCORE = operator.attrgetter("relevance_score")
 _INTS: Final = frozenset({int})
@@ -123,34 +117,6 @@ def _columns(response: Any) -> tuple[list[int], list[float]] | None:
             return None
         scores = list(map(float, scores))
     return indexes, scores
-
-
-def scores_in_document_order(
-    ranked: Sequence[tuple[int, float]] | None, count: int | None
-) -> list[float] | None:
-    """Every document's score in the order the documents were given, or ``None``.
-
-    ``None`` unless the response scores each of the ``count`` documents exactly once: with
-    ``top_n`` below the document count, the order of the unreturned rest is unknown, so
-    Kendall's tau cannot be computed.
-    """
-    if ranked is None or count is None or len(ranked) != count:
-        return None
-    scores: list[float | None] = [None] * count
-    for index, score in ranked:
-        if not 0 <= index < count or scores[index] is not None:
-            return None
-        scores[index] = score
-    return [s for s in scores if s is not None]
-
-
-def partial_summary(ranked: Sequence[tuple[int, float]] | None) -> Attributes:
-    """Top score and whether the best document was not the first one, from a cut list."""
-    if not ranked:
-        return
-    best_index, best_score = max(ranked, key=lambda item: item[1])
-    yield semconv.RAG_RERANK_TOP_SCORE, best_score
-    yield semconv.RAG_RERANK_TOP1_CHANGED, best_index != 0
 
 
 def response(result: Any) -> Attributes:
@@ -226,7 +192,10 @@ def summary(
 def _in_document_order(
     indexes: list[int], scores: list[float], count: int | None
 ) -> list[float] | None:
-    """:func:`scores_in_document_order` of the results' columns."""
+    """Every document's score in the order the documents were given, from the results'
+    columns; ``None`` unless they score each of the ``count`` documents exactly once (with
+    ``top_n`` below the document count the order of the unreturned rest is unknown, so
+    Kendall's tau cannot be computed)."""
     if count is None or len(indexes) != count:
         return None
     if sorted(indexes) == list(range(count)):  # a permutation: each document once
