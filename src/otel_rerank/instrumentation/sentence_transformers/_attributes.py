@@ -39,21 +39,19 @@ def model_name(instance: Any) -> str | None:
 
 class _ModelFacts:
     """What the wrappers keep per model, in one entry: a call finds it for the span's start
-    and again for the device and max length.
+    and again for the device.
 
     Each slot is replaced as a whole, so that a thread reading it never sees half of an
     update: ``start`` (``None`` until the first call); ``device_state``, ``(device, first
     parameter (held weakly: it never keeps weights alive), that parameter's device)`` or
-    ``None`` when nothing is cached (see :func:`_device`); ``max_length_read``, ``(class,
-    whether the class reads max_seq_length from its first module)`` (see :func:`_max_length`).
+    ``None`` when nothing is cached (see :func:`_device`).
     """
 
-    __slots__ = ("device_state", "max_length_read", "start")
+    __slots__ = ("device_state", "start")
 
     def __init__(self, model: Any) -> None:
         self.start: Start | None = None
         self.device_state: tuple[str | None, weakref.ref[Any], Any] | None = None
-        self.max_length_read: tuple[type, bool] | None = None
 
 
 #: A model's facts, which leave with it (a model that cannot be weakly referenced gets
@@ -121,21 +119,17 @@ def _max_length(instance: Any) -> int | None:
     property itself. The value is read on every call: it is the tokenizer's
     ``model_max_length``, which any code can set (``model.max_seq_length = 256`` does).
     """
-    facts: _ModelFacts = _facts(instance)
     cls = type(instance)
-    read = facts.max_length_read
-    if read is None or read[0] is not cls:
-        plain = _plain_max_length.get(cls)
-        if plain is None:
-            plain = _plain_max_length[cls] = _reads_first_module(cls)
-        read = facts.max_length_read = (cls, plain)
-    if read[1]:
+    plain = _plain_max_length.get(cls)
+    if plain is None:
+        plain = _plain_max_length[cls] = _reads_first_module(cls)
+    if plain:
         modules = instance.__dict__.get("_modules")
         if modules:
             value = getattr(next(iter(modules.values())), "max_seq_length", None)
-            return value if type(value) is int or is_int(value) else None
+            return value if is_int(value) else None
     value = getattr(instance, "max_seq_length", None)
-    return value if type(value) is int or is_int(value) else None
+    return value if is_int(value) else None
 
 
 #: per class: whether ``max_seq_length`` is sentence-transformers' own property over
@@ -164,13 +158,10 @@ _ST_BASE_MODEL: Final = "sentence_transformers.base.model"
 def encode_request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
     inputs = arguments.get("inputs", arguments.get("sentences"))
     count = 1 if isinstance(inputs, (str, bytes, dict)) else sized_length(inputs)
-    batch_size = arguments.get("batch_size")
-    if batch_size is not None and type(batch_size) is not int:
-        batch_size = _int_or_none(batch_size)
     device = arguments.get("device")
     return (
         (semconv.RAG_EMBEDDING_INPUT_COUNT, count),
-        (semconv.RAG_BATCH_SIZE, batch_size),
+        (semconv.RAG_BATCH_SIZE, _int_or_none(arguments.get("batch_size"))),
         (semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance)),
     )
 
@@ -203,12 +194,9 @@ def write_encode_texts(call: StageSpan, arguments: Mapping[str, Any]) -> None:
 
 # -- rerank --------------------------------------------------------------------------------
 def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
-    batch_size = arguments.get("batch_size")
-    if batch_size is not None and type(batch_size) is not int:
-        batch_size = _int_or_none(batch_size)
     device = arguments.get("device")
     return (
-        (semconv.RAG_BATCH_SIZE, batch_size),
+        (semconv.RAG_BATCH_SIZE, _int_or_none(arguments.get("batch_size"))),
         (semconv.RAG_RERANK_MAX_LENGTH, _max_length(instance)),
         (semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance)),
     )
@@ -226,8 +214,7 @@ def rank_request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
 
 def top_n(arguments: Mapping[str, Any]) -> int | None:
     """``rank``'s ``top_k`` (``gen_ai.rerank.top_n``) when it is an integer."""
-    top = arguments.get("top_k")
-    return top if top is None or type(top) is int else _int_or_none(top)
+    return _int_or_none(arguments.get("top_k"))
 
 
 def predict_pairs(arguments: Mapping[str, Any]) -> Sequence[Any] | None:
@@ -318,11 +305,11 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def _int_or_none(value: Any) -> int | None:
-    if value is None or type(value) is int:  # the usual arguments (top_k, batch_size), first
+    """An integer argument (``top_k``, ``batch_size``) as an int, ``None`` for anything else
+    (a bool included)."""
+    if value is None or is_int(value):  # the usual arguments: a plain int checked first
         return value
-    if is_int(value):
-        return value
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool):
         return None
     try:  # numpy and torch integer scalars
         return operator.index(value)
