@@ -95,7 +95,7 @@ def rank_floats(
             tau = tau_b_of_floats(values)
         else:
             discordant = _inversions(order, accumulate(map(_BITS.__getitem__, order), or_))
-            tied = _tied_in_sorted(ordered[::-1]) if any(map(eq, ordered, ordered[1:])) else 0
+            tied = _tied_in_sorted(ordered[::-1])  # no tie: one pass over the neighbours
             tau = _tau_b(n, tied, discordant)
         return ordered[0], order[0] != 0, tau, order, ordered
     top = max(values)  # a NaN: no order, so no tau; the first among ties, as max keeps it
