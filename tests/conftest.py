@@ -70,6 +70,21 @@ class Otel:
     def metric_points(self, metric_name: str) -> list[Any]:
         return metric_points(self.reader, metric_name)
 
+    def exemplar_ids(self) -> dict[str, list[tuple[int, int]]]:
+        """Per metric, the (trace id, span id) of every exemplar of its points: one
+        collection (a collection hands the exemplars kept since the last one, then forgets
+        them)."""
+        found: dict[str, list[tuple[int, int]]] = {}
+        for resource_metrics in self.reader.get_metrics_data().resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    found[metric.name] = [
+                        (e.trace_id, e.span_id)
+                        for point in metric.data.data_points
+                        for e in point.exemplars
+                    ]
+        return found
+
     def instrument(self, **kwargs: Any) -> list[str]:
         return otel_rerank.instrument(
             tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, **kwargs

@@ -24,19 +24,6 @@ PAIRS = [("which?", "a"), ("which?", "b"), ("which?", "c")]
 DURATION, CANDIDATES = semconv.METRIC_OPERATION_DURATION, semconv.METRIC_RERANK_CANDIDATES
 
 
-def _exemplified(otel: Otel) -> dict[str, list[tuple[int, int]]]:
-    """Per metric, (trace id, span id) of every exemplar of its points: one collection (a
-    collection hands the exemplars kept since the last one, then forgets them)."""
-    found: dict[str, list[tuple[int, int]]] = {}
-    for resource_metrics in otel.reader.get_metrics_data().resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                found[metric.name] = [
-                    (e.trace_id, e.span_id) for p in metric.data.data_points for e in p.exemplars
-                ]
-    return found
-
-
 def _ids(span: Any) -> tuple[int, int]:
     return span.context.trace_id, span.context.span_id
 
@@ -56,7 +43,7 @@ def test_cross_encoder_points_point_at_the_rerank_span(
     else:
         tiny_cross_encoder.predict(PAIRS)
     rerank = _ids(_rerank_span(otel))
-    assert _exemplified(otel) == {DURATION: [rerank], CANDIDATES: [rerank]}
+    assert otel.exemplar_ids() == {DURATION: [rerank], CANDIDATES: [rerank]}
 
 
 def test_a_decorated_rerank_points_at_its_span(otel: Otel) -> None:
@@ -67,7 +54,7 @@ def test_a_decorated_rerank_points_at_its_span(otel: Otel) -> None:
     with otel.tracer_provider.get_tracer("app").start_as_current_span("request"):
         my_rerank("which?", ["a", "b", "c"])
     rerank = _ids(otel.span("rerank bge"))
-    assert _exemplified(otel) == {DURATION: [rerank], CANDIDATES: [rerank]}
+    assert otel.exemplar_ids() == {DURATION: [rerank], CANDIDATES: [rerank]}
 
 
 def test_a_leaf_span_made_at_its_end_is_the_one_pointed_at(otel: Otel) -> None:
@@ -77,7 +64,7 @@ def test_a_leaf_span_made_at_its_end_is_the_one_pointed_at(otel: Otel) -> None:
     with otel.tracer_provider.get_tracer("app").start_as_current_span("request"):
         index.search(np.ones((1, 4), dtype=np.float32), 2)
     (retrieval,) = [s for s in otel.spans() if s.name != "request"]
-    assert _exemplified(otel) == {DURATION: [_ids(retrieval)]}
+    assert otel.exemplar_ids() == {DURATION: [_ids(retrieval)]}
 
 
 def test_a_sampled_out_call_has_points_without_exemplars(tiny_cross_encoder: Any) -> None:
@@ -85,6 +72,6 @@ def test_a_sampled_out_call_has_points_without_exemplars(tiny_cross_encoder: Any
     sdk.instrument(capture_content=False)
     try:
         tiny_cross_encoder.predict(PAIRS)
-        assert _exemplified(sdk) == {DURATION: [], CANDIDATES: []}
+        assert sdk.exemplar_ids() == {DURATION: [], CANDIDATES: []}
     finally:
         otel_rerank.uninstrument()
