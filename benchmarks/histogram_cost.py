@@ -127,12 +127,7 @@ def measure(
                 bare,
                 ours,
                 lo.Phase("ours, summary given", given_on, given_off, dict(ours.calls)),
-                lo.Phase(
-                    "floor",
-                    calls={
-                        key: lo._floor(bare.calls[key], recordings[key], sdk) for key in bare.calls
-                    },
-                ),
+                _floor_phase("floor", bare, recordings, sdk),
             ]
         else:
             phases = _histogram_phases(bare, ours, patches, recordings, sdk)
@@ -188,18 +183,21 @@ def _histogram_phases(
         bare,
         ours,
         lo.Phase("ours, no hist", ablated_on, ablated_off, dict(ours.calls)),
-        lo.Phase(
-            "floor",
-            calls={key: lo._floor(bare.calls[key], recordings[key], sdk) for key in bare.calls},
-        ),
-        lo.Phase(
+        _floor_phase("floor", bare, recordings, sdk),
+        _floor_phase(
             "floor, no hist",
-            calls={
-                key: lo._floor(bare.calls[key], replace(recordings[key], records=[]), sdk)
-                for key in bare.calls
-            },
+            bare,
+            {key: replace(recording, records=[]) for key, recording in recordings.items()},
+            sdk,
         ),
     ]
+
+
+def _floor_phase(name: str, bare: Any, recordings: dict[str, Any], sdk: Any) -> Any:
+    """``library_overhead.py``'s hand-written floor of each row, with ``recordings``."""
+    return lo.Phase(
+        name, calls={key: lo._floor(bare.calls[key], recordings[key], sdk) for key in bare.calls}
+    )
 
 
 def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, calls: int) -> str:
