@@ -21,6 +21,12 @@ percentile, less bare's; the median over blocks):
   change), so the case records exactly what ours records, less the computing. Rows
   ``predict-50``, ``rank-50``, ``cohere``; the floor writes the summary as given too, so
   ``ours, summary given`` against ``floor`` is ours' wrapper alone;
+* ``--ablate pieces`` on ``predict-50`` and ``rank-50``: ours with one piece of its
+  wrapper given at a time (what that piece's first call returned, every call after it):
+  the summary, the request's attributes, the candidate count, the one-query check, the
+  argument binding. Each case records what ours records; the drop from ``ours`` is that
+  piece's cost in place, so a reader can tell which piece is worth working on (``rank``
+  never runs the one-query check: on its row that case is an A/A control);
 * ``--peer NAME``    the peer's own instrumentation (run with that peer's venv's Python,
   which ``library_overhead.py --peers NAME`` makes: ``.venv-bench-<name>/bin/python``).
 
@@ -28,6 +34,7 @@ Run::
 
     .venv/bin/python benchmarks/histogram_cost.py --rows chroma,qdrant
     .venv/bin/python benchmarks/histogram_cost.py --ablate summary --rows predict-50,cohere
+    .venv/bin/python benchmarks/histogram_cost.py --ablate pieces --blocks 31
     .venv-bench-traceverde/bin/python benchmarks/histogram_cost.py --rows chroma --peer traceverde
     .venv-bench-openllmetry/bin/python benchmarks/histogram_cost.py --rows qdrant --peer openllmetry
 """
@@ -51,6 +58,65 @@ DEFAULT_ROWS = ("chroma", "qdrant")
 SUMMARY_ROWS = ("predict-50", "rank-50", "cohere")
 #: The rerank summary's functions (module attributes, looked up per call): ablated together.
 SUMMARY_FUNCTIONS = ("summary", "summary_attributes", "ranking_summary_attributes")
+#: Rows of ``--ablate pieces``: the two whose wrapper pieces it gives one at a time.
+PIECE_ROWS = ("predict-50", "rank-50")
+
+
+def _first_result(compute: Callable[..., Any]) -> Callable[..., Any]:
+    """``compute``, answering every call with what its first call returned."""
+    kept: list[Any] = []
+
+    def given(*args: Any) -> Any:
+        if not kept:
+            kept.append(compute(*args))
+        return kept[0]
+
+    return given
+
+
+def _piece_phases(ours: Any, patches: Patches) -> list[Any]:
+    """Ours with one wrapper piece given at a time (``--ablate pieces``)."""
+    from otel_rerank.instrumentation import _base
+    from otel_rerank.instrumentation import sentence_transformers as st
+    from otel_rerank.instrumentation.sentence_transformers import _attributes
+
+    methods = (st.PREDICT, st.RANK)
+
+    def swapped(owners: Sequence[Any], name: str) -> tuple[Callable[[], None], Callable[[], None]]:
+        # Methods are frozen dataclasses: the ablation sets the field as __post_init__ does.
+        saved = [getattr(owner, name) for owner in owners]
+
+        def on() -> None:
+            patches.on()
+            for owner, original in zip(owners, saved, strict=True):
+                if original is not None:
+                    object.__setattr__(owner, name, _first_result(original))
+
+        def off() -> None:
+            for owner, original in zip(owners, saved, strict=True):
+                object.__setattr__(owner, name, original)
+            patches.off()
+
+        return on, off
+
+    give, compute = _given_summaries()
+
+    def summary_on() -> None:
+        patches.on()
+        give()
+
+    def summary_off() -> None:
+        compute()
+        patches.off()
+
+    pieces = [
+        ("summary given", (summary_on, summary_off)),
+        ("request given", swapped(methods, "request")),
+        ("candidates given", swapped(methods, "candidates")),
+        ("one-query check given", swapped([_attributes], "single_query")),
+        ("arguments given", swapped([_base], "bind_arguments")),
+    ]
+    return [lo.Phase(name, on, off, dict(ours.calls)) for name, (on, off) in pieces]
 
 
 def _given_summaries() -> tuple[Callable[[], None], Callable[[], None]]:
@@ -112,7 +178,10 @@ def measure(
         with lo._switched_on(ours):
             ours.calls = {row.key: row.make(fx) for row in rows}
             recordings = {row.key: lo._record_once(ours.calls[row.key], sdk) for row in rows}
-        if ablate == "summary":
+        if ablate == "pieces":
+            phases = [bare, ours, *_piece_phases(ours, patches)]
+            phases.append(_floor_phase("floor", bare, recordings, sdk))
+        elif ablate == "summary":
             give, compute = _given_summaries()
 
             def given_on() -> None:
@@ -210,7 +279,7 @@ def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, ca
         lines.append(f"\n{label}")
         for name, (values, recorded) in cases.items():
             lines.append(
-                f"  {name:20} {medians[name]:+8.1f}   ({min(values):+.1f}..{max(values):+.1f})"
+                f"  {name:22} {medians[name]:+8.1f}   ({min(values):+.1f}..{max(values):+.1f})"
                 f"   {recorded}"
             )
         if "ours, summary given" in medians:
@@ -220,6 +289,15 @@ def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, ca
                 f"{medians['ours'] / medians['floor']:.2f}, with the summary given "
                 f"{given / medians['floor']:.2f}"
             )
+            continue
+        if "ours, no hist" not in medians:  # --ablate pieces
+            floor = medians["floor"]
+            lines.append(f"  ours/floor {medians['ours'] / floor:.2f}; each piece in place:")
+            for name in cases.keys() - {"ours", "floor"}:
+                lines.append(
+                    f"    {name:22} {medians['ours'] - medians[name]:+6.1f} µs;"
+                    f" ours/floor without it {medians[name] / floor:.2f}"
+                )
             continue
         lines.append(
             f"  duration record in place: ours {medians['ours'] - medians['ours, no hist']:.1f}"
@@ -244,10 +322,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--ablate",
-        choices=("histogram", "summary"),
+        choices=("histogram", "summary", "pieces"),
         default="histogram",
-        help="what ours does without: the duration record (default), or computing the "
-        "rerank summary (written as given)",
+        help="what ours does without: the duration record (default), computing the "
+        "rerank summary (written as given), or each piece of the reranker wrapper in turn",
     )
     parser.add_argument("--peer", choices=sorted(lo.PEERS))
     parser.add_argument("--blocks", type=lo._positive, default=9)
@@ -256,7 +334,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.rows is None:
-        args.rows = list(SUMMARY_ROWS if args.ablate == "summary" else DEFAULT_ROWS)
+        defaults = {"summary": SUMMARY_ROWS, "pieces": PIECE_ROWS}
+        args.rows = list(defaults.get(args.ablate, DEFAULT_ROWS))
+    if args.ablate == "pieces":
+        if args.peer is not None:
+            parser.error("--peer goes with the histogram ablation only")
+        other = [key for key in args.rows if key not in PIECE_ROWS]
+        if other:
+            taken = ", ".join(PIECE_ROWS)
+            parser.error(f"--ablate pieces takes {taken} only, not {', '.join(other)}")
     if args.ablate == "summary":
         if args.peer is not None:
             parser.error("--peer goes with the histogram ablation only")
