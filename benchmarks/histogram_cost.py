@@ -60,6 +60,11 @@ SUMMARY_ROWS = ("predict-50", "rank-50", "cohere")
 SUMMARY_FUNCTIONS = ("summary", "summary_attributes", "ranking_summary_attributes")
 #: Rows of ``--ablate pieces``: the two whose wrapper pieces it gives one at a time.
 PIECE_ROWS = ("predict-50", "rank-50")
+#: The ablations beside the default one: their rows, and the error for any other row.
+ABLATION_ROWS = {
+    "summary": (SUMMARY_ROWS, "no rerank summary on {}"),
+    "pieces": (PIECE_ROWS, f"--ablate pieces takes {', '.join(PIECE_ROWS)} only, not {{}}"),
+}
 
 
 def _first_result(compute: Callable[..., Any]) -> Callable[..., Any]:
@@ -99,24 +104,31 @@ def _piece_phases(ours: Any, patches: Patches) -> list[Any]:
 
         return on, off
 
-    give, compute = _given_summaries()
-
-    def summary_on() -> None:
-        patches.on()
-        give()
-
-    def summary_off() -> None:
-        compute()
-        patches.off()
-
     pieces = [
-        ("summary given", (summary_on, summary_off)),
         ("request given", swapped(methods, "request")),
         ("candidates given", swapped(methods, "candidates")),
         ("one-query check given", swapped([_attributes], "single_query")),
         ("arguments given", swapped([_base], "bind_arguments")),
     ]
-    return [lo.Phase(name, on, off, dict(ours.calls)) for name, (on, off) in pieces]
+    return [
+        _summary_given_phase("summary given", ours, patches),
+        *(lo.Phase(name, on, off, dict(ours.calls)) for name, (on, off) in pieces),
+    ]
+
+
+def _summary_given_phase(name: str, ours: Any, patches: Patches) -> Any:
+    """Ours with the rerank summary given rather than computed (:func:`_given_summaries`)."""
+    give, compute = _given_summaries()
+
+    def on() -> None:
+        patches.on()
+        give()
+
+    def off() -> None:
+        compute()
+        patches.off()
+
+    return lo.Phase(name, on, off, dict(ours.calls))
 
 
 def _given_summaries() -> tuple[Callable[[], None], Callable[[], None]]:
@@ -182,20 +194,10 @@ def measure(
             phases = [bare, ours, *_piece_phases(ours, patches)]
             phases.append(_floor_phase("floor", bare, recordings, sdk))
         elif ablate == "summary":
-            give, compute = _given_summaries()
-
-            def given_on() -> None:
-                patches.on()
-                give()
-
-            def given_off() -> None:
-                compute()
-                patches.off()
-
             phases = [
                 bare,
                 ours,
-                lo.Phase("ours, summary given", given_on, given_off, dict(ours.calls)),
+                _summary_given_phase("ours, summary given", ours, patches),
                 _floor_phase("floor", bare, recordings, sdk),
             ]
         else:
@@ -293,7 +295,9 @@ def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, ca
         if "ours, no hist" not in medians:  # --ablate pieces
             floor = medians["floor"]
             lines.append(f"  ours/floor {medians['ours'] / floor:.2f}; each piece in place:")
-            for name in cases.keys() - {"ours", "floor"}:
+            for name in cases:
+                if name in ("ours", "floor"):
+                    continue
                 lines.append(
                     f"    {name:22} {medians['ours'] - medians[name]:+6.1f} µs;"
                     f" ours/floor without it {medians[name] / floor:.2f}"
@@ -333,22 +337,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--calls", type=lo._positive, default=60, help="timed calls per case per block"
     )
     args = parser.parse_args(argv)
-    if args.rows is None:
-        defaults = {"summary": SUMMARY_ROWS, "pieces": PIECE_ROWS}
-        args.rows = list(defaults.get(args.ablate, DEFAULT_ROWS))
-    if args.ablate == "pieces":
+    if args.ablate in ABLATION_ROWS:
+        taken, refusal = ABLATION_ROWS[args.ablate]
+        if args.rows is None:
+            args.rows = list(taken)
         if args.peer is not None:
             parser.error("--peer goes with the histogram ablation only")
-        other = [key for key in args.rows if key not in PIECE_ROWS]
+        other = [key for key in args.rows if key not in taken]
         if other:
-            taken = ", ".join(PIECE_ROWS)
-            parser.error(f"--ablate pieces takes {taken} only, not {', '.join(other)}")
-    if args.ablate == "summary":
-        if args.peer is not None:
-            parser.error("--peer goes with the histogram ablation only")
-        unsummarised = [key for key in args.rows if key not in SUMMARY_ROWS]
-        if unsummarised:
-            parser.error(f"no rerank summary on {', '.join(unsummarised)}")
+            parser.error(refusal.format(", ".join(other)))
+    elif args.rows is None:
+        args.rows = list(DEFAULT_ROWS)
     if args.peer is not None:
         missing = [key for key in args.rows if key not in lo.PEERS[args.peer].rows]
         if missing:

@@ -53,11 +53,35 @@ def test_the_summary_given_records_what_ours_records() -> None:
     assert "summary computed in place: " in done.stdout
 
 
+def test_each_piece_given_records_what_ours_records() -> None:
+    # Each piece given rather than computed: the same attributes and records as ours.
+    done = _run("--ablate", "pieces", "--rows", "predict-50", "--blocks", "1", "--calls", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = {
+        line[:24].strip(): line.split("   ")[-1].strip()
+        for line in done.stdout.splitlines()
+        if line.startswith("  ") and "span(s)" in line
+    }
+    assert set(recorded) == {
+        "ours",
+        "summary given",
+        "request given",
+        "candidates given",
+        "one-query check given",
+        "arguments given",
+        "floor",
+    }
+    assert len(set(recorded.values())) == 1, recorded
+    assert "each piece in place:" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("--ablate", "summary", "--rows", "faiss"), "no rerank summary on faiss"),
         (("--ablate", "summary", "--peer", "traceverde"), "--peer goes with the histogram"),
+        (("--ablate", "pieces", "--rows", "cohere"), "takes predict-50, rank-50 only, not cohere"),
+        (("--ablate", "pieces", "--peer", "traceverde"), "--peer goes with the histogram"),
         (("--ablate", "nothing"), "invalid choice"),
         (("--rows", "faiss,nope"), "unknown rows nope"),
         (("--blocks", "0"), "expected a positive integer"),
