@@ -19,14 +19,19 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return run_benchmark("histogram_cost.py", *args)
 
 
+def _recorded(stdout: str) -> dict[str, str]:
+    """Each case's name and what one of its calls recorded, from the report's case lines."""
+    return {
+        line[:24].strip(): line.split("   ")[-1].strip()
+        for line in stdout.splitlines()
+        if line.startswith("  ") and "span(s)" in line
+    }
+
+
 def test_each_case_records_what_its_name_says() -> None:
     done = _run("--rows", "faiss", "--blocks", "1", "--calls", "3")
     assert done.returncode == 0, done.stderr[-3000:]
-    recorded = {
-        line[:18].strip(): line.split("   ")[-1].strip()
-        for line in done.stdout.splitlines()
-        if line.startswith("  ") and "span(s)" in line
-    }
+    recorded = _recorded(done.stdout)
     with_record = "1 span(s) of 10 attributes, 1 histogram record(s)"
     without = "1 span(s) of 10 attributes, 0 histogram record(s)"
     assert recorded == {
@@ -42,11 +47,7 @@ def test_the_summary_given_records_what_ours_records() -> None:
     # Given rather than computed: the same attributes and records as ours and the floor.
     done = _run("--ablate", "summary", "--rows", "cohere", "--blocks", "1", "--calls", "3")
     assert done.returncode == 0, done.stderr[-3000:]
-    recorded = {
-        line[:22].strip(): line.split("   ")[-1].strip()
-        for line in done.stdout.splitlines()
-        if line.startswith("  ") and "span(s)" in line
-    }
+    recorded = _recorded(done.stdout)
     assert set(recorded) == {"ours", "ours, summary given", "floor"}
     assert len(set(recorded.values())) == 1, recorded
     assert "33 attributes, 2 histogram record(s)" in recorded["ours"]
@@ -57,11 +58,7 @@ def test_each_piece_given_records_what_ours_records() -> None:
     # Each piece given rather than computed: the same attributes and records as ours.
     done = _run("--ablate", "pieces", "--rows", "predict-50", "--blocks", "1", "--calls", "3")
     assert done.returncode == 0, done.stderr[-3000:]
-    recorded = {
-        line[:24].strip(): line.split("   ")[-1].strip()
-        for line in done.stdout.splitlines()
-        if line.startswith("  ") and "span(s)" in line
-    }
+    recorded = _recorded(done.stdout)
     assert set(recorded) == {
         "ours",
         "summary given",
