@@ -27,6 +27,13 @@ percentile, less bare's; the median over blocks):
   argument binding. Each case records what ours records; the drop from ``ours`` is that
   piece's cost in place, so a reader can tell which piece is worth working on (``rank``
   never runs the one-query check: on its row that case is an A/A control);
+* ``--ablate bound`` on ``predict-50``: beside ours, ``hand-written``: the least Python a
+  wrapper recording exactly what ours records can run (:func:`_hand_written_predict`: no
+  argument binding, no span helper, no guards; ours' own pure functions for the one-query
+  check, the model's attributes and the exact summary). Set-up checks that its span's
+  attributes equal ours' and stops if they do not. ``hand-written`` against ``floor`` is
+  what recording this much costs before any wrapper design: the lowest ours could reach;
+  ``ours`` against ``hand-written`` is what ours' one generic wrapper adds;
 * ``--peer NAME``    the peer's own instrumentation (run with that peer's venv's Python,
   which ``library_overhead.py --peers NAME`` makes: ``.venv-bench-<name>/bin/python``).
 
@@ -35,6 +42,7 @@ Run::
     .venv/bin/python benchmarks/histogram_cost.py --rows chroma,qdrant
     .venv/bin/python benchmarks/histogram_cost.py --ablate summary --rows predict-50,cohere
     .venv/bin/python benchmarks/histogram_cost.py --ablate pieces --blocks 31
+    .venv/bin/python benchmarks/histogram_cost.py --ablate bound
     .venv-bench-traceverde/bin/python benchmarks/histogram_cost.py --rows chroma --peer traceverde
     .venv-bench-openllmetry/bin/python benchmarks/histogram_cost.py --rows qdrant --peer openllmetry
 """
@@ -45,6 +53,7 @@ import importlib.util
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -60,10 +69,13 @@ SUMMARY_ROWS = ("predict-50", "rank-50", "cohere")
 SUMMARY_FUNCTIONS = ("summary", "summary_attributes", "ranking_summary_attributes")
 #: Rows of ``--ablate pieces``: the two whose wrapper pieces it gives one at a time.
 PIECE_ROWS = ("predict-50", "rank-50")
+#: The row of ``--ablate bound``: the one its hand-written wrapper is written for.
+BOUND_ROWS = ("predict-50",)
 #: The ablations beside the default one: their rows, and the error for any other row.
 ABLATION_ROWS = {
     "summary": (SUMMARY_ROWS, "no rerank summary on {}"),
     "pieces": (PIECE_ROWS, f"--ablate pieces takes {', '.join(PIECE_ROWS)} only, not {{}}"),
+    "bound": (BOUND_ROWS, "--ablate bound takes predict-50 only, not {}"),
 }
 
 
@@ -114,6 +126,102 @@ def _piece_phases(ours: Any, patches: Patches) -> list[Any]:
         _summary_given_phase("summary given", ours, patches),
         *(lo.Phase(name, on, off, dict(ours.calls)) for name, (on, off) in pieces),
     ]
+
+
+def _hand_written_predict() -> Callable[..., Any]:
+    """``CrossEncoder.predict``'s recording as ours makes it, written out by hand in the
+    fewest Python steps: ``(predict, model, args, kwargs) -> result``.
+
+    The same span (name, kind, start attributes, the request's, the exact summary and the
+    ranking) and the same two histogram records (candidates, duration, each in a context
+    where the span is current), computed by ours' own pure functions; what it leaves out
+    is ours' wrapper: argument binding, the span helper, the one-span group, the guards.
+    Written for the success path of ``predict(pairs)``: a bound, never shipped.
+    """
+    import inspect
+
+    from opentelemetry import context, trace
+    from sentence_transformers import CrossEncoder
+
+    from otel_rerank import _rerank, _span, semconv
+    from otel_rerank.instrumentation import sentence_transformers as st
+    from otel_rerank.instrumentation.sentence_transformers import _attributes
+
+    method = st.PREDICT
+    default_batch_size = inspect.signature(CrossEncoder.predict).parameters["batch_size"].default
+    perf_counter = time.perf_counter
+
+    def predict(wrapped: Callable[..., Any], model: Any, args: Any, kwargs: Any) -> Any:
+        telemetry, parent = _span.records()  # type: ignore[misc]  # the bench's SDK records
+        opened = method._opening(_attributes.start(model, {}))
+        span = telemetry.tracer.start_span(
+            opened.name, context=parent, kind=opened.kind, attributes=opened.span_attributes
+        )
+        in_span = trace.set_span_in_context(span, parent)
+        metric_attributes = opened.metric_attributes.values
+        pairs = args[0]
+        telemetry.candidates.record(len(pairs), metric_attributes, in_span)
+        pending = {
+            semconv.GEN_AI_RERANK_CANDIDATE_COUNT: len(pairs),
+            semconv.RAG_BATCH_SIZE: kwargs.get("batch_size", default_batch_size),
+            semconv.RAG_RERANK_MAX_LENGTH: _attributes._max_length(model),
+            semconv.RAG_DEVICE: _attributes._device(model),
+        }
+        token = context.attach(in_span)
+        start = perf_counter()
+        try:
+            result = wrapped(*args, **kwargs)
+        finally:
+            elapsed = perf_counter() - start
+            context.detach(token)
+        if _attributes.single_query(pairs)[0]:
+            limit = telemetry.content.max_documents
+            found = _rerank.summary(result, limit)
+            if found is not None:
+                summary, ranking = found
+                pending.update(summary)
+                _rerank.add_output_documents(pending, ranking, limit)
+        span.set_attributes(pending)
+        telemetry.duration.record(elapsed, metric_attributes, in_span)
+        span.end()
+        return result
+
+    return predict
+
+
+def _what_is_recorded(recording: Any) -> tuple[Any, ...]:
+    """A recording less what changes from call to call (the durations' values)."""
+    records = sorted(
+        (record["name"], record["times"], sorted(record["attributes"].items()))
+        for record in recording.records
+    )
+    return recording.spans, records
+
+
+def _hand_written_phase(ours: Any, patches: Patches) -> Any:
+    """Ours' instrumentation with ``CrossEncoder.predict`` recorded by
+    :func:`_hand_written_predict` instead (``rank`` stays ours')."""
+    from types import MethodType
+
+    from sentence_transformers import CrossEncoder
+
+    original = CrossEncoder.__dict__["predict"]  # before ours patches it
+    record = _hand_written_predict()
+    ours_replacement: list[Any] = []
+
+    def predict(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return record(MethodType(original, self), self, args, kwargs)
+
+    def on() -> None:
+        patches.on()
+        ours_replacement[:] = [CrossEncoder.__dict__["predict"]]
+        CrossEncoder.predict = predict
+
+    def off() -> None:
+        CrossEncoder.predict = ours_replacement.pop()  # ours' uninstrument finds its own
+        patches.off()
+
+    return lo.Phase("hand-written", on, off, dict(ours.calls))
 
 
 def _summary_given_phase(name: str, ours: Any, patches: Patches) -> Any:
@@ -190,7 +298,18 @@ def measure(
         with lo._switched_on(ours):
             ours.calls = {row.key: row.make(fx) for row in rows}
             recordings = {row.key: lo._record_once(ours.calls[row.key], sdk) for row in rows}
-        if ablate == "pieces":
+        if ablate == "bound":
+            hand = _hand_written_phase(ours, patches)
+            with lo._switched_on(hand):
+                for row in rows:
+                    written = lo._record_once(hand.calls[row.key], sdk)
+                    if _what_is_recorded(written) != _what_is_recorded(recordings[row.key]):
+                        raise SystemExit(
+                            f"histogram_cost.py: the hand-written {row.key} records "
+                            "otherwise than ours; its numbers would mean nothing"
+                        )
+            phases = [bare, ours, hand, _floor_phase("floor", bare, recordings, sdk)]
+        elif ablate == "pieces":
             phases = [bare, ours, *_piece_phases(ours, patches)]
             phases.append(_floor_phase("floor", bare, recordings, sdk))
         elif ablate == "summary":
@@ -292,6 +411,13 @@ def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, ca
                 f"{given / medians['floor']:.2f}"
             )
             continue
+        if "hand-written" in medians:
+            hand, floor = medians["hand-written"], medians["floor"]
+            lines.append(
+                f"  ours/floor {medians['ours'] / floor:.2f}, hand-written/floor "
+                f"{hand / floor:.2f}; ours' wrapper adds {medians['ours'] - hand:.1f} µs"
+            )
+            continue
         if "ours, no hist" not in medians:  # --ablate pieces
             floor = medians["floor"]
             lines.append(f"  ours/floor {medians['ours'] / floor:.2f}; each piece in place:")
@@ -326,10 +452,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--ablate",
-        choices=("histogram", "summary", "pieces"),
+        choices=("histogram", "summary", "pieces", "bound"),
         default="histogram",
         help="what ours does without: the duration record (default), computing the "
-        "rerank summary (written as given), or each piece of the reranker wrapper in turn",
+        "rerank summary (written as given), each piece of the reranker wrapper in turn, "
+        "or (bound) its wrapper: the same recording written out by hand",
     )
     parser.add_argument("--peer", choices=sorted(lo.PEERS))
     parser.add_argument("--blocks", type=lo._positive, default=9)

@@ -6,11 +6,14 @@ cases are ours and the floor less exactly their histogram records, nothing else.
 
 from __future__ import annotations
 
+import importlib
+import os
 import subprocess
+import sys
 
 import pytest
 
-from ._benchmark_script import run_benchmark
+from ._benchmark_script import BENCHMARKS, run_benchmark
 
 pytest.importorskip("faiss")
 
@@ -72,6 +75,39 @@ def test_each_piece_given_records_what_ours_records() -> None:
     assert "each piece in place:" in done.stdout
 
 
+def test_the_hand_written_predict_records_what_ours_records() -> None:
+    # The bound: set-up compares its span and records with ours' and stops on a difference,
+    # so a run that reports numbers was checked.
+    done = _run("--ablate", "bound", "--blocks", "1", "--calls", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = _recorded(done.stdout)
+    assert set(recorded) == {"ours", "hand-written", "floor"}
+    assert len(set(recorded.values())) == 1, recorded
+    assert "32 attributes, 2 histogram record(s)" in recorded["ours"]
+    assert "hand-written/floor " in done.stdout
+
+
+def test_the_bound_check_catches_a_hand_written_predict_that_records_otherwise() -> None:
+    # The check itself: a recording less one attribute is not the same recording.
+    environ = os.environ.copy()
+    sys.path.insert(0, str(BENCHMARKS))
+    try:  # the benchmark sets its environment defaults on import: undone after
+        histogram_cost = importlib.import_module("histogram_cost")
+        lo = importlib.import_module("library_overhead")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+        os.environ.clear()
+        os.environ.update(environ)
+    span = ("rerank m", None, {"a": 1, "b": 2}, [])
+    record = {"name": "d", "times": 1, "attributes": {"x": "y"}, "value": 0.5}
+    same = lo.Recording([span], [record])
+    other_value = lo.Recording([span], [{**record, "value": 0.7}])  # a duration: not compared
+    less = lo.Recording([("rerank m", None, {"a": 1}, [])], [record])
+    recorded = histogram_cost._what_is_recorded
+    assert recorded(same) == recorded(other_value)
+    assert recorded(same) != recorded(less)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -79,6 +115,7 @@ def test_each_piece_given_records_what_ours_records() -> None:
         (("--ablate", "summary", "--peer", "traceverde"), "--peer goes with the histogram"),
         (("--ablate", "pieces", "--rows", "cohere"), "takes predict-50, rank-50 only, not cohere"),
         (("--ablate", "pieces", "--peer", "traceverde"), "--peer goes with the histogram"),
+        (("--ablate", "bound", "--rows", "rank-50"), "takes predict-50 only, not rank-50"),
         (("--ablate", "nothing"), "invalid choice"),
         (("--rows", "faiss,nope"), "unknown rows nope"),
         (("--blocks", "0"), "expected a positive integer"),
