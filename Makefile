@@ -13,7 +13,9 @@ export TOKENIZERS_PARALLELISM := false
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The C speed-ups are compiled by the editable install (hatch_build.py): a change to
+# either reinstalls.
+$(STAMP): pyproject.toml hatch_build.py src/otel_rerank/_speedups.c
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
@@ -50,16 +52,16 @@ demo: $(DEMO_STAMP)
 	$(VENV)/bin/otel-rerank demo
 
 test: $(STAMP) backend phoenix
-	$(VENV)/bin/ruff check src tests benchmarks examples collector
-	$(VENV)/bin/ruff format --check src tests benchmarks examples collector
+	$(VENV)/bin/ruff check src tests benchmarks examples collector hatch_build.py
+	$(VENV)/bin/ruff format --check src tests benchmarks examples collector hatch_build.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 	$(MAKE) test-openai2
 	$(MAKE) test-llamaindex
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples collector
-	$(VENV)/bin/ruff format --check src tests benchmarks examples collector
+	$(VENV)/bin/ruff check src tests benchmarks examples collector hatch_build.py
+	$(VENV)/bin/ruff format --check src tests benchmarks examples collector hatch_build.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

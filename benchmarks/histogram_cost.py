@@ -27,6 +27,11 @@ percentile, less bare's; the median over blocks):
   argument binding. Each case records what ours records; the drop from ``ours`` is that
   piece's cost in place, so a reader can tell which piece is worth working on (``rank``
   never runs the one-query check: on its row that case is an A/A control);
+* ``--ablate speedups`` on ``predict-50`` and ``rank-50``: beside ours as built,
+  ``ours, pure Python``: the same with the compiled speed-ups (``otel_rerank._speedups``:
+  the ranking behind the summary and the one-query check) switched off, so the Python
+  functions they stand in for run instead. Both record the same; the difference is what
+  compiling them saves in place. Refused where the build had no C compiler;
 * ``--ablate bound`` on ``predict-50``: beside ours, ``hand-written``: the least Python a
   wrapper recording exactly what ours records can run (:func:`_hand_written_predict`: no
   argument binding, no span helper, no guards; ours' own pure functions for the one-query
@@ -43,6 +48,7 @@ Run::
     .venv/bin/python benchmarks/histogram_cost.py --ablate summary --rows predict-50,cohere
     .venv/bin/python benchmarks/histogram_cost.py --ablate pieces --blocks 31
     .venv/bin/python benchmarks/histogram_cost.py --ablate bound
+    .venv/bin/python benchmarks/histogram_cost.py --ablate speedups
     .venv-bench-traceverde/bin/python benchmarks/histogram_cost.py --rows chroma --peer traceverde
     .venv-bench-openllmetry/bin/python benchmarks/histogram_cost.py --rows qdrant --peer openllmetry
 """
@@ -76,7 +82,13 @@ ABLATION_ROWS = {
     "summary": (SUMMARY_ROWS, "no rerank summary on {}"),
     "pieces": (PIECE_ROWS, f"--ablate pieces takes {', '.join(PIECE_ROWS)} only, not {{}}"),
     "bound": (BOUND_ROWS, "--ablate bound takes predict-50 only, not {}"),
+    "speedups": (PIECE_ROWS, f"--ablate speedups takes {', '.join(PIECE_ROWS)} only, not {{}}"),
 }
+#: What ``--ablate speedups`` switches off: each module's compiled function, by attribute.
+SPEEDUPS = (
+    ("otel_rerank._ranking", "_compiled_rank_counts"),
+    ("otel_rerank.instrumentation.sentence_transformers._attributes", "_compiled_one_query"),
+)
 
 
 def _first_result(compute: Callable[..., Any]) -> Callable[..., Any]:
@@ -126,6 +138,27 @@ def _piece_phases(ours: Any, patches: Patches) -> list[Any]:
         _summary_given_phase("summary given", ours, patches),
         *(lo.Phase(name, on, off, dict(ours.calls)) for name, (on, off) in pieces),
     ]
+
+
+def _pure_python_phase(ours: Any, patches: Patches) -> Any:
+    """Ours with the compiled speed-ups switched off (``--ablate speedups``): each module's
+    ``_compiled_*`` set to ``None``, as a build without a C compiler leaves it."""
+    import importlib
+
+    owners = [(importlib.import_module(module), name) for module, name in SPEEDUPS]
+    saved = [getattr(owner, name) for owner, name in owners]
+
+    def on() -> None:
+        patches.on()
+        for owner, name in owners:
+            setattr(owner, name, None)
+
+    def off() -> None:
+        for (owner, name), compiled in zip(owners, saved, strict=True):
+            setattr(owner, name, compiled)
+        patches.off()
+
+    return lo.Phase("ours, pure Python", on, off, dict(ours.calls))
 
 
 def _hand_written_predict() -> Callable[..., Any]:
@@ -309,6 +342,13 @@ def measure(
                             "otherwise than ours; its numbers would mean nothing"
                         )
             phases = [bare, ours, hand, _floor_phase("floor", bare, recordings, sdk)]
+        elif ablate == "speedups":
+            phases = [
+                bare,
+                ours,
+                _pure_python_phase(ours, patches),
+                _floor_phase("floor", bare, recordings, sdk),
+            ]
         elif ablate == "pieces":
             phases = [bare, ours, *_piece_phases(ours, patches)]
             phases.append(_floor_phase("floor", bare, recordings, sdk))
@@ -411,6 +451,13 @@ def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, ca
                 f"{given / medians['floor']:.2f}"
             )
             continue
+        if "ours, pure Python" in medians:
+            pure, floor = medians["ours, pure Python"], medians["floor"]
+            lines.append(
+                f"  compiled speed-ups save in place: {pure - medians['ours']:.1f}; ours/floor "
+                f"{medians['ours'] / floor:.2f}, pure Python {pure / floor:.2f}"
+            )
+            continue
         if "hand-written" in medians:
             hand, floor = medians["hand-written"], medians["floor"]
             lines.append(
@@ -452,11 +499,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--ablate",
-        choices=("histogram", "summary", "pieces", "bound"),
+        choices=("histogram", "summary", "pieces", "bound", "speedups"),
         default="histogram",
         help="what ours does without: the duration record (default), computing the "
         "rerank summary (written as given), each piece of the reranker wrapper in turn, "
-        "or (bound) its wrapper: the same recording written out by hand",
+        "(bound) its wrapper: the same recording written out by hand, or (speedups) the "
+        "compiled speed-ups: the Python functions they stand in for run instead",
     )
     parser.add_argument("--peer", choices=sorted(lo.PEERS))
     parser.add_argument("--blocks", type=lo._positive, default=9)
@@ -475,6 +523,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(refusal.format(", ".join(other)))
     elif args.rows is None:
         args.rows = list(DEFAULT_ROWS)
+    if args.ablate == "speedups" and importlib.util.find_spec("otel_rerank._speedups") is None:
+        parser.error("otel_rerank._speedups is not built here (no C compiler at install)")
     if args.peer is not None:
         missing = [key for key in args.rows if key not in lo.PEERS[args.peer].rows]
         if missing:

@@ -87,6 +87,18 @@ def test_the_hand_written_predict_records_what_ours_records() -> None:
     assert "hand-written/floor " in done.stdout
 
 
+def test_ours_pure_python_records_what_ours_records() -> None:
+    # The speed-ups switched off: the Python functions they stand in for, the same recording.
+    pytest.importorskip("otel_rerank._speedups")
+    done = _run("--ablate", "speedups", "--rows", "rank-50", "--blocks", "1", "--calls", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = _recorded(done.stdout)
+    assert set(recorded) == {"ours", "ours, pure Python", "floor"}
+    assert len(set(recorded.values())) == 1, recorded
+    assert "32 attributes, 2 histogram record(s)" in recorded["ours"]
+    assert "compiled speed-ups save in place: " in done.stdout
+
+
 def test_the_bound_check_catches_a_hand_written_predict_that_records_otherwise() -> None:
     # The check itself: a recording less one attribute is not the same recording.
     environ = os.environ.copy()
@@ -116,6 +128,7 @@ def test_the_bound_check_catches_a_hand_written_predict_that_records_otherwise()
         (("--ablate", "pieces", "--rows", "cohere"), "takes predict-50, rank-50 only, not cohere"),
         (("--ablate", "pieces", "--peer", "traceverde"), "--peer goes with the histogram"),
         (("--ablate", "bound", "--rows", "rank-50"), "takes predict-50 only, not rank-50"),
+        (("--ablate", "speedups", "--rows", "faiss"), "takes predict-50, rank-50 only, not faiss"),
         (("--ablate", "nothing"), "invalid choice"),
         (("--rows", "faiss,nope"), "unknown rows nope"),
         (("--blocks", "0"), "expected a positive integer"),

@@ -334,7 +334,14 @@ _ONE_QUERY_CASES: list[tuple[str, list[Any], bool]] = [
     ("pairs", "expected"),
     [pytest.param(pairs, expected, id=name) for name, pairs, expected in _ONE_QUERY_CASES],
 )
-def test_single_query(pairs: list[Any], expected: bool) -> None:
+@pytest.mark.parametrize("compiled", [True, False], ids=["as built", "python"])
+def test_single_query(
+    monkeypatch: pytest.MonkeyPatch, pairs: list[Any], expected: bool, compiled: bool
+) -> None:
+    # As built (compiled, where the build had a C compiler: tests/test_speedups.py) and the
+    # Python check it stands in for.
+    if not compiled:
+        monkeypatch.setattr(_attributes, "_compiled_one_query", None)
     assert _EQUAL_QUERY == QUERY and _EQUAL_QUERY is not QUERY
     one_query, query = _attributes.single_query(pairs)
     assert one_query is expected

@@ -17,6 +17,11 @@ from math import isnan
 from operator import eq, gt, neg, or_, rshift
 from typing import Any, Final
 
+try:  # the compiled ranking, built when the build had a C compiler (hatch_build.py)
+    from otel_rerank._speedups import rank_counts as _compiled_rank_counts
+except ImportError:  # pure Python: the same values, only slower
+    _compiled_rank_counts = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True, slots=True)
 class RerankSummary:
@@ -101,6 +106,29 @@ def rank_floats(
     top = max(values)  # a NaN: no order, so no tau; the first among ties, as max keeps it
     order = descending_order(values)
     return top, values.index(top) != 0, None, order, list(map(values.__getitem__, order))
+
+
+def ranked_prefix(
+    values: list[float], limit: int
+) -> tuple[float, bool, float | None, Sequence[int], Sequence[float]]:
+    """:func:`rank_floats` with its order and ordered values cut to ``[:limit]``: what a
+    rerank span writes after every reranker call.
+
+    Compiled (``otel_rerank._speedups.rank_counts``, when the build had a C compiler) for a
+    list of floats without a NaN: a merge sort that counts the discordant pairs as it sorts,
+    with no interpreter between the steps. It returns the same values as
+    :func:`rank_floats`, which answers everything else and is the reference the tests hold
+    it to.
+    """
+    if _compiled_rank_counts is not None:
+        counted = _compiled_rank_counts(values, limit)
+        if counted is not None:
+            discordant, tied, best, order, ordered = counted
+            n = len(values)
+            tau = _tau_b(n, tied, discordant) if n > 1 else None
+            return values[best], best != 0, tau, order, ordered
+    top, top1_changed, tau, full_order, full_ordered = rank_floats(values)
+    return top, top1_changed, tau, full_order[:limit], full_ordered[:limit]
 
 
 def descending_order(values: list[float]) -> list[int]:

@@ -18,7 +18,7 @@ from typing import Final
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import semconv
-from otel_rerank._ranking import rank_floats, summary_of_floats, summary_of_order
+from otel_rerank._ranking import ranked_prefix, summary_of_floats, summary_of_order
 from otel_rerank._values import float_list
 
 #: A reranked list, best first: the candidates' input positions and their scores.
@@ -53,15 +53,15 @@ def summary(scores: object, limit: int) -> tuple[dict[str, AttributeValue], Rank
     scores are one or more numbers (:func:`otel_rerank._values.float_list`: a list, a
     numpy array or a torch tensor, read once).
 
-    :func:`otel_rerank._ranking.rank_floats`'s values, written straight into the dict (no
+    :func:`otel_rerank._ranking.ranked_prefix`'s values, written straight into the dict (no
     summary object between them: this runs after every reranker call); the ranking is the
     order its tau was counted on (one sort for both).
     """
     values = float_list(scores)
     if not values:
         return None
-    top, top1_changed, tau, order, ordered = rank_floats(values)
-    return _summary_pairs(top, top1_changed, tau), (order[:limit], ordered[:limit])
+    top, top1_changed, tau, order, ordered = ranked_prefix(values, limit)
+    return _summary_pairs(top, top1_changed, tau), (order, ordered)
 
 
 def _summary_pairs(top: float, top1_changed: bool, tau: float | None) -> dict[str, AttributeValue]:

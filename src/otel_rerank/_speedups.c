@@ -1,0 +1,225 @@
+/* Optional compiled versions of two pure functions every reranker call runs after its
+ * forward pass: the ranking behind the rerank summary and the one-query check of
+ * CrossEncoder.predict's pairs.
+ *
+ * The Python functions are the reference (otel_rerank._ranking.rank_floats and
+ * otel_rerank.instrumentation.sentence_transformers._attributes.single_query); each
+ * function here answers exactly as they do, or declines (None / NotImplemented) and the
+ * caller runs the Python. Built by hatch_build.py when a C compiler is present; without
+ * it the package is pure Python and records the same attributes. Why it exists: in place,
+ * right after a model's forward pass has evicted the CPU caches, the Python ranking of 50
+ * scores costs 30-50 us and the one-query check up to 30 us; a few interpreter-free
+ * loops cost a few (docs/performance.md, "The compiled speed-ups").
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* Up to this many scores the buffers live on the stack: every usual candidate list. */
+#define ON_STACK 128
+
+/* Sorts positions[0..n) stably by descending values (ties keep the order given) with a
+ * bottom-up merge sort, and returns the inversions it undid: the pairs i < j with
+ * values[i] < values[j], tau-b's discordant pairs. ``spare`` holds n more positions. */
+static Py_ssize_t
+sort_counting_discordant(const double *values, Py_ssize_t *positions, Py_ssize_t *spare,
+                         Py_ssize_t n)
+{
+    Py_ssize_t discordant = 0;
+    for (Py_ssize_t width = 1; width < n; width *= 2) {
+        for (Py_ssize_t low = 0; low < n; low += 2 * width) {
+            Py_ssize_t middle = low + width < n ? low + width : n;
+            Py_ssize_t high = low + 2 * width < n ? low + 2 * width : n;
+            Py_ssize_t left = low, right = middle, out = low;
+            /* Every left position is earlier than every right one: a right value placed
+             * first is above the left values still waiting, each a discordant pair. An
+             * equal value is not placed first, so ties keep the order given. */
+            while (left < middle && right < high) {
+                if (values[positions[right]] > values[positions[left]]) {
+                    discordant += middle - left;
+                    spare[out++] = positions[right++];
+                }
+                else {
+                    spare[out++] = positions[left++];
+                }
+            }
+            while (left < middle) {
+                spare[out++] = positions[left++];
+            }
+            while (right < high) {
+                spare[out++] = positions[right++];
+            }
+        }
+        memcpy(positions, spare, (size_t)n * sizeof(Py_ssize_t));
+    }
+    return discordant;
+}
+
+/* rank_counts(values, limit) -> (discordant, tied, best, order, ordered) | None
+ *
+ * For a list of floats in the order the candidates were given: tau-b's discordant pairs
+ * (i < j with values[i] < values[j]), its tied pairs, the position of the top score (the
+ * first among ties), and the first ``limit`` positions by descending score with their
+ * values (sliced as list[:limit] is). None when the list is empty or holds a NaN or any
+ * object that is not exactly a float: the Python ranking answers those. */
+static PyObject *
+rank_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "rank_counts(values: list[float], limit: int)");
+        return NULL;
+    }
+    PyObject *list = args[0];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n == 0) {
+        Py_RETURN_NONE;
+    }
+    if (limit < 0) {
+        limit = n + limit < 0 ? 0 : n + limit;
+    }
+    else if (limit > n) {
+        limit = n;
+    }
+    double values_on_stack[ON_STACK];
+    Py_ssize_t positions_on_stack[2 * ON_STACK];
+    double *values = values_on_stack;
+    Py_ssize_t *positions = positions_on_stack;
+    if (n > ON_STACK) {
+        values = PyMem_Malloc((size_t)n * sizeof(double));
+        positions = PyMem_Malloc(2 * (size_t)n * sizeof(Py_ssize_t));
+        if (values == NULL || positions == NULL) {
+            PyMem_Free(values);
+            PyMem_Free(positions);
+            return PyErr_NoMemory();
+        }
+    }
+    PyObject *result = NULL;
+    PyObject *order = NULL, *ordered = NULL;
+    /* Nothing below runs Python code, so the list cannot change under the loops. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        if (!PyFloat_CheckExact(item)) {
+            goto decline;
+        }
+        double value = PyFloat_AS_DOUBLE(item);
+        if (value != value) { /* a NaN: no order */
+            goto decline;
+        }
+        values[i] = value;
+        positions[i] = i;
+    }
+    Py_ssize_t discordant = sort_counting_discordant(values, positions, positions + n, n);
+    Py_ssize_t tied = 0, run = 0; /* each value ties with the equal ones sorted before it */
+    for (Py_ssize_t i = 1; i < n; i++) {
+        run = values[positions[i]] == values[positions[i - 1]] ? run + 1 : 0;
+        tied += run;
+    }
+    order = PyList_New(limit);
+    ordered = PyList_New(limit);
+    if (order == NULL || ordered == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < limit; i++) {
+        PyObject *position = PyLong_FromSsize_t(positions[i]);
+        if (position == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(order, i, position);
+        PyObject *value = PyList_GET_ITEM(list, positions[i]);
+        Py_INCREF(value); /* the caller's float objects, as list(map(values.__getitem__)) */
+        PyList_SET_ITEM(ordered, i, value);
+    }
+    result = Py_BuildValue("(nnnOO)", discordant, tied, positions[0], order, ordered);
+    goto done;
+decline:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(order);
+    Py_XDECREF(ordered);
+    if (values != values_on_stack) {
+        PyMem_Free(values);
+        PyMem_Free(positions);
+    }
+    return result;
+}
+
+/* one_query(pairs) -> (True, query) | (False, None) | NotImplemented
+ *
+ * Whether every pair of a list or tuple of [query, document] lists or tuples has the same
+ * first element: one object, or equal values of one type (an equality that raises or is
+ * not one bool counts as different). NotImplemented for anything the Python check must
+ * answer: another kind of sequence, or a pair that is a list or tuple subclass. */
+static PyObject *
+one_query(PyObject *module, PyObject *pairs)
+{
+    if (!PyList_CheckExact(pairs) && !PyTuple_CheckExact(pairs)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (PySequence_Fast_GET_SIZE(pairs) == 0) {
+        return Py_BuildValue("(OO)", Py_False, Py_None);
+    }
+    PyObject *query = NULL;
+    /* An __eq__ may change the caller's list: its size and items are read afresh each
+     * step, and the objects compared are held. */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(pairs); i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(pairs, i);
+        if (!PyList_CheckExact(pair) && !PyTuple_CheckExact(pair)) {
+            if (PyList_Check(pair) || PyTuple_Check(pair)) {
+                Py_XDECREF(query);
+                Py_RETURN_NOTIMPLEMENTED;
+            }
+            goto different;
+        }
+        if (PySequence_Fast_GET_SIZE(pair) != 2) {
+            goto different;
+        }
+        PyObject *other = PySequence_Fast_GET_ITEM(pair, 0);
+        if (query == NULL) {
+            query = Py_NewRef(other);
+            continue;
+        }
+        if (other == query) {
+            continue;
+        }
+        if (Py_TYPE(other) != Py_TYPE(query)) {
+            goto different;
+        }
+        Py_INCREF(pair);
+        Py_INCREF(other);
+        int same = PyObject_RichCompareBool(other, query, Py_EQ);
+        Py_DECREF(other);
+        Py_DECREF(pair);
+        if (same != 1) {
+            PyErr_Clear();
+            goto different;
+        }
+    }
+    return Py_BuildValue("(ON)", Py_True, query);
+different:
+    Py_XDECREF(query);
+    return Py_BuildValue("(OO)", Py_False, Py_None);
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"rank_counts", (PyCFunction)(void (*)(void))rank_counts, METH_FASTCALL, NULL},
+    {"one_query", (PyCFunction)one_query, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    "otel_rerank._speedups",
+    "Compiled versions of two hot pure functions; the Python ones are the reference.",
+    0,
+    speedups_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModule_Create(&speedups_module);
+}

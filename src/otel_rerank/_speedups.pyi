@@ -1,0 +1,9 @@
+"""Types of the optional compiled module built from ``_speedups.c`` (see there)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+def rank_counts(
+    values: list[float], limit: int, /
+) -> tuple[int, int, int, list[int], list[float]] | None: ...
+def one_query(pairs: Sequence[Any], /) -> tuple[bool, Any]: ...

@@ -1,0 +1,230 @@
+"""The compiled speed-ups (``otel_rerank._speedups``, built by ``hatch_build.py``) answer
+exactly as the Python functions they stand in for, or decline and leave them to answer;
+and the build hook compiles them, or says in one line why it could not."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import math
+import os
+import sysconfig
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from otel_rerank import _ranking
+from otel_rerank.instrumentation.sentence_transformers import _attributes
+
+_REPO = Path(__file__).resolve().parents[1]
+_PURE = os.environ.get("OTEL_RERANK_PURE_PYTHON") == "1"
+_compiled = pytest.mark.skipif(
+    _ranking._compiled_rank_counts is None, reason="built as pure Python"
+)
+
+
+def test_the_speedups_are_built_here() -> None:
+    # The test venv is an editable install with a C compiler: a failed build must not pass
+    # for a pure-Python one unnoticed (the equivalence tests below would all skip).
+    if _PURE:
+        pytest.skip("OTEL_RERANK_PURE_PYTHON=1")
+    assert _ranking._compiled_rank_counts is not None
+    assert _attributes._compiled_one_query is not None
+
+
+# -- the ranking -----------------------------------------------------------------------------
+_SCORES = st.lists(
+    st.one_of(
+        st.sampled_from([0.0, -0.0, 0.5, 1.0, -1.0, math.inf, -math.inf]),
+        st.floats(allow_nan=False, width=32),
+        st.just(math.nan),
+    ),
+    max_size=300,  # past the 128 kept on the stack
+)
+
+
+def _python_prefix(
+    monkeypatch: pytest.MonkeyPatch, values: list[float], limit: int
+) -> tuple[Any, ...]:
+    with monkeypatch.context() as patched:
+        patched.setattr(_ranking, "_compiled_rank_counts", None)
+        return _ranking.ranked_prefix(values, limit)
+
+
+def _same(found: tuple[Any, ...], expected: tuple[Any, ...]) -> None:
+    top, changed, tau, order, ordered = found
+    assert top == expected[0] or (math.isnan(top) and math.isnan(expected[0]))
+    assert changed is expected[1]
+    assert tau == expected[2]  # bit for bit: the same counts into the same formula
+    assert list(order) == list(expected[3])
+    assert len(ordered) == len(expected[4])
+    assert all(a is b for a, b in zip(ordered, expected[4], strict=True))  # the caller's floats
+
+
+@_compiled
+@settings(max_examples=400, deadline=None)
+@given(scores=_SCORES, limit=st.integers(min_value=-3, max_value=310))
+def test_the_compiled_ranking_is_the_python_one(scores: list[float], limit: int) -> None:
+    # Through ranked_prefix, which falls back on a NaN: both answer every list alike.
+    values = [float(s) for s in scores]
+    if not values:
+        return
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected = _python_prefix(monkeypatch, values, limit)
+    _same(_ranking.ranked_prefix(values, limit), expected)
+
+
+@_compiled
+@pytest.mark.parametrize("n", [1, 2, 50, 128, 129, 2000])
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_compiled_ranking_counts_long_and_tied_lists(
+    monkeypatch: pytest.MonkeyPatch, n: int, ties: bool
+) -> None:
+    rng = __import__("random").Random(n)
+    values = [float(rng.randint(0, 9)) if ties else rng.random() for _ in range(n)]
+    counted = _ranking._compiled_rank_counts(values, 10)  # type: ignore[misc]
+    assert counted is not None  # answered here, not declined
+    _same(_ranking.ranked_prefix(values, 10), _python_prefix(monkeypatch, values, 10))
+
+
+class _Score(float):
+    pass
+
+
+@_compiled
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param([], id="empty"),
+        pytest.param([0.5, math.nan, 0.1], id="a NaN"),
+        pytest.param([0.5, 1, 0.1], id="an int"),
+        pytest.param([0.5, _Score(0.7)], id="a float subclass"),
+    ],
+)
+def test_the_compiled_ranking_declines_what_python_answers(values: list[Any]) -> None:
+    assert _ranking._compiled_rank_counts(values, 10) is None  # type: ignore[misc]
+
+
+# -- the one-query check ---------------------------------------------------------------------
+def _python_one_query(monkeypatch: pytest.MonkeyPatch, pairs: Any) -> tuple[bool, Any]:
+    with monkeypatch.context() as patched:
+        patched.setattr(_attributes, "_compiled_one_query", None)
+        return _attributes.single_query(pairs)
+
+
+_QUERIES = st.sampled_from(["q", "r", "".join(["q"]), 1, 1.0, True, None, (1, 2)])
+_PAIRS = st.lists(
+    st.one_of(
+        st.tuples(_QUERIES, st.just("doc")),
+        st.tuples(_QUERIES, st.just("doc")).map(list),
+        st.tuples(_QUERIES, st.just("doc"), st.just("extra")),
+        st.just("ab"),
+    ),
+    max_size=8,
+)
+
+
+@_compiled
+@settings(max_examples=300, deadline=None)
+@given(pairs=_PAIRS, as_tuple=st.booleans())
+def test_the_compiled_one_query_check_is_the_python_one(pairs: list[Any], as_tuple: bool) -> None:
+    given_pairs = tuple(pairs) if as_tuple else pairs
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected = _python_one_query(monkeypatch, given_pairs)
+    found = _attributes.single_query(given_pairs)
+    assert found[0] is expected[0]
+    assert found[1] is expected[1]
+
+
+class _PairList(list):  # type: ignore[type-arg]
+    pass
+
+
+@_compiled
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        pytest.param(deque([("q", "a")]), id="another sequence"),
+        pytest.param([("q", "a"), _PairList(["q", "b"])], id="a list subclass pair"),
+    ],
+)
+def test_the_compiled_one_query_check_leaves_other_kinds_to_python(pairs: Any) -> None:
+    assert _attributes._compiled_one_query(pairs) is NotImplemented  # type: ignore[misc]
+    assert _attributes.single_query(pairs)[0] is True  # answered by the Python check
+
+
+class _ClearingQuery:
+    """A query whose equality empties the caller's list of pairs while it is read."""
+
+    def __init__(self, pairs: list[Any]) -> None:
+        self.pairs = pairs
+
+    def __eq__(self, other: object) -> bool:
+        self.pairs.clear()
+        return True
+
+    __hash__ = object.__hash__
+
+
+@_compiled
+def test_the_compiled_one_query_check_survives_an_equality_that_changes_the_list() -> None:
+    pairs: list[Any] = []
+    first, second = _ClearingQuery(pairs), _ClearingQuery(pairs)
+    pairs.extend([(first, "a"), (second, "b"), (second, "c")])
+    one, query = _attributes.single_query(pairs)
+    assert one is True and query is first  # what was read before the list emptied
+    assert pairs == []
+
+
+class _RaisingQuery:
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no equality")
+
+    __hash__ = object.__hash__
+
+
+@_compiled
+def test_the_compiled_one_query_check_takes_a_raising_equality_as_different() -> None:
+    assert _attributes.single_query([(_RaisingQuery(), "a"), (_RaisingQuery(), "b")]) == (
+        False,
+        None,
+    )
+
+
+# -- the build hook --------------------------------------------------------------------------
+def _build_hook() -> Any:
+    spec = importlib.util.spec_from_file_location("hatch_build", _REPO / "hatch_build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_build_hook_compiles_the_module_it_imports(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling")
+    if not sysconfig.get_config_var("CC"):
+        pytest.skip("no C compiler configured for this Python")
+    target = tmp_path / f"_speedups{sysconfig.get_config_var('EXT_SUFFIX')}"
+    assert _build_hook()._compile(_REPO / "src/otel_rerank/_speedups.c", target) is None
+    loader = importlib.machinery.ExtensionFileLoader("otel_rerank._speedups", str(target))
+    spec = importlib.util.spec_from_loader("otel_rerank._speedups", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    assert module.rank_counts([0.1, 0.9, 0.5], 2) == (2, 0, 1, [1, 2], [0.9, 0.5])
+    assert list(tmp_path.iterdir()) == [target]  # the object file is not left behind
+
+
+def test_the_build_hook_says_in_one_line_why_it_could_not_compile(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling")
+    if not sysconfig.get_config_var("CC"):
+        pytest.skip("no C compiler configured for this Python")
+    broken = tmp_path / "broken.c"
+    broken.write_text("this is not C;\n")
+    reason = _build_hook()._compile(broken, tmp_path / "broken.so")
+    assert isinstance(reason, str) and "\n" not in reason
+    assert "failed" in reason
