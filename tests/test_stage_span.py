@@ -139,7 +139,23 @@ def test_an_ended_span_records_nothing_more(otel: Otel, caplog: pytest.LogCaptur
     call.record_candidates(5)  # the metric still counts: it belongs to the call
     call.end()
     assert "late" not in (otel.span().attributes or {})
+    assert otel.metric_points("rag.rerank.candidates")[0].count == 1
     assert "ended span" not in caplog.text
+
+
+def test_the_candidates_of_a_failed_call_are_recorded_as_it_ends(otel: Otel) -> None:
+    # Given before the call, recorded beside its duration, in the span's context.
+    call = _begin()
+    call.record_candidates(4)
+    assert otel.metric_points("rag.rerank.candidates") == []  # in flight: not yet
+    with pytest.raises(ValueError), call:
+        raise ValueError("the model failed")
+    span = otel.span().context
+    # One collection hands the exemplars: read them first.
+    assert otel.exemplar_ids()["rag.rerank.candidates"] == [(span.trace_id, span.span_id)]
+    (point,) = otel.metric_points("rag.rerank.candidates")
+    assert (point.count, point.sum) == (1, 4)
+    assert "error.type" not in (point.attributes or {})  # a count, not an outcome
 
 
 def test_a_key_that_is_not_a_string_is_dropped_not_raised(otel: Otel) -> None:
