@@ -2,7 +2,10 @@
 
 A reranker is given candidates in the retriever's order and returns a score per candidate.
 These functions compare the two orders without touching any span, so they are tested on
-their own and reused by the instrumentations, the shadow reranker and the benchmark.
+their own and reused by the instrumentations, the shadow reranker and the benchmark. The
+one every reranker call runs, :func:`ranked_prefix`, has a compiled twin in
+``otel_rerank._speedups`` (built where the install had a C compiler); the Python here is
+the reference it is tested against and the fallback for everything it declines.
 """
 
 from __future__ import annotations
