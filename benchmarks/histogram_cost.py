@@ -77,12 +77,19 @@ SUMMARY_FUNCTIONS = ("summary", "summary_attributes", "ranking_summary_attribute
 PIECE_ROWS = ("predict-50", "rank-50")
 #: The row of ``--ablate bound``: the one its hand-written wrapper is written for.
 BOUND_ROWS = ("predict-50",)
+
+
+def _taking_only(ablation: str, rows: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """An ablation's rows and the error for any other row (``{}``: the rows refused)."""
+    return rows, f"--ablate {ablation} takes {', '.join(rows)} only, not {{}}"
+
+
 #: The ablations beside the default one: their rows, and the error for any other row.
 ABLATION_ROWS = {
     "summary": (SUMMARY_ROWS, "no rerank summary on {}"),
-    "pieces": (PIECE_ROWS, f"--ablate pieces takes {', '.join(PIECE_ROWS)} only, not {{}}"),
-    "bound": (BOUND_ROWS, "--ablate bound takes predict-50 only, not {}"),
-    "speedups": (PIECE_ROWS, f"--ablate speedups takes {', '.join(PIECE_ROWS)} only, not {{}}"),
+    "pieces": _taking_only("pieces", PIECE_ROWS),
+    "bound": _taking_only("bound", BOUND_ROWS),
+    "speedups": _taking_only("speedups", PIECE_ROWS),
 }
 #: What ``--ablate speedups`` switches off: each module's compiled function, by attribute.
 SPEEDUPS = (
@@ -112,21 +119,7 @@ def _piece_phases(ours: Any, patches: Patches) -> list[Any]:
     methods = (st.PREDICT, st.RANK)
 
     def swapped(owners: Sequence[Any], name: str) -> tuple[Callable[[], None], Callable[[], None]]:
-        # Methods are frozen dataclasses: the ablation sets the field as __post_init__ does.
-        saved = [getattr(owner, name) for owner in owners]
-
-        def on() -> None:
-            patches.on()
-            for owner, original in zip(owners, saved, strict=True):
-                if original is not None:
-                    object.__setattr__(owner, name, _first_result(original))
-
-        def off() -> None:
-            for owner, original in zip(owners, saved, strict=True):
-                object.__setattr__(owner, name, original)
-            patches.off()
-
-        return on, off
+        return _switched(patches, [(owner, name) for owner in owners], _first_result)
 
     pieces = [
         ("request given", swapped(methods, "request")),
@@ -140,24 +133,35 @@ def _piece_phases(ours: Any, patches: Patches) -> list[Any]:
     ]
 
 
+def _switched(
+    patches: Patches, targets: Sequence[tuple[Any, str]], replace: Callable[[Any], Any]
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``on``/``off`` for a phase of ours with each ``(owner, attribute)`` of ``targets``
+    set to ``replace(its value)`` (one that is ``None`` is left), and back. Set as a frozen
+    dataclass's ``__post_init__`` sets a field: the wrapper's methods are ones."""
+    saved = [getattr(owner, name) for owner, name in targets]
+
+    def on() -> None:
+        patches.on()
+        for (owner, name), original in zip(targets, saved, strict=True):
+            if original is not None:
+                object.__setattr__(owner, name, replace(original))
+
+    def off() -> None:
+        for (owner, name), original in zip(targets, saved, strict=True):
+            object.__setattr__(owner, name, original)
+        patches.off()
+
+    return on, off
+
+
 def _pure_python_phase(ours: Any, patches: Patches) -> Any:
     """Ours with the compiled speed-ups switched off (``--ablate speedups``): each module's
     ``_compiled_*`` set to ``None``, as a build without a C compiler leaves it."""
     import importlib
 
-    owners = [(importlib.import_module(module), name) for module, name in SPEEDUPS]
-    saved = [getattr(owner, name) for owner, name in owners]
-
-    def on() -> None:
-        patches.on()
-        for owner, name in owners:
-            setattr(owner, name, None)
-
-    def off() -> None:
-        for (owner, name), compiled in zip(owners, saved, strict=True):
-            setattr(owner, name, compiled)
-        patches.off()
-
+    targets = [(importlib.import_module(module), name) for module, name in SPEEDUPS]
+    on, off = _switched(patches, targets, lambda _compiled: None)
     return lo.Phase("ours, pure Python", on, off, dict(ours.calls))
 
 
