@@ -8,6 +8,7 @@ import importlib.machinery
 import importlib.util
 import math
 import os
+import random
 import sysconfig
 from collections import deque
 from pathlib import Path
@@ -84,7 +85,7 @@ def test_the_compiled_ranking_is_the_python_one(scores: list[float], limit: int)
 def test_the_compiled_ranking_counts_long_and_tied_lists(
     monkeypatch: pytest.MonkeyPatch, n: int, ties: bool
 ) -> None:
-    rng = __import__("random").Random(n)
+    rng = random.Random(n)
     values = [float(rng.randint(0, 9)) if ties else rng.random() for _ in range(n)]
     counted = _ranking._compiled_rank_counts(values, 10)  # type: ignore[misc]
     assert counted is not None  # answered here, not declined

@@ -609,12 +609,13 @@ class StageSpan:
     def record_candidates(self, count: int | None) -> None:
         """Candidates given to a reranker: the span attribute and the candidates histogram.
 
-        The histogram point of a call in flight is recorded as it ends, beside its
-        duration and in the same context (its exemplar points at this span), whether or
-        not the call failed: the two records run back to back, where the SDK's code is
-        warm, rather than one on each side of the model's forward pass (about 7 µs less
-        per call, warm). After the end, the point is recorded at once: it belongs to the
-        call (the span's attribute is not: an ended span records nothing more).
+        The histogram point of a call in flight (the latest count given, as for the span
+        attribute) is recorded as it ends, beside its duration and in the same context
+        (its exemplar points at this span), whether or not the call failed: the two
+        records run back to back, where the SDK's code is warm, rather than one on each
+        side of the model's forward pass (about 7 µs less per call, warm). After the end,
+        the point is recorded at once: it belongs to the call (the span's attribute is
+        not: an ended span records nothing more).
         """
         if count is None:
             return
