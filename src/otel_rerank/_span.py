@@ -17,10 +17,10 @@ the parts that each do one job: :mod:`otel_rerank._metrics` (the metric points),
 :mod:`otel_rerank._rerank` (the rerank summary and reranked list), :mod:`otel_rerank._content`
 (the content policy: the only place content is turned into attributes) and
 :mod:`otel_rerank._errors` (the user's exception, recorded and left to propagate). Every
-recording method runs through :func:`otel_rerank._safe.guarded` (``end`` and
-``record_candidates``, on every call's path, catch and report inline: the same path, one
-Python call less): a failure of ours never reaches the user's call. Extraction functions
-are pure and run only when the span records.
+recording method runs through :func:`otel_rerank._safe.guarded` (``end``,
+``record_candidates`` and ``record_scores``, on every call's path, catch and report inline:
+the same path, one Python call less): a failure of ours never reaches the user's call.
+Extraction functions are pure and run only when the span records.
 
 The attributes a call gathers after its start are written in one ``set_attributes`` when it
 ends: the SDK takes the span's lock and validates each attribute once, not once per write.
@@ -29,7 +29,7 @@ span made when it ends instead, with every attribute at creation and never curre
 What a span starts with (name, kind, start and metric attributes) is an :class:`Opening`,
 built once per identity: the generic library wrapper keeps one per ``Start`` object,
 checks "something records" once (:func:`records`: no SDK, then suppression from a single
-context read by :func:`parent_context`) and starts the span in that context; so do the LLM
+context read) and starts the span in that context; so do the LLM
 clients' wrappers.
 When nothing records, the stage decorators hand out :data:`NON_RECORDING`, the same class
 over ``INVALID_SPAN`` with no telemetry and no state, so one instance serves every thread
@@ -47,7 +47,11 @@ from dataclasses import dataclass
 from typing import Any, Concatenate, Final, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import context, trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.instrumentation.utils import (
+    _SUPPRESS_INSTRUMENTATION_KEY_PLAIN,
+    is_instrumentation_enabled,
+)
 from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -128,30 +132,23 @@ def instrumentation_suppressed() -> bool:
     return not is_instrumentation_enabled()
 
 
-def parent_context() -> context.Context | None:
-    """The context a span would start in now, or ``None`` inside ``suppress_instrumentation()``.
-
-    The suppression answer is the OpenTelemetry instrumentation package's own check; the
-    context is handed to :class:`StageSpan` as the span's parent, so the SDK does not read
-    the current context again.
-    """
-    if not is_instrumentation_enabled():
-        return None
-    return context.get_current()
-
-
 def records() -> tuple[_telemetry.Telemetry, context.Context] | None:
     """What a span would start with now: its telemetry and the context it starts in; or
-    ``None`` when nothing records (no SDK configured, the cheaper check, then suppressed).
+    ``None`` when nothing records (no SDK configured, the cheaper check, then suppressed
+    by ``suppress_instrumentation()``).
 
-    One context read serves the suppression check and the parent (:func:`parent_context`).
+    The suppression answer is the OpenTelemetry instrumentation package's own check
+    (``is_instrumentation_enabled``: either of its two keys set in the current context),
+    made on the one context read here rather than through its three reads: this runs on
+    every instrumented call. The context is handed to :class:`StageSpan` as the span's
+    parent, so the SDK does not read it again.
     """
     # "No SDK" first: the answer of every call in an app without one.
     telemetry = _telemetry.current()
     if telemetry is None:
         return None
-    parent = parent_context()
-    if parent is None:
+    parent = context.get_current()
+    if parent.get(_SUPPRESS_INSTRUMENTATION_KEY) or parent.get(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN):
         return None
     return telemetry, parent
 
@@ -339,7 +336,7 @@ class StageSpan:
     ) -> None:
         """Start the span (see :func:`begin`).
 
-        ``parent``: the current context (:func:`parent_context`), given by a caller that
+        ``parent``: the current context (:func:`records`' second value), given by a caller that
         enters this span before anything can change it; the span starts in it and is made
         current on top of it without the context being read again.
 
@@ -631,7 +628,6 @@ class StageSpan:
             except Exception:
                 report_internal_error("StageSpan.record_candidates")
 
-    @guarded
     def record_scores(self, scores: Sequence[float] | Any, top_n: int | None = None) -> None:
         """Scores in the order the candidates were given: top score, top-1 change, tau-b.
 
@@ -643,13 +639,16 @@ class StageSpan:
         """
         if not self.recording or scores is None:
             return
-        limit = self._content.max_documents  # only these are written
-        if top_n is not None and 0 <= top_n < limit:
-            limit = top_n
-        found = _rerank.summary(scores, limit)
-        if found is not None:
-            attributes, self._ranking = found
-            self._pending.update(attributes)
+        try:  # inline, not ``guarded``: every reranker call's own path
+            limit = self._content.max_documents  # only these are written
+            if top_n is not None and 0 <= top_n < limit:
+                limit = top_n
+            found = _rerank.summary(scores, limit)
+            if found is not None:
+                attributes, self._ranking = found
+                self._pending.update(attributes)
+        except Exception:
+            report_internal_error("StageSpan.record_scores")
 
     @guarded
     def record_ranked(self, ranked: Sequence[tuple[int, float]] | None) -> None:

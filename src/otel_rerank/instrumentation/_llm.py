@@ -409,8 +409,8 @@ class Operation:
 
         ``request``: the request's attributes, known before the call, so given to the span
         at its start (one write instead of one more after it, and the sampler sees them).
-        The caller has checked that something records (``telemetry``, and ``parent`` from
-        ``_span.parent_context()``, the context the span starts in): not checked again.
+        The caller has checked that something records (``telemetry`` and ``parent``, the
+        context the span starts in, from ``_span.records()``): not checked again.
         """
         try:
             opened = self.opening(model(arguments), server(instance), request)
