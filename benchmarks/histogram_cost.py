@@ -29,9 +29,10 @@ percentile, less bare's; the median over blocks):
   never runs the one-query check: on its row that case is an A/A control);
 * ``--ablate speedups`` on ``predict-50`` and ``rank-50``: beside ours as built,
   ``ours, pure Python``: the same with the compiled speed-ups (``otel_rerank._speedups``:
-  the ranking behind the summary and the one-query check) switched off, so the Python
-  functions they stand in for run instead. Both record the same; the difference is what
-  compiling them saves in place. Refused where the build had no C compiler;
+  the ranking behind the summary, the one-query check and the output documents' writer)
+  switched off, so the Python functions they stand in for run instead. Both record the
+  same; the difference is what compiling them saves in place. Refused where the build had
+  no C compiler;
 * ``--ablate bound`` on ``predict-50``: beside ours, ``hand-written``: the least Python a
   wrapper recording exactly what ours records can run (:func:`_hand_written_predict`: no
   argument binding, no span helper, no guards; ours' own pure functions for the one-query
@@ -95,6 +96,7 @@ ABLATION_ROWS = {
 SPEEDUPS = (
     ("otel_rerank._ranking", "_compiled_rank_counts"),
     ("otel_rerank.instrumentation.sentence_transformers._attributes", "_compiled_one_query"),
+    ("otel_rerank._rerank", "_compiled_output_documents"),
 )
 
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_rerank import _ranking
+from otel_rerank import _ranking, _rerank
 from otel_rerank.instrumentation.sentence_transformers import _attributes
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +40,7 @@ def test_the_speedups_are_built_here() -> None:
         pytest.skip("no C compiler here: the install is pure Python by design")
     assert _ranking._compiled_rank_counts is not None
     assert _attributes._compiled_one_query is not None
+    assert _rerank._compiled_output_documents is not None
 
 
 # -- the ranking -----------------------------------------------------------------------------
@@ -199,6 +200,83 @@ def test_the_compiled_one_query_check_takes_a_raising_equality_as_different() ->
         False,
         None,
     )
+
+
+# -- the output documents --------------------------------------------------------------------
+def _python_documents(
+    monkeypatch: pytest.MonkeyPatch, ranking: Any, limit: int, before: dict[str, Any]
+) -> list[tuple[str, Any]]:
+    attributes = dict(before)
+    with monkeypatch.context() as patched:
+        patched.setattr(_rerank, "_compiled_output_documents", None)
+        _rerank.add_output_documents(attributes, ranking, limit)
+    return list(attributes.items())
+
+
+def _documents(ranking: Any, limit: int, before: dict[str, Any]) -> list[tuple[str, Any]]:
+    attributes = dict(before)
+    _rerank.add_output_documents(attributes, ranking, limit)
+    return list(attributes.items())
+
+
+_RANKED_SCORES = st.lists(
+    st.one_of(
+        st.floats(width=32),
+        st.sampled_from([math.nan, math.inf, -math.inf, -0.0]),
+    ),
+    max_size=80,  # past the 64 keys built once
+)
+
+
+@_compiled
+@settings(max_examples=300, deadline=None)
+@given(
+    scores=_RANKED_SCORES,
+    shift=st.integers(min_value=0, max_value=10**20),  # ids past a machine word, as text
+    limit=st.integers(min_value=0, max_value=90),
+    as_tuple=st.booleans(),
+    written=st.booleans(),
+)
+def test_the_compiled_output_documents_are_the_python_ones(
+    scores: list[float], shift: int, limit: int, as_tuple: bool, written: bool
+) -> None:
+    indices = [shift + i for i in range(len(scores))]
+    ranking = (tuple(indices), tuple(scores)) if as_tuple else (indices, scores)
+    # A key already there (a score written before) keeps its place, as in Python.
+    before = {"reranker.output_documents.0.document.score": 9.0, "x": 1} if written else {}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected = _python_documents(monkeypatch, ranking, limit, before)
+    found = _documents(ranking, limit, before)
+    assert found == expected  # the same keys, values and order (NaN: the same object)
+
+
+class _FloatList(list[float]):
+    pass
+
+
+@_compiled
+@pytest.mark.parametrize(
+    "ranking, limit",
+    [
+        (([True, 1], [0.5, 0.4]), 2),  # a bool is not an int: str(True)
+        (([0, 1], [1, 0.5]), 2),  # an int score
+        ((range(2), [0.5, 0.4]), 2),  # another kind of sequence
+        (([0, 1], _FloatList([0.5, 0.4])), 2),  # a list subclass
+        (([0, 1], [0.5, 0.4]), -1),  # a negative limit slices from the end
+        ((list(range(70)), [0.5] * 70), 70),  # more positions than the keys built once
+    ],
+)
+def test_the_compiled_output_documents_leave_other_kinds_to_python(
+    ranking: Any, limit: int
+) -> None:
+    attributes: dict[str, Any] = {}
+    assert _rerank._compiled_output_documents is not None
+    indices, scores = ranking
+    keys = (_rerank._ID_KEYS, _rerank._SCORE_KEYS)
+    assert _rerank._compiled_output_documents(attributes, indices, scores, limit, *keys) is False
+    assert attributes == {}  # declined before writing anything
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert _documents(ranking, limit, {}) == _python_documents(monkeypatch, ranking, limit, {})
 
 
 # -- the build hook --------------------------------------------------------------------------

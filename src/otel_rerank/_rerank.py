@@ -21,6 +21,11 @@ from otel_rerank import semconv
 from otel_rerank._ranking import ranked_prefix, summary_of_floats, summary_of_order
 from otel_rerank._values import float_list
 
+try:  # the compiled writer, built when the build had a C compiler (hatch_build.py)
+    from otel_rerank._speedups import output_documents as _compiled_output_documents
+except ImportError:  # pure Python: the same attributes, only slower
+    _compiled_output_documents = None  # type: ignore[assignment]
+
 #: A reranked list, best first: the candidates' input positions and their scores.
 Ranking = tuple[Sequence[int], Sequence[float]]
 
@@ -89,9 +94,18 @@ def add_output_documents(
     attributes: dict[str, AttributeValue], ranking: Ranking, limit: int
 ) -> None:
     """Add ``reranker.output_documents.{i}.document.id|score`` for the first ``limit``
-    entries of ``ranking`` (whose columns are the same length) to ``attributes``: two
-    C-level updates, no dict between (this runs as every rerank span ends)."""
+    entries of ``ranking`` (whose columns are the same length) to ``attributes``, the ids
+    first (a score that is not finite is not written): this runs as every rerank span ends.
+
+    Compiled (``otel_rerank._speedups.output_documents``, when the build had a C compiler)
+    for int positions and float scores in lists or tuples, the usual ranking; else two
+    C-level updates, no dict between, the reference the tests hold the compiled one to.
+    """
     indices, scores = ranking
+    if _compiled_output_documents is not None and _compiled_output_documents(
+        attributes, indices, scores, limit, _ID_KEYS, _SCORE_KEYS
+    ):
+        return
     indices, scores = indices[:limit], scores[:limit]
     if len(indices) <= len(_ID_KEYS):
         id_keys, score_keys = _ID_KEYS, _SCORE_KEYS

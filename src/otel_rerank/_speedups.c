@@ -1,15 +1,16 @@
-/* Optional compiled versions of two pure functions every reranker call runs after its
- * forward pass: the ranking behind the rerank summary and the one-query check of
- * CrossEncoder.predict's pairs.
+/* Optional compiled versions of three pure functions every reranker call runs after its
+ * forward pass: the ranking behind the rerank summary, the one-query check of
+ * CrossEncoder.predict's pairs and the ranking's writing as output documents.
  *
- * The Python functions are the reference (otel_rerank._ranking.rank_floats and
- * otel_rerank.instrumentation.sentence_transformers._attributes.single_query); each
- * function here answers exactly as they do, or declines (None / NotImplemented) and the
- * caller runs the Python. Built by hatch_build.py when a C compiler is present; without
- * it the package is pure Python and records the same attributes. Why it exists: in place,
- * right after a model's forward pass has evicted the CPU caches, the Python ranking of 50
- * scores costs 30-50 us and the one-query check up to 30 us; a few interpreter-free
- * loops cost a few (docs/performance.md, "The compiled speed-ups").
+ * The Python functions are the reference (otel_rerank._ranking.rank_floats,
+ * otel_rerank.instrumentation.sentence_transformers._attributes.single_query and
+ * otel_rerank._rerank.add_output_documents); each function here answers exactly as they
+ * do, or declines (None / NotImplemented / False) and the caller runs the Python. Built by
+ * hatch_build.py when a C compiler is present; without it the package is pure Python and
+ * records the same attributes. Why it exists: in place, right after a model's forward
+ * pass has evicted the CPU caches, the Python ranking of 50 scores costs 30-50 us and the
+ * one-query check up to 30 us; a few interpreter-free loops cost a few
+ * (docs/performance.md, "The compiled speed-ups").
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -204,16 +205,101 @@ different:
     return Py_BuildValue("(OO)", Py_False, Py_None);
 }
 
+/* Writes column[i] (ids: str(column[i])) under keys[i] for i < n; a score that is not
+ * finite is not written. Every item was checked by the caller. -1 on a failed write. */
+static int
+write_column(PyObject *attributes, PyObject *column, PyObject *keys, Py_ssize_t n, int ids)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(column, i);
+        PyObject *key = PyTuple_GET_ITEM(keys, i);
+        if (ids) {
+            PyObject *text = PyObject_Str(item);
+            if (text == NULL) {
+                return -1;
+            }
+            int failed = PyDict_SetItem(attributes, key, text);
+            Py_DECREF(text);
+            if (failed) {
+                return -1;
+            }
+        }
+        else if (Py_IS_FINITE(PyFloat_AS_DOUBLE(item))
+                 && PyDict_SetItem(attributes, key, item) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* output_documents(attributes, indices, scores, limit, id_keys, score_keys) -> bool
+ *
+ * Adds str(indices[i]) under id_keys[i] for the first ``limit`` indices, then scores[i]
+ * under score_keys[i] for the first ``limit`` finite scores (in the order given; the
+ * dict's order is the span's), and answers True. False, having written nothing, for
+ * anything the Python must answer: a dict subclass, columns that are not lists or tuples,
+ * an index that is not exactly an int or a score that is not exactly a float, a negative
+ * limit, more entries than keys. Nothing here runs Python code: the columns cannot
+ * change while they are read. */
+static PyObject *
+output_documents(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "output_documents(attributes, indices, scores, limit, id_keys, "
+                        "score_keys)");
+        return NULL;
+    }
+    PyObject *attributes = args[0], *indices = args[1], *scores = args[2];
+    PyObject *id_keys = args[4], *score_keys = args[5];
+    if (!PyDict_CheckExact(attributes) || !PyTuple_CheckExact(id_keys)
+        || !PyTuple_CheckExact(score_keys)
+        || !(PyList_CheckExact(indices) || PyTuple_CheckExact(indices))
+        || !(PyList_CheckExact(scores) || PyTuple_CheckExact(scores))) {
+        Py_RETURN_FALSE;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[3]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t ids = PySequence_Fast_GET_SIZE(indices);
+    Py_ssize_t values = PySequence_Fast_GET_SIZE(scores);
+    if (limit < 0) {
+        Py_RETURN_FALSE;
+    }
+    ids = ids < limit ? ids : limit;
+    values = values < limit ? values : limit;
+    if (ids > PyTuple_GET_SIZE(id_keys) || values > PyTuple_GET_SIZE(score_keys)) {
+        Py_RETURN_FALSE;
+    }
+    for (Py_ssize_t i = 0; i < ids; i++) {
+        if (!PyLong_CheckExact(PySequence_Fast_GET_ITEM(indices, i))) {
+            Py_RETURN_FALSE;
+        }
+    }
+    for (Py_ssize_t i = 0; i < values; i++) {
+        if (!PyFloat_CheckExact(PySequence_Fast_GET_ITEM(scores, i))) {
+            Py_RETURN_FALSE;
+        }
+    }
+    if (write_column(attributes, indices, id_keys, ids, 1) < 0
+        || write_column(attributes, scores, score_keys, values, 0) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"rank_counts", (PyCFunction)(void (*)(void))rank_counts, METH_FASTCALL, NULL},
     {"one_query", (PyCFunction)one_query, METH_O, NULL},
+    {"output_documents", (PyCFunction)(void (*)(void))output_documents, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "otel_rerank._speedups",
-    "Compiled versions of two hot pure functions; the Python ones are the reference.",
+    "Compiled versions of three hot pure functions; the Python ones are the reference.",
     0,
     speedups_methods,
 };

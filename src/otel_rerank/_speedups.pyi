@@ -7,3 +7,12 @@ def rank_counts(
     values: list[float], limit: int, /
 ) -> tuple[int, int, int, list[int], list[float]] | None: ...
 def one_query(pairs: Sequence[Any], /) -> tuple[bool, Any]: ...
+def output_documents(
+    attributes: dict[str, Any],
+    indices: Sequence[int],
+    scores: Sequence[float],
+    limit: int,
+    id_keys: tuple[str, ...],
+    score_keys: tuple[str, ...],
+    /,
+) -> bool: ...
