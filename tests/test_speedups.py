@@ -263,6 +263,7 @@ class _FloatList(list[float]):
         ((range(2), [0.5, 0.4]), 2),  # another kind of sequence
         (([0, 1], _FloatList([0.5, 0.4])), 2),  # a list subclass
         (([0, 1], [0.5, 0.4]), -1),  # a negative limit slices from the end
+        (([0, 1], [0.5, 0.4]), 10**30),  # past a machine word: the slice takes it
         ((list(range(70)), [0.5] * 70), 70),  # more positions than the keys built once
     ],
 )

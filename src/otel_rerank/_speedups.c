@@ -238,8 +238,8 @@ write_column(PyObject *attributes, PyObject *column, PyObject *keys, Py_ssize_t 
  * under score_keys[i] for the first ``limit`` finite scores (in the order given; the
  * dict's order is the span's), and answers True. False, having written nothing, for
  * anything the Python must answer: a dict subclass, columns that are not lists or tuples,
- * an index that is not exactly an int or a score that is not exactly a float, a negative
- * limit, more entries than keys. Nothing here runs Python code: the columns cannot
+ * an index that is not exactly an int or a score that is not exactly a float, a limit that
+ * is negative or not an int that fits a machine word, more entries than keys. Nothing here runs Python code: the columns cannot
  * change while they are read. */
 static PyObject *
 output_documents(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -259,8 +259,9 @@ output_documents(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_FALSE;
     }
     Py_ssize_t limit = PyLong_AsSsize_t(args[3]);
-    if (limit == -1 && PyErr_Occurred()) {
-        return NULL;
+    if (limit == -1 && PyErr_Occurred()) { /* not an int, or past a machine word */
+        PyErr_Clear();
+        Py_RETURN_FALSE;
     }
     Py_ssize_t ids = PySequence_Fast_GET_SIZE(indices);
     Py_ssize_t values = PySequence_Fast_GET_SIZE(scores);
