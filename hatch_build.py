@@ -1,6 +1,6 @@
 """Hatch build hook: compiles otel-rerank's optional C speed-ups, ``otel_rerank._speedups``.
 
-Two pure functions every reranker call runs have compiled versions in
+Three pure functions every reranker call runs have compiled versions in
 ``src/otel_rerank/_speedups.c`` (the Python ones stay the reference and run wherever the
 module is missing). This hook compiles it with the interpreter's own compiler settings
 (``sysconfig``): into the source tree for an editable install, which imports from

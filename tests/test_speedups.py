@@ -116,6 +116,18 @@ def test_the_compiled_ranking_declines_what_python_answers(values: list[Any]) ->
     assert _ranking._compiled_rank_counts(values, 10) is None  # type: ignore[misc]
 
 
+@_compiled
+def test_the_compiled_ranking_leaves_a_limit_past_a_machine_word_to_python() -> None:
+    # The slice takes any int: the Python answers it (the whole ranking) instead of raising.
+    values = [0.2, 0.9, 0.5]
+    assert _ranking._compiled_rank_counts(values, 10**30) is None  # type: ignore[misc]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _same(
+            _ranking.ranked_prefix(values, 10**30),
+            _python_prefix(monkeypatch, values, 10**30),
+        )
+
+
 # -- the one-query check ---------------------------------------------------------------------
 def _python_one_query(monkeypatch: pytest.MonkeyPatch, pairs: Any) -> tuple[bool, Any]:
     with monkeypatch.context() as patched:

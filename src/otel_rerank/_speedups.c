@@ -62,7 +62,8 @@ sort_counting_discordant(const double *values, Py_ssize_t *positions, Py_ssize_t
  * (i < j with values[i] < values[j]), its tied pairs, the position of the top score (the
  * first among ties), and the first ``limit`` positions by descending score with their
  * values (sliced as list[:limit] is). None when the list is empty or holds a NaN or any
- * object that is not exactly a float: the Python ranking answers those. */
+ * object that is not exactly a float, or the limit is not an int that fits a machine
+ * word: the Python ranking answers those. */
 static PyObject *
 rank_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -72,8 +73,9 @@ rank_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *list = args[0];
     Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
-    if (limit == -1 && PyErr_Occurred()) {
-        return NULL;
+    if (limit == -1 && PyErr_Occurred()) { /* not an int, or past a machine word */
+        PyErr_Clear();
+        Py_RETURN_NONE;
     }
     Py_ssize_t n = PyList_GET_SIZE(list);
     if (n == 0) {
