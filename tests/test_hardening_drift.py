@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import otel_rerank
-from otel_rerank import instrumentation
+from otel_rerank import _telemetry, instrumentation
 from otel_rerank.instrumentation._base import Patcher, RagInstrumentor, Target, is_replacement
 from tests.conftest import Otel
 
@@ -35,6 +35,13 @@ def _debug_lines(caplog: pytest.LogCaptureFixture, needle: str) -> list[str]:
         for r in caplog.records
         if r.name == "otel_rerank" and r.levelno == logging.DEBUG and needle in r.getMessage()
     ]
+
+
+@pytest.fixture(autouse=True)
+def _a_provider_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So that a patched method reaches ``_passthrough``: with nothing configured a plain
+    replacement calls the original itself (``tests/test_patcher.py``)."""
+    monkeypatch.setattr(_telemetry, "own_providers", True)
 
 
 @pytest.fixture

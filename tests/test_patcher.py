@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 import wrapt
+from opentelemetry.metrics import _internal as metrics_internal
 
-from otel_rerank import instrumentation
+from otel_rerank import _telemetry, instrumentation
 from otel_rerank.instrumentation._base import Patcher, Target, _resolve, is_replacement
 
 from ._benchmark_script import run_benchmark
@@ -119,6 +120,14 @@ FALLBACK = ("stream", "astream", "traced")
 ASYNC = {"apredict", "anormalize", "aload"}
 
 
+@pytest.fixture(autouse=True)
+def _a_provider_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So that a plain replacement calls its wrapper: with nothing configured it calls the
+    original itself (``test_with_nothing_configured_a_plain_replacement_calls_the_original_
+    itself``)."""
+    monkeypatch.setattr(_telemetry, "own_providers", True)
+
+
 @pytest.fixture
 def patcher() -> Iterator[Patcher]:
     before = {name: vars(Model)[name] for name in PLAIN + FALLBACK}
@@ -188,6 +197,48 @@ def test_async_originals_get_async_replacements() -> None:
     assert seen[-1][1] is None
     tag, loaded = asyncio.run(Inherits.aload("e"))
     assert tag == "wrapped" and type(loaded) is Inherits and seen[-1][1] is Inherits
+
+
+def test_with_nothing_configured_a_plain_replacement_calls_the_original_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No SDK anywhere (the globals unset, nothing given to ``instrument()``): each plain
+    kind answers as the original without its wrapper; a provider set later, globally or
+    through ``instrument()``, reaches the wrapper on the next call."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
+    _telemetry.reset()
+    assert not _telemetry.own_providers
+    patcher = Patcher()
+    for name in PLAIN:
+        patcher.patch_class(Model, name, arecord if name in ASYNC else record)
+    seen.clear()
+    try:
+        model = Inherits("h")
+        assert model.predict(["x"], batch_size=3) == ("h", 1, 3)
+        assert Model.predict(model, ["x", "y"]) == ("h", 2, 8)
+        assert model.normalize("AB") == "ab" and Model.normalize("AB", lower=False) == "AB"
+        assert type(model.load("i")) is Inherits and type(Inherits.load("j")) is Inherits
+        assert model.shimmed(3) == 6
+        assert asyncio.run(model.apredict(["x"], batch_size=2)) == ("h", 1)
+        assert asyncio.run(Model.anormalize("Q")) == "q"
+        assert type(asyncio.run(Inherits.aload("k"))) is Inherits
+        assert seen == []
+        # Set after patching, as an app that imports otel_rerank.auto first does.
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", TracerProvider())
+        assert model.predict(["x"]) == ("wrapped", ("h", 1, 8))
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+        _telemetry.use(tracer_provider=TracerProvider())
+        assert _telemetry.own_providers
+        assert asyncio.run(Model.anormalize("Q")) == ("wrapped", "q")
+        assert len(seen) == 2
+    finally:
+        _telemetry.reset()
+        patcher.undo()
+    assert not _telemetry.own_providers
 
 
 def test_what_inspect_and_frameworks_read_is_unchanged() -> None:

@@ -101,6 +101,7 @@ def hold_library_settings(held: bool) -> None:
     global _libraries_with_settings
     with _lock:
         _libraries_with_settings += 1 if held else -1
+        _update_own_providers()
 
 
 @contextmanager
@@ -204,6 +205,33 @@ _cache: tuple[Any, Any, Any, Telemetry | None] = (None, None, None, None)
 _PROVIDERS_FROM_ENV = any(
     name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
 )
+# Where the API keeps its two global providers (``None`` until the application sets one).
+_GLOBALS_READABLE = hasattr(trace, "_TRACER_PROVIDER") and hasattr(
+    _metrics_internal, "_METER_PROVIDER"
+)
+
+#: Whether a provider may come from somewhere other than the API's two globals: given to
+#: ``instrument()``, to an instrumentor of its own, or named by an ``OTEL_PYTHON_*_PROVIDER``
+#: variable (or this API version keeps its globals elsewhere). While it is false, "no SDK
+#: configured" is exactly ``trace._TRACER_PROVIDER is None and
+#: _metrics_internal._METER_PROVIDER is None``: the check every wrapper makes first
+#: (:func:`current`, and inline in the patched methods, ``instrumentation._base``), in
+#: three attribute reads, because in an app without an SDK it is all a call pays, on a
+#: cache a model's forward pass has just swept (each further function or object read
+#: there costs about a microsecond: ``benchmarks/no_sdk_split.py``).
+own_providers = not _GLOBALS_READABLE or _PROVIDERS_FROM_ENV
+
+
+def _update_own_providers() -> None:
+    """Recompute :data:`own_providers` (called with ``_lock`` held, after a settings change)."""
+    global own_providers
+    own_providers = (
+        not _GLOBALS_READABLE
+        or _PROVIDERS_FROM_ENV
+        or _libraries_with_settings > 0
+        or _settings.tracer_provider is not None
+        or _settings.meter_provider is not None
+    )
 
 
 def _global_tracer_provider() -> TracerProvider | None:
@@ -270,17 +298,21 @@ def global_meter_provider() -> MeterProvider:
 def current() -> Telemetry | None:
     """The telemetry to record this call with, or ``None`` when nothing would be recorded."""
     global _cache
+    if (
+        not own_providers
+        and trace._TRACER_PROVIDER is None
+        and _metrics_internal._METER_PROVIDER is None
+    ):
+        return None  # no SDK anywhere: the fast path of every wrapper
     if _libraries_with_settings:
         library = _library.get()
         if library is not None:
             return _current_for(library)
     settings = _settings
-    # The two globals read inline (not through _global_*_provider): this is every
-    # instrumented call's first step, and in an app without an SDK its only one.
     tracer_provider = settings.tracer_provider or getattr(trace, "_TRACER_PROVIDER", None)
     meter_provider = settings.meter_provider or getattr(_metrics_internal, "_METER_PROVIDER", None)
     if tracer_provider is None and meter_provider is None and not _PROVIDERS_FROM_ENV:
-        return None  # no SDK anywhere: the fast path of every wrapper
+        return None  # a library's own settings elsewhere, none here
     if tracer_provider is None:
         tracer_provider = global_tracer_provider()
     if meter_provider is None:
@@ -335,6 +367,7 @@ def use(
         _settings.tracer_provider = tracer_provider
         _settings.meter_provider = meter_provider
         _settings.content = ContentPolicy.from_env(capture_content)
+        _update_own_providers()
 
 
 def reset() -> None:
@@ -345,3 +378,4 @@ def reset() -> None:
         _settings.meter_provider = None
         _settings.content = None
         _cache = (None, None, None, None)
+        _update_own_providers()
