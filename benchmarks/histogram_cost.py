@@ -94,7 +94,8 @@ ABLATION_ROWS = {
 }
 #: What ``--ablate speedups`` switches off: each module's compiled function, by attribute.
 SPEEDUPS = (
-    ("otel_rerank._ranking", "_compiled_rank_counts"),
+    ("otel_rerank._ranking", "_compiled_rank_summary"),
+    ("otel_rerank._rerank", "_compiled_rank_summary"),
     ("otel_rerank.instrumentation.sentence_transformers._attributes", "_compiled_one_query"),
     ("otel_rerank._rerank", "_compiled_output_documents"),
 )

@@ -26,7 +26,7 @@ from otel_rerank.instrumentation.sentence_transformers import _attributes
 _REPO = Path(__file__).resolve().parents[1]
 _PURE = os.environ.get("OTEL_RERANK_PURE_PYTHON") == "1"
 _compiled = pytest.mark.skipif(
-    _ranking._compiled_rank_counts is None, reason="built as pure Python"
+    _ranking._compiled_rank_summary is None, reason="built as pure Python"
 )
 
 
@@ -38,7 +38,7 @@ def test_the_speedups_are_built_here() -> None:
     compiler = shlex.split(sysconfig.get_config_var("CC") or "")
     if not compiler or shutil.which(compiler[0]) is None:
         pytest.skip("no C compiler here: the install is pure Python by design")
-    assert _ranking._compiled_rank_counts is not None
+    assert _ranking._compiled_rank_summary is not None
     assert _attributes._compiled_one_query is not None
     assert _rerank._compiled_output_documents is not None
 
@@ -58,7 +58,7 @@ def _python_prefix(
     monkeypatch: pytest.MonkeyPatch, values: list[float], limit: int
 ) -> tuple[Any, ...]:
     with monkeypatch.context() as patched:
-        patched.setattr(_ranking, "_compiled_rank_counts", None)
+        patched.setattr(_ranking, "_compiled_rank_summary", None)
         return _ranking.ranked_prefix(values, limit)
 
 
@@ -93,7 +93,7 @@ def test_the_compiled_ranking_counts_long_and_tied_lists(
 ) -> None:
     rng = random.Random(n)
     values = [float(rng.randint(0, 9)) if ties else rng.random() for _ in range(n)]
-    counted = _ranking._compiled_rank_counts(values, 10)  # type: ignore[misc]
+    counted = _ranking._compiled_rank_summary(values, 10)  # type: ignore[misc]
     assert counted is not None  # answered here, not declined
     _same(_ranking.ranked_prefix(values, 10), _python_prefix(monkeypatch, values, 10))
 
@@ -113,19 +113,85 @@ class _Score(float):
     ],
 )
 def test_the_compiled_ranking_declines_what_python_answers(values: list[Any]) -> None:
-    assert _ranking._compiled_rank_counts(values, 10) is None  # type: ignore[misc]
+    assert _ranking._compiled_rank_summary(values, 10) is None  # type: ignore[misc]
 
 
 @_compiled
 def test_the_compiled_ranking_leaves_a_limit_past_a_machine_word_to_python() -> None:
     # The slice takes any int: the Python answers it (the whole ranking) instead of raising.
     values = [0.2, 0.9, 0.5]
-    assert _ranking._compiled_rank_counts(values, 10**30) is None  # type: ignore[misc]
+    assert _ranking._compiled_rank_summary(values, 10**30) is None  # type: ignore[misc]
     with pytest.MonkeyPatch.context() as monkeypatch:
         _same(
             _ranking.ranked_prefix(values, 10**30),
             _python_prefix(monkeypatch, values, 10**30),
         )
+
+
+def _python_summary(scores: Any, limit: int) -> Any:
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(_ranking, "_compiled_rank_summary", None)
+        patched.setattr(_rerank, "_compiled_rank_summary", None)
+        return _rerank.summary(scores, limit)
+
+
+@_compiled
+@settings(max_examples=300, deadline=None)
+@given(
+    scores=_SCORES,
+    dtype=st.sampled_from(["float32", "float64", "float16", "int64", ">f8", "<f4"]),
+    limit=st.integers(min_value=-3, max_value=310),
+    step=st.sampled_from([1, 2, -1]),
+)
+def test_a_numpy_array_is_summarized_as_its_list(
+    scores: list[float], dtype: str, limit: int, step: int
+) -> None:
+    """Read in place (native float32/float64 of one dimension, any stride) or declined
+    (another dtype or byte order): the same attributes and ranking as ``tolist()``'s."""
+    numpy = pytest.importorskip("numpy")
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        array = numpy.array(scores, dtype=numpy.float64).astype(dtype)[::step]
+    found, expected = _rerank.summary(array, limit), _python_summary(array, limit)
+    if expected is None:
+        assert found is None
+        return
+    assert found is not None
+    attributes, (order, ordered) = found
+    expected_attributes, (expected_order, expected_ordered) = expected
+    assert attributes.keys() == expected_attributes.keys()
+    for key, value in attributes.items():  # bit for bit, NaN top scores included
+        assert type(value) is type(expected_attributes[key])
+        expected_value = expected_attributes[key]
+        assert value == expected_value or (math.isnan(value) and math.isnan(expected_value))
+    assert list(order) == list(expected_order)
+    assert [type(v) for v in ordered] == [float] * len(expected_ordered)
+    assert list(ordered) == list(expected_ordered) or any(map(math.isnan, expected_ordered))
+
+
+@_compiled
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda np: np.array([[0.2], [0.9]]), id="two dimensions"),
+        pytest.param(lambda np: np.ma.masked_array([0.2, 0.9]), id="a subclass"),
+        pytest.param(lambda np: np.array(0.5), id="no dimension"),
+        pytest.param(lambda np: np.array([0.2, 0.9], dtype=">f8"), id="foreign byte order"),
+        pytest.param(lambda np: np.array([0.2, 0.9], dtype=np.float16), id="half floats"),
+        pytest.param(lambda np: np.array([1, 2]), id="ints"),
+        pytest.param(lambda np: np.array([0.2, np.nan]), id="a NaN"),
+    ],
+)
+def test_the_compiled_ranking_leaves_other_arrays_to_python(make: Any) -> None:
+    numpy = pytest.importorskip("numpy")
+    assert _ranking._compiled_rank_summary(make(numpy), 10) is None  # type: ignore[misc]
+
+
+@_compiled
+def test_the_compiled_ranking_leaves_tau_past_exact_doubles_to_python() -> None:
+    # 13,778 scores: n0 * n0 passes 2**53, where the formula's conversions could round.
+    values = [float(i % 97) for i in range(13_778)]
+    assert _ranking._compiled_rank_summary(values, 10) is None  # type: ignore[misc]
+    assert _ranking._compiled_rank_summary(values[:13_777], 10) is not None  # type: ignore[misc]
 
 
 # -- the one-query check ---------------------------------------------------------------------
@@ -312,7 +378,7 @@ def test_the_build_hook_compiles_the_module_it_imports(tmp_path: Path) -> None:
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
-    assert module.rank_counts([0.1, 0.9, 0.5], 2) == (2, 0, 1, [1, 2], [0.9, 0.5])
+    assert module.rank_summary([0.1, 0.9, 0.5], 2) == (0.9, True, -1 / 3, [1, 2], [0.9, 0.5])
     assert list(tmp_path.iterdir()) == [target]  # the object file is not left behind
 
 

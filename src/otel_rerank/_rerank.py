@@ -21,10 +21,12 @@ from otel_rerank import semconv
 from otel_rerank._ranking import ranked_prefix, summary_of_floats, summary_of_order
 from otel_rerank._values import float_list
 
-try:  # the compiled writer, built when the build had a C compiler (hatch_build.py)
+try:  # the compiled ranking and writer, built when the build had a C compiler (hatch_build.py)
     from otel_rerank._speedups import output_documents as _compiled_output_documents
+    from otel_rerank._speedups import rank_summary as _compiled_rank_summary
 except ImportError:  # pure Python: the same attributes, only slower
     _compiled_output_documents = None  # type: ignore[assignment]
+    _compiled_rank_summary = None  # type: ignore[assignment]
 
 #: A reranked list, best first: the candidates' input positions and their scores.
 Ranking = tuple[Sequence[int], Sequence[float]]
@@ -60,12 +62,20 @@ def summary(scores: object, limit: int) -> tuple[dict[str, AttributeValue], Rank
 
     :func:`otel_rerank._ranking.ranked_prefix`'s values, written straight into the dict (no
     summary object between them: this runs after every reranker call); the ranking is the
-    order its tau was counted on (one sort for both).
+    order its tau was counted on (one sort for both). The usual scores, a float numpy array
+    as a cross-encoder returns them (or a list of floats), are ranked by the compiled
+    ``ranked_prefix`` where they are, read in place: no list of floats is made first
+    (``tolist()`` and its checks cost ~11 µs after a forward pass, the buffer read ~4).
     """
-    values = float_list(scores)
-    if not values:
-        return None
-    top, top1_changed, tau, order, ordered = ranked_prefix(values, limit)
+    found: tuple[float, bool, float | None, Sequence[int], Sequence[float]] | None = None
+    if _compiled_rank_summary is not None:
+        found = _compiled_rank_summary(scores, limit)
+    if found is None:
+        values = float_list(scores)
+        if not values:
+            return None
+        found = ranked_prefix(values, limit)
+    top, top1_changed, tau, order, ordered = found
     return _summary_pairs(top, top1_changed, tau), (order, ordered)
 
 

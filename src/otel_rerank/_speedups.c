@@ -1,8 +1,8 @@
 /* Optional compiled versions of three pure functions every reranker call runs after its
- * forward pass: the ranking behind the rerank summary, the one-query check of
+ * forward pass: the ranking and summary of its scores, the one-query check of
  * CrossEncoder.predict's pairs and the ranking's writing as output documents.
  *
- * The Python functions are the reference (otel_rerank._ranking.rank_floats,
+ * The Python functions are the reference (otel_rerank._ranking.ranked_prefix,
  * otel_rerank.instrumentation.sentence_transformers._attributes.single_query and
  * otel_rerank._rerank.add_output_documents); each function here answers exactly as they
  * do, or declines (None / NotImplemented / False) and the caller runs the Python. Built by
@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <string.h>
 
 /* Up to this many scores the buffers live on the stack: every usual candidate list. */
@@ -56,29 +57,97 @@ sort_counting_discordant(const double *values, Py_ssize_t *positions, Py_ssize_t
     return discordant;
 }
 
-/* rank_counts(values, limit) -> (discordant, tied, best, order, ordered) | None
- *
- * For a list of floats in the order the candidates were given: tau-b's discordant pairs
- * (i < j with values[i] < values[j]), its tied pairs, the position of the top score (the
- * first among ties), and the first ``limit`` positions by descending score with their
- * values (sliced as list[:limit] is). None when the list is empty or holds a NaN or any
- * object that is not exactly a float, or the limit is not an int that fits a machine
- * word: the Python ranking answers those. */
-static PyObject *
-rank_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Reads the scores into values[0..n): the caller's list of floats (exactly floats), or an
+ * exact numpy.ndarray of one dimension whose items are native float32 or float64, read
+ * through the buffer protocol (its tolist() gives these same doubles). Returns 1, or 0 for
+ * anything else and for a NaN (no error set either way; the caller declines). */
+static int
+read_scores(PyObject *scores, double *values, Py_ssize_t n)
 {
-    if (nargs != 2 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "rank_counts(values: list[float], limit: int)");
+    if (PyList_CheckExact(scores)) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *item = PyList_GET_ITEM(scores, i);
+            if (!PyFloat_CheckExact(item)) {
+                return 0;
+            }
+            double value = PyFloat_AS_DOUBLE(item);
+            if (value != value) { /* a NaN: no order */
+                return 0;
+            }
+            values[i] = value;
+        }
+        return 1;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(scores, &view, PyBUF_RECORDS_RO) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    const char *format = view.format != NULL ? view.format : "B";
+    if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
+        format++; /* native (a little-endian build reads '<' as native too) */
+    }
+    int ok = view.ndim == 1 && view.shape[0] == n && format[1] == '\0'
+             && ((format[0] == 'f' && view.itemsize == 4)
+                 || (format[0] == 'd' && view.itemsize == 8));
+#if PY_BIG_ENDIAN
+    ok = ok && view.format != NULL && view.format[0] != '<';
+#endif
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        const char *item = (const char *)view.buf + i * view.strides[0];
+        double value;
+        if (view.itemsize == 4) {
+            float single;
+            memcpy(&single, item, sizeof single);
+            value = (double)single;
+        }
+        else {
+            memcpy(&value, item, sizeof value);
+        }
+        if (value != value) {
+            ok = 0;
+        }
+        values[i] = value;
+    }
+    PyBuffer_Release(&view);
+    return ok;
+}
+
+/* rank_summary(scores, limit) -> (top, top1_changed, tau, order, ordered) | None
+ *
+ * otel_rerank._ranking.ranked_prefix's answer for scores in the order the candidates were
+ * given (read_scores: a list of floats, or a float numpy array read in place): the top
+ * score (the first among ties), whether it is not the first candidate's, Kendall's tau-b
+ * (None when every pair ties or there is one score), and the first ``limit`` positions
+ * by descending score with their values (sliced as list[:limit] is). Tau-b is
+ * (n0 - tied - 2 * discordant) / sqrt(n0 * (n0 - tied)), the Python's formula: with the
+ * product below 2**53 every conversion to double is exact, so the result is the Python's
+ * bit for bit; past it (13,778 scores or more) the Python answers. None for that, an empty
+ * or other kind of input, a NaN, or a limit that is not an int in a machine word. */
+static PyObject *
+rank_summary(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "rank_summary(scores, limit)");
         return NULL;
     }
-    PyObject *list = args[0];
+    PyObject *scores = args[0];
+    int is_list = PyList_CheckExact(scores);
+    if (!is_list && strcmp(Py_TYPE(scores)->tp_name, "numpy.ndarray") != 0) {
+        Py_RETURN_NONE; /* a subclass (a masked array) reads differently: the Python's */
+    }
     Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
     if (limit == -1 && PyErr_Occurred()) { /* not an int, or past a machine word */
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    Py_ssize_t n = PyList_GET_SIZE(list);
-    if (n == 0) {
+    Py_ssize_t n = PyObject_Length(scores);
+    if (n <= 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    long long n0 = (long long)n * (n - 1) / 2;
+    if (n0 > 94906265LL) { /* n0 * n0 past 2**53 (94906266**2 is): the Python's tau */
         Py_RETURN_NONE;
     }
     if (limit < 0) {
@@ -101,46 +170,61 @@ rank_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     PyObject *result = NULL;
-    PyObject *order = NULL, *ordered = NULL;
-    /* Nothing below runs Python code, so the list cannot change under the loops. */
+    PyObject *top = NULL, *tau = NULL, *order = NULL, *ordered = NULL;
+    /* Nothing below runs Python code until the lists are built, so the scores cannot
+     * change under the loops. */
+    if (!read_scores(scores, values, n)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(list, i);
-        if (!PyFloat_CheckExact(item)) {
-            goto decline;
-        }
-        double value = PyFloat_AS_DOUBLE(item);
-        if (value != value) { /* a NaN: no order */
-            goto decline;
-        }
-        values[i] = value;
         positions[i] = i;
     }
-    Py_ssize_t discordant = sort_counting_discordant(values, positions, positions + n, n);
-    Py_ssize_t tied = 0, run = 0; /* each value ties with the equal ones sorted before it */
+    long long discordant = sort_counting_discordant(values, positions, positions + n, n);
+    long long tied = 0, run = 0; /* each value ties with the equal ones sorted before it */
     for (Py_ssize_t i = 1; i < n; i++) {
         run = values[positions[i]] == values[positions[i - 1]] ? run + 1 : 0;
         tied += run;
     }
+    if (n > 1 && tied != n0) {
+        tau = PyFloat_FromDouble((double)(n0 - tied - 2 * discordant)
+                                 / sqrt((double)(n0 * (n0 - tied))));
+    }
+    else {
+        tau = Py_NewRef(Py_None);
+    }
+    Py_ssize_t best = positions[0];
+    top = is_list ? Py_NewRef(PyList_GET_ITEM(scores, best)) : PyFloat_FromDouble(values[best]);
     order = PyList_New(limit);
     ordered = PyList_New(limit);
-    if (order == NULL || ordered == NULL) {
+    if (tau == NULL || top == NULL || order == NULL || ordered == NULL) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < limit; i++) {
         PyObject *position = PyLong_FromSsize_t(positions[i]);
-        if (position == NULL) {
+        /* A list's own float objects, as list(map(values.__getitem__, order)) has them. */
+        PyObject *value = is_list ? Py_NewRef(PyList_GET_ITEM(scores, positions[i]))
+                                  : PyFloat_FromDouble(values[positions[i]]);
+        if (position == NULL || value == NULL) {
+            Py_XDECREF(position);
+            Py_XDECREF(value);
             goto done;
         }
         PyList_SET_ITEM(order, i, position);
-        PyObject *value = PyList_GET_ITEM(list, positions[i]);
-        Py_INCREF(value); /* the caller's float objects, as list(map(values.__getitem__)) */
         PyList_SET_ITEM(ordered, i, value);
     }
-    result = Py_BuildValue("(nnnOO)", discordant, tied, positions[0], order, ordered);
-    goto done;
-decline:
-    result = Py_NewRef(Py_None);
+    result = PyTuple_New(5);
+    if (result != NULL) {
+        PyTuple_SET_ITEM(result, 0, top);
+        PyTuple_SET_ITEM(result, 1, Py_NewRef(best != 0 ? Py_True : Py_False));
+        PyTuple_SET_ITEM(result, 2, tau);
+        PyTuple_SET_ITEM(result, 3, order);
+        PyTuple_SET_ITEM(result, 4, ordered);
+        top = tau = order = ordered = NULL; /* the tuple holds them */
+    }
 done:
+    Py_XDECREF(top);
+    Py_XDECREF(tau);
     Py_XDECREF(order);
     Py_XDECREF(ordered);
     if (values != values_on_stack) {
@@ -293,7 +377,7 @@ output_documents(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef speedups_methods[] = {
-    {"rank_counts", (PyCFunction)(void (*)(void))rank_counts, METH_FASTCALL, NULL},
+    {"rank_summary", (PyCFunction)(void (*)(void))rank_summary, METH_FASTCALL, NULL},
     {"one_query", (PyCFunction)one_query, METH_O, NULL},
     {"output_documents", (PyCFunction)(void (*)(void))output_documents, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},

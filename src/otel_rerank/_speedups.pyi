@@ -3,9 +3,9 @@
 from collections.abc import Sequence
 from typing import Any
 
-def rank_counts(
-    values: list[float], limit: int, /
-) -> tuple[int, int, int, list[int], list[float]] | None: ...
+def rank_summary(
+    scores: object, limit: int, /
+) -> tuple[float, bool, float | None, list[int], list[float]] | None: ...
 def one_query(pairs: Sequence[Any], /) -> tuple[bool, Any]: ...
 def output_documents(
     attributes: dict[str, Any],
