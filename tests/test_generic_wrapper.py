@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import otel_rerank
 from otel_rerank import _safe, _span, _telemetry, semconv
 from otel_rerank._span import Attributes, StageSpan
-from otel_rerank.instrumentation import _common
+from otel_rerank.instrumentation import _base, _common
 from otel_rerank.instrumentation._base import Method, Patcher, Start
 
 from .conftest import Otel, make_otel
@@ -212,13 +212,13 @@ def test_a_nested_call_of_the_same_group_makes_no_span_of_its_own(otel: Otel) ->
 @pytest.fixture
 def binding_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     calls: list[Any] = []
-    plan = _common._plan
+    bind = _common.bind_arguments
 
-    def counting(fn: Any) -> Any:
+    def counting(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         calls.append(fn)
-        return plan(fn)
+        return bind(fn, args, kwargs)
 
-    monkeypatch.setattr(_common, "_plan", counting)
+    monkeypatch.setattr(_base, "bind_arguments", counting)  # the wrapper's own name for it
     return calls
 
 
@@ -370,8 +370,6 @@ def test_a_shared_start_is_worked_out_once_and_a_changed_one_again(otel: Otel) -
 
 @pytest.mark.usefixtures("described")
 def test_openings_are_bounded_and_unhashable_names_still_start(otel: Otel) -> None:
-    from otel_rerank.instrumentation import _base
-
     instance = Described(Start())
     for i in range(_base._MAX_OPENINGS + 10):
         instance.start = Start(model=f"m{i}")

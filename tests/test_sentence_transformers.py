@@ -296,6 +296,36 @@ def test_max_length_is_the_models_own_without_indexing_it(tiny_cross_encoder: An
         model.__class__ = Capped.__mro__[1]
 
 
+def test_max_length_read_straight_from_the_tokenizer_follows_what_replaces_it(
+    tiny_cross_encoder: Any,
+) -> None:
+    # The kept way (module "0" and its tokenizer) answers as the property does, and is
+    # found again when the tokenizer or the module is replaced.
+    import copy
+
+    model = tiny_cross_encoder
+    first = model._modules["0"]
+    original_module, original_tokenizer = first, first.processor
+    assert _attributes._max_length(model) == model.max_seq_length
+    assert _attributes._facts(model).tokenizer_path == (first, original_tokenizer)
+    assert _attributes._max_length(model) == model.max_seq_length  # through the kept way
+    try:
+        other_tokenizer = copy.copy(original_tokenizer)
+        other_tokenizer.model_max_length = 21
+        first.processor = other_tokenizer
+        assert model.max_seq_length == 21 and _attributes._max_length(model) == 21
+        other_module = copy.copy(first)
+        other_module.processor = copy.copy(original_tokenizer)
+        other_module.processor.model_max_length = 13
+        model._modules["0"] = other_module
+        assert model.max_seq_length == 13 and _attributes._max_length(model) == 13
+        assert _attributes._facts(model).tokenizer_path == (other_module, other_module.processor)
+    finally:
+        model._modules["0"] = original_module
+        first.processor = original_tokenizer
+    assert _attributes._max_length(model) == model.max_seq_length
+
+
 def test_predict_pairs_reads_the_callers_list_without_copying_it() -> None:
     pairs = [(QUERY, d) for d in DOCS]
     assert _attributes.predict_pairs({"inputs": pairs}) is pairs

@@ -149,7 +149,9 @@ class _BindPlan:
         elif missing:
             return None
         named = dict(self.defaults)
-        if count:
+        if count == 1:  # the usual call (predict(pairs), encode(texts)): no zip, whose C
+            named[self.positional[0]] = args[0]  # code is cold after a forward pass
+        elif count:
             named.update(zip(self.positional, args, strict=False))  # args fit (checked)
         if kwargs:
             named.update(kwargs)
@@ -171,7 +173,10 @@ def bind_arguments(
     The usual call takes a fast path planned once per function (no ``Signature.bind``);
     the rest take the general one, with the same result.
     """
-    plan = _plan(fn)
+    try:  # the plan of a function seen before, without _plan's frame
+        plan = _plans[getattr(fn, "__func__", fn)]
+    except (KeyError, TypeError):
+        plan = _plan(fn)
     if plan is not None:
         named = plan.bind(args, kwargs)
         if named is not None:
