@@ -122,6 +122,13 @@ bench-libraries: $(STAMP)
 bench-opcodes: $(STAMP)
 	$(PY) benchmarks/opcode_counts.py
 
+# Ours against the floor on CrossEncoder predict/rank with the inference stubbed and a real
+# forward pass sweeping the caches before every timed call: the cost after a forward pass,
+# at an A/A noise of a microsecond (--pieces: each of ours' readers taken away in turn).
+.PHONY: bench-cold
+bench-cold: $(STAMP)
+	$(PY) benchmarks/cold_call.py --pieces
+
 # What the required duration histogram costs in place on chroma and qdrant (ours and the
 # floor with and without it, inner-timed); the peers' side: run the script with a peer's
 # .venv-bench-<name>/bin/python and --peer <name> (see its docstring).
