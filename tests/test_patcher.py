@@ -241,6 +241,22 @@ def test_with_nothing_configured_a_plain_replacement_calls_the_original_itself(
     assert not _telemetry.own_providers
 
 
+def test_an_api_without_the_globals_read_gets_wrapt_replacements_that_always_ask(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The plain replacements read the API's two globals themselves; an API version that
+    # kept them elsewhere gets wrapt's layer, whose wrapper always runs (and asks).
+    monkeypatch.setattr(_telemetry, "GLOBALS_READABLE", False)
+    patcher = Patcher()
+    patcher.patch_class(Model, "predict", record)
+    seen.clear()
+    try:
+        assert isinstance(vars(Model)["predict"], wrapt.FunctionWrapper)
+        assert Model("l").predict(["x"]) == ("wrapped", ("l", 1, 8)) and len(seen) == 1
+    finally:
+        patcher.undo()
+
+
 def test_what_inspect_and_frameworks_read_is_unchanged() -> None:
     def described(obj: Any) -> dict[str, Any]:
         return {

@@ -205,8 +205,11 @@ _cache: tuple[Any, Any, Any, Telemetry | None] = (None, None, None, None)
 _PROVIDERS_FROM_ENV = any(
     name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
 )
-# Where the API keeps its two global providers (``None`` until the application sets one).
-_GLOBALS_READABLE = hasattr(trace, "_TRACER_PROVIDER") and hasattr(
+#: Whether the API keeps its two global providers where the no-SDK checks read them
+#: (``trace._TRACER_PROVIDER``, ``_metrics_internal._METER_PROVIDER``, ``None`` until the
+#: application sets one): every supported version does; an API that did not would get the
+#: wrappers' full check on every call instead.
+GLOBALS_READABLE = hasattr(trace, "_TRACER_PROVIDER") and hasattr(
     _metrics_internal, "_METER_PROVIDER"
 )
 
@@ -219,14 +222,14 @@ _GLOBALS_READABLE = hasattr(trace, "_TRACER_PROVIDER") and hasattr(
 #: three attribute reads, because in an app without an SDK it is all a call pays, on a
 #: cache a model's forward pass has just swept (each further function or object read
 #: there costs about a microsecond: ``benchmarks/no_sdk_split.py``).
-own_providers = not _GLOBALS_READABLE or _PROVIDERS_FROM_ENV
+own_providers = not GLOBALS_READABLE or _PROVIDERS_FROM_ENV
 
 
 def _update_own_providers() -> None:
     """Recompute :data:`own_providers` (called with ``_lock`` held, after a settings change)."""
     global own_providers
     own_providers = (
-        not _GLOBALS_READABLE
+        not GLOBALS_READABLE
         or _PROVIDERS_FROM_ENV
         or _libraries_with_settings > 0
         or _settings.tracer_provider is not None

@@ -456,28 +456,30 @@ def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
     kind = type(original)
     function = original.__func__ if kind is staticmethod or kind is classmethod else original
     if (
-        type(function) is not FunctionType
+        not _telemetry.GLOBALS_READABLE  # the check below reads them (see there)
+        or type(function) is not FunctionType
         or inspect.isgeneratorfunction(function)
         or inspect.isasyncgenfunction(function)
     ):
         return None
     is_async = inspect.iscoroutinefunction(function)
-    # Each replacement first asks "no SDK configured?" itself, in _telemetry.current()'s
-    # three attribute reads, and calls the original straight away when so: in an app
+    # Each replacement first asks "no SDK configured?" itself, in three attribute reads (the
+    # API's two global providers, then _telemetry.own_providers: with an SDK set globally,
+    # the first read answers), and calls the original straight away when so: in an app
     # without an SDK that is all a call pays, and right after a model's forward pass (the
     # caches swept) each function or object it passes through costs about a microsecond,
     # so the wrapper, the bound method and the check's own call would be ~12 µs where
-    # this is ~1.5 (``benchmarks/no_sdk_split.py``). The wrapper's own check still decides
-    # everything else (a library's settings, suppression).
+    # this is ~1.5 (``benchmarks/cold_call.py``, ``no_sdk_split.py``). The wrapper's own
+    # check still decides everything else (a library's settings, suppression).
     replacement: Callable[..., Any]
     if kind is staticmethod:
         if is_async:
 
             async def replacement(*args: Any, **kwargs: Any) -> Any:
                 if (
-                    not _telemetry.own_providers
-                    and trace._TRACER_PROVIDER is None
+                    trace._TRACER_PROVIDER is None
                     and _metrics_internal._METER_PROVIDER is None
+                    and not _telemetry.own_providers
                 ):
                     return await function(*args, **kwargs)
                 return await wrapper(function, None, args, kwargs)
@@ -486,9 +488,9 @@ def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
 
             def replacement(*args: Any, **kwargs: Any) -> Any:
                 if (
-                    not _telemetry.own_providers
-                    and trace._TRACER_PROVIDER is None
+                    trace._TRACER_PROVIDER is None
                     and _metrics_internal._METER_PROVIDER is None
+                    and not _telemetry.own_providers
                 ):
                     return function(*args, **kwargs)
                 return wrapper(function, None, args, kwargs)
@@ -497,9 +499,9 @@ def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
 
         async def replacement(self: Any, /, *args: Any, **kwargs: Any) -> Any:
             if (
-                not _telemetry.own_providers
-                and trace._TRACER_PROVIDER is None
+                trace._TRACER_PROVIDER is None
                 and _metrics_internal._METER_PROVIDER is None
+                and not _telemetry.own_providers
             ):
                 return await function(self, *args, **kwargs)
             return await wrapper(MethodType(function, self), self, args, kwargs)
@@ -508,9 +510,9 @@ def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
 
         def replacement(self: Any, /, *args: Any, **kwargs: Any) -> Any:
             if (
-                not _telemetry.own_providers
-                and trace._TRACER_PROVIDER is None
+                trace._TRACER_PROVIDER is None
                 and _metrics_internal._METER_PROVIDER is None
+                and not _telemetry.own_providers
             ):
                 return function(self, *args, **kwargs)
             return wrapper(MethodType(function, self), self, args, kwargs)
