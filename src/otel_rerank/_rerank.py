@@ -19,7 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import semconv
 from otel_rerank._ranking import ranked_prefix, summary_of_floats, summary_of_order
-from otel_rerank._values import float_list, tensor_memory
+from otel_rerank._values import float_list
 
 try:  # the compiled ranking and writer, built when the build had a C compiler (hatch_build.py)
     from otel_rerank._speedups import output_documents as _compiled_output_documents
@@ -63,18 +63,13 @@ def summary(scores: object, limit: int) -> tuple[dict[str, AttributeValue], Rank
     :func:`otel_rerank._ranking.ranked_prefix`'s values, written straight into the dict (no
     summary object between them: this runs after every reranker call); the ranking is the
     order its tau was counted on (one sort for both). The usual scores, a float numpy array
-    as a cross-encoder returns them, a CPU torch tensor (:func:`otel_rerank._values.
-    tensor_memory`) or a list of floats, are ranked by the compiled ``ranked_prefix`` where
-    they are, read in place: no list of floats is made first (``tolist()`` and its checks
-    cost ~11 µs after a forward pass, the buffer read ~4).
+    as a cross-encoder returns them (or a list of floats), are ranked by the compiled
+    ``ranked_prefix`` where they are, read in place: no list of floats is made first
+    (``tolist()`` and its checks cost ~11 µs after a forward pass, the buffer read ~4).
     """
     found: tuple[float, bool, float | None, Sequence[int], Sequence[float]] | None = None
     if _compiled_rank_summary is not None:
         found = _compiled_rank_summary(scores, limit)
-        if found is None:  # a torch tensor: its memory as an array, read in place as well
-            array = tensor_memory(scores)
-            if array is not None:
-                found = _compiled_rank_summary(array, limit)
     if found is None:
         values = float_list(scores)
         if not values:

@@ -125,21 +125,6 @@ def float_list(values: Any) -> list[float] | None:
     return out
 
 
-def tensor_memory(values: Any) -> Any:
-    """A torch tensor's scores as the numpy array over its memory (``tensor.numpy()``, no
-    copy), for the compiled ranking to read in place (``CrossEncoder.rank`` gets its
-    ``predict``'s scores as a tensor; after a forward pass this costs ~4 µs where
-    ``tolist()`` and its checks cost ~13); ``None`` for anything else, or where torch
-    refuses (a GPU tensor, one that requires grad, a dtype numpy lacks). Only a type
-    :func:`float_list` has already met as torch's tensor is asked."""
-    if type(values) not in _ARRAY_TYPES or not hasattr(values, "numpy"):  # numpy's has none
-        return None
-    try:
-        return values.numpy()
-    except Exception:
-        return None
-
-
 _NUMBERS = frozenset({float, int})
 #: numpy's array and torch's tensor (exactly: a subclass may read differently), whose 1-D
 #: float ``tolist()`` is the list of scores; recorded when first seen (never imported here)
