@@ -163,9 +163,12 @@ def test_a_cross_encoder_moved_after_a_call_records_its_new_device(
 # -- nothing recorded: nothing read --------------------------------------------------------
 @pytest.fixture
 def binding_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every argument binding a wrapper asks for (fast or general path)."""
+    """Argument bindings a wrapper asks for: each function's first (the plans are cleared
+    for the test, and a binding plans its function when it has none) and every one that
+    takes the general path."""
     calls: list[Any] = []
     plan, general = _common._plan, _common._bind_general
+    monkeypatch.setattr(_common, "_plans", {})
 
     def counting_plan(fn: Any) -> Any:
         calls.append(fn)
