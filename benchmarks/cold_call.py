@@ -21,7 +21,9 @@ of 50 documents; the tiny cross-encoder of the tests):
                recorded for the same call;
 * ``ours``     the instrumented call, SDK configured;
 * ``no SDK``   the instrumented call with no provider anywhere (the target: ≤ 3 µs);
-* with ``--pieces``: ours' wrapper with one of the method's readers taken away (``no summary``,
+* with ``--pieces``: ``ours, pure Python``, the instrumented call with the compiled speed-ups
+  switched off (``histogram_cost.SPEEDUPS``: what the C module saves in place), and ours'
+  wrapper with one of the method's readers taken away (``no summary``,
   ``no request``, ``no candidates``, ``start only``: none of the three), each beside the floor
   of what that variant records (``floor, ...``), so that a piece's cost to ours can be read
   against its cost to a hand-written instrumentation recording the same (the attribute
@@ -46,6 +48,7 @@ from types import MethodType
 from typing import Any, NamedTuple
 
 import library_overhead as lo  # benchmarks/ is on sys.path as a script
+from histogram_cost import SPEEDUPS
 
 ROWS = ("predict-50", "rank-50")
 QUANTILE = 0.1
@@ -112,6 +115,18 @@ def _cases(
         "no SDK": Case(ours, no_sdk_on, no_sdk_off),
     }
     if pieces:
+        modules = [(sys.modules[module], name) for module, name in SPEEDUPS]
+        compiled = [getattr(module, name) for module, name in modules]
+
+        def pure_on() -> None:
+            for module, name in modules:
+                setattr(module, name, None)
+
+        def pure_off() -> None:
+            for (module, name), function in zip(modules, compiled, strict=True):
+                setattr(module, name, function)
+
+        cases["ours, pure Python"] = Case(ours, pure_on, pure_off)
         variants = {
             "no summary": {"summary": None},
             "no request": {"request": None},
@@ -194,10 +209,16 @@ def _check(key: str, cases: dict[str, Case], sdk: lo.Sdk) -> None:
             if case.after is not None:
                 case.after()
         expected = 0 if label in ("bare", "A/A", "no SDK") else 1
+        if label == "ours, pure Python" and any(f is None for f in _compiled_now()):
+            raise SystemExit("cold_call.py: built as pure Python: nothing to switch off")
         if spans != expected:
             raise SystemExit(
                 f"cold_call.py: {key} {label!r} recorded {spans} spans, not {expected}"
             )
+
+
+def _compiled_now() -> list[Any]:
+    return [getattr(sys.modules[module], name, None) for module, name in SPEEDUPS]
 
 
 def _quantile(values: Sequence[int], q: float) -> float:

@@ -56,15 +56,16 @@ a second process does. 7 blocks per process is the issue's minimum for a per-cal
 ``--blocks 5`` brings the run back to about the old one's time (15 blocks in all), and
 ``--processes 1 --blocks 15 --budget-ms 150`` is the old run itself.
 
-What the no-SDK column measures. With no SDK ours runs the same few dozen bytecodes per
-call on every row (``opcode_counts.py``): wrapt's bound wrapper, ``Method.wrapper``,
-``_span.records`` and ``_telemetry.current``, about 2 µs when nothing runs between calls.
-Right before and after a forward pass (or chroma's query) the same code costs +10 µs on
-chroma and +17-28 µs on the model rows, inner-timed, moving by ±10 µs from process to
-process: a cold-cache cost, and a real one beside such a call, not the set-up (ours never
-given an SDK, or its wrapper called with nothing switched, measures the same).
-``no_sdk_split.py`` splits it by layer: a pass-through Python function is free there, wrapt
-and the no-SDK check each cost 10-20 µs; with the inference stubbed out, all are within 2 µs.
+What the no-SDK column measures. With no SDK the patched method (the plain function the
+patcher installs) asks "no SDK configured?" itself, in three attribute reads, and calls the
+original: a handful of bytecodes on every row. Right after a forward pass (or chroma's
+query) every function and object a call touches is cold, about a microsecond each, so
+until stop 21, when the same check ran behind the bound method, ``Method.wrapper``,
+``_span.records`` and ``_telemetry.current``, it read +10 µs on chroma and +10-28 µs on the
+model rows, inner-timed; now 2-7 µs there, mostly within the A/A spread (docs/
+performance.md, stop 21), and 1-4 µs in ``cold_call.py``'s ``no SDK`` case, which switches
+nothing between calls (here the case switches ours' patches in and out around each
+block). ``no_sdk_split.py`` splits it by layer.
 
 Inner-timed estimate. On the rows whose own work dwarfs the overheads (a model's forward
 pass, chroma's segment query, an SDK's request round trip), the 10th percentile still moves

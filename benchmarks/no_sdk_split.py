@@ -1,14 +1,18 @@
 """Where ours' cost with no SDK goes on the model rows: the wrapper layers one by one.
 
-With no SDK configured, ours runs the same few dozen bytecodes per call on every row, yet
-``library_overhead.py`` measures +1.6 µs on faiss and +17-28 µs on the sentence-transformers
-rows, inner-timed. This script splits that cost on one model row, in a process that never
+With no SDK configured, ours runs the same few bytecodes per call on every row, yet
+``library_overhead.py`` measured +1.6 µs on faiss and +17-28 µs on the sentence-transformers
+rows, inner-timed, while the check ran in the wrapper (until stop 21; now the patched
+method asks it itself, and ``cold_call.py``'s ``no SDK`` case reads 1-4 µs after a forward
+pass). This script splits that cost on one model row, in a process that never
 configures an SDK, with every variant called directly (nothing switched in or out between
 cases, so no type or method cache is touched): the bare call; an A/A copy; a pass-through
 Python function around ``encode``/``predict``; the same function asking ours' no-SDK check
 (``_span.records()``) first; a trivial wrapt ``FunctionWrapper`` (what the patcher used to
 install) and the patcher's plain replacement function, each around a pass-through wrapper;
-and ours (the patcher's replacement plus ``Method.wrapper``). The estimator is
+and ours (the patcher's replacement, ``Method.wrapper`` behind it). The plain replacement
+asks "no SDK configured?" itself and, with nothing configured, calls the original without
+its wrapper, so the last two are the same code here. The estimator is
 ``library_overhead.py``'s inner-timed one: each call's process CPU time outside the model's
 ``_inference``, per block its 10th percentile, overhead = case - bare in the same block, the
 median over blocks. ``--stub`` replaces ``_inference`` by a function returning a precomputed

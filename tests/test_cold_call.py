@@ -24,7 +24,7 @@ def test_every_case_of_both_rows_runs_and_reads_against_its_floor() -> None:
     lines = done.stdout.splitlines()
     for row in ("predict-50", "rank-50"):
         start = next(i for i, line in enumerate(lines) if line.startswith(f"{row}: bare"))
-        table = lines[start + 2 : start + 2 + 13]
+        table = lines[start + 2 : start + 2 + 14]
         cases = {line[:26].strip(): line for line in table}
         pieces = ("no summary", "no request", "no candidates", "start only")
         assert set(cases) == {
@@ -33,6 +33,7 @@ def test_every_case_of_both_rows_runs_and_reads_against_its_floor() -> None:
             "floor",
             "ours",
             "no SDK",
+            "ours, pure Python",
             *pieces,
             *(f"floor, {p}" for p in pieces),
         }
