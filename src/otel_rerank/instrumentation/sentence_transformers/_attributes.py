@@ -171,15 +171,18 @@ def _tokenizer_path(modules: Mapping[str, Any], first: Any) -> tuple[Any, Any] |
 
 
 def _reads_processor_tokenizer(cls: type) -> bool:
+    return _property_from(cls, "max_seq_length", _ST_TRANSFORMER) and _property_from(
+        cls, "tokenizer", _ST_TRANSFORMER
+    )
+
+
+def _property_from(cls: type, name: str, module: str) -> bool:
+    """Whether ``cls.<name>`` is a property defined in ``module`` (looked up, not run)."""
     try:
-        length = inspect.getattr_static(cls, "max_seq_length")
-        tokenizer = inspect.getattr_static(cls, "tokenizer")
+        prop = inspect.getattr_static(cls, name)
     except AttributeError:
         return False
-    return all(
-        isinstance(prop, property) and getattr(prop.fget, "__module__", None) == _ST_TRANSFORMER
-        for prop in (length, tokenizer)
-    )
+    return isinstance(prop, property) and getattr(prop.fget, "__module__", None) == module
 
 
 def _is_tokenizer(processor: Any) -> bool:
@@ -199,15 +202,14 @@ _plain_max_length: dict[type, bool] = {}
 
 
 def _reads_first_module(cls: type) -> bool:
+    if not _property_from(cls, "max_seq_length", _ST_BASE_MODEL):
+        return False
     try:
-        prop = inspect.getattr_static(cls, "max_seq_length")
         getitem = inspect.getattr_static(cls, "__getitem__")
     except AttributeError:
         return False
     return (
-        isinstance(prop, property)
-        and getattr(prop.fget, "__module__", None) == _ST_BASE_MODEL
-        and getattr(getitem, "__qualname__", None) == "Sequential.__getitem__"
+        getattr(getitem, "__qualname__", None) == "Sequential.__getitem__"
         and getattr(getitem, "__module__", None) == "torch.nn.modules.container"
     )
 
