@@ -87,9 +87,11 @@ read_scores(PyObject *scores, double *values, Py_ssize_t n)
     if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
         format++; /* native (a little-endian build reads '<' as native too) */
     }
-    int ok = view.ndim == 1 && view.shape[0] == n && format[1] == '\0'
+    /* format[1] is read only once format[0] is known not to end the string */
+    int ok = view.ndim == 1 && view.shape[0] == n
              && ((format[0] == 'f' && view.itemsize == 4)
-                 || (format[0] == 'd' && view.itemsize == 8));
+                 || (format[0] == 'd' && view.itemsize == 8))
+             && format[1] == '\0';
 #if PY_BIG_ENDIAN
     ok = ok && view.format != NULL && view.format[0] != '<';
 #endif
