@@ -222,11 +222,12 @@ GLOBALS_READABLE = hasattr(trace, "_TRACER_PROVIDER") and hasattr(
 #: three attribute reads, because in an app without an SDK it is all a call pays, on a
 #: cache a model's forward pass has just swept (each further function or object read
 #: there costs about a microsecond: ``benchmarks/no_sdk_split.py``).
-own_providers = not GLOBALS_READABLE or _PROVIDERS_FROM_ENV
+own_providers: bool
 
 
 def _update_own_providers() -> None:
-    """Recompute :data:`own_providers` (called with ``_lock`` held, after a settings change)."""
+    """Recompute :data:`own_providers` (at import, then with ``_lock`` held after each
+    settings change)."""
     global own_providers
     own_providers = (
         not GLOBALS_READABLE
@@ -235,6 +236,9 @@ def _update_own_providers() -> None:
         or _settings.tracer_provider is not None
         or _settings.meter_provider is not None
     )
+
+
+_update_own_providers()
 
 
 def _global_tracer_provider() -> TracerProvider | None:
