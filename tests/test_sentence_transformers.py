@@ -326,6 +326,34 @@ def test_max_length_read_straight_from_the_tokenizer_follows_what_replaces_it(
     assert _attributes._max_length(model) == model.max_seq_length
 
 
+def test_max_length_of_a_processor_wrapping_its_tokenizer_is_read_through_the_property(
+    tiny_cross_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not the kept way's kind: the property answers, and the way is not looked for again.
+    import copy
+    import types
+
+    model = tiny_cross_encoder
+    first = model._modules["0"]
+    original_tokenizer = first.processor
+    wrapped = copy.copy(original_tokenizer)
+    wrapped.model_max_length = 17
+    looked_for: list[Any] = []
+    find = _attributes._tokenizer_path
+    monkeypatch.setattr(_attributes, "_tokenizer_path", lambda *a: looked_for.append(a) or find(*a))
+    try:
+        first.processor = types.SimpleNamespace(tokenizer=wrapped)
+        assert model.max_seq_length == 17 and _attributes._max_length(model) == 17
+        assert _attributes._facts(model).tokenizer_path == ()
+        wrapped.model_max_length = 19
+        assert _attributes._max_length(model) == 19 == model.max_seq_length
+        assert len(looked_for) == 1
+    finally:
+        first.processor = original_tokenizer
+        _attributes._facts(model).tokenizer_path = None  # as a model not yet read
+    assert _attributes._max_length(model) == model.max_seq_length
+
+
 def test_predict_pairs_reads_the_callers_list_without_copying_it() -> None:
     pairs = [(QUERY, d) for d in DOCS]
     assert _attributes.predict_pairs({"inputs": pairs}) is pairs

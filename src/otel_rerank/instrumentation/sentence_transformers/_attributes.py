@@ -51,8 +51,9 @@ class _ModelFacts:
     update: ``start`` (``None`` until the first call); ``device_state``, ``(device, first
     parameter (held weakly: it never keeps weights alive), that parameter's device)`` or
     ``None`` when nothing is cached (see :func:`_device`); ``tokenizer_path``, ``(first
-    module, its tokenizer)`` where ``max_seq_length`` reads its value, or ``None`` (see
-    :func:`_max_length`).
+    module, its tokenizer)`` where ``max_seq_length`` reads its value, ``()`` for a model
+    whose first module is not of that kind (read through the property, not looked for
+    again), or ``None`` until the first call (see :func:`_max_length`).
     """
 
     __slots__ = ("device_state", "start", "tokenizer_path")
@@ -60,7 +61,7 @@ class _ModelFacts:
     def __init__(self, model: Any) -> None:
         self.start: Start | None = None
         self.device_state: tuple[str | None, weakref.ref[Any], Any] | None = None
-        self.tokenizer_path: tuple[Any, Any] | None = None
+        self.tokenizer_path: tuple[Any, ...] | None = None
 
 
 #: A model's facts, which leave with it (a model that cannot be weakly referenced gets
@@ -142,31 +143,32 @@ def _max_length(instance: Any) -> int | None:
         if modules:
             facts: _ModelFacts = _facts(instance)
             path = facts.tokenizer_path
-            if path is not None:
+            if path:
                 first, tokenizer = path
                 if modules.get("0") is first and first.__dict__.get("processor") is tokenizer:
                     value = tokenizer.model_max_length
                     return value if is_int(value) else None
             first = next(iter(modules.values()))
             value = getattr(first, "max_seq_length", None)
-            facts.tokenizer_path = _tokenizer_path(modules, first)
+            if path is None or path:  # not looked for yet, or its module or tokenizer replaced
+                facts.tokenizer_path = _tokenizer_path(modules, first)
             return value if is_int(value) else None
     value = getattr(instance, "max_seq_length", None)
     return value if is_int(value) else None
 
 
-def _tokenizer_path(modules: Mapping[str, Any], first: Any) -> tuple[Any, Any] | None:
+def _tokenizer_path(modules: Mapping[str, Any], first: Any) -> tuple[Any, ...]:
     """``(first, its tokenizer)`` when ``first`` is module ``"0"``, of a class whose
     ``max_seq_length`` is sentence-transformers 6's ``Transformer`` property (the
     tokenizer's ``model_max_length``, the tokenizer being the processor itself when it is
-    one), over a processor that is a tokenizer; else ``None`` (read through the property)."""
+    one), over a processor that is a tokenizer; else ``()`` (read through the property)."""
     cls = type(first)
     plain = _plain_tokenizer_read.get(cls)
     if plain is None:
         plain = _plain_tokenizer_read[cls] = _reads_processor_tokenizer(cls)
     processor = first.__dict__.get("processor")
     if not plain or modules.get("0") is not first or not _is_tokenizer(processor):
-        return None
+        return ()
     return first, processor
 
 
