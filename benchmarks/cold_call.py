@@ -69,7 +69,7 @@ def _stub_inference(model: Any, call: Callable[[Any], object]) -> None:
 
 def _cases(
     fx: lo.Fixtures, key: str, sdk: lo.Sdk, pieces: bool, originals: dict[str, Any]
-) -> dict[str, Callable[[], object]]:
+) -> dict[str, Case]:
     from sentence_transformers import CrossEncoder
 
     from otel_rerank import _telemetry
@@ -101,11 +101,11 @@ def _cases(
 
     def no_sdk_on() -> None:  # the providers instrument() was given, taken away
         settings.tracer_provider = settings.meter_provider = None
-        _telemetry.own_providers = False
+        _telemetry._update_own_providers()
 
     def no_sdk_off() -> None:  # and put back (the same objects: nothing is rebuilt)
         settings.tracer_provider, settings.meter_provider = sdk.tracer_provider, sdk.meter_provider
-        _telemetry.own_providers = True
+        _telemetry._update_own_providers()
 
     cases: dict[str, Case] = {
         "bare": Case(bare),
@@ -117,6 +117,8 @@ def _cases(
     if pieces:
         modules = [(sys.modules[module], name) for module, name in SPEEDUPS]
         compiled = [getattr(module, name) for module, name in modules]
+        if any(function is None for function in compiled):
+            raise SystemExit("cold_call.py: built as pure Python: no speed-ups to switch off")
 
         def pure_on() -> None:
             for module, name in modules:
@@ -209,16 +211,10 @@ def _check(key: str, cases: dict[str, Case], sdk: lo.Sdk) -> None:
             if case.after is not None:
                 case.after()
         expected = 0 if label in ("bare", "A/A", "no SDK") else 1
-        if label == "ours, pure Python" and any(f is None for f in _compiled_now()):
-            raise SystemExit("cold_call.py: built as pure Python: nothing to switch off")
         if spans != expected:
             raise SystemExit(
                 f"cold_call.py: {key} {label!r} recorded {spans} spans, not {expected}"
             )
-
-
-def _compiled_now() -> list[Any]:
-    return [getattr(sys.modules[module], name, None) for module, name in SPEEDUPS]
 
 
 def _quantile(values: Sequence[int], q: float) -> float:
