@@ -246,3 +246,31 @@ def test_an_instrumentors_own_capture_flag_is_kept_and_that_librarys_only(
     library, decorated = sdk.spans()
     assert dict(library.attributes or {})[semconv.RERANKER_QUERY] == "the query"
     assert semconv.RERANKER_QUERY not in dict(decorated.attributes or {})
+
+
+def test_tracing_only_records_no_metric_until_a_meter_provider_is_set(
+    tiny_cross_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tracer provider and no meter provider, a call makes its span and records no
+    point (``Telemetry.metering``); the first call after the application sets a global
+    meter provider records its duration there."""
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    from otel_rerank import _telemetry
+
+    sdk = make_otel()
+    monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
+    otel_rerank.instrument(tracer_provider=sdk.tracer_provider)
+    try:
+        tiny_cross_encoder.predict([("q", "d")])
+        telemetry = _telemetry.current()
+        assert telemetry is not None and telemetry.tracing and not telemetry.metering
+        monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", sdk.meter_provider)
+        tiny_cross_encoder.predict([("q", "d")])
+    finally:
+        otel_rerank.uninstrument()
+    assert len(sdk.spans()) == 2
+    (point,) = sdk.metric_points("gen_ai.client.operation.duration")
+    assert point.count == 1
+    (candidates,) = sdk.metric_points("rag.rerank.candidates")
+    assert candidates.count == 1

@@ -209,6 +209,14 @@ def with_top_n(
     return attributes
 
 
+# The key the API keeps the current span under in a context: a leaf call reads its parent
+# span straight from the context it was given (``trace.get_current_span`` is two calls and
+# an ABC check more, on a cache a library's call has just swept). Private: an API without
+# it leaves ``""``, under which no span is found, so every leaf reads its pairs (its
+# sampler still decides).
+_SPAN_KEY: Final[str] = getattr(trace.propagation, "_SPAN_KEY", "")
+
+
 # Stateless, so shared: the guards of the methods that run a callable they are given (the
 # logged traceback names the extractor, recorder or writer that failed).
 _SAFELY_GUARD: Final = guard("StageSpan.safely")
@@ -351,10 +359,14 @@ class StageSpan:
         """
         if leaf:
             self.span: Span = INVALID_SPAN  # until the call ends
-            parent_span = trace.get_current_span(parent).get_span_context()
-            self.recording = telemetry.tracing and (
-                parent_span.trace_flags.sampled or not parent_span.is_valid
-            )
+            in_parent: Span | None = (parent or context.get_current()).get(_SPAN_KEY)  # type: ignore[assignment]
+            if in_parent is None:  # a root span (the usual leaf): no span context to read
+                self.recording = telemetry.tracing
+            else:
+                parent_span = in_parent.get_span_context()
+                self.recording = telemetry.tracing and (
+                    parent_span.trace_flags.sampled or not parent_span.is_valid
+                )
             self._leaf: tuple[Opening, Sequence[Link] | None, int] | None = (
                 opened,
                 links,
@@ -474,27 +486,31 @@ class StageSpan:
                     report_internal_error("StageSpan.end")
             telemetry = self._telemetry
             if telemetry is not None:
-                candidates = self._candidates
-                if candidates is not None:  # given before or during the call
+                if telemetry.metering:
+                    candidates = self._candidates
+                    if candidates is not None:  # given before or during the call
+                        try:
+                            _metrics.candidates(
+                                telemetry, self._metric_attributes, candidates, self._current_in()
+                            )
+                        except Exception:
+                            report_internal_error("StageSpan.end")
                     try:
-                        _metrics.candidates(
-                            telemetry, self._metric_attributes, candidates, self._current_in()
+                        _metrics.duration(
+                            telemetry,
+                            self._metric_attributes,
+                            elapsed,
+                            None if failure is None else _errors.error_type(failure),
+                            self._current_in(),
                         )
                     except Exception:
                         report_internal_error("StageSpan.end")
-                try:
-                    _metrics.duration(
-                        telemetry,
-                        self._metric_attributes,
-                        elapsed,
-                        None if failure is None else _errors.error_type(failure),
-                        self._current_in(),
-                    )
-                    listener = chat_duration_listener
-                    if listener is not None and error is None and self._stage is CHAT:
+                listener = chat_duration_listener
+                if listener is not None and error is None and self._stage is CHAT:
+                    try:
                         listener(elapsed)
-                except Exception:
-                    report_internal_error("StageSpan.end")
+                    except Exception:
+                        report_internal_error("StageSpan.end")
         finally:
             if leaf is None:
                 self.span.end()
@@ -622,7 +638,7 @@ class StageSpan:
             self._candidates = count
             return
         telemetry = self._telemetry
-        if telemetry is not None:
+        if telemetry is not None and telemetry.metering:
             try:  # inline, not ``guarded``: a call's own path
                 _metrics.candidates(telemetry, self._metric_attributes, count, self._current_in())
             except Exception:
@@ -679,7 +695,7 @@ class StageSpan:
         """
         if on_span and self.recording:
             self._pending.update(_token_attributes(input_tokens, output_tokens))
-        if self._telemetry is not None:
+        if self._telemetry is not None and self._telemetry.metering:
             _metrics.tokens(
                 self._telemetry,
                 self._metric_attributes,
@@ -710,7 +726,7 @@ class StageSpan:
     def record_time_to_first_chunk(self, seconds: float) -> None:
         """A stream's first chunk: ``gen_ai.response.time_to_first_chunk`` and its histogram."""
         self.set(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
-        if self._telemetry is not None:
+        if self._telemetry is not None and self._telemetry.metering:
             _metrics.time_to_first_chunk(
                 self._telemetry, self._metric_attributes, seconds, self._current_in()
             )

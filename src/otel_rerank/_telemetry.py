@@ -120,6 +120,11 @@ class Telemetry:
     Attributes:
         tracer: the tracer spans are started from (a no-op one when tracing is not set up).
         tracing: whether ``tracer`` belongs to a real SDK provider.
+        metering: whether the instruments belong to a real SDK provider. When not (an
+            application that set up tracing only), a call records no metric point and
+            builds no context for one: the API's proxy instruments would drop the point,
+            and one set up later gets a new ``Telemetry`` (:func:`current` is keyed on
+            the providers).
         content: the content policy in force.
         duration: ``gen_ai.client.operation.duration`` histogram.
         candidates: ``rag.rerank.candidates`` histogram.
@@ -134,6 +139,7 @@ class Telemetry:
         "candidates",
         "content",
         "duration",
+        "metering",
         "shadow_dropped",
         "time_to_first_chunk",
         "token_usage",
@@ -148,6 +154,7 @@ class Telemetry:
         content: ContentPolicy,
     ) -> None:
         self.tracing = _is_real_tracer_provider(tracer_provider)
+        self.metering = _is_real_meter_provider(meter_provider)
         self.tracer: Tracer = tracer_provider.get_tracer(
             _SCOPE, __version__, schema_url=_SCHEMA_URL
         )
