@@ -34,6 +34,7 @@ spans nest under the retrieval span.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from otel_rerank import _span
@@ -48,8 +49,9 @@ _ASYNC = ("qdrant_client.async_qdrant_client", "AsyncQdrantClient")
 _SYNC_FASTEMBED = ("qdrant_client.qdrant_fastembed", "QdrantFastembedMixin")
 _ASYNC_FASTEMBED = ("qdrant_client.async_qdrant_fastembed", "AsyncQdrantFastembedMixin")
 
-# Older clients build ``query`` and ``search`` on other wrapped methods: one span per user
-# call. The collection is an argument, so the arguments are bound before the span starts.
+# Older clients build ``query`` and ``search`` on other wrapped methods (``query_points``):
+# one span per user call. The collection is an argument, so the arguments are bound before
+# the span starts.
 QUERY = Method(
     stage=_span.RETRIEVAL,
     provider=attrs.PROVIDER,
@@ -61,6 +63,8 @@ QUERY = Method(
     content_out=attrs.write_hits,
     one_span="qdrant",
 )
+# ``query_points`` and ``query_batch_points`` call no other wrapped method.
+QUERY_POINTS = dataclasses.replace(QUERY, innermost=True)
 BATCH = Method(
     stage=_span.RETRIEVAL,
     provider=attrs.PROVIDER,
@@ -69,6 +73,7 @@ BATCH = Method(
     request=attrs.batch_request,
     response=attrs.batch_response,
     one_span="qdrant",
+    innermost=True,
 )
 
 
@@ -80,11 +85,11 @@ class QdrantInstrumentor(RagInstrumentor):
 
     def targets(self) -> Sequence[Target]:
         return (
-            Target(*_SYNC, "query_points", QUERY.wrapper),
+            Target(*_SYNC, "query_points", QUERY_POINTS.wrapper),
             Target(*_SYNC, "query_batch_points", BATCH.wrapper),
             Target(*_SYNC, "search", QUERY.wrapper),
             Target(*_SYNC_FASTEMBED, "query", QUERY.wrapper),
-            Target(*_ASYNC, "query_points", QUERY.async_wrapper),
+            Target(*_ASYNC, "query_points", QUERY_POINTS.async_wrapper),
             Target(*_ASYNC, "query_batch_points", BATCH.async_wrapper),
             Target(*_ASYNC, "search", QUERY.async_wrapper),
             Target(*_ASYNC_FASTEMBED, "query", QUERY.async_wrapper),

@@ -52,6 +52,7 @@ PREDICT = Method(
     content_out=attrs.write_predict_content,
     summary=attrs.predict_summary,
     one_span="sentence_transformers.rerank",
+    innermost=True,
 )
 RANK = Method(
     stage=_span.RERANK,
