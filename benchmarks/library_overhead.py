@@ -717,22 +717,32 @@ def _make_sdk() -> Sdk:
     return Sdk(tracer_provider, MeterProvider(metric_readers=[reader]), reader, exporter)
 
 
-def sdk_and_ours(libraries: list[str], peer: str | None) -> tuple[Sdk, Callable[[], None]]:
+def sdk_and_ours(
+    libraries: list[str], peer: str | None, traces_only: bool = False
+) -> tuple[Sdk, Callable[[], None]]:
     """A fresh SDK (also made the global providers when a peer runs: peers record to those)
-    and the call that instruments ours' ``libraries`` with it."""
+    and the call that instruments ours' ``libraries`` with it.
+
+    ``traces_only``: ours and the peer get the tracer provider only, as in an application
+    that set up tracing alone; neither records a metric point (nor, copying ours, does the
+    floor). The meter provider is made all the same, unused, so that the checks that read
+    it find nothing.
+    """
     import otel_rerank
 
     sdk = _make_sdk()
+    meter_provider = None if traces_only else sdk.meter_provider
     if peer is not None:
         from opentelemetry import metrics, trace
 
         trace.set_tracer_provider(sdk.tracer_provider)
-        metrics.set_meter_provider(sdk.meter_provider)
+        if meter_provider is not None:
+            metrics.set_meter_provider(meter_provider)
 
     def ours_with_sdk() -> None:
         otel_rerank.instrument(
             tracer_provider=sdk.tracer_provider,
-            meter_provider=sdk.meter_provider,
+            meter_provider=meter_provider,
             capture_content=False,
             libraries=libraries,
         )
@@ -1182,8 +1192,10 @@ def measure(
     budget_s: float,
     fixed_calls: int | None,
     peer: str | None = None,
+    traces_only: bool = False,
 ) -> dict[str, Any]:
-    """One process's measurement: bare/A-A/floor/ours/no-SDK, or bare/ours/``peer``."""
+    """One process's measurement: bare/A-A/floor/ours/no-SDK, or bare/ours/``peer``
+    (``traces_only``: see :func:`sdk_and_ours`)."""
     import torch
 
     import otel_rerank
@@ -1209,7 +1221,7 @@ def measure(
         for key, check in inner_checks.items():
             with inner_checked(inner, check, "bare"):
                 bare.calls[key]()
-        sdk, ours_with_sdk = sdk_and_ours(libraries, peer)
+        sdk, ours_with_sdk = sdk_and_ours(libraries, peer, traces_only)
         ours_patches = Patches(ours_with_sdk, PATCHED_PACKAGES)
         ours = Phase("ours", ours_patches.on, ours_patches.off)
         recordings: dict[str, Recording] = {}
@@ -1459,6 +1471,7 @@ def _run_worker(
     calls: int | None,
     name: str,
     env: dict[str, str] | None = None,
+    traces_only: bool = False,
 ) -> dict[str, Any]:
     """One worker process (``python this-script --worker worker``): its ``measure`` result,
     read from the last line of its standard output, or ``{"error": ...}`` with the last line
@@ -1478,6 +1491,8 @@ def _run_worker(
     ]
     if calls:
         command += ["--calls", str(calls)]
+    if traces_only:
+        command.append("--traces-only")
     last = "no output"
     started, cpu_before = time.perf_counter(), _children_cpu_s()
     # Its standard output (the result, one long JSON line) goes to a file: a pipe read only
@@ -1529,7 +1544,15 @@ def _run_workers(
     for index in range(args.processes):
         name = f"{worker} {index + 1}/{args.processes}"
         result = _run_worker(
-            python, worker, rows, args.blocks, args.budget_ms, args.calls, name, env
+            python,
+            worker,
+            rows,
+            args.blocks,
+            args.budget_ms,
+            args.calls,
+            name,
+            env,
+            args.traces_only,
         )
         if "error" in result:
             return {"error": f"{name}: {result['error']}"}
@@ -2090,6 +2113,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="instead of timing, profile ours against bare (encode([]), predict; or --rows)",
     )
+    parser.add_argument(
+        "--traces-only",
+        action="store_true",
+        help="give ours and the peers a TracerProvider only (an application that set up "
+        "tracing alone): no one records a metric point, the floor none either; the "
+        "like-for-like comparison with peers that record no metric",
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--worker", choices=[MAIN_WORKER, *PEERS], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -2105,7 +2135,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if args.worker:
         peer = None if args.worker == MAIN_WORKER else args.worker
-        result = measure(args.rows, args.blocks, args.budget_ms / 1000, args.calls, peer)
+        result = measure(
+            args.rows, args.blocks, args.budget_ms / 1000, args.calls, peer, args.traces_only
+        )
         print(json.dumps(result))
         return
 
@@ -2133,9 +2165,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary = summarize(mains, peers)
     calls = f"{args.calls} calls" if args.calls else f"calls filling {args.budget_ms:g} ms"
     processes = f"{args.processes} processes x " if args.processes > 1 else ""
+    meters = (
+        "no MeterProvider (--traces-only: no one records a metric)"
+        if args.traces_only
+        else "MeterProvider + in-memory reader"
+    )
     settings = (
-        f"SDK TracerProvider + BatchSpanProcessor (no-op exporter), MeterProvider + in-memory "
-        f"reader; torch 1 thread; {processes}{args.blocks} blocks, {calls} per case per block"
+        f"SDK TracerProvider + BatchSpanProcessor (no-op exporter), {meters}; torch 1 "
+        f"thread; {processes}{args.blocks} blocks, {calls} per case per block"
     )
     print_report(summary, settings)
     if args.json:
