@@ -108,11 +108,15 @@ peer, and the table prints "plain only" and why. Run::
 
     .venv/bin/python benchmarks/library_overhead.py [--quick] [--processes 3] [--blocks 7]
         [--calls N | --budget-ms 100] [--rows encode-empty,predict-50,...]
-        [--peers traceverde,openllmetry,openinference|none] [--json OUT.json]
+        [--peers traceverde,openllmetry,openinference|none] [--traces-only] [--json OUT.json]
     .venv/bin/python benchmarks/library_overhead.py --profile [--rows ...]  # where ours' time goes
 
-or ``make bench-libraries``. ``--quick`` is a smoke run (1 process, 3 blocks of 3 calls;
-peers only where their venv is already built).
+or ``make bench-libraries``. ``--traces-only`` gives ours and the peers a TracerProvider
+alone, as an application that set up tracing alone: no one records a metric point (ours
+sees no real meter provider, ``Telemetry.metering``), nor does the floor; it compares ours
+with peers that record no metric on what both record (the ours/floor verdict is the
+default setup's, with the histogram every call records). ``--quick`` is a smoke run (1
+process, 3 blocks of 3 calls; peers only where their venv is already built).
 """
 
 from __future__ import annotations

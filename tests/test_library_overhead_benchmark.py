@@ -541,3 +541,23 @@ def test_the_floor_writes_what_a_result_tells_after_the_call(bench: ModuleType) 
     assert bench._record_once(bench._floor(call, recording, sdk), sdk, "floor").spans == [
         ("rerank m", trace.SpanKind.INTERNAL, attributes, [])
     ]
+
+
+def test_traces_only_gives_ours_no_meter_provider_and_the_floor_copies_that(
+    tmp_path: Any,
+) -> None:
+    """``--traces-only``: ours records its span and no metric point; the floor, a copy of
+    ours' recording, neither (the like-for-like setup against peers that record none)."""
+    out = tmp_path / "summary.json"
+    done = _run(
+        "--quick", "--rows", "faiss", "--peers", "none", "--traces-only",
+        "--blocks", "2", "--calls", "5", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "no MeterProvider (--traces-only" in done.stdout
+    row = json.loads(out.read_text(encoding="utf-8"))["rows"]["faiss"]
+    ours, floor = row["ours_recording"], row["floor_recording"]
+    assert ours["metric_records"] == floor["metric_records"] == []
+    assert ours["spans"] == ["retrieval IndexFlatIP"]
+    assert ours["attribute_count"] == floor["attribute_count"] > 5
+    assert row["spans_per_call"]["ours"] == row["spans_per_call"]["floor"] == 1
