@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import otel_rerank
+from otel_rerank import _span
 from otel_rerank import budget as budget_module
 from otel_rerank.budget import CHAT_LATENCY, CostModel, RecentP95, RerankBudget
 
@@ -231,6 +232,7 @@ def test_learned_reserve_is_a_p95_with_a_floor(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_reserve_is_learned_from_chat_spans(otel: Otel) -> None:
+    budget = RerankBudget()  # a guard that learns its reserve: chat spans feed it from now
     before = CHAT_LATENCY.count
     for _ in range(10):
         with otel_rerank.llm(model="m", provider="p"):
@@ -240,7 +242,27 @@ def test_reserve_is_learned_from_chat_spans(otel: Otel) -> None:
     assert CHAT_LATENCY.count == before + 10
     learned = CHAT_LATENCY.p95()
     assert learned is not None and learned >= 0
-    assert RerankBudget().current_reserve_ms() == pytest.approx(learned)
+    assert budget.current_reserve_ms() == pytest.approx(learned)
+
+
+def test_chat_spans_feed_no_latency_window_until_a_guard_learns_its_reserve(
+    otel: Otel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat call pays nothing for the budget guard in an app without one: its duration
+    goes to the window only once a ``RerankBudget`` without a fixed reserve exists."""
+    monkeypatch.setattr(_span, "chat_duration_listener", None)
+    window = RecentP95()
+    monkeypatch.setattr(budget_module, "CHAT_LATENCY", window)
+    with otel_rerank.llm(model="m", provider="p"):
+        pass
+    RerankBudget(reserve_ms=400)  # a fixed reserve learns nothing
+    with otel_rerank.llm(model="m", provider="p"):
+        pass
+    assert window.count == 0
+    RerankBudget()
+    with otel_rerank.llm(model="m", provider="p"):
+        pass
+    assert window.count == 1
 
 
 # -- on the rerank span, and counted ---------------------------------------------------------

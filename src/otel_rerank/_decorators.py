@@ -120,13 +120,22 @@ def _write_rerank_input(call: StageSpan, query: object, documents: object) -> No
 
 
 class _Recorder:
-    """Stage-specific automatic attributes for a decorated function (before and after)."""
+    """Stage-specific automatic attributes for a decorated function (before and after).
 
-    __slots__ = ("_reader", "_stage")
+    Attributes:
+        reads_arguments: whether :meth:`before` records anything (a reranker's candidates
+            and content); when not, the wrappers do not call it.
+        reads_result: whether :meth:`after` records anything (a reranker's scores, a
+            retrieval's hit count); when not, the wrappers do not call it.
+    """
+
+    __slots__ = ("_reader", "_stage", "reads_arguments", "reads_result")
 
     def __init__(self, stage: Stage, fn: Callable[..., Any]) -> None:
         self._stage = stage
         self._reader = _ArgumentReader(fn) if stage is _span.RERANK else None
+        self.reads_arguments = self._reader is not None
+        self.reads_result = stage is _span.RERANK or stage is _span.RETRIEVAL
 
     def before(self, call: StageSpan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
         reader = self._reader
@@ -224,7 +233,7 @@ def _decorate(options: _Options, fn: _F) -> _F:
             # Written out rather than ``async for``: that would forward no ``asend`` value, no
             # ``athrow`` and no ``aclose`` to the user's generator.
             call = options.begin()
-            if call is not None:
+            if call is not None and recorder.reads_arguments:
                 call.safely(recorder.before, call, args, kwargs)
             inner = fn(*args, **kwargs)
             span_context = call.context if call is not None else None
@@ -266,7 +275,8 @@ def _decorate(options: _Options, fn: _F) -> _F:
             call = options.begin()
             if call is None:
                 return (yield from fn(*args, **kwargs))
-            call.safely(recorder.before, call, args, kwargs)
+            if recorder.reads_arguments:
+                call.safely(recorder.before, call, args, kwargs)
             return (yield from _traced_generator(call, fn(*args, **kwargs)))
 
         return gen_wrapper  # type: ignore[return-value]
@@ -279,9 +289,14 @@ def _decorate(options: _Options, fn: _F) -> _F:
             if call is None:
                 return await fn(*args, **kwargs)
             with call:
-                candidates = call.safely(recorder.before, call, args, kwargs)
+                candidates = (
+                    call.safely(recorder.before, call, args, kwargs)
+                    if recorder.reads_arguments
+                    else None
+                )
                 result = await fn(*args, **kwargs)
-                call.safely(recorder.after, call, result, candidates)
+                if recorder.reads_result:
+                    call.safely(recorder.after, call, result, candidates)
                 return result
 
         return async_wrapper  # type: ignore[return-value]
@@ -292,9 +307,14 @@ def _decorate(options: _Options, fn: _F) -> _F:
         if call is None:
             return fn(*args, **kwargs)
         with call:
-            candidates = call.safely(recorder.before, call, args, kwargs)
+            candidates = (
+                call.safely(recorder.before, call, args, kwargs)
+                if recorder.reads_arguments
+                else None
+            )
             result = fn(*args, **kwargs)
-            call.safely(recorder.after, call, result, candidates)
+            if recorder.reads_result:
+                call.safely(recorder.after, call, result, candidates)
             return result
 
     return wrapper  # type: ignore[return-value]

@@ -241,9 +241,15 @@ class RecentP95:
             return value
 
 
-#: Durations of this process's recent chat spans, fed by every chat span otel-rerank ends.
+#: Durations of this process's recent chat spans, fed by every chat span otel-rerank ends
+#: once a guard that learns its reserve exists (:func:`_learn_chat_latency`); before
+#: that no chat call pays for it.
 CHAT_LATENCY = RecentP95()
-_span.chat_duration_listener = CHAT_LATENCY.add_seconds
+
+
+def _learn_chat_latency() -> None:
+    """Feed :data:`CHAT_LATENCY` from every chat span that ends from now on (idempotent)."""
+    _span.chat_duration_listener = CHAT_LATENCY.add_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +359,8 @@ class RerankBudget:
         if not _non_negative(safety_sigmas):
             raise ValueError(f"safety_sigmas must be a finite number >= 0, got {safety_sigmas!r}")
         self.reserve_ms = None if reserve_ms is None else float(reserve_ms)
+        if reserve_ms is None:  # learned: from the chat spans ending from now on
+            _learn_chat_latency()
         self.min_reserve_ms = float(min_reserve_ms)
         self.min_k = min_k
         self.max_k = max_k
