@@ -223,46 +223,6 @@ _SAFELY_GUARD: Final = guard("StageSpan.safely")
 _CONTENT_GUARD: Final = guard("StageSpan.record_content")
 
 
-class _Identity(NamedTuple):
-    """What every call of one (stage, provider, model) starts with, computed once."""
-
-    name: str
-    metric_attributes: MetricAttributes
-    #: shared by every call with this identity and never written to: handed to the SDK as
-    #: it is (the SDK copies the start attributes it keeps, and shows samplers a read-only
-    #: view); a dict, because ``{**a, **b}`` copies a dict at C speed and a mapping proxy
-    #: key by key
-    span_attributes: dict[str, AttributeValue]
-
-
-def _build_identity(
-    stage: Stage, provider: str, model: str | None, detail: str | None, shadow: bool
-) -> _Identity:
-    metric_attributes: dict[str, AttributeValue] = {
-        semconv.GEN_AI_OPERATION_NAME: stage.operation,
-        semconv.GEN_AI_PROVIDER_NAME: provider,
-    }
-    if model:
-        metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-    if shadow:
-        metric_attributes[semconv.RAG_RERANK_SHADOW] = True
-    suffix = detail or model
-    name = f"{stage.operation} {suffix}" if suffix else stage.operation
-    span_attributes = dict(metric_attributes)
-    span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = stage.openinference_kind
-    if model and stage.model_key:
-        span_attributes[stage.model_key] = model
-    if stage is CHAT:
-        span_attributes[semconv.LLM_PROVIDER] = provider
-        if provider in _OPENINFERENCE_LLM_SYSTEMS:
-            span_attributes[semconv.LLM_SYSTEM] = provider
-    return _Identity(name, MetricAttributes(metric_attributes), span_attributes)
-
-
-# Bounded: model names are the caller's.
-_identity = functools.lru_cache(maxsize=512)(_build_identity)
-
-
 class Opening(NamedTuple):
     """Everything a span starts with, worked out before it starts.
 
@@ -276,6 +236,42 @@ class Opening(NamedTuple):
     kind: SpanKind
     span_attributes: Mapping[str, AttributeValue]
     metric_attributes: MetricAttributes
+
+
+def _build_identity(
+    stage: Stage, provider: str, model: str | None, detail: str | None, shadow: bool
+) -> Opening:
+    """What every call of one (stage, provider, model) starts with, computed once: its
+    opening with the stage's default kind and no attributes of its own."""
+    metric_attributes: dict[str, AttributeValue] = {
+        semconv.GEN_AI_OPERATION_NAME: stage.operation,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+    }
+    if model:
+        metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    if shadow:
+        metric_attributes[semconv.RAG_RERANK_SHADOW] = True
+    suffix = detail or model
+    name = f"{stage.operation} {suffix}" if suffix else stage.operation
+    # Shared by every call with this identity and never written to: handed to the SDK as
+    # it is (the SDK copies the start attributes it keeps, and shows samplers a read-only
+    # view); a dict, because ``{**a, **b}`` copies a dict at C speed and a mapping proxy
+    # key by key.
+    span_attributes = dict(metric_attributes)
+    span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = stage.openinference_kind
+    if model and stage.model_key:
+        span_attributes[stage.model_key] = model
+    if stage is CHAT:
+        span_attributes[semconv.LLM_PROVIDER] = provider
+        if provider in _OPENINFERENCE_LLM_SYSTEMS:
+            span_attributes[semconv.LLM_SYSTEM] = provider
+    return Opening(
+        stage, name, stage.default_span_kind, span_attributes, MetricAttributes(metric_attributes)
+    )
+
+
+# Bounded: model names are the caller's.
+_identity = functools.lru_cache(maxsize=512)(_build_identity)
 
 
 def opening(
@@ -294,7 +290,10 @@ def opening(
         identity = _identity(stage, provider, model, detail, shadow)
     except TypeError:  # a decorator's caller gave an unhashable model or data source
         identity = _build_identity(stage, provider, model, detail, shadow)
-    name, metric_attributes, span_attributes = identity
+    if not attributes and (kind is None or kind is identity.kind):
+        return identity  # the usual decorated call: nothing of its own to add
+    span_attributes = identity.span_attributes
+    metric_attributes = identity.metric_attributes
     if attributes:
         span_attributes = {**span_attributes, **attributes}
         top_n = attributes.get(semconv.GEN_AI_RERANK_TOP_N)
@@ -303,7 +302,7 @@ def opening(
         for key in _METRIC_SERVER_KEYS:  # recommended on the GenAI metrics
             if key in attributes:
                 metric_attributes = metric_attributes.plus(key, attributes[key])
-    return Opening(stage, name, kind or stage.default_span_kind, span_attributes, metric_attributes)
+    return Opening(stage, identity.name, kind or identity.kind, span_attributes, metric_attributes)
 
 
 class StageSpan:
