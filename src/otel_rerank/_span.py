@@ -316,6 +316,7 @@ class StageSpan:
 
     __slots__ = (
         "_candidates",
+        "_content",
         "_in_span",
         "_leaf",
         "_metric_attributes",
@@ -327,7 +328,6 @@ class StageSpan:
         "_stage",
         "_telemetry",
         "_token",
-        "content",
         "recording",
         "span",
     )
@@ -383,8 +383,7 @@ class StageSpan:
             self._leaf = None
         self._telemetry: _telemetry.Telemetry | None = telemetry
         self._metric_attributes = opened.metric_attributes
-        #: the content policy in force for this call (read, never written to)
-        self.content: ContentPolicy = telemetry.content
+        self._content = telemetry.content
         self._stage: Stage | None = opened.stage
         self._parent = parent
         self._pending: dict[str, AttributeValue] = {}
@@ -406,7 +405,7 @@ class StageSpan:
         stand_in._telemetry = None
         stand_in._metric_attributes = _NO_METRIC_ATTRIBUTES
         stand_in._parent = None
-        stand_in.content = ContentPolicy()
+        stand_in._content = ContentPolicy()
         stand_in._leaf = None
         stand_in._stage = None
         stand_in._pending = {}
@@ -520,7 +519,7 @@ class StageSpan:
         pending = self._pending
         ranking = self._ranking
         if ranking is not None:
-            policy = self.content
+            policy = self._content
             _rerank.add_output_documents(pending, ranking, policy.max_documents)
             texts = self._rerank_texts
             if texts is not None and policy.capture:
@@ -535,7 +534,7 @@ class StageSpan:
         if pending:
             self.span.set_attributes(pending)
         if failure is not None:
-            _errors.record_error(self.span, failure, self.content)
+            _errors.record_error(self.span, failure, self._content)
 
     def _make_leaf(
         self,
@@ -570,7 +569,7 @@ class StageSpan:
         self._in_span = None  # built on the invalid span until now
         try:
             if failure is not None:
-                _errors.record_error(span, failure, self.content)
+                _errors.record_error(span, failure, self._content)
         finally:
             span.end(start_ns + int(elapsed * 1e9))
 
@@ -656,7 +655,7 @@ class StageSpan:
         if not self.recording or scores is None:
             return
         try:  # inline, not ``guarded``: every reranker call's own path
-            limit = self.content.max_documents  # only these are written
+            limit = self._content.max_documents  # only these are written
             if top_n is not None and 0 <= top_n < limit:
                 limit = top_n
             found = _rerank.summary(scores, limit)
@@ -735,7 +734,7 @@ class StageSpan:
     @property
     def capturing(self) -> bool:
         """Whether content would be written: the span records and capture is on."""
-        return self.recording and self.content.capture
+        return self.recording and self._content.capture
 
     def record_content(
         self,
@@ -749,7 +748,7 @@ class StageSpan:
         with capture off (the default) the writer never runs, so nothing of the content is
         even read. A failure inside the writer is ours and never reaches the user's call.
         """
-        if self.recording and self.content.capture:  # ``capturing``, inline
+        if self.recording and self._content.capture:  # ``capturing``, inline: every call
             with _CONTENT_GUARD:
                 writer(self, *args, **kwargs)
 
@@ -757,7 +756,7 @@ class StageSpan:
     def record_text(self, key: str, text: object) -> None:
         """Write one piece of content (a query, a prompt) when capture is on."""
         if self.capturing and text is not None:
-            self._pending[key] = _content.string(self.content, text)
+            self._pending[key] = _content.string(self._content, text)
 
     @guarded
     def record_documents(
@@ -784,14 +783,14 @@ class StageSpan:
                 ids = range(len(docs))
             self._rerank_texts = docs
         self._pending.update(
-            _content.documents(self.content, prefix, docs, scores, ids, content_key)
+            _content.documents(self._content, prefix, docs, scores, ids, content_key)
         )
 
     @guarded
     def record_messages(self, prefix: str, messages: Iterable[tuple[str, object]]) -> None:
         """Write chat messages as ``{prefix}.{i}.message.role|content`` when capture is on."""
         if self.capturing:
-            self._pending.update(_content.messages(self.content, prefix, messages))
+            self._pending.update(_content.messages(self._content, prefix, messages))
 
     @guarded
     def record_input_messages(
@@ -806,7 +805,7 @@ class StageSpan:
         """
         if self.capturing:
             self._pending.update(
-                _content.input_messages(self.content, messages, system_instructions)
+                _content.input_messages(self._content, messages, system_instructions)
             )
 
     @guarded
@@ -820,14 +819,14 @@ class StageSpan:
         choice's text, what Phoenix shows as the span's output).
         """
         if self.capturing:
-            self._pending.update(_content.output_messages(self.content, messages, finish_reasons))
+            self._pending.update(_content.output_messages(self._content, messages, finish_reasons))
 
     @guarded
     def record_retrieval_query(self, text: object) -> None:
         """A retrieval's query text, when capture is on: ``input.value`` and
         ``gen_ai.retrieval.query.text``."""
         if self.capturing and isinstance(text, str):
-            self._pending.update(_content.retrieval_query(self.content, text))
+            self._pending.update(_content.retrieval_query(self._content, text))
 
     @guarded
     def record_retrieved(
@@ -844,7 +843,7 @@ class StageSpan:
         """
         if not self.capturing:
             return
-        policy = self.content
+        policy = self._content
         docs = list(documents or ())
         pending = self._pending
         pending.update(

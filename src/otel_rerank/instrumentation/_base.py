@@ -290,9 +290,7 @@ class Method:
         if recording:
             if self.request is not None:  # read to its end before any pair joins the span's
                 call.extract(self.request, instance, arguments)
-            # The privacy gate's question asked here first: with capture off (the
-            # default) the gate is not even called.
-            if self.content_in is not None and call.content.capture:
+            if self.content_in is not None:
                 call.record_content(self.content_in, arguments)
         return call, arguments
 
@@ -325,7 +323,7 @@ class Method:
             return
         if self.response is not None:
             call.extract(self.response, result)
-        if self.content_out is not None and call.content.capture:
+        if self.content_out is not None:
             call.record_content(self.content_out, arguments, result)
         summary = self.summary
         if summary is not None:
