@@ -130,7 +130,7 @@ class Method:
         innermost: this method of a group calls no other method of it (``predict``, which
             ``rank`` calls; qdrant's ``query_points``): it only looks for an open span of
             its group and opens none for its own calls, which saves a context variable's
-            set and reset, and a list, on each of them.
+            set and reset on each of them.
     """
 
     stage: Stage
@@ -193,20 +193,16 @@ class Method:
         if call is None:
             return wrapped(*args, **kwargs)
         opens = self._opens
-        if opens is None:
-            with call:
-                result = wrapped(*args, **kwargs)
-                self._after(call, arguments, result, ())
-                return result
         inner: list[Any] = []
-        token = opens.set(inner)
+        token = opens.set(inner) if opens is not None else None
         try:
             with call:
                 result = wrapped(*args, **kwargs)
                 self._after(call, arguments, result, inner)
                 return result
         finally:
-            opens.reset(token)
+            if token is not None:
+                opens.reset(token)  # type: ignore[union-attr]
 
     async def async_wrapper(
         self,
@@ -234,20 +230,16 @@ class Method:
         if call is None:
             return await wrapped(*args, **kwargs)
         opens = self._opens
-        if opens is None:
-            with call:
-                result = await wrapped(*args, **kwargs)
-                self._after(call, arguments, result, ())
-                return result
         inner: list[Any] = []
-        token = opens.set(inner)
+        token = opens.set(inner) if opens is not None else None
         try:
             with call:
                 result = await wrapped(*args, **kwargs)
                 self._after(call, arguments, result, inner)
                 return result
         finally:
-            opens.reset(token)
+            if token is not None:
+                opens.reset(token)  # type: ignore[union-attr]
 
     # Each step below guards itself with a try/except (cheaper than a ``with guard``): a
     # failure of ours skips that step's pairs only, never the call or the other steps.
