@@ -209,14 +209,6 @@ def with_top_n(
     return attributes
 
 
-# The key the API keeps the current span under in a context: a leaf call reads its parent
-# span straight from the context it was given (``trace.get_current_span`` is two calls and
-# an ABC check more, on a cache a library's call has just swept). Private: an API without
-# it leaves ``""``, under which no span is found, so every leaf reads its pairs (its
-# sampler still decides).
-_SPAN_KEY: Final[str] = getattr(trace.propagation, "_SPAN_KEY", "")
-
-
 # Stateless, so shared: the guards of the methods that run a callable they are given (the
 # logged traceback names the extractor, recorder or writer that failed).
 _SAFELY_GUARD: Final = guard("StageSpan.safely")
@@ -358,14 +350,10 @@ class StageSpan:
         """
         if leaf:
             self.span: Span = INVALID_SPAN  # until the call ends
-            in_parent: Span | None = (parent or context.get_current()).get(_SPAN_KEY)  # type: ignore[assignment]
-            if in_parent is None:  # a root span (the usual leaf): no span context to read
-                self.recording = telemetry.tracing
-            else:
-                parent_span = in_parent.get_span_context()
-                self.recording = telemetry.tracing and (
-                    parent_span.trace_flags.sampled or not parent_span.is_valid
-                )
+            parent_span = trace.get_current_span(parent).get_span_context()
+            self.recording = telemetry.tracing and (
+                parent_span.trace_flags.sampled or not parent_span.is_valid
+            )
             self._leaf: tuple[Opening, Sequence[Link] | None, int] | None = (
                 opened,
                 links,
