@@ -93,8 +93,9 @@ def _first_parameter(instance: Any) -> Any:
         return None
 
 
-def _device(instance: Any) -> str | None:
-    """``str(model.device)``, read again only when the model's first parameter moved.
+def _device(instance: Any, facts: _ModelFacts | None = None) -> str | None:
+    """``str(model.device)``, read again only when the model's first parameter moved
+    (``facts``: the model's, when the caller has them already).
 
     ``model.device`` walks the module tree in sentence-transformers 6. Moving a model
     (``.to``, ``.cuda``, ``.cpu``, accelerate dispatch) changes its parameters' device in
@@ -102,7 +103,8 @@ def _device(instance: Any) -> str | None:
     the device is read again. A model that cannot be weakly referenced, or whose first
     parameter cannot, is read on every call.
     """
-    facts: _ModelFacts = _facts(instance)
+    if facts is None:
+        facts = _facts(instance)
     state = facts.device_state
     if state is not None:
         device, parameter, parameter_device = state
@@ -119,8 +121,9 @@ def _device(instance: Any) -> str | None:
     return device
 
 
-def _max_length(instance: Any) -> int | None:
-    """``model.max_seq_length``: the first module's, read without indexing the model.
+def _max_length(instance: Any, facts: _ModelFacts | None = None) -> int | None:
+    """``model.max_seq_length``: the first module's, read without indexing the model
+    (``facts``: the model's, when the caller has them already).
 
     sentence-transformers' property reads ``self[0]``, and ``nn.Sequential.__getitem__``
     walks the module list in Python on every call. For a class that keeps both as the
@@ -141,7 +144,8 @@ def _max_length(instance: Any) -> int | None:
     if plain:
         modules = instance.__dict__.get("_modules")
         if modules:
-            facts: _ModelFacts = _facts(instance)
+            if facts is None:
+                facts = _facts(instance)
             path = facts.tokenizer_path
             if path:
                 first, tokenizer = path
@@ -259,11 +263,12 @@ def write_encode_texts(call: StageSpan, arguments: Mapping[str, Any]) -> None:
 
 # -- rerank --------------------------------------------------------------------------------
 def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
+    facts: _ModelFacts = _facts(instance)  # found once for both reads
     device = arguments.get("device")
     return (
         (semconv.RAG_BATCH_SIZE, _int_or_none(arguments.get("batch_size"))),
-        (semconv.RAG_RERANK_MAX_LENGTH, _max_length(instance)),
-        (semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance)),
+        (semconv.RAG_RERANK_MAX_LENGTH, _max_length(instance, facts)),
+        (semconv.RAG_DEVICE, device if isinstance(device, str) else _device(instance, facts)),
     )
 
 
