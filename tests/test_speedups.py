@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_rerank import _ranking, _rerank
+from otel_rerank import _ranking, _rerank, _values
 from otel_rerank.instrumentation.sentence_transformers import _attributes
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -151,7 +151,36 @@ def test_a_numpy_array_is_summarized_as_its_list(
     numpy = pytest.importorskip("numpy")
     with numpy.errstate(invalid="ignore", over="ignore"):
         array = numpy.array(scores, dtype=numpy.float64).astype(dtype)[::step]
-    found, expected = _rerank.summary(array, limit), _python_summary(array, limit)
+    _assert_same_summary(_rerank.summary(array, limit), _python_summary(array, limit))
+
+
+@_compiled
+@settings(max_examples=200, deadline=None)
+@given(
+    scores=_SCORES,
+    dtype=st.sampled_from(["float32", "float64", "float16", "bfloat16", "int64", "bool"]),
+    limit=st.integers(min_value=-3, max_value=310),
+    column=st.booleans(),
+    requires_grad=st.booleans(),
+)
+def test_a_torch_tensor_is_summarized_as_its_list(
+    scores: list[float], dtype: str, limit: int, column: bool, requires_grad: bool
+) -> None:
+    """A tensor (``rank``'s ``predict`` returns one) is ranked from its ``tolist()`` when
+    that is a flat list of floats, and by the Python otherwise: the same attributes and
+    ranking either way."""
+    torch = pytest.importorskip("torch")
+    _values.float_list(torch.zeros(1))  # a tensor seen once: the type is known
+    assert torch.Tensor in _values.ARRAY_TYPES
+    tensor = torch.tensor(scores, dtype=torch.float64).to(getattr(torch, dtype))
+    if column:
+        tensor = tensor.reshape(-1, 1)
+    if requires_grad and tensor.is_floating_point():
+        tensor.requires_grad_(True)
+    _assert_same_summary(_rerank.summary(tensor, limit), _python_summary(tensor, limit))
+
+
+def _assert_same_summary(found: Any, expected: Any) -> None:
     if expected is None:
         assert found is None
         return

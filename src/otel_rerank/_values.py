@@ -89,7 +89,7 @@ def float_list(values: Any) -> list[float] | None:
     so that the user's object is never consumed.
     """
     kind: str | None
-    if type(values) in _ARRAY_TYPES:  # the usual result: checked once per type and dtype
+    if type(values) in ARRAY_TYPES:  # the usual result: checked once per type and dtype
         dtype = values.dtype
         kind = _kinds.get(dtype)
         if kind == "f" and values.ndim == 1:
@@ -106,7 +106,7 @@ def float_list(values: Any) -> list[float] | None:
         dtype = getattr(values, "dtype", None)
         kind = _real_kind(dtype)
         if (type(values).__module__, type(values).__name__) in _ARRAY_TYPE_NAMES:
-            _ARRAY_TYPES.add(type(values))  # a set: one entry per type, added again alike
+            ARRAY_TYPES.add(type(values))  # a set: one entry per type, added again alike
             if len(_kinds) < 64:  # bounded: dtypes, not calls
                 _kinds[dtype] = kind
         values = values.tolist()
@@ -127,9 +127,10 @@ def float_list(values: Any) -> list[float] | None:
 
 _NUMBERS = frozenset({float, int})
 #: numpy's array and torch's tensor (exactly: a subclass may read differently), whose 1-D
-#: float ``tolist()`` is the list of scores; recorded when first seen (never imported here)
+#: float ``tolist()`` is the list of scores; recorded when first seen (never imported here;
+#: ``_rerank.summary`` reads it too)
 _ARRAY_TYPE_NAMES: Final = frozenset({("numpy", "ndarray"), ("torch", "Tensor")})
-_ARRAY_TYPES: set[type] = set()
+ARRAY_TYPES: set[type] = set()
 #: those types' dtypes seen so far, with what ``_real_kind`` says of each
 _kinds: dict[Any, str | None] = {}
 
