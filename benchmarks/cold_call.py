@@ -29,9 +29,18 @@ of 50 documents; the tiny cross-encoder of the tests):
   against its cost to a hand-written instrumentation recording the same (the attribute
   writes and histogram records are the SDK's in both).
 
+With ``--readers``, instead: each of the functions ours runs per call of the row, timed
+alone after a forward pass (p10 and median over an empty call timed the same way), to
+tell where the cold microseconds go: the reading of the instance (start, max length,
+device), the binding of the arguments, the request and candidates readers, the summary of
+the scores the row's model returned, and one per-instance cache lookup made both ways
+(``InstanceCache.of`` and the same lookup through a ``__call__``, the call slot the
+interpreter does not specialise).
+
 Run::
 
     .venv/bin/python benchmarks/cold_call.py [--rows predict-50,rank-50] [--calls 300] [--pieces]
+    .venv/bin/python benchmarks/cold_call.py --readers [--rows rank-50]
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ from typing import Any, NamedTuple
 
 import library_overhead as lo  # benchmarks/ is on sys.path as a script
 from histogram_cost import SPEEDUPS
+
+from otel_rerank.instrumentation._common import InstanceCache
 
 ROWS = ("predict-50", "rank-50")
 QUANTILE = 0.1
@@ -199,6 +210,76 @@ def measure(key: str, calls: int, pieces: bool) -> dict[str, list[int]]:
             otel_rerank.uninstrument()
 
 
+class _CalledCache(InstanceCache):
+    """The lookup as it was before ``of``: the instance called (``--readers`` compares)."""
+
+    __slots__ = ()
+    __call__ = InstanceCache.of
+
+
+def _readers(fx: lo.Fixtures, key: str) -> dict[str, Callable[[], object]]:
+    """Each function ours runs per call of row ``key``, with that call's arguments."""
+    from otel_rerank import _rerank
+    from otel_rerank.instrumentation._common import bind_arguments
+    from otel_rerank.instrumentation.sentence_transformers import PREDICT, RANK
+    from otel_rerank.instrumentation.sentence_transformers import _attributes as st_attrs
+
+    model = fx.tiny_cross_encoder
+    if key == "predict-50":
+        method, bound, args = PREDICT, model.predict, ([(lo.QUERY, d) for d in lo.DOCUMENTS_50],)
+        scores = model.predict(*args)
+    else:
+        method, bound, args = RANK, model.rank, (lo.QUERY, list(lo.DOCUMENTS_50))
+        scores = model.predict([(lo.QUERY, d) for d in lo.DOCUMENTS_50], convert_to_tensor=True)
+    arguments = bind_arguments(bound, args, {})
+    request, candidates = method.request, method.candidates
+    assert request is not None and candidates is not None
+    of, called = InstanceCache(st_attrs._ModelFacts), _CalledCache(st_attrs._ModelFacts)
+    return {
+        "empty call": lambda: None,
+        "start": lambda: method.start(model, {}),
+        "bind arguments": lambda: bind_arguments(bound, args, {}),
+        "candidates": lambda: candidates(arguments),
+        "request": lambda: dict(request(model, arguments)),
+        "  max length": lambda: st_attrs._max_length(model),
+        "  device": lambda: st_attrs._device(model),
+        f"summary ({type(scores).__name__})": lambda: _rerank.summary(scores, 10),
+        "cache lookup: .of()": lambda: of.of(model),
+        "cache lookup: called": lambda: called(model),
+    }
+
+
+def measure_readers(key: str, calls: int) -> dict[str, list[int]]:
+    """Each reader of row ``key`` alone, ``calls`` times, alternating, each after a sweep."""
+    with tempfile.TemporaryDirectory(prefix="otel-rerank-cold-") as workdir:
+        fx = lo.Fixtures(Path(workdir))
+        sweeper = fx.minilm
+        readers = _readers(fx, key)
+        for reader in readers.values():  # warm-up: plans and caches built once
+            for _ in range(10):
+                reader()
+        found: dict[str, list[int]] = {label: [] for label in readers}
+        clock = time.perf_counter_ns
+        for _ in range(calls):
+            for label, reader in readers.items():
+                sweeper.encode(lo.QUERY)
+                start = clock()
+                reader()
+                found[label].append(clock() - start)
+        return found
+
+
+def report_readers(key: str, found: dict[str, list[int]]) -> None:
+    empty = found["empty call"]
+    low, middle = _quantile(empty, QUANTILE), statistics.median(empty)
+    print(f"\n{key}: ours' readers alone, {len(empty)} calls each, each after a forward pass")
+    print(f"{'reader':26} {'p10 over empty':>15} {'median over empty':>18}")
+    for label, values in found.items():
+        over_low = (_quantile(values, QUANTILE) - low) / 1000
+        over_middle = (statistics.median(values) - middle) / 1000
+        print(f"{label:26} {over_low:+12.1f} µs {over_middle:+15.1f} µs")
+
+
 def _check(key: str, cases: dict[str, Case], sdk: lo.Sdk) -> None:
     """Each case records what its name says, once, untimed: the bare calls and ``no SDK``
     nothing, every other case one span (rank's predict records none of its own)."""
@@ -245,13 +326,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rows", type=lo._csv(ROWS, "rows"), default=list(ROWS))
     parser.add_argument("--calls", type=lo._positive, default=300)
     parser.add_argument("--pieces", action="store_true", help="also ours without each reader")
+    parser.add_argument(
+        "--readers", action="store_true", help="instead, each of ours' readers timed alone"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     torch.set_num_threads(1)
     for key in args.rows:
-        report(key, measure(key, args.calls, args.pieces))
+        if args.readers:
+            report_readers(key, measure_readers(key, args.calls))
+        else:
+            report(key, measure(key, args.calls, args.pieces))
 
 
 if __name__ == "__main__":

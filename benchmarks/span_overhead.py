@@ -135,7 +135,7 @@ def _index_hits(call: StageSpan, arguments: Mapping[str, Any], result: Any) -> N
 _SEARCH = Method(
     stage=_span.RETRIEVAL,
     provider="faiss",
-    start=lambda index, arguments: _index_starts(index),
+    start=lambda index, arguments: _index_starts.of(index),
     request=_index_request,
     response=_index_response,
     content_out=_index_hits,

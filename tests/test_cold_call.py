@@ -42,6 +42,27 @@ def test_every_case_of_both_rows_runs_and_reads_against_its_floor() -> None:
             assert float(cases[label].split()[-1]) > 0, cases[label]
 
 
+def test_each_reader_is_timed_alone_against_an_empty_call() -> None:
+    done = _run("--calls", "3", "--readers", "--rows", "rank-50")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("rank-50: ours' readers"))
+    readers = [line[:26].strip() for line in lines[start + 2 : start + 12]]
+    assert readers == [
+        "empty call",
+        "start",
+        "bind arguments",
+        "candidates",
+        "request",
+        "max length",
+        "device",
+        "summary (Tensor)",  # rank's predict returns a tensor
+        "cache lookup: .of()",
+        "cache lookup: called",
+    ]
+    assert lines[start + 2].split()[2:] == ["+0.0", "µs", "+0.0", "µs"]
+
+
 @pytest.mark.parametrize("args", [["--rows", "nope"], ["--calls", "0"]])
 def test_bad_input_is_one_line_and_exit_2(args: list[str]) -> None:
     done = _run(*args)

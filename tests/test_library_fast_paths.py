@@ -297,22 +297,22 @@ def test_instance_cache_keys_unhashable_instances_by_identity() -> None:
     computed: list[int] = []  # ids: holding the instances would keep them alive
     cache = _common.InstanceCache(lambda instance: computed.append(id(instance)) or len(computed))
     first, second = _Unhashable(), _Unhashable()  # equal, yet two instances
-    assert cache(first) == cache(first) == 1
-    assert cache(second) == 2
+    assert cache.of(first) == cache.of(first) == 1
+    assert cache.of(second) == 2
     ref = weakref.ref(first)
     del first
     gc.collect()
     assert ref() is None  # the cache keeps no instance alive
     assert len(cache._by_identity) == 1  # and forgets the dead one
     cache.discard(second)
-    assert cache(second) == 3
+    assert cache.of(second) == 3
 
 
 def test_instance_cache_computes_every_time_what_it_cannot_refer_to_weakly() -> None:
     computed: list[Any] = []
     cache = _common.InstanceCache(lambda instance: computed.append(instance) or len(computed))
     value = [1, 2]  # unhashable and not weak-referenceable
-    assert (cache(value), cache(value)) == (1, 2)
+    assert (cache.of(value), cache.of(value)) == (1, 2)
 
 
 class _EqualByValue:
@@ -331,11 +331,11 @@ class _EqualByValue:
 def test_instance_cache_keys_equal_instances_apart() -> None:
     cache = _common.InstanceCache(lambda instance: object())
     first, second = _EqualByValue("c"), _EqualByValue("c")
-    assert cache(first) is cache(first)
-    assert cache(second) is not cache(first)
-    kept = cache(second)
+    assert cache.of(first) is cache.of(first)
+    assert cache.of(second) is not cache.of(first)
+    kept = cache.of(second)
     cache.discard(first)  # forgets that instance only
-    assert cache(second) is kept
+    assert cache.of(second) is kept
 
 
 def test_a_model_whose_name_cannot_be_read_still_records_its_device() -> None:

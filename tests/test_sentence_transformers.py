@@ -307,7 +307,7 @@ def test_max_length_read_straight_from_the_tokenizer_follows_what_replaces_it(
     first = model._modules["0"]
     original_module, original_tokenizer = first, first.processor
     assert _attributes._max_length(model) == model.max_seq_length
-    assert _attributes._facts(model).tokenizer_path == (first, original_tokenizer)
+    assert _attributes._facts.of(model).tokenizer_path == (first, original_tokenizer)
     assert _attributes._max_length(model) == model.max_seq_length  # through the kept way
     try:
         other_tokenizer = copy.copy(original_tokenizer)
@@ -319,7 +319,7 @@ def test_max_length_read_straight_from_the_tokenizer_follows_what_replaces_it(
         other_module.processor.model_max_length = 13
         model._modules["0"] = other_module
         assert model.max_seq_length == 13 and _attributes._max_length(model) == 13
-        assert _attributes._facts(model).tokenizer_path == (other_module, other_module.processor)
+        assert _attributes._facts.of(model).tokenizer_path == (other_module, other_module.processor)
     finally:
         model._modules["0"] = original_module
         first.processor = original_tokenizer
@@ -344,13 +344,13 @@ def test_max_length_of_a_processor_wrapping_its_tokenizer_is_read_through_the_pr
     try:
         first.processor = types.SimpleNamespace(tokenizer=wrapped)
         assert model.max_seq_length == 17 and _attributes._max_length(model) == 17
-        assert _attributes._facts(model).tokenizer_path == ()
+        assert _attributes._facts.of(model).tokenizer_path == ()
         wrapped.model_max_length = 19
         assert _attributes._max_length(model) == 19 == model.max_seq_length
         assert len(looked_for) == 1
     finally:
         first.processor = original_tokenizer
-        _attributes._facts(model).tokenizer_path = None  # as a model not yet read
+        _attributes._facts.of(model).tokenizer_path = None  # as a model not yet read
     assert _attributes._max_length(model) == model.max_seq_length
 
 

@@ -99,7 +99,7 @@ def start(collection: Any, arguments: Mapping[str, Any]) -> Start:
     embeddings (the collection's embedding function, which may be instrumented, does not
     run), with chroma's own tracing off (read on every call: it can be turned on later).
     """
-    known: _CollectionStarts = _collections(collection)
+    known: _CollectionStarts = _collections.of(collection)
     try:
         name = collection.name
     except Exception:  # a collection model in an unexpected shape must not break the call

@@ -84,7 +84,7 @@ def start(client: Any, arguments: Mapping[str, Any]) -> Start:
     Built once per client and model.
     """
     name = model(arguments)
-    known: _ClientStarts = _clients(client)
+    known: _ClientStarts = _clients.of(client)
     found = known.by_model.get(name)
     if found is None:
         found = Start(model=name, kind=SpanKind.CLIENT, attributes=known.server)

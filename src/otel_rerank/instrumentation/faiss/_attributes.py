@@ -105,7 +105,7 @@ _starts = InstanceCache(_start)
 
 def start(index: Any, arguments: Mapping[str, Any]) -> Start:
     """The span's identity: the data source, once per index (again after a rename)."""
-    found: Start = _starts(index)
+    found: Start = _starts.of(index)
     return found
 
 

@@ -83,7 +83,7 @@ def start(client: Any, arguments: Mapping[str, Any]) -> Start:
     per client and collection.
     """
     name = data_source(arguments)
-    known: _ClientStarts = _clients(client)
+    known: _ClientStarts = _clients.of(client)
     found = known.by_collection.get(name)
     if found is None:
         found = _start(name, known.server)

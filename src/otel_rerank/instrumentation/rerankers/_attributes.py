@@ -28,7 +28,7 @@ _starts = InstanceCache(lambda instance: Start(model=model_name(instance)))
 
 def start(instance: Any, arguments: Mapping[str, Any]) -> Start:
     """The span's identity: the ranker's model name (computed once per ranker)."""
-    found: Start = _starts(instance)
+    found: Start = _starts.of(instance)
     return found
 
 

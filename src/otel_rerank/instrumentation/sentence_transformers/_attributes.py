@@ -39,7 +39,7 @@ _model_names = InstanceCache(model_name_of)
 
 def model_name(instance: Any) -> str | None:
     """``gen_ai.request.model`` of a SentenceTransformer or CrossEncoder, computed once each."""
-    name: str | None = _model_names(instance)
+    name: str | None = _model_names.of(instance)
     return name
 
 
@@ -71,7 +71,7 @@ _facts = InstanceCache(_ModelFacts)
 
 def start(instance: Any, arguments: Mapping[str, Any]) -> Start:
     """The span's identity: the model's name (computed once per model)."""
-    facts: _ModelFacts = _facts(instance)
+    facts: _ModelFacts = _facts.of(instance)
     found = facts.start
     if found is None:
         found = facts.start = Start(model=model_name(instance))
@@ -104,7 +104,7 @@ def _device(instance: Any, facts: _ModelFacts | None = None) -> str | None:
     parameter cannot, is read on every call.
     """
     if facts is None:
-        facts = _facts(instance)
+        facts = _facts.of(instance)
     state = facts.device_state
     if state is not None:
         device, parameter, parameter_device = state
@@ -145,7 +145,7 @@ def _max_length(instance: Any, facts: _ModelFacts | None = None) -> int | None:
         modules = instance.__dict__.get("_modules")
         if modules:
             if facts is None:
-                facts = _facts(instance)
+                facts = _facts.of(instance)
             path = facts.tokenizer_path
             if path:
                 first, tokenizer = path
@@ -263,7 +263,7 @@ def write_encode_texts(call: StageSpan, arguments: Mapping[str, Any]) -> None:
 
 # -- rerank --------------------------------------------------------------------------------
 def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
-    facts: _ModelFacts = _facts(instance)  # found once for both reads
+    facts: _ModelFacts = _facts.of(instance)  # found once for both reads
     device = arguments.get("device")
     return (
         (semconv.RAG_BATCH_SIZE, _int_or_none(arguments.get("batch_size"))),
