@@ -11,6 +11,7 @@ writers never run with capture off.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_rerank
@@ -470,6 +471,45 @@ def test_a_leaf_span_covers_the_call_and_the_sampler_sees_every_attribute() -> N
     assert expected.items() <= sampler.seen[-1].items()
     (point,) = sdk.metric_points(semconv.METRIC_OPERATION_DURATION)
     assert point.sum == pytest.approx((span.end_time - span.start_time) / 1e9, abs=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "leaf", "kept"),
+    [
+        pytest.param(None, True, True, id="the SDK's default: a root is always kept"),
+        pytest.param(ALWAYS_ON, True, True, id="always on"),
+        pytest.param(ParentBased(ALWAYS_OFF), False, False, id="a root sampler that drops"),
+        pytest.param(ParentBased(TraceIdRatioBased(1.0)), False, True, id="a ratio"),
+    ],
+)
+def test_a_root_leaf_call_is_read_only_once_its_sampler_keeps_it(
+    sampler: Any, leaf: bool, kept: bool
+) -> None:
+    """A leaf's span is made when the call ends, so its reads come first; without a parent
+    whose flag decides, that is right only when every root is kept. Under any other root
+    sampler the span starts before the call, and a span it drops reads nothing."""
+    read: list[str] = []
+    counting = dataclasses.replace(
+        SEARCH,
+        request=lambda instance, arguments: read.append("request") or [],
+        response=lambda result: read.append("response") or [],
+    )
+    patcher = Patcher()
+    patcher.patch_class(Shelf, "search", counting.wrapper)
+    sdk = make_otel(sampler)
+    sdk.instrument()
+    try:
+        current_inside, _ = Shelf().search(5)
+    finally:
+        otel_rerank.uninstrument()
+        patcher.undo()
+    spans = [s for s in sdk.spans() if s.name == "retrieval shelf"]
+    assert len(spans) == (1 if kept else 0)
+    assert read == (["request", "response"] if kept else [])
+    # A leaf is never current while it runs; a span started first is.
+    assert current_inside.get_span_context().is_valid is (not leaf)
+    (point,) = sdk.metric_points(semconv.METRIC_OPERATION_DURATION)  # timed either way
+    assert point.count == 1
 
 
 @pytest.mark.usefixtures("shelf")

@@ -343,14 +343,19 @@ class StageSpan:
         in-process local mode), so the span need not be current while it runs: it is
         made when the call ends, with its start time taken now and every attribute given
         at creation (one write; a sampler sees them all). Its pairs are read unless the
-        parent is a span that is not sampled (a parent-based sampler drops the child);
-        a root span's sampler decides after the call, so a root span it drops had them
-        read (and a sampler that keeps a child of an unsampled parent gets the start
-        attributes only).
+        parent is a span that is not sampled (a parent-based sampler drops the child; a
+        sampler that keeps a child of an unsampled parent gets the start attributes
+        only). A root call is a leaf only under a sampler that keeps every root
+        (``Telemetry.keeps_every_root``: the SDK's default); under any other (a ratio)
+        its span starts now, as any call's, so that a span the sampler drops reads
+        nothing.
         """
         if leaf:
-            self.span: Span = INVALID_SPAN  # until the call ends
             parent_span = trace.get_current_span(parent).get_span_context()
+            if not parent_span.is_valid and not telemetry.keeps_every_root:
+                leaf = False  # a root its sampler may drop: the sampler decides first
+        if leaf:
+            self.span: Span = INVALID_SPAN  # until the call ends
             self.recording = telemetry.tracing and (
                 parent_span.trace_flags.sampled or not parent_span.is_valid
             )

@@ -30,6 +30,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, NoOpMeterProvider
 from opentelemetry.metrics import _internal as _metrics_internal
+from opentelemetry.sdk.trace import sampling
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
 
 from otel_rerank import semconv
@@ -125,6 +126,11 @@ class Telemetry:
             builds no context for one: the API's proxy instruments would drop the point,
             and one set up later gets a new ``Telemetry`` (:func:`current` is keyed on
             the providers).
+        keeps_every_root: no span without a parent is dropped by sampling: the tracer
+            provider's sampler is the SDK's default (parent-based, always on at the root)
+            or always-on, or nothing is traced. A leaf call's span, made when it ends, is
+            then kept whatever its parent; under any other sampler a root call's span
+            starts first (see ``_span.StageSpan``).
         content: the content policy in force.
         duration: ``gen_ai.client.operation.duration`` histogram.
         candidates: ``rag.rerank.candidates`` histogram.
@@ -139,6 +145,7 @@ class Telemetry:
         "candidates",
         "content",
         "duration",
+        "keeps_every_root",
         "metering",
         "shadow_dropped",
         "time_to_first_chunk",
@@ -155,6 +162,7 @@ class Telemetry:
     ) -> None:
         self.tracing = _is_real_tracer_provider(tracer_provider)
         self.metering = _is_real_meter_provider(meter_provider)
+        self.keeps_every_root = not self.tracing or _keeps_every_root(tracer_provider)
         self.tracer: Tracer = tracer_provider.get_tracer(
             _SCOPE, __version__, schema_url=_SCHEMA_URL
         )
@@ -198,6 +206,14 @@ class Telemetry:
 
 def _is_real_tracer_provider(provider: TracerProvider) -> bool:
     return not isinstance(provider, (ProxyTracerProvider, NoOpTracerProvider))
+
+
+def _keeps_every_root(provider: TracerProvider) -> bool:
+    """Whether the provider's sampler is one of the SDK's two that keep every root span
+    (the default ``parentbased_always_on``, or ``always_on``), by identity: any other, or a
+    provider whose sampler cannot be read, may drop a root."""
+    sampler = getattr(provider, "sampler", None)
+    return sampler is sampling.DEFAULT_ON or sampler is sampling.ALWAYS_ON
 
 
 def _is_real_meter_provider(provider: MeterProvider) -> bool:
