@@ -149,9 +149,13 @@ class _BindPlan:
         elif missing:
             return None
         named = dict(self.defaults)
-        if count == 1:  # the usual call (predict(pairs), encode(texts)): no zip, whose C
-            named[self.positional[0]] = args[0]  # code is cold after a forward pass
-        elif count:
+        if count <= 2:  # the usual calls (predict(pairs), rank(query, documents)): no zip,
+            positional = self.positional  # whose C code is cold after a forward pass
+            if count:
+                named[positional[0]] = args[0]
+                if count == 2:
+                    named[positional[1]] = args[1]
+        else:
             named.update(zip(self.positional, args, strict=False))  # args fit (checked)
         if kwargs:
             named.update(kwargs)
