@@ -73,7 +73,8 @@ def summary(scores: object, limit: int) -> tuple[dict[str, AttributeValue], Rank
         found = _compiled_rank_summary(scores, limit)
         if found is None and type(scores) in ARRAY_TYPES:  # a tensor (rank's predict's)
             # Its list, ranked when it is flat floats: float_list's answer for a float
-            # tensor of one dimension, without its checks (~7 µs less after a forward pass).
+            # tensor of one dimension, without its checks (2-3 µs less after a forward
+            # pass: ``benchmarks/cold_call.py --readers``).
             found = _compiled_rank_summary(scores.tolist(), limit)  # type: ignore[attr-defined]
     if found is None:
         values = float_list(scores)

@@ -240,7 +240,7 @@ class InstanceCache:
 
     A method, not ``__call__``: an instance called goes through its type's call slot, which
     the interpreter does not specialise, and right after a model's forward pass that costs
-    ~5 µs per lookup against ~1.7 for the method (``benchmarks/cold_call.py --readers``).
+    5-7 µs per lookup against 3-3.5 for the method (``benchmarks/cold_call.py --readers``).
     """
 
     __slots__ = ("_by_identity", "_compute")
