@@ -78,21 +78,25 @@ def _stub_inference(model: Any, call: Callable[[Any], object]) -> None:
     model._inference = lambda *args, **kwargs: returned[0]
 
 
+def _row_call(fx: lo.Fixtures, key: str) -> tuple[Any, Any, str, tuple[Any, ...]]:
+    """Row ``key``'s call: the model, ours' declaration of the method, its name, the
+    arguments (``predict`` of 50 pairs, or ``rank`` of the query and 50 documents)."""
+    from otel_rerank.instrumentation.sentence_transformers import PREDICT, RANK
+
+    model = fx.tiny_cross_encoder
+    if key == "predict-50":
+        return model, PREDICT, "predict", ([(lo.QUERY, d) for d in lo.DOCUMENTS_50],)
+    return model, RANK, "rank", (lo.QUERY, list(lo.DOCUMENTS_50))
+
+
 def _cases(
     fx: lo.Fixtures, key: str, sdk: lo.Sdk, pieces: bool, originals: dict[str, Any]
 ) -> dict[str, Case]:
     from sentence_transformers import CrossEncoder
 
     from otel_rerank import _telemetry
-    from otel_rerank.instrumentation.sentence_transformers import PREDICT, RANK
 
-    model = fx.tiny_cross_encoder
-    pairs = [(lo.QUERY, d) for d in lo.DOCUMENTS_50]
-    documents = list(lo.DOCUMENTS_50)
-    if key == "predict-50":
-        method, name, args = PREDICT, "predict", (pairs,)
-    else:
-        method, name, args = RANK, "rank", (lo.QUERY, documents)
+    model, method, name, args = _row_call(fx, key)
     original = originals[name]
     _stub_inference(model, lambda m: getattr(m, name)(*args))
 
@@ -197,17 +201,24 @@ def measure(key: str, calls: int, pieces: bool) -> dict[str, list[int]]:
         try:
             cases = _cases(fx, key, sdk, pieces, originals)
             _check(key, cases, sdk)
-            for case in cases.values():  # warm-up: caches and plans built once
-                for _ in range(10):
-                    case.timed()
-            found: dict[str, list[int]] = {label: [] for label in cases}
-            for _ in range(calls):
-                for label, case in cases.items():
-                    sweeper.encode(lo.QUERY)  # a real forward pass: the caches swept
-                    found[label].append(case.timed())
-            return found
+            return _alternate(cases, sweeper, calls)
         finally:
             otel_rerank.uninstrument()
+
+
+def _alternate(cases: dict[str, Case], sweeper: Any, calls: int) -> dict[str, list[int]]:
+    """Each case ``calls`` times, the cases alternating, each call right after a real
+    forward pass of ``sweeper`` (the caches swept); after a warm-up that builds the plans
+    and caches once."""
+    for case in cases.values():
+        for _ in range(10):
+            case.timed()
+    found: dict[str, list[int]] = {label: [] for label in cases}
+    for _ in range(calls):
+        for label, case in cases.items():
+            sweeper.encode(lo.QUERY)
+            found[label].append(case.timed())
+    return found
 
 
 class _CalledCache(InstanceCache):
@@ -217,25 +228,22 @@ class _CalledCache(InstanceCache):
     __call__ = InstanceCache.of
 
 
-def _readers(fx: lo.Fixtures, key: str) -> dict[str, Callable[[], object]]:
+def _readers(fx: lo.Fixtures, key: str) -> dict[str, Case]:
     """Each function ours runs per call of row ``key``, with that call's arguments."""
     from otel_rerank import _rerank
     from otel_rerank.instrumentation._common import bind_arguments
-    from otel_rerank.instrumentation.sentence_transformers import PREDICT, RANK
     from otel_rerank.instrumentation.sentence_transformers import _attributes as st_attrs
 
-    model = fx.tiny_cross_encoder
-    if key == "predict-50":
-        method, bound, args = PREDICT, model.predict, ([(lo.QUERY, d) for d in lo.DOCUMENTS_50],)
-        scores = model.predict(*args)
-    else:
-        method, bound, args = RANK, model.rank, (lo.QUERY, list(lo.DOCUMENTS_50))
-        scores = model.predict([(lo.QUERY, d) for d in lo.DOCUMENTS_50], convert_to_tensor=True)
+    model, method, name, args = _row_call(fx, key)
+    bound = getattr(model, name)
+    # The scores its summary reads: rank's predict returns a tensor, predict an array.
+    pairs = [(lo.QUERY, d) for d in lo.DOCUMENTS_50]
+    scores = model.predict(pairs, convert_to_tensor=name == "rank")
     arguments = bind_arguments(bound, args, {})
     request, candidates = method.request, method.candidates
     assert request is not None and candidates is not None
     of, called = InstanceCache(st_attrs._ModelFacts), _CalledCache(st_attrs._ModelFacts)
-    return {
+    readers: dict[str, Callable[[], object]] = {
         "empty call": lambda: None,
         "start": lambda: method.start(model, {}),
         "bind arguments": lambda: bind_arguments(bound, args, {}),
@@ -247,26 +255,14 @@ def _readers(fx: lo.Fixtures, key: str) -> dict[str, Callable[[], object]]:
         "cache lookup: .of()": lambda: of.of(model),
         "cache lookup: called": lambda: called(model),
     }
+    return {label: Case(reader) for label, reader in readers.items()}
 
 
 def measure_readers(key: str, calls: int) -> dict[str, list[int]]:
     """Each reader of row ``key`` alone, ``calls`` times, alternating, each after a sweep."""
     with tempfile.TemporaryDirectory(prefix="otel-rerank-cold-") as workdir:
         fx = lo.Fixtures(Path(workdir))
-        sweeper = fx.minilm
-        readers = _readers(fx, key)
-        for reader in readers.values():  # warm-up: plans and caches built once
-            for _ in range(10):
-                reader()
-        found: dict[str, list[int]] = {label: [] for label in readers}
-        clock = time.perf_counter_ns
-        for _ in range(calls):
-            for label, reader in readers.items():
-                sweeper.encode(lo.QUERY)
-                start = clock()
-                reader()
-                found[label].append(clock() - start)
-        return found
+        return _alternate(_readers(fx, key), fx.minilm, calls)
 
 
 def report_readers(key: str, found: dict[str, list[int]]) -> None:
