@@ -352,8 +352,8 @@ class StageSpan:
         """
         if leaf:
             parent_span = trace.get_current_span(parent).get_span_context()
-            if not parent_span.is_valid and not telemetry.keeps_every_root:
-                leaf = False  # a root its sampler may drop: the sampler decides first
+            # A root its sampler may drop is started now: the sampler decides first.
+            leaf = parent_span.is_valid or telemetry.keeps_every_root
         if leaf:
             self.span: Span = INVALID_SPAN  # until the call ends
             self.recording = telemetry.tracing and (
