@@ -252,8 +252,9 @@ def test_tracing_only_records_no_metric_until_a_meter_provider_is_set(
     tiny_cross_encoder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a tracer provider and no meter provider, a call makes its span and records no
-    point (``Telemetry.metering``); the first call after the application sets a global
-    meter provider records its duration there."""
+    point (``Telemetry.metering``), and asks the API for the meter provider only the first
+    time (the unset global stands for the API's proxy); the first call after the
+    application sets a global meter provider records its duration there."""
     from opentelemetry.metrics import _internal as metrics_internal
 
     from otel_rerank import _telemetry
@@ -261,15 +262,20 @@ def test_tracing_only_records_no_metric_until_a_meter_provider_is_set(
     sdk = make_otel()
     monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
     otel_rerank.instrument(tracer_provider=sdk.tracer_provider)
+    asked: list[object] = []
+    ask = _telemetry.global_meter_provider
     try:
         tiny_cross_encoder.predict([("q", "d")])
         telemetry = _telemetry.current()
         assert telemetry is not None and telemetry.tracing and not telemetry.metering
+        monkeypatch.setattr(_telemetry, "global_meter_provider", lambda: asked.append(1) or ask())
+        tiny_cross_encoder.predict([("q", "d")])
+        assert asked == []
         monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", sdk.meter_provider)
         tiny_cross_encoder.predict([("q", "d")])
     finally:
         otel_rerank.uninstrument()
-    assert len(sdk.spans()) == 2
+    assert len(sdk.spans()) == 3
     (point,) = sdk.metric_points("gen_ai.client.operation.duration")
     assert point.count == 1
     (candidates,) = sdk.metric_points("rag.rerank.candidates")

@@ -77,7 +77,7 @@ class LibrarySettings:
         self.meter_provider = meter_provider
         self.content = content
         # (tracer provider, meter provider, content policy, resolved telemetry or None)
-        self.cache: tuple[Any, Any, Any, Telemetry | None] = (None, None, None, None)
+        self.cache = _NOTHING_RESOLVED
 
 
 def library_settings(
@@ -220,8 +220,12 @@ def _is_real_meter_provider(provider: MeterProvider) -> bool:
     return not isinstance(provider, (_ProxyMeterProvider, NoOpMeterProvider))
 
 
-# (tracer provider, meter provider, content policy, resolved telemetry or None)
-_cache: tuple[Any, Any, Any, Telemetry | None] = (None, None, None, None)
+# What :func:`current` last resolved: (tracer provider, meter provider, content policy,
+# telemetry or None), each provider as configured (``None``: the API's own answer, see
+# ``_UNSET_IS_PROXY``); ``_UNSET`` before the first call, which so never matches.
+_UNSET: Any = object()
+_NOTHING_RESOLVED: tuple[Any, Any, Any, Telemetry | None] = (_UNSET, _UNSET, _UNSET, None)
+_cache = _NOTHING_RESOLVED
 
 # The API resolves a provider named by these variables lazily; read once, as the API does
 # before any provider exists, so the common "nothing configured" case costs two reads.
@@ -262,6 +266,14 @@ def _update_own_providers() -> None:
 
 
 _update_own_providers()
+
+#: Whether a global provider left unset stands for the API's proxy (as ``get_tracer_provider``
+#: and ``get_meter_provider`` answer then) until the application sets one: true unless an
+#: ``OTEL_PYTHON_*_PROVIDER`` variable names a provider for the API to load, or this API
+#: version keeps its globals elsewhere. Then :func:`current` keys its cache on the unset
+#: global itself and asks the API only when it builds: an app that set up tracing alone
+#: does not ask for the meter provider (an environment lookup and two calls) on every call.
+_UNSET_IS_PROXY = GLOBALS_READABLE and not _PROVIDERS_FROM_ENV
 
 
 def _global_tracer_provider() -> TracerProvider | None:
@@ -343,32 +355,49 @@ def current() -> Telemetry | None:
     meter_provider = settings.meter_provider or getattr(_metrics_internal, "_METER_PROVIDER", None)
     if tracer_provider is None and meter_provider is None and not _PROVIDERS_FROM_ENV:
         return None  # a library's own settings elsewhere, none here
-    if tracer_provider is None:
-        tracer_provider = global_tracer_provider()
-    if meter_provider is None:
-        meter_provider = global_meter_provider()
     content = settings.content
     cached = _cache
     if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
         return cached[3]
-    telemetry = _build(tracer_provider, meter_provider, content)
-    _cache = (tracer_provider, meter_provider, content, telemetry)
+    telemetry, _cache = _resolve(tracer_provider, meter_provider, content)
     return telemetry
 
 
 def _current_for(library: LibrarySettings) -> Telemetry | None:
     """:func:`current` for a library whose instrumentor was given its own settings."""
     tracer_provider = (
-        library.tracer_provider or _settings.tracer_provider or global_tracer_provider()
+        library.tracer_provider
+        or _settings.tracer_provider
+        or getattr(trace, "_TRACER_PROVIDER", None)
     )
-    meter_provider = library.meter_provider or _settings.meter_provider or global_meter_provider()
+    meter_provider = (
+        library.meter_provider
+        or _settings.meter_provider
+        or getattr(_metrics_internal, "_METER_PROVIDER", None)
+    )
     content = library.content or _settings.content
     cached = library.cache
     if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
         return cached[3]
-    telemetry = _build(tracer_provider, meter_provider, content)
-    library.cache = (tracer_provider, meter_provider, content, telemetry)
+    telemetry, library.cache = _resolve(tracer_provider, meter_provider, content)
     return telemetry
+
+
+def _resolve(
+    tracer_provider: TracerProvider | None,
+    meter_provider: MeterProvider | None,
+    content: ContentPolicy | None,
+) -> tuple[Telemetry | None, tuple[Any, Any, Any, Telemetry | None]]:
+    """The telemetry of these providers as configured (``None``: unset, the API's answer),
+    and the cache entry it is kept under: keyed on the unset global itself where that
+    means the API's proxy, else on the provider the API answers (one an
+    ``OTEL_PYTHON_*_PROVIDER`` variable names, loaded now)."""
+    resolved_tracer = tracer_provider or global_tracer_provider()
+    resolved_meter = meter_provider or global_meter_provider()
+    telemetry = _build(resolved_tracer, resolved_meter, content)
+    if not _UNSET_IS_PROXY:
+        tracer_provider, meter_provider = resolved_tracer, resolved_meter
+    return telemetry, (tracer_provider, meter_provider, content, telemetry)
 
 
 def _build(
@@ -407,5 +436,5 @@ def reset() -> None:
         _settings.tracer_provider = None
         _settings.meter_provider = None
         _settings.content = None
-        _cache = (None, None, None, None)
+        _cache = _NOTHING_RESOLVED
         _update_own_providers()
