@@ -1,12 +1,13 @@
 """Hatch build hook: compiles otel-rerank's optional C speed-ups, ``otel_rerank._speedups``.
 
-Three pure functions every reranker call runs have compiled versions in
-``src/otel_rerank/_speedups.c`` (the Python ones stay the reference and run wherever the
-module is missing). This hook compiles it with the interpreter's own compiler settings
-(``sysconfig``): into the source tree for an editable install, which imports from
-``src/``, and into a temporary folder whose file the wheel then carries, as a
-platform wheel. Without a C compiler, or with ``OTEL_RERANK_PURE_PYTHON=1``, it prints
-why and the package builds as pure Python: it records the same attributes, only slower.
+The patcher's replacement of a library method and three pure functions every reranker call
+runs have compiled versions in ``src/otel_rerank/_speedups.c`` (the Python ones stay the
+reference and run wherever the module is missing). This hook compiles it with the
+interpreter's own compiler settings (``sysconfig``): into the source tree for an editable
+install, which imports from ``src/``, and into a temporary folder whose file the wheel then
+carries, as a platform wheel. Without a C compiler, or with ``OTEL_RERANK_PURE_PYTHON=1``,
+it prints why and the package builds as pure Python: it records the same attributes, only
+slower.
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ configures an SDK, with every variant called directly (nothing switched in or ou
 cases, so no type or method cache is touched): the bare call; an A/A copy; a pass-through
 Python function around ``encode``/``predict``; the same function asking ours' no-SDK check
 (``_span.records()``) first; a trivial wrapt ``FunctionWrapper`` (what the patcher used to
-install) and the patcher's plain replacement function, each around a pass-through wrapper;
-and ours (the patcher's replacement, ``Method.wrapper`` behind it). The plain replacement
-asks "no SDK configured?" itself and, with nothing configured, calls the original without
-its wrapper, so the last two are the same code here. The estimator is
+install) and the patcher's plain replacement (compiled where ``_speedups`` is built, then
+its Python twin), each around a pass-through wrapper; and ours (the patcher's replacement,
+``Method.wrapper`` behind it). The plain replacement asks "no SDK configured?" itself and,
+with nothing configured, calls the original without its wrapper, so ours and the plain
+replacement are the same code here. The estimator is
 ``library_overhead.py``'s inner-timed one: each call's process CPU time outside the model's
 ``_inference``, per block its 10th percentile, overhead = case - bare in the same block, the
 median over blocks. ``--stub`` replaces ``_inference`` by a function returning a precomputed
@@ -89,6 +90,9 @@ def _cases(
     ours.off()
     trivial: Any = wrapt.FunctionWrapper(original, lambda wrapped, _, args, kwargs: wrapped(*args))
     plain: Any = _plain_replacement(original, lambda wrapped, _, args, kwargs: wrapped(*args))
+    python_plain: Any = python_replacement(
+        original, lambda wrapped, _, args, kwargs: wrapped(*args)
+    )
     records = _span.records
 
     def passthrough(*args: Any) -> Any:
@@ -107,8 +111,21 @@ def _cases(
         "  + _span.records()": lambda: checked(model, argument),
         "trivial wrapt wrapper": lambda: trivial.__get__(model, cls)(argument),
         "trivial plain patch": lambda: plain.__get__(model, cls)(argument),
+        "  the Python one": lambda: python_plain.__get__(model, cls)(argument),
         "ours, no SDK": lambda: patched.__get__(model, cls)(argument),
     }, model
+
+
+def python_replacement(original: Any, wrapper: Any) -> Any:
+    """The patcher's plain replacement as its Python function, also where the compiled
+    ``_speedups.Replacement`` is built (the patcher's choice there)."""
+    from otel_rerank.instrumentation import _base
+
+    compiled, _base._CompiledReplacement = _base._CompiledReplacement, None
+    try:
+        return _base._plain_replacement(original, wrapper)
+    finally:
+        _base._CompiledReplacement = compiled
 
 
 def measure(key: str, blocks: int, calls: int, stub: bool, touch_mb: float) -> dict[str, Any]:

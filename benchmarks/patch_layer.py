@@ -5,7 +5,8 @@ defines a wrapped method; it used to put a ``wrapt.FunctionWrapper`` there (wrap
 extension), which makes a bound wrapper object on every attribute access. This script times
 both on a trivial method (``obj.work(1)``, attribute access included), warm (nothing else
 runs between calls), in one process with no SDK: the bare call; an A/A copy of it; each
-layer around a pass-through wrapper; each layer around ours' generic wrapper
+layer around a pass-through wrapper (the plain replacement as the patcher makes it,
+compiled where ``_speedups`` is built, and its Python twin); each layer around ours' generic wrapper
 (``Method.wrapper``, which with no SDK asks ``_span.records()`` and calls straight through).
 Per block every case runs ``--calls`` calls in a loop timed as a whole (process CPU time:
 another process on a shared machine does not count), in a rotated order; overhead = case -
@@ -25,6 +26,7 @@ from typing import Any
 
 import wrapt
 from library_overhead import _Parser, _positive  # benchmarks/ is on sys.path as a script
+from no_sdk_split import python_replacement
 
 from otel_rerank import _span
 from otel_rerank.instrumentation._base import Method, Start, _plain_replacement
@@ -58,6 +60,7 @@ def cases() -> dict[str, Any]:
         "A/A": _instance(None, _passthrough),
         "wrapt FunctionWrapper, pass-through": _instance(wrapt.FunctionWrapper, _passthrough),
         "plain replacement, pass-through": _instance(_plain_replacement, _passthrough),
+        "  its Python twin": _instance(python_replacement, _passthrough),
         "wrapt + Method.wrapper (before)": _instance(wrapt.FunctionWrapper, _OURS.wrapper),
         "plain + Method.wrapper (now)": _instance(_plain_replacement, _OURS.wrapper),
     }

@@ -24,7 +24,7 @@ def test_every_case_of_both_rows_runs_and_reads_against_its_floor() -> None:
     lines = done.stdout.splitlines()
     for row in ("predict-50", "rank-50"):
         start = next(i for i, line in enumerate(lines) if line.startswith(f"{row}: bare"))
-        table = lines[start + 2 : start + 2 + 14]
+        table = lines[start + 2 : start + 2 + 16]
         cases = {line[:26].strip(): line for line in table}
         pieces = ("no summary", "no request", "no candidates", "start only")
         assert set(cases) == {
@@ -34,6 +34,8 @@ def test_every_case_of_both_rows_runs_and_reads_against_its_floor() -> None:
             "ours",
             "no SDK",
             "ours, pure Python",
+            "ours, Python replacement",
+            "no SDK, Python replacement",
             *pieces,
             *(f"floor, {p}" for p in pieces),
         }

@@ -26,6 +26,7 @@ import wrapt
 from opentelemetry.metrics import _internal as metrics_internal
 
 from otel_rerank import _telemetry, instrumentation
+from otel_rerank.instrumentation import _base
 from otel_rerank.instrumentation._base import Patcher, Target, _resolve, is_replacement
 
 from ._benchmark_script import run_benchmark
@@ -120,6 +121,17 @@ FALLBACK = ("stream", "astream", "traced")
 ASYNC = {"apredict", "anormalize", "aload"}
 
 
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def replacement_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the compiled replacement of sync functions (``_speedups``'
+    ``Replacement``, where the build had a C compiler) and with the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(_base, "_CompiledReplacement", None)
+    elif _base._CompiledReplacement is None:
+        pytest.skip("built without the compiled speed-ups")
+    return str(request.param)
+
+
 @pytest.fixture(autouse=True)
 def _a_provider_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     """So that a plain replacement calls its wrapper: with nothing configured it calls the
@@ -143,12 +155,16 @@ def patcher() -> Iterator[Patcher]:
 
 
 @pytest.mark.usefixtures("patcher")
-def test_each_kind_gets_a_plain_function_in_its_own_descriptor_type() -> None:
+def test_each_kind_gets_a_plain_function_in_its_own_descriptor_type(replacement_kind: str) -> None:
     for name in PLAIN:
         patched = vars(Model)[name]
         assert is_replacement(patched), name
         function = getattr(patched, "__func__", patched)
-        assert inspect.isfunction(function) and not isinstance(function, wrapt.ObjectProxy)
+        assert not isinstance(function, wrapt.ObjectProxy)
+        if replacement_kind == "compiled" and name not in ASYNC:
+            assert type(function) is _base._CompiledReplacement, name
+        else:  # an ``async def`` stays one: ``inspect.iscoroutinefunction`` asks
+            assert inspect.isfunction(function), name
     assert type(vars(Model)["normalize"]) is staticmethod
     assert type(vars(Model)["load"]) is classmethod
     for name in FALLBACK:  # a plain function would change what they answer or when we run
@@ -333,6 +349,24 @@ def test_instances_methods_and_classes_still_pickle_and_copy() -> None:
     bound = pickle.loads(pickle.dumps(model.predict))  # by name: finds the patched method
     assert bound(["x", "y"]) == ("wrapped", ("h", 2, 8))
     assert pickle.loads(pickle.dumps(Model.predict)) is Model.predict
+
+
+@pytest.mark.usefixtures("patcher")
+def test_a_call_without_its_instance_raises_a_type_error_and_records_nothing() -> None:
+    with pytest.raises(TypeError):
+        Model.predict()  # type: ignore[call-arg]
+    assert seen == []
+
+
+@pytest.mark.usefixtures("patcher")
+def test_a_replacement_can_be_weakly_referenced_as_a_function_can() -> None:
+    import weakref
+
+    patched = vars(Model)["predict"]
+    assert weakref.ref(patched)() is patched
+    model = Model("m")
+    method = weakref.WeakMethod(model.predict)  # refers to the method's ``__func__``
+    assert method()(["x"]) == ("wrapped", ("m", 1, 8))  # type: ignore[misc]
 
 
 def test_patching_twice_adds_no_layer_and_undo_restores_the_very_objects() -> None:

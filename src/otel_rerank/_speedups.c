@@ -1,11 +1,14 @@
-/* Optional compiled versions of three pure functions every reranker call runs after its
- * forward pass: the ranking and summary of its scores, the one-query check of
- * CrossEncoder.predict's pairs and the ranking's writing as output documents.
+/* Optional compiled versions of what every instrumented call runs: the patched method
+ * that stands in for a library's own (the Replacement type at the end), and three pure
+ * functions every reranker call runs after its forward pass: the ranking and summary of
+ * its scores, the one-query check of CrossEncoder.predict's pairs and the ranking's
+ * writing as output documents.
  *
- * The Python functions are the reference (otel_rerank._ranking.ranked_prefix,
+ * The Python is the reference (otel_rerank.instrumentation._base._plain_replacement,
+ * otel_rerank._ranking.ranked_prefix,
  * otel_rerank.instrumentation.sentence_transformers._attributes.single_query and
- * otel_rerank._rerank.add_output_documents); each function here answers exactly as they
- * do, or declines (None / NotImplemented / False) and the caller runs the Python. Built by
+ * otel_rerank._rerank.add_output_documents); each answers exactly as it does, or
+ * declines (None / NotImplemented / False) and the caller runs the Python. Built by
  * hatch_build.py when a C compiler is present; without it the package is pure Python and
  * records the same attributes. Why it exists: in place, right after a model's forward
  * pass has evicted the CPU caches, the Python ranking of 50 scores costs 30-50 us and the
@@ -15,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Up to this many scores the buffers live on the stack: every usual candidate list. */
@@ -378,6 +382,225 @@ output_documents(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_TRUE;
 }
 
+/* Replacement(function, wrapper, bound, trace_globals, metrics_globals, telemetry_globals)
+ *
+ * The patcher's stand-in for a library's plain, synchronous Python function (see
+ * otel_rerank.instrumentation._base._plain_replacement, the Python twin and reference).
+ * Called, it first asks "no SDK configured?" as the Python does: trace._TRACER_PROVIDER
+ * is None and metrics._internal._METER_PROVIDER is None and _telemetry.own_providers is
+ * False, read from the three modules' dicts on each call (the application may set a
+ * provider at any time). If so it calls the original with the very arguments it was
+ * given (vectorcall: no tuple, dict or frame of its own); else it calls
+ * wrapper(wrapped, instance, args, kwargs) with wrapt's arguments: for a ``bound``
+ * replacement (a method, or a classmethod's function) the original bound to the first
+ * argument, that argument and the rest; for a staticmethod's, the original and None.
+ * Why: in an app without an SDK this check is all a call pays, and right after a model's
+ * forward pass has swept the CPU caches a Python function's frame and argument packing
+ * cost microseconds where this costs a few cache lines.
+ *
+ * It behaves as a function where the patcher and the frameworks look: a descriptor that
+ * binds like one (and skips the bound method on ``obj.method(...)``, as a function does),
+ * a __dict__ for functools.update_wrapper's __name__, __qualname__, __doc__, __module__
+ * and __wrapped__ (so inspect.signature reads the original's), weak references, and
+ * pickling by qualified name. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *function;
+    PyObject *wrapper;
+    PyObject *trace_globals;
+    PyObject *metrics_globals;
+    PyObject *telemetry_globals;
+    PyObject *dict;
+    PyObject *weakrefs;
+    vectorcallfunc vectorcall;
+    int bound;
+} Replacement;
+
+static PyObject *TRACER_PROVIDER_KEY, *METER_PROVIDER_KEY, *OWN_PROVIDERS_KEY;
+
+/* 1 when nothing is configured; 0 otherwise, and when a global cannot be read (the
+ * wrapper then asks itself). Sets no error. */
+static int
+no_sdk(Replacement *self)
+{
+    PyObject *value = PyDict_GetItemWithError(self->trace_globals, TRACER_PROVIDER_KEY);
+    if (value == Py_None) {
+        value = PyDict_GetItemWithError(self->metrics_globals, METER_PROVIDER_KEY);
+        if (value == Py_None) {
+            value = PyDict_GetItemWithError(self->telemetry_globals, OWN_PROVIDERS_KEY);
+            if (value == Py_False) {
+                return 1;
+            }
+        }
+    }
+    if (value == NULL) {
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+static PyObject *
+replacement_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                       PyObject *kwnames)
+{
+    Replacement *self = (Replacement *)callable;
+    if (no_sdk(self)) {
+        return PyObject_Vectorcall(self->function, args, nargsf, kwnames);
+    }
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t first = self->bound ? 1 : 0;
+    if (nargs < first) { /* no instance: the original raises its own TypeError */
+        return PyObject_Vectorcall(self->function, args, nargsf, kwnames);
+    }
+    PyObject *instance = self->bound ? args[0] : Py_None;
+    PyObject *wrapped = self->bound ? PyMethod_New(self->function, instance)
+                                    : Py_NewRef(self->function);
+    PyObject *rest = PyTuple_New(nargs - first);
+    PyObject *kwargs = PyDict_New();
+    PyObject *result = NULL;
+    if (wrapped == NULL || rest == NULL || kwargs == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = first; i < nargs; i++) {
+        PyTuple_SET_ITEM(rest, i - first, Py_NewRef(args[i]));
+    }
+    if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                goto done;
+            }
+        }
+    }
+    PyObject *call[4] = {wrapped, instance, rest, kwargs};
+    result = PyObject_Vectorcall(self->wrapper, call, 4, NULL);
+done:
+    Py_XDECREF(wrapped);
+    Py_XDECREF(rest);
+    Py_XDECREF(kwargs);
+    return result;
+}
+
+static PyObject *
+replacement_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *function, *wrapper, *trace_globals, *metrics_globals, *telemetry_globals;
+    int bound;
+    static char *names[] = {"function", "wrapper", "bound", "trace_globals",
+                            "metrics_globals", "telemetry_globals", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOpO!O!O!:Replacement", names, &function,
+                                     &wrapper, &bound, &PyDict_Type, &trace_globals,
+                                     &PyDict_Type, &metrics_globals, &PyDict_Type,
+                                     &telemetry_globals)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(function) || !PyCallable_Check(wrapper)) {
+        PyErr_SetString(PyExc_TypeError, "Replacement: function and wrapper must be callable");
+        return NULL;
+    }
+    Replacement *self = (Replacement *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->function = Py_NewRef(function);
+    self->wrapper = Py_NewRef(wrapper);
+    self->trace_globals = Py_NewRef(trace_globals);
+    self->metrics_globals = Py_NewRef(metrics_globals);
+    self->telemetry_globals = Py_NewRef(telemetry_globals);
+    self->bound = bound;
+    self->vectorcall = replacement_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+replacement_traverse(Replacement *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->function);
+    Py_VISIT(self->wrapper);
+    Py_VISIT(self->trace_globals);
+    Py_VISIT(self->metrics_globals);
+    Py_VISIT(self->telemetry_globals);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+replacement_clear(Replacement *self)
+{
+    Py_CLEAR(self->function);
+    Py_CLEAR(self->wrapper);
+    Py_CLEAR(self->trace_globals);
+    Py_CLEAR(self->metrics_globals);
+    Py_CLEAR(self->telemetry_globals);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+replacement_dealloc(Replacement *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    replacement_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Bound to an instance as a function is: a method of it; looked up on the class, itself. */
+static PyObject *
+replacement_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+replacement_repr(Replacement *self)
+{
+    return PyUnicode_FromFormat("<otel-rerank replacement of %R>", self->function);
+}
+
+/* Pickled by qualified name, as a function is: the unpickler finds the patched method. */
+static PyObject *
+replacement_reduce(PyObject *self, PyObject *unused)
+{
+    return PyObject_GetAttrString(self, "__qualname__");
+}
+
+static PyMethodDef replacement_methods[] = {
+    {"__reduce__", replacement_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef replacement_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ReplacementType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "otel_rerank._speedups.Replacement",
+    .tp_doc = "The patcher's compiled stand-in for a library's plain synchronous function.",
+    .tp_basicsize = sizeof(Replacement),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+                | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = replacement_new,
+    .tp_dealloc = (destructor)replacement_dealloc,
+    .tp_free = PyObject_GC_Del,
+    .tp_traverse = (traverseproc)replacement_traverse,
+    .tp_clear = (inquiry)replacement_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Replacement, vectorcall),
+    .tp_descr_get = replacement_get,
+    .tp_repr = (reprfunc)replacement_repr,
+    .tp_methods = replacement_methods,
+    .tp_getset = replacement_getset,
+    .tp_dictoffset = offsetof(Replacement, dict),
+    .tp_weaklistoffset = offsetof(Replacement, weakrefs),
+};
+
 static PyMethodDef speedups_methods[] = {
     {"rank_summary", (PyCFunction)(void (*)(void))rank_summary, METH_FASTCALL, NULL},
     {"one_query", (PyCFunction)one_query, METH_O, NULL},
@@ -388,7 +611,8 @@ static PyMethodDef speedups_methods[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "otel_rerank._speedups",
-    "Compiled versions of three hot pure functions; the Python ones are the reference.",
+    "Compiled versions of the patched method and three hot pure functions; the Python "
+    "ones are the reference.",
     0,
     speedups_methods,
 };
@@ -396,5 +620,20 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&speedups_module);
+    TRACER_PROVIDER_KEY = PyUnicode_InternFromString("_TRACER_PROVIDER");
+    METER_PROVIDER_KEY = PyUnicode_InternFromString("_METER_PROVIDER");
+    OWN_PROVIDERS_KEY = PyUnicode_InternFromString("own_providers");
+    if (TRACER_PROVIDER_KEY == NULL || METER_PROVIDER_KEY == NULL || OWN_PROVIDERS_KEY == NULL
+        || PyType_Ready(&ReplacementType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Replacement", (PyObject *)&ReplacementType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

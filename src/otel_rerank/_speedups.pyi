@@ -1,6 +1,6 @@
 """Types of the optional compiled module built from ``_speedups.c`` (see there)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 def rank_summary(
@@ -16,3 +16,19 @@ def output_documents(
     score_keys: tuple[str, ...],
     /,
 ) -> bool: ...
+
+class Replacement:
+    """The patcher's stand-in for a library's plain synchronous function (see
+    ``instrumentation._base._plain_replacement``, its Python twin)."""
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        wrapper: Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any],
+        bound: bool,
+        trace_globals: dict[str, Any],
+        metrics_globals: dict[str, Any],
+        telemetry_globals: dict[str, Any],
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, instance: object, owner: type | None = None) -> Any: ...

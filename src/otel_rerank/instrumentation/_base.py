@@ -18,23 +18,25 @@ in any of those steps is logged (re-raised under our tests) and never reaches th
 call; each step catches its own (a ``try``, cheaper than a ``with guard``), so the others
 still record.
 
-An instrumentor lists its targets as ``Target(module, "Class", "method", SOME.wrapper)`` (or
-a function that finds the classes in the imported module instead of ``"Class"``). A wrapper
-takes wrapt's arguments, ``(wrapped, instance, args, kwargs)``, with wrapt's meaning. Patching
-puts a plain Python function into the ``__dict__`` of the class that *defines* the method
-(an ``async def`` for a coroutine function, in the same staticmethod or classmethod
-descriptor as the original; see :func:`_plain_replacement`), which calls the wrapper with
-the method bound to the instance: a ``wrapt.FunctionWrapper`` there cost ~0.6 µs per call
-warm against ~0.2 µs (``benchmarks/patch_layer.py``) and 10-20 µs after a model's forward
-pass against ~1-4 µs (``benchmarks/no_sdk_split.py``). Originals of other kinds (generator
-functions, C methods, someone else's ``wrapt`` decorator: LlamaIndex's ``dispatcher.span``)
-get a ``wrapt.FunctionWrapper``, which keeps what they answer to ``inspect``. Either way
-the patcher remembers the exact object it replaced, so ``uninstrument()`` puts back the
-very same object and no ``__wrapped__`` is left behind (:func:`is_replacement` tells a
-live replacement of ours). A target whose library is installed but not yet imported is
-patched by a post-import hook when the application imports it, so ``import
-otel_rerank.auto`` does not import torch. A target missing in the installed library
-version is skipped with one debug line (library drift), never an exception.
+An instrumentor lists its targets as ``Target(module, "Class", "method", SOME.wrapper)``
+(or a function that finds the classes in the imported module instead of ``"Class"``). A
+wrapper takes wrapt's arguments, ``(wrapped, instance, args, kwargs)``, with wrapt's
+meaning. Patching puts a plain function into the ``__dict__`` of the class that *defines*
+the method (compiled, ``_speedups.Replacement``, where the install had a C compiler, else a
+Python function; an ``async def`` for a coroutine function; in the same staticmethod or
+classmethod descriptor as the original; see :func:`_plain_replacement`), which calls the
+wrapper with the method bound to the instance: a ``wrapt.FunctionWrapper`` there cost ~0.4
+µs per call warm against ~0.03 (compiled; ~0.13 in Python: ``benchmarks/patch_layer.py``)
+and 10-20 µs after a model's forward pass against ~1-4 µs (``benchmarks/no_sdk_split.py``).
+Originals of other kinds (generator functions, C methods, someone else's ``wrapt``
+decorator: LlamaIndex's ``dispatcher.span``) get a ``wrapt.FunctionWrapper``, which keeps
+what they answer to ``inspect``. Either way the patcher remembers the exact object it
+replaced, so ``uninstrument()`` puts back the very same object and no ``__wrapped__`` is
+left behind (:func:`is_replacement` tells a live replacement of ours). A target whose
+library is installed but not yet imported is patched by a post-import hook when the
+application imports it, so ``import otel_rerank.auto`` does not import torch. A target
+missing in the installed library version is skipped with one debug line (library drift),
+never an exception.
 
 Subclasses of :class:`RagInstrumentor` are ``opentelemetry-instrumentation``
 ``BaseInstrumentor`` s, so ``opentelemetry-instrument`` can load them from the
@@ -68,6 +70,11 @@ from otel_rerank import _span, _telemetry
 from otel_rerank._safe import logger, report_internal_error
 from otel_rerank._span import Attributes, Stage, StageSpan
 from otel_rerank.instrumentation._common import bind_arguments
+
+try:  # compiled where the install had a C compiler (see _plain_replacement)
+    from otel_rerank._speedups import Replacement as _CompiledReplacement
+except ImportError:  # pragma: no cover - a pure-Python build
+    _CompiledReplacement = None  # type: ignore[assignment, misc]
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 #: A call's arguments by parameter name (see ``_common.bind_arguments``).
@@ -463,6 +470,11 @@ def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
     async generator function, which a plain function can only stand in for by running the
     wrapper late (at the first ``next``), and anything but a Python function (a C method,
     another library's wrapt decorator) get ``None``: they keep a ``wrapt.FunctionWrapper``.
+
+    A synchronous function's replacement is compiled where ``_speedups`` is built (the
+    ``Replacement`` type: a descriptor that binds as a function does, with a ``__dict__``
+    for ``update_wrapper``; ``inspect`` answers for it as for the Python one), else the
+    Python function below, its reference.
     """
     kind = type(original)
     function = original.__func__ if kind is staticmethod or kind is classmethod else original
@@ -483,7 +495,20 @@ def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
     # this is ~1.5 (``benchmarks/cold_call.py``, ``no_sdk_split.py``). The wrapper's own
     # check still decides everything else (a library's settings, suppression).
     replacement: Callable[..., Any]
-    if kind is staticmethod:
+    if not is_async and _CompiledReplacement is not None:
+        # The same check and call, compiled: it calls the original with the very arguments
+        # it was given, with no frame of its own (``_speedups.c``, ``Replacement``): after
+        # a forward pass 2-3 µs less than the Python function, below the A/A (``cold_call.py
+        # --pieces``); warm ~30 ns against ~130 (``patch_layer.py``).
+        replacement = _CompiledReplacement(
+            function,
+            wrapper,
+            kind is not staticmethod,
+            vars(trace),
+            vars(_metrics_internal),
+            vars(_telemetry),
+        )
+    elif kind is staticmethod:
         if is_async:
 
             async def replacement(*args: Any, **kwargs: Any) -> Any:
