@@ -350,15 +350,20 @@ class StageSpan:
         its span starts now, as any call's, so that a span the sampler drops reads
         nothing.
         """
+        sampled = True  # a root's span: its sampler decides when it is made
         if leaf:
-            parent_span = trace.get_current_span(parent).get_span_context()
             # A root its sampler may drop is started now: the sampler decides first.
-            leaf = parent_span.is_valid or telemetry.keeps_every_root
+            in_parent = trace.get_current_span(parent)
+            if in_parent is INVALID_SPAN:  # a root call: no span context to read
+                leaf = telemetry.keeps_every_root
+            else:
+                parent_span = in_parent.get_span_context()
+                valid = parent_span.is_valid
+                leaf = valid or telemetry.keeps_every_root
+                sampled = not valid or parent_span.trace_flags.sampled
         if leaf:
             self.span: Span = INVALID_SPAN  # until the call ends
-            self.recording = telemetry.tracing and (
-                parent_span.trace_flags.sampled or not parent_span.is_valid
-            )
+            self.recording = telemetry.tracing and sampled
             self._leaf: tuple[Opening, Sequence[Link] | None, int] | None = (
                 opened,
                 links,
