@@ -205,7 +205,7 @@ class Method:
         try:
             with call:
                 result = wrapped(*args, **kwargs)
-                self._after(call, arguments, result, inner)
+                self._after(call, telemetry, arguments, result, inner)
                 return result
         finally:
             if token is not None:
@@ -242,7 +242,7 @@ class Method:
         try:
             with call:
                 result = await wrapped(*args, **kwargs)
-                self._after(call, arguments, result, inner)
+                self._after(call, telemetry, arguments, result, inner)
                 return result
         finally:
             if token is not None:
@@ -289,7 +289,9 @@ class Method:
         if recording:
             if self.request is not None:  # read to its end before any pair joins the span's
                 call.extract(self.request, instance, arguments)
-            if self.content_in is not None:
+            # The privacy gate's first question asked here: with capture off (the default)
+            # the call pays no frame for its content writer.
+            if self.content_in is not None and telemetry.content.capture:
                 call.record_content(self.content_in, arguments)
         return call, arguments
 
@@ -316,13 +318,18 @@ class Method:
         return opened
 
     def _after(
-        self, call: StageSpan, arguments: Arguments, result: Any, inner: Sequence[Any]
+        self,
+        call: StageSpan,
+        telemetry: _telemetry.Telemetry,
+        arguments: Arguments,
+        result: Any,
+        inner: Sequence[Any],
     ) -> None:
         if not call.recording:
             return
         if self.response is not None:
             call.extract(self.response, result)
-        if self.content_out is not None:
+        if self.content_out is not None and telemetry.content.capture:
             call.record_content(self.content_out, arguments, result)
         summary = self.summary
         if summary is not None:
