@@ -420,3 +420,66 @@ def test_the_build_hook_says_in_one_line_why_it_could_not_compile(tmp_path: Path
     reason = _build_hook()._compile(broken, tmp_path / "broken.so")
     assert isinstance(reason, str) and "\n" not in reason
     assert "failed" in reason
+
+
+# -- the patched method on every supported Python --------------------------------------------
+#: The replacement type uses the C API where it changed between versions (vectorcall, a
+#: classmethod's binding: 3.13 no longer calls the function's own ``__get__``).
+_OTHER_PYTHONS = ("3.10", "3.12", "3.13")
+_BUILD_VARS = (
+    "import json, sysconfig; print(json.dumps({n: sysconfig.get_config_var(n) for n in "
+    "('CC', 'CFLAGS', 'CCSHARED', 'LDSHARED', 'EXT_SUFFIX')} | "
+    "{'include': sysconfig.get_paths()['include']}))"
+)
+
+
+@pytest.mark.parametrize("version", _OTHER_PYTHONS)
+def test_the_replacement_builds_and_binds_on_other_pythons(version: str, tmp_path: Path) -> None:
+    """Where another supported Python is installed (this machine's pyenv has them), the
+    module builds for it with its own compiler settings, and ``Replacement`` binds and calls
+    as on 3.11 (``tests/_replacement_smoke.py``, standard library only)."""
+    import json
+    import subprocess
+
+    # pyenv's own installs first: its shims run only the versions it has selected.
+    pyenv = Path(os.environ.get("PYENV_ROOT", "~/.pyenv")).expanduser()
+    candidates = [
+        *map(str, sorted(pyenv.glob(f"versions/{version}.*/bin/python{version}"))),
+        shutil.which(f"python{version}"),
+    ]
+    for python in filter(None, candidates):
+        found = subprocess.run(
+            [python, "-c", _BUILD_VARS], check=False, capture_output=True, text=True
+        )
+        if found.returncode == 0:
+            break
+    else:
+        pytest.skip(f"no python{version} runs here")
+    config = json.loads(found.stdout)
+    if not config["CC"] or not Path(config["include"], "Python.h").exists():
+        pytest.skip(f"no C compiler or headers for python{version}")
+    obj = tmp_path / "_speedups.o"
+    target = tmp_path / f"_speedups{config['EXT_SUFFIX']}"
+    flags = shlex.split(config["CFLAGS"] or "") + shlex.split(config["CCSHARED"] or "")
+    for step in (
+        [
+            *shlex.split(config["CC"]),
+            *flags,
+            "-I",
+            config["include"],
+            "-c",
+            str(_REPO / "src/otel_rerank/_speedups.c"),
+            "-o",
+            str(obj),
+        ],
+        [*shlex.split(config["LDSHARED"]), str(obj), "-o", str(target)],
+    ):
+        done = subprocess.run(step, check=False, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    smoke = subprocess.run(
+        [python, str(_REPO / "tests/_replacement_smoke.py"), str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert smoke.returncode == 0 and smoke.stdout.strip() == "ok", smoke.stderr[-2000:]
