@@ -248,6 +248,28 @@ def test_an_instrumentors_own_capture_flag_is_kept_and_that_librarys_only(
     assert semconv.RERANKER_QUERY not in dict(decorated.attributes or {})
 
 
+def test_where_an_unset_global_is_not_the_proxy_the_resolved_telemetry_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With an ``OTEL_PYTHON_*_PROVIDER`` variable set (or an API that keeps its globals
+    elsewhere) the API is asked for an unset provider on every call, and the telemetry
+    built for its answer is reused while the answer stays the same."""
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    from otel_rerank import _telemetry
+
+    sdk = make_otel()
+    monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
+    monkeypatch.setattr(_telemetry, "_UNSET_IS_PROXY", False)
+    _telemetry.use(tracer_provider=sdk.tracer_provider)
+    try:
+        first = _telemetry.current()
+        assert first is not None and first.tracing and not first.metering
+        assert _telemetry.current() is first
+    finally:
+        _telemetry.reset()
+
+
 def test_tracing_only_records_no_metric_until_a_meter_provider_is_set(
     tiny_cross_encoder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

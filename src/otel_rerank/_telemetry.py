@@ -221,8 +221,8 @@ def _is_real_meter_provider(provider: MeterProvider) -> bool:
 
 
 # What :func:`current` last resolved: (tracer provider, meter provider, content policy,
-# telemetry or None), each provider as configured (``None``: the API's own answer, see
-# ``_UNSET_IS_PROXY``); ``_UNSET`` before the first call, which so never matches.
+# telemetry or None), each provider as configured (``None``: unset, standing for the API's
+# proxy, see ``_UNSET_IS_PROXY``); ``_UNSET`` before the first call, which so never matches.
 _UNSET: Any = object()
 _NOTHING_RESOLVED: tuple[Any, Any, Any, Telemetry | None] = (_UNSET, _UNSET, _UNSET, None)
 _cache = _NOTHING_RESOLVED
@@ -271,8 +271,9 @@ _update_own_providers()
 #: and ``get_meter_provider`` answer then) until the application sets one: true unless an
 #: ``OTEL_PYTHON_*_PROVIDER`` variable names a provider for the API to load, or this API
 #: version keeps its globals elsewhere. Then :func:`current` keys its cache on the unset
-#: global itself and asks the API only when it builds: an app that set up tracing alone
-#: does not ask for the meter provider (an environment lookup and two calls) on every call.
+#: global itself and asks the API only when it builds (else it asks before looking in the
+#: cache, which is then keyed on the API's answer): an app that set up tracing alone does
+#: not ask for the meter provider (an environment lookup and two calls) on every call.
 _UNSET_IS_PROXY = GLOBALS_READABLE and not _PROVIDERS_FROM_ENV
 
 
@@ -355,11 +356,15 @@ def current() -> Telemetry | None:
     meter_provider = settings.meter_provider or getattr(_metrics_internal, "_METER_PROVIDER", None)
     if tracer_provider is None and meter_provider is None and not _PROVIDERS_FROM_ENV:
         return None  # a library's own settings elsewhere, none here
+    if not _UNSET_IS_PROXY:  # an unset global is what the API answers: ask it now
+        tracer_provider = tracer_provider or global_tracer_provider()
+        meter_provider = meter_provider or global_meter_provider()
     content = settings.content
     cached = _cache
     if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
         return cached[3]
-    telemetry, _cache = _resolve(tracer_provider, meter_provider, content)
+    telemetry = _build(tracer_provider, meter_provider, content)
+    _cache = (tracer_provider, meter_provider, content, telemetry)
     return telemetry
 
 
@@ -375,34 +380,26 @@ def _current_for(library: LibrarySettings) -> Telemetry | None:
         or _settings.meter_provider
         or getattr(_metrics_internal, "_METER_PROVIDER", None)
     )
+    if not _UNSET_IS_PROXY:  # as in current()
+        tracer_provider = tracer_provider or global_tracer_provider()
+        meter_provider = meter_provider or global_meter_provider()
     content = library.content or _settings.content
     cached = library.cache
     if cached[0] is tracer_provider and cached[1] is meter_provider and cached[2] is content:
         return cached[3]
-    telemetry, library.cache = _resolve(tracer_provider, meter_provider, content)
+    telemetry = _build(tracer_provider, meter_provider, content)
+    library.cache = (tracer_provider, meter_provider, content, telemetry)
     return telemetry
 
 
-def _resolve(
+def _build(
     tracer_provider: TracerProvider | None,
     meter_provider: MeterProvider | None,
     content: ContentPolicy | None,
-) -> tuple[Telemetry | None, tuple[Any, Any, Any, Telemetry | None]]:
-    """The telemetry of these providers as configured (``None``: unset, the API's answer),
-    and the cache entry it is kept under: keyed on the unset global itself where that
-    means the API's proxy, else on the provider the API answers (one an
-    ``OTEL_PYTHON_*_PROVIDER`` variable names, loaded now)."""
-    resolved_tracer = tracer_provider or global_tracer_provider()
-    resolved_meter = meter_provider or global_meter_provider()
-    telemetry = _build(resolved_tracer, resolved_meter, content)
-    if not _UNSET_IS_PROXY:
-        tracer_provider, meter_provider = resolved_tracer, resolved_meter
-    return telemetry, (tracer_provider, meter_provider, content, telemetry)
-
-
-def _build(
-    tracer_provider: TracerProvider, meter_provider: MeterProvider, content: ContentPolicy | None
 ) -> Telemetry | None:
+    """The telemetry of these providers (``None``: unset, the API's answer, asked now)."""
+    tracer_provider = tracer_provider or global_tracer_provider()
+    meter_provider = meter_provider or global_meter_provider()
     if not (_is_real_tracer_provider(tracer_provider) or _is_real_meter_provider(meter_provider)):
         return None
     try:
