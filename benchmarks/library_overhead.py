@@ -94,10 +94,15 @@ Peers run on the calls they instrument, each in its own virtualenv ``.venv-bench
 (made on first use; it sees this environment's packages, torch included, and adds the
 peer's on top): TraceVerde (``genai-otel-instrument``), OpenLLMetry's chromadb, qdrant and
 cohere instrumentations, and OpenInference's cohere, openai and anthropic ones. A worker
-process in that venv holds the bare call, ours and the peer (its patches switched in and
-out, see ``_patches.py``), so each peer ratio (peer overhead / ours) is measured within one
-process, on both estimates, in ``--processes`` such workers one after the other (the row's
-peer/ours is the median of theirs, "ours below" counts the blocks of all): the worker
+process in that venv holds the bare call, the floor, ours and the peer (its patches
+switched in and out, see ``_patches.py``), so each peer ratio (peer overhead / ours) is
+measured within one process, on both estimates, in ``--processes`` such workers one after
+the other (the row's peer/ours is the median of theirs, "ours below" counts the blocks of
+all). The floor beside the peer (peer/floor, likewise) tells a row that can be won from one
+that cannot: where a peer costs less than the floor, the SDK alone recording what ours
+records costs more than the peer's whole call, so no instrumentation recording that much
+can be below it, and the row measures how much each records, not how well it is wrapped
+(the report names those rows). The worker
 installs the same inner-work shims before any instrumentation and runs the same set-up
 check on bare's, ours' and the peer's call (instrumentation here also meaning the peer's
 own packages). Bare or ours failing it stops the worker, as in the main workers (a main
@@ -1236,21 +1241,21 @@ def measure(
                     recordings[row.key] = _record_once(ours.calls[row.key], sdk)
         sdk.exporter.reset()
         versions = _versions()
+        # The floor runs beside a peer too: where the peer costs less than the floor (the
+        # SDK recording by hand what ours records), no wrapper recording that much can be
+        # below it, and the row measures recording, not wrappers.
+        floor = Phase(
+            "floor",
+            calls={row.key: _floor(bare.calls[row.key], recordings[row.key], sdk) for row in rows},
+        )
         checks: dict[str, Recording] = {}
+        for key, fn in floor.calls.items():
+            with inner_checked(inner, inner_checks.get(key), "floor"):
+                checks[key] = _record_once(fn, sdk, "floor")
+        sdk.exporter.reset()
         if peer is None:
-            phases = [bare, Phase("A/A", calls=dict(bare.calls))]
-            floor = Phase(
-                "floor",
-                calls={
-                    row.key: _floor(bare.calls[row.key], recordings[row.key], sdk) for row in rows
-                },
-            )
-            for key, fn in floor.calls.items():
-                with inner_checked(inner, inner_checks.get(key), "floor"):
-                    checks[key] = _record_once(fn, sdk, "floor")
-            sdk.exporter.reset()
             verify_inner(inner_checks)
-            phases += [floor, ours]
+            phases = [bare, Phase("A/A", calls=dict(bare.calls)), floor, ours]
 
             def no_sdk_on() -> None:
                 ours_patches.on()
@@ -1288,12 +1293,11 @@ def measure(
             for key, check in inner_checks.items():
                 check["peer_problems"] = inner_problems(key, check, [peer])
             versions[PEERS[peer].label] = peer_version[0]
-            phases = [bare, ours, peer_phase]
+            phases = [bare, floor, ours, peer_phase]
         results = _run_blocks(rows, phases, sdk, blocks, budget_s, fixed_calls, inner)
         for key, recording in recordings.items():
             results[key]["ours_recording"] = recording.summary()
-            if peer is None:
-                results[key]["floor_recording"] = checks[key].summary()
+            results[key]["floor_recording"] = checks[key].summary()
             results[key]["inner"] = inner_checks.get(key)
         otel_rerank.uninstrument()
         sdk.tracer_provider.shutdown()
@@ -1661,17 +1665,21 @@ def combine_processes(per_process: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def combine_peer_processes(per_process: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """A peer row's numbers over its worker processes, each as ``_peer_estimates`` gives
-    them: medians of the overheads, the median of the processes' own peer/ours ratios
-    (those that have one), and the blocks in which ours was below, over all processes."""
-    ratios = [p["peer_over_ours"] for p in per_process]
-    known = [r for r in ratios if r is not None]
+    them: medians of the overheads, the median of the processes' own peer/ours and
+    peer/floor ratios (those that have one), and the blocks in which ours was below, over
+    all processes."""
     peer_us = [p["peer_us"] for p in per_process]
+    ratios: dict[str, Any] = {}
+    for name in ("peer_over_ours", "peer_over_floor"):
+        per = ratios[f"{name}_per_process"] = [p[name] for p in per_process]
+        known = [r for r in per if r is not None]
+        ratios[name] = _median(known) if known else None
     return {
         "bare_us": _median([p["bare_us"] for p in per_process]),
+        "floor_us": _median([p["floor_us"] for p in per_process]),
         "ours_us": _median([p["ours_us"] for p in per_process]),
         "peer_us": None if None in peer_us else _median(peer_us),
-        "peer_over_ours": _median(known) if known else None,
-        "peer_over_ours_per_process": ratios,
+        **ratios,
         "blocks_ours_below": sum(p["blocks_ours_below"] for p in per_process),
         "blocks": sum(p["blocks"] for p in per_process),
         "processes": list(per_process),
@@ -1791,12 +1799,15 @@ def _peer_estimates(row: dict[str, Any], peer: str, estimate: str) -> dict[str, 
     ours was the cheaper one; the peer's are None where it recorded no span."""
     ours_blocks, peer_blocks = _overheads(row, "ours", estimate), _overheads(row, peer, estimate)
     ours, peer_us = _median(ours_blocks), _median(peer_blocks)
+    floor = _median(_overheads(row, "floor", estimate))
     produced = row["spans_per_call"][peer] > 0
     return {
+        "floor_us": floor,
         "ours_us": ours,
         "peer_us": peer_us if produced else None,
-        # a ratio of medians; none where ours is lost in the noise (median <= 0)
+        # ratios of medians; none where the divisor is lost in the noise (median <= 0)
         "peer_over_ours": peer_us / ours if produced and ours > 0 else None,
+        "peer_over_floor": peer_us / floor if produced and floor > 0 else None,
         "blocks_ours_below": sum(p > o for p, o in zip(peer_blocks, ours_blocks, strict=True)),
         "blocks": len(ours_blocks),
     }
@@ -1981,19 +1992,20 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
             )
         print(
             f"{label} {rows['version']} ({where}; n/a where ours is within noise of 0; "
-            "ours below = blocks in which ours' overhead was the smaller. Plain: as the first "
-            "table; inner-timed: as the second, the same inner work and set-up check, for "
-            f"{label}'s call too)"
+            "ours below = blocks in which ours' overhead was the smaller; peer/floor: the "
+            "same for the floor, timed in the same processes (the SDK recording by hand what "
+            "ours records). Plain: as the first table; inner-timed: as the second, the same "
+            f"inner work and set-up check, for {label}'s call too)"
         )
+        cells = f"{'ours':>10} {label:>12} {'peer/ours':>10} {'ours below':>12} {'peer/floor':>10}"
         peer_header = (
-            f"{'':<34} {'plain':-^48}  {'inner-timed':-^48}\n"
-            f"{'call':<34} {'ours':>10} {label:>12} {'peer/ours':>10} {'ours below':>12}  "
-            f"{'ours':>10} {label:>12} {'peer/ours':>10} {'ours below':>12}  "
-            "recorded per call: ours | peer"
+            f"{'':<34} {'plain':-^59}  {'inner-timed':-^59}\n"
+            f"{'call':<34} {cells}  {cells}  recorded per call: ours | peer"
         )
         print(peer_header)
         print("-" * len(peer_header.splitlines()[-1]))
         fallbacks = []
+        below_floor = []
         for key, row in rows.items():
             if key == "version":
                 continue
@@ -2003,23 +2015,35 @@ def print_report(summary: dict[str, Any], settings: str) -> None:
             if row["inner"] is not None:
                 inner_cells = _peer_cells(row["inner"])
             else:
-                inner_cells = f"{'plain only' if row['inner_fallback'] else 'n/a':>48}"
+                inner_cells = f"{'plain only' if row['inner_fallback'] else 'n/a':>59}"
                 if row["inner_fallback"]:
                     fallbacks.append(row["inner_fallback"])
+            judged = row["inner"] or row  # the inner-timed estimate where there is one
+            if judged["peer_over_floor"] is not None and judged["peer_over_floor"] < 1:
+                below_floor.append(key)
             recorded = f"{_recorded(row, 'ours')} | {_recorded(row, peer)}"
             print(f"{ROWS[key].label:<34} {_peer_cells(row)}  {inner_cells}  {recorded}")
         for reason in fallbacks:
             print(f"plain only: {reason}")
+        if below_floor:
+            print(
+                f"below the floor ({label} costs less than the SDK recording what ours records, "
+                f"inner-timed where there is an estimate; no instrumentation recording as much "
+                f"can be below {label} there): {', '.join(below_floor)}"
+            )
 
 
 def _peer_cells(estimates: dict[str, Any]) -> str:
-    """Ours, the peer, peer/ours and the blocks ours was below, from ``_peer_estimates``."""
+    """Ours, the peer, peer/ours, the blocks ours was below and peer/floor, from
+    ``_peer_estimates``."""
     ratio = estimates["peer_over_ours"]
     ratio_text = f"{ratio:>9.2f}x" if ratio is not None else f"{'n/a':>10}"
     below = f"{estimates['blocks_ours_below']}/{estimates['blocks']}"
+    floor_ratio = estimates["peer_over_floor"]
+    floor_text = f"{floor_ratio:>9.2f}x" if floor_ratio is not None else f"{'n/a':>10}"
     return (
         f"{_signed(estimates['ours_us']):>10} {_signed(estimates['peer_us']):>12} "
-        f"{ratio_text} {below:>12}"
+        f"{ratio_text} {below:>12} {floor_text}"
     )
 
 

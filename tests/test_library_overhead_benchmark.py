@@ -268,23 +268,34 @@ def test_inner_problems_name_the_case_and_verify_raises_on_any(bench: ModuleType
 def _peer_row(peer: str, peer_problems: list[str], peer_entries: float) -> dict[str, Any]:
     """A worker's row as ``measure`` returns it, 3 blocks, peer dearer than ours by 10 µs
     plain and 2 µs inner-timed."""
-    cases = ("bare", "ours", peer)
+    cases = ("bare", "floor", "ours", peer)
     return {
         "label": "chroma",
         "calls": 5,
-        "p10_us": {"bare": [100.0] * 3, "ours": [130.0] * 3, peer: [140.0] * 3},
-        "net_p10_us": {"bare": [10.0] * 3, "ours": [20.0] * 3, peer: [22.0] * 3},
+        "p10_us": {
+            "bare": [100.0] * 3,
+            "floor": [125.0] * 3,
+            "ours": [130.0] * 3,
+            peer: [140.0] * 3,
+        },
+        "net_p10_us": {
+            "bare": [10.0] * 3,
+            "floor": [18.0] * 3,
+            "ours": [20.0] * 3,
+            peer: [22.0] * 3,
+        },
         "inner_p10_us": {case: [90.0] * 3 for case in cases},
-        "inner_entries_per_call": {"bare": 3.0, "ours": 3.0, peer: peer_entries},
-        "spans_per_call": {"bare": 0.0, "ours": 1.0, peer: 1.0},
+        "inner_entries_per_call": {"bare": 3.0, "floor": 3.0, "ours": 3.0, peer: peer_entries},
+        "spans_per_call": {"bare": 0.0, "floor": 1.0, "ours": 1.0, peer: 1.0},
         "span_names": {case: [] for case in cases},
-        "attribute_counts": {"bare": [], "ours": [12], peer: [10]},
-        "metric_points_per_call": {"bare": 0.0, "ours": 1.0, peer: 0.0},
+        "attribute_counts": {"bare": [], "floor": [12], "ours": [12], peer: [10]},
+        "metric_points_per_call": {"bare": 0.0, "floor": 1.0, "ours": 1.0, peer: 0.0},
         "ours_recording": {},
+        "floor_recording": {},
         "inner": {
             "targets": ["Collection()._query"],
-            "entries": {"bare": 3, "ours": 3, peer: 3},
-            "instrumentation_inside": {"bare": [], "ours": [], peer: []},
+            "entries": {"bare": 3, "floor": 3, "ours": 3, peer: 3},
+            "instrumentation_inside": {"bare": [], "floor": [], "ours": [], peer: []},
             "peer_problems": peer_problems,
         },
     }
@@ -327,13 +338,35 @@ def test_peer_rows_carry_both_estimates_or_say_why_plain_only(
         assert row["inner_fallback"] is None
         assert row["inner"]["ours_us"] == 10.0 and row["inner"]["peer_us"] == 12.0
         assert row["inner"]["peer_over_ours"] == pytest.approx(1.2)
-        assert row["inner"]["check"]["entries"] == {"bare": 3, "ours": 3, peer: 3}
-        assert "1.20x" in out and "plain only" not in out
+        assert row["inner"]["peer_over_floor"] == pytest.approx(1.5)  # 12 / 8
+        assert row["inner"]["check"]["entries"] == {"bare": 3, "floor": 3, "ours": 3, peer: 3}
+        assert "1.20x" in out and "1.50x" in out and "plain only" not in out
     else:
         assert row["inner"] is None
         assert fallback in row["inner_fallback"]
         assert "plain only" in out and fallback in out
-    assert "1.33x" in out  # the plain estimate is printed either way
+    assert "1.33x" in out and "1.60x" in out  # the plain estimates are printed either way
+    assert row["peer_over_floor"] == pytest.approx(1.6)  # 40 / 25
+    assert "below the floor" not in out
+
+
+def test_a_peer_cheaper_than_the_floor_is_named_as_such(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    peer = "openllmetry"
+    worker_row = _peer_row(peer, [], 3.0)
+    worker_row["net_p10_us"][peer] = [16.0] * 3  # below the floor's 18 inner-timed
+    main = {"versions": {}, "blocks": 3, "rows": {}}
+    worker = {"versions": {"OpenLLMetry": "0.62.4"}, "rows": {"chroma": worker_row}}
+    row = bench.summarize([main], {peer: [worker]})["peers"][peer]["chroma"]
+    assert row["inner"]["peer_over_floor"] == pytest.approx(0.75)  # 6 / 8
+    assert row["peer_over_floor"] == pytest.approx(1.6)  # plain: not below; inner decides
+    summary = {"versions": {}, "processes": 1, "blocks": 3, "rows": {},
+               "peers": {peer: {"version": "1", "chroma": row}}}  # fmt: skip
+    bench.print_report(summary, "test")
+    out = capsys.readouterr().out
+    assert "0.75x" in out
+    assert out.rstrip().endswith("can be below OpenLLMetry there): chroma")
 
 
 def _process(floor: float, ours: float, aa: float, **more: float) -> dict[str, Any]:
@@ -381,13 +414,17 @@ def test_processes_combine_into_medians_and_the_median_ratio(bench: ModuleType) 
 def test_peer_processes_combine_into_medians_and_summed_blocks(bench: ModuleType) -> None:
     def process(ours: float, peer: float | None) -> dict[str, Any]:
         ratio = peer / ours if peer is not None and ours > 0 else None
-        return {"bare_us": 9.0, "ours_us": ours, "peer_us": peer, "peer_over_ours": ratio,
+        over_floor = peer / 8.0 if peer is not None else None
+        return {"bare_us": 9.0, "floor_us": 8.0, "ours_us": ours, "peer_us": peer,
+                "peer_over_ours": ratio, "peer_over_floor": over_floor,
                 "blocks_ours_below": 5, "blocks": 7}  # fmt: skip
 
     row = bench.combine_peer_processes([process(10.0, 20.0), process(20.0, 22.0), process(-1, 9)])
     assert row["peer_over_ours_per_process"] == [2.0, 1.1, None]
     assert row["peer_over_ours"] == pytest.approx(1.55)  # of the two known ratios
-    assert row["ours_us"] == 10.0 and row["peer_us"] == 20.0
+    assert row["ours_us"] == 10.0 and row["peer_us"] == 20.0 and row["floor_us"] == 8.0
+    assert row["peer_over_floor_per_process"] == [2.5, 2.75, 1.125]
+    assert row["peer_over_floor"] == 2.5  # the median of the processes' own
     assert (row["blocks_ours_below"], row["blocks"]) == (15, 21)
     assert bench.combine_peer_processes([process(10.0, None)])["peer_us"] is None
 
@@ -453,10 +490,15 @@ def test_a_peer_worker_runs_the_inner_check_on_the_peer_too(tmp_path: Any) -> No
         assert numbers["blocks"] == 4  # both processes' blocks
     assert row["inner_fallback"] is None
     check = row["inner"]["check"]
-    assert check["entries"] == {"bare": 1, "ours": 1, "openllmetry": 1}
-    assert check["instrumentation_inside"] == {"bare": [], "ours": [], "openllmetry": []}
+    assert check["entries"] == {"bare": 1, "floor": 1, "ours": 1, "openllmetry": 1}
+    assert check["instrumentation_inside"] == {
+        "bare": [],
+        "floor": [],
+        "ours": [],
+        "openllmetry": [],
+    }
     assert set(row["inner"]["entries_per_call"].values()) == {1.0}
-    for key in ("ours_us", "peer_us", "blocks_ours_below"):
+    for key in ("floor_us", "ours_us", "peer_us", "blocks_ours_below"):
         assert isinstance(row[key], (int, float)) and isinstance(row["inner"][key], (int, float))
     assert "inner-timed" in done.stdout
 
