@@ -19,7 +19,7 @@ that a reader can tell less work from less recording (counters' adds are not cou
 ``--by-function N`` also lists, per row, the N functions of otel-rerank that execute the
 most bytecodes per call in ours (where to cut). Run::
 
-    .venv/bin/python benchmarks/opcode_counts.py [--rows faiss,qdrant] [--calls 50]
+    .venv/bin/python benchmarks/opcode_counts.py [--rows faiss,qdrant] [--calls 50] [--traces-only]
     .venv/bin/python benchmarks/opcode_counts.py --rows predict-50,rank-50 --by-function 15
     .venv-bench-traceverde/bin/python benchmarks/opcode_counts.py --rows qdrant --peer traceverde
 """
@@ -102,31 +102,27 @@ def measure(
     calls: int,
     peer: str | None,
     by_function: dict[str, Counter[str]] | None = None,
+    traces_only: bool = False,
 ) -> list[tuple[str, str, float, str]]:
     """``(row label, case, opcodes over bare per call, what one call recorded)`` rows;
-    ``by_function`` (when given) gets each row's per-function counts of ours, in total."""
-    from opentelemetry import metrics, trace
-
+    ``by_function`` (when given) gets each row's per-function counts of ours, in total;
+    ``traces_only``: a TracerProvider alone, as ``library_overhead.py --traces-only``."""
     import otel_rerank
 
     found: list[tuple[str, str, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="otel-rerank-opcodes-") as workdir:
         fx = lo.Fixtures(Path(workdir))
-        sdk = lo._make_sdk()
-        trace.set_tracer_provider(sdk.tracer_provider)  # peers record to the globals
-        metrics.set_meter_provider(sdk.meter_provider)
         rows = [lo.ROWS[key] for key in row_keys]
+        # With a peer the SDK is also made the global providers (peers record to those).
+        sdk, ours_with_sdk = lo.sdk_and_ours(
+            sorted({row.library for row in rows}), peer, traces_only
+        )
         bare_counts: dict[str, float] = {}
         for row in rows:
             bare = row.make(fx)
             bare()
             base = bare_counts[row.key] = count_opcodes(bare, calls)
-            otel_rerank.instrument(
-                tracer_provider=sdk.tracer_provider,
-                meter_provider=sdk.meter_provider,
-                capture_content=False,
-                libraries=[row.library],
-            )
+            ours_with_sdk()
             ours = row.make(fx)
             recording = lo._record_once(ours, sdk)
             functions: Counter[str] | None = None
@@ -163,9 +159,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="N",
         help="also list the N functions of otel-rerank with the most bytecodes per call in ours",
     )
+    parser.add_argument(
+        "--traces-only",
+        action="store_true",
+        help="give ours and the peer a TracerProvider only (no metric point; the floor "
+        "records none either), as library_overhead.py --traces-only",
+    )
     args = parser.parse_args(argv)
     by_function: dict[str, Counter[str]] | None = {} if args.by_function else None
-    found = measure(args.rows, args.calls, args.peer, by_function)
+    found = measure(args.rows, args.calls, args.peer, by_function, args.traces_only)
     floors = {label: opcodes for label, case, opcodes, _ in found if case == "floor"}
     print(f"Python bytecodes per call over the bare call ({args.calls} calls each)")
     print(f"{'call':38} {'case':12} {'opcodes':>8} {'/floor':>7}  recorded per call")

@@ -51,3 +51,18 @@ def test_by_function_lists_our_functions_within_ours() -> None:
     assert any("_base.py:Method." in line for line in listed)
     bad = _run("--rows", "faiss", "--by-function", "-1")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_traces_only_records_no_metric_and_counts_less_than_with_one() -> None:
+    # As library_overhead.py --traces-only: a TracerProvider alone, so neither ours nor the
+    # floor records a metric point, and both count fewer bytecodes than with a MeterProvider.
+    def counts(*extra: str) -> dict[str, tuple[int, str]]:
+        done = _run("--rows", "faiss", "--calls", "3", *extra)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = [line.split() for line in done.stdout.splitlines() if "faiss" in line]
+        return {row[3]: (int(row[4]), " ".join(row[6:])) for row in rows}
+
+    traces, both = counts("--traces-only"), counts()
+    for case in ("ours", "floor"):
+        assert traces[case][1] == "1 span(s), 10 attributes, 0 histogram record(s)"
+        assert traces[case][0] < both[case][0]
