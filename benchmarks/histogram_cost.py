@@ -33,15 +33,21 @@ percentile, less bare's; the median over blocks):
   switched off, so the Python functions they stand in for run instead. Both record the
   same; the difference is what compiling them saves in place. Refused where the build had
   no C compiler;
-* ``--ablate bound`` on ``predict-50``: beside ours, ``hand-written``: the least Python a
-  wrapper recording exactly what ours records can run (:func:`_hand_written_predict`: no
-  argument binding, no span helper, no guards; ours' own pure functions for the one-query
-  check, the model's attributes and the exact summary). Set-up checks that its span's
-  attributes equal ours' and stops if they do not. ``hand-written`` against ``floor`` is
-  what recording this much costs before any wrapper design: the lowest ours could reach;
-  ``ours`` against ``hand-written`` is what ours' one generic wrapper adds;
+* ``--ablate bound`` on ``predict-50`` and ``qdrant``: beside ours, ``hand-written``: the
+  least Python a wrapper recording exactly what ours records can run
+  (:func:`_hand_written_predict`, :func:`_hand_written_query_points`: no argument binding,
+  no span helper, no guards; ours' own pure functions for the attributes, and on
+  ``predict`` the one-query check and the exact summary; qdrant's a leaf span, made when
+  the call returns, as ours'). Set-up checks that its span's attributes equal ours' and
+  stops if they do not. ``hand-written`` against ``floor`` is what recording this much
+  costs before any wrapper design: the lowest ours could reach; ``ours`` against
+  ``hand-written`` is what ours' one generic wrapper adds; with ``--peer``, ``hand-written``
+  against the peer says whether any wrapper recording what ours records could be below it;
 * ``--peer NAME``    the peer's own instrumentation (run with that peer's venv's Python,
-  which ``library_overhead.py --peers NAME`` makes: ``.venv-bench-<name>/bin/python``).
+  which ``library_overhead.py --peers NAME`` makes: ``.venv-bench-<name>/bin/python``),
+  with the histogram ablation or ``--ablate bound``;
+* ``--traces-only``  ours, the floor and the peer with a TracerProvider alone, as
+  ``library_overhead.py --traces-only`` (any ablation but the histogram's).
 
 Run::
 
@@ -49,6 +55,8 @@ Run::
     .venv/bin/python benchmarks/histogram_cost.py --ablate summary --rows predict-50,cohere
     .venv/bin/python benchmarks/histogram_cost.py --ablate pieces --blocks 31
     .venv/bin/python benchmarks/histogram_cost.py --ablate bound
+    .venv-bench-openllmetry/bin/python benchmarks/histogram_cost.py --ablate bound \\
+        --rows qdrant --peer openllmetry --traces-only
     .venv/bin/python benchmarks/histogram_cost.py --ablate speedups
     .venv-bench-traceverde/bin/python benchmarks/histogram_cost.py --rows chroma --peer traceverde
     .venv-bench-openllmetry/bin/python benchmarks/histogram_cost.py --rows qdrant --peer openllmetry
@@ -76,8 +84,8 @@ SUMMARY_ROWS = ("predict-50", "rank-50", "cohere")
 SUMMARY_FUNCTIONS = ("summary", "summary_attributes", "ranking_summary_attributes")
 #: Rows of ``--ablate pieces``: the two whose wrapper pieces it gives one at a time.
 PIECE_ROWS = ("predict-50", "rank-50")
-#: The row of ``--ablate bound``: the one its hand-written wrapper is written for.
-BOUND_ROWS = ("predict-50",)
+#: The rows of ``--ablate bound``: those a hand-written wrapper is written for.
+BOUND_ROWS = ("predict-50", "qdrant")
 
 
 def _taking_only(ablation: str, rows: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
@@ -200,7 +208,8 @@ def _hand_written_predict() -> Callable[..., Any]:
         in_span = trace.set_span_in_context(span, parent)
         metric_attributes = opened.metric_attributes.values
         pairs = args[0]
-        telemetry.candidates.record(len(pairs), metric_attributes, in_span)
+        if telemetry.metering:
+            telemetry.candidates.record(len(pairs), metric_attributes, in_span)
         pending = {
             semconv.GEN_AI_RERANK_CANDIDATE_COUNT: len(pairs),
             semconv.RAG_BATCH_SIZE: kwargs.get("batch_size", default_batch_size),
@@ -222,11 +231,72 @@ def _hand_written_predict() -> Callable[..., Any]:
                 pending.update(summary)
                 _rerank.add_output_documents(pending, ranking, limit)
         span.set_attributes(pending)
-        telemetry.duration.record(elapsed, metric_attributes, in_span)
+        if telemetry.metering:
+            telemetry.duration.record(elapsed, metric_attributes, in_span)
         span.end()
         return result
 
     return predict
+
+
+def _hand_written_query_points() -> Callable[..., Any]:
+    """qdrant's ``query_points`` in local mode recorded as ours records it, written out by
+    hand in the fewest Python steps: ``(query_points, client, args, kwargs) -> result``.
+
+    A leaf, as ours' is (local mode starts no span): the span is made when the call has
+    returned, with its start time taken before it and every attribute at creation, and never
+    made current; the same duration record, in a context where the span is current. The
+    attributes come from ours' own pure functions (the collection's start, the request's and
+    the response's pairs); what it leaves out is ours' wrapper: the SDK check, argument
+    binding, the span helper, the one-span group, the guards. Written for the success path of
+    ``query_points(collection, query=..., limit=...)`` under a sampler that keeps every
+    root: a bound, never shipped.
+    """
+    from opentelemetry import trace
+
+    from otel_rerank import _span
+    from otel_rerank.instrumentation.qdrant_client import QUERY_POINTS
+    from otel_rerank.instrumentation.qdrant_client import _attributes as attrs
+
+    perf_counter, time_ns = time.perf_counter, time.time_ns
+
+    def query_points(wrapped: Callable[..., Any], client: Any, args: Any, kwargs: Any) -> Any:
+        telemetry, parent = _span.records()  # type: ignore[misc]  # the bench's SDK records
+        start_ns = time_ns()
+        start = perf_counter()
+        result = wrapped(*args, **kwargs)
+        elapsed = perf_counter() - start
+        arguments = {"collection_name": args[0], **kwargs}
+        opened = QUERY_POINTS._opening(attrs.start(client, arguments))
+        attributes = dict(opened.span_attributes)
+        attributes.update(attrs.query_request(client, arguments))
+        attributes.update(attrs.query_response(result))
+        span = telemetry.tracer.start_span(
+            opened.name,
+            context=parent,
+            kind=opened.kind,
+            attributes=attributes,
+            start_time=start_ns,
+        )
+        span.end(start_ns + int(elapsed * 1e9))
+        if telemetry.metering:
+            in_span = trace.set_span_in_context(span, parent)
+            telemetry.duration.record(elapsed, opened.metric_attributes.values, in_span)
+        return result
+
+    return query_points
+
+
+def _bound_targets() -> dict[str, tuple[type, str, Callable[[], Callable[..., Any]]]]:
+    """Per ``--ablate bound`` row: the class and method its hand-written wrapper replaces,
+    and the function that writes it."""
+    from qdrant_client import QdrantClient
+    from sentence_transformers import CrossEncoder
+
+    return {
+        "predict-50": (CrossEncoder, "predict", _hand_written_predict),
+        "qdrant": (QdrantClient, "query_points", _hand_written_query_points),
+    }
 
 
 def _what_is_recorded(recording: Any) -> tuple[Any, ...]:
@@ -238,30 +308,39 @@ def _what_is_recorded(recording: Any) -> tuple[Any, ...]:
     return recording.spans, records
 
 
-def _hand_written_phase(ours: Any, patches: Patches) -> Any:
-    """Ours' instrumentation with ``CrossEncoder.predict`` recorded by
-    :func:`_hand_written_predict` instead (``rank`` stays ours')."""
-    from types import MethodType
-
-    from sentence_transformers import CrossEncoder
-
-    original = CrossEncoder.__dict__["predict"]  # before ours patches it
-    record = _hand_written_predict()
-    ours_replacement: list[Any] = []
-
-    def predict(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return record(MethodType(original, self), self, args, kwargs)
+def _hand_written_phase(row_keys: Sequence[str], ours: Any, patches: Patches) -> Any:
+    """Ours' instrumentation with each row's method (:func:`_bound_targets`) recorded by its
+    hand-written wrapper instead (``rank`` stays ours')."""
+    targets = [_bound_targets()[key] for key in row_keys]
+    replaced: list[tuple[type, str, Any]] = []  # ours' replacements, put back by ``off``
+    hand_written: list[tuple[type, str, Any]] = []
+    for owner, name, write in targets:
+        # the original (before ours patches it), recorded by the hand-written wrapper
+        hand_written.append((owner, name, _calling(owner.__dict__[name], write())))
 
     def on() -> None:
         patches.on()
-        ours_replacement[:] = [CrossEncoder.__dict__["predict"]]
-        CrossEncoder.predict = predict
+        for owner, name, method in hand_written:
+            replaced.append((owner, name, owner.__dict__[name]))
+            setattr(owner, name, method)
 
     def off() -> None:
-        CrossEncoder.predict = ours_replacement.pop()  # ours' uninstrument finds its own
+        while replaced:  # ours' uninstrument finds its own
+            owner, name, ours_replacement = replaced.pop()
+            setattr(owner, name, ours_replacement)
         patches.off()
 
     return lo.Phase("hand-written", on, off, dict(ours.calls))
+
+
+def _calling(original: Callable[..., Any], record: Callable[..., Any]) -> Callable[..., Any]:
+    """A method that calls ``record`` with wrapt's arguments for ``original``."""
+    from types import MethodType
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return record(MethodType(original, self), self, args, kwargs)
+
+    return method
 
 
 def _summary_given_phase(name: str, ours: Any, patches: Patches) -> Any:
@@ -314,10 +393,15 @@ def _given_summaries() -> tuple[Callable[[], None], Callable[[], None]]:
 
 
 def measure(
-    row_keys: Sequence[str], blocks: int, calls: int, peer: str | None, ablate: str = "histogram"
+    row_keys: Sequence[str],
+    blocks: int,
+    calls: int,
+    peer: str | None,
+    ablate: str = "histogram",
+    traces_only: bool = False,
 ) -> dict[str, dict[str, tuple[list[float], str]]]:
     """Per row, per case: the inner-timed overhead over bare of each block (µs), and what
-    one call recorded."""
+    one call recorded (``traces_only``: as ``library_overhead.py --traces-only``)."""
     import torch
 
     torch.set_num_threads(1)
@@ -332,14 +416,14 @@ def measure(
         for row in rows:
             for owner, name in row.inner(fx) if row.inner is not None else ():
                 inner.install(owner, name)
-        sdk, ours_on = lo.sdk_and_ours(libraries, peer)
+        sdk, ours_on = lo.sdk_and_ours(libraries, peer, traces_only)
         patches = Patches(ours_on, lo.PATCHED_PACKAGES)
         ours = lo.Phase("ours", patches.on, patches.off)
         with lo._switched_on(ours):
             ours.calls = {row.key: row.make(fx) for row in rows}
             recordings = {row.key: lo._record_once(ours.calls[row.key], sdk) for row in rows}
         if ablate == "bound":
-            hand = _hand_written_phase(ours, patches)
+            hand = _hand_written_phase(row_keys, ours, patches)
             with lo._switched_on(hand):
                 for row in rows:
                     written = lo._record_once(hand.calls[row.key], sdk)
@@ -514,6 +598,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "compiled speed-ups: the Python functions they stand in for run instead",
     )
     parser.add_argument("--peer", choices=sorted(lo.PEERS))
+    parser.add_argument(
+        "--traces-only",
+        action="store_true",
+        help="give ours, the floor and the peer a TracerProvider only, as "
+        "library_overhead.py --traces-only (not with the histogram ablation)",
+    )
     parser.add_argument("--blocks", type=lo._positive, default=9)
     parser.add_argument(
         "--calls", type=lo._positive, default=60, help="timed calls per case per block"
@@ -523,13 +613,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         taken, refusal = ABLATION_ROWS[args.ablate]
         if args.rows is None:
             args.rows = list(taken)
-        if args.peer is not None:
-            parser.error("--peer goes with the histogram ablation only")
+        if args.peer is not None and args.ablate != "bound":
+            parser.error("--peer goes with the histogram and bound ablations only")
         other = [key for key in args.rows if key not in taken]
         if other:
             parser.error(refusal.format(", ".join(other)))
     elif args.rows is None:
         args.rows = list(DEFAULT_ROWS)
+    if args.traces_only and args.ablate == "histogram":
+        parser.error("--traces-only records no histogram: choose another --ablate")
     if args.ablate == "speedups" and importlib.util.find_spec("otel_rerank._speedups") is None:
         parser.error("otel_rerank._speedups is not built here (no C compiler at install)")
     if args.peer is not None:
@@ -540,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(
                 f"{args.peer} is not installed here: run it with .venv-bench-{args.peer}/bin/python"
             )
-    found = measure(args.rows, args.blocks, args.calls, args.peer, args.ablate)
+    found = measure(args.rows, args.blocks, args.calls, args.peer, args.ablate, args.traces_only)
     print(report(found, args.blocks, args.calls))
 
 

@@ -78,13 +78,34 @@ def test_each_piece_given_records_what_ours_records() -> None:
 def test_the_hand_written_predict_records_what_ours_records() -> None:
     # The bound: set-up compares its span and records with ours' and stops on a difference,
     # so a run that reports numbers was checked.
-    done = _run("--ablate", "bound", "--blocks", "1", "--calls", "3")
+    done = _run("--ablate", "bound", "--rows", "predict-50", "--blocks", "1", "--calls", "3")
     assert done.returncode == 0, done.stderr[-3000:]
     recorded = _recorded(done.stdout)
     assert set(recorded) == {"ours", "hand-written", "floor"}
     assert len(set(recorded.values())) == 1, recorded
     assert "32 attributes, 2 histogram record(s)" in recorded["ours"]
     assert "hand-written/floor " in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "recording"),
+    [
+        ((), "11 attributes, 1 histogram record(s)"),
+        (("--traces-only",), "11 attributes, 0 histogram record(s)"),
+    ],
+)
+def test_the_hand_written_qdrant_leaf_records_what_ours_records(
+    extra: tuple[str, ...], recording: str
+) -> None:
+    # The leaf's bound (its span made when the call returns, as ours'), with a meter
+    # provider and with tracing alone: checked against ours' recording at set-up.
+    pytest.importorskip("qdrant_client")
+    done = _run("--ablate", "bound", "--rows", "qdrant", "--blocks", "1", "--calls", "3", *extra)
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = _recorded(done.stdout)
+    assert set(recorded) == {"ours", "hand-written", "floor"}
+    assert len(set(recorded.values())) == 1, recorded
+    assert recording in recorded["ours"]
 
 
 def test_ours_pure_python_records_what_ours_records() -> None:
@@ -124,10 +145,11 @@ def test_the_bound_check_catches_a_hand_written_predict_that_records_otherwise()
     ("args", "message"),
     [
         (("--ablate", "summary", "--rows", "faiss"), "no rerank summary on faiss"),
-        (("--ablate", "summary", "--peer", "traceverde"), "--peer goes with the histogram"),
+        (("--ablate", "summary", "--peer", "traceverde"), "--peer goes with the histogram and"),
         (("--ablate", "pieces", "--rows", "cohere"), "takes predict-50, rank-50 only, not cohere"),
-        (("--ablate", "pieces", "--peer", "traceverde"), "--peer goes with the histogram"),
-        (("--ablate", "bound", "--rows", "rank-50"), "takes predict-50 only, not rank-50"),
+        (("--ablate", "pieces", "--peer", "traceverde"), "--peer goes with the histogram and"),
+        (("--ablate", "bound", "--rows", "rank-50"), "takes predict-50, qdrant only, not rank-50"),
+        (("--traces-only",), "--traces-only records no histogram: choose another --ablate"),
         (("--ablate", "speedups", "--rows", "faiss"), "takes predict-50, rank-50 only, not faiss"),
         (("--ablate", "nothing"), "invalid choice"),
         (("--rows", "faiss,nope"), "unknown rows nope"),
