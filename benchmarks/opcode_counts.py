@@ -11,6 +11,9 @@ timings, as the load-free half of the picture. Cases:
 
 * ``floor``   the hand-written span and histogram records of ``library_overhead.py``;
 * ``ours``    ``otel_rerank.instrument(...)`` with the same SDK;
+* ``no SDK``  ours with no SDK configured (no provider given, none global): what ours'
+  patched methods add to a call in an app without one (not run beside a peer, whose run
+  makes the SDK the global providers);
 * ``--peer``  a peer's instrumentation (run with that peer's venv's Python, which
   ``library_overhead.py`` makes: ``.venv-bench-<peer>/bin/python``).
 
@@ -130,6 +133,11 @@ def measure(
                 functions = by_function[row.label] = Counter()
             opcodes = count_opcodes(ours, calls, functions) - base
             found.append((row.label, "ours", opcodes, _recorded(ours, sdk)))
+            if peer is None:  # (a peer's run makes the SDK global: there is no "no SDK")
+                otel_rerank.instrument(capture_content=False, libraries=[row.library])
+                unconfigured = row.make(fx)
+                opcodes = count_opcodes(unconfigured, calls) - base
+                found.append((row.label, "no SDK", opcodes, _recorded(unconfigured, sdk)))
             otel_rerank.uninstrument()
             floor = lo._floor(bare, recording, sdk)
             found.append(
