@@ -10,6 +10,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
@@ -322,6 +324,25 @@ def test_uninstrument_restores_the_originals(otel: Otel) -> None:
 )
 def test_query_response_table(result: Any, expected: dict[str, Any]) -> None:
     assert {k: v for k, v in _attributes.query_response(result) if v is not None} == expected
+
+
+_SCORES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-3, 3),
+    st.booleans(),
+    st.none(),
+    st.just("0.5"),
+)
+
+
+@given(st.lists(_SCORES, max_size=6))
+def test_query_response_reads_the_score_kind_score_kind_reads(scores: list[Any]) -> None:
+    # query_response answers from the first two scores where they are differing floats;
+    # that must be score_kind's answer on every list of scores.
+    hits = [SimpleNamespace(score=score) for score in scores]
+    written = dict(_attributes.query_response(hits))
+    if hits:
+        assert written[semconv.RAG_RETRIEVAL_SCORE_KIND] == _attributes.score_kind(hits)
 
 
 class _Local:

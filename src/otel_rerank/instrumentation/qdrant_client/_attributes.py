@@ -35,6 +35,8 @@ DB_SYSTEM = "qdrant"
 _RETURNED_COUNT = semconv.RAG_RETRIEVAL_RETURNED_COUNT
 _TOP_SCORE = semconv.RAG_RETRIEVAL_TOP_SCORE
 _SCORE_KIND = semconv.RAG_RETRIEVAL_SCORE_KIND
+_SIMILARITY = semconv.SCORE_KIND_SIMILARITY
+_DISTANCE = semconv.SCORE_KIND_DISTANCE
 
 # Payload keys that commonly hold a point's text (LangChain, LlamaIndex, fastembed, ours).
 _TEXT_KEYS = ("document", "text", "page_content", "content", "chunk")
@@ -148,10 +150,19 @@ def query_response(result: Any) -> Attributes:
     if not hits:
         return (returned,)
     top = getattr(hits[0], "score", None)
+    kind = None  # one point: no order to read
+    if len(hits) > 1:
+        second = getattr(hits[1], "score", None)
+        if type(top) is float and type(second) is float and second != top:
+            # The usual points: the first two scores differ, which is score_kind's answer
+            # without its loop.
+            kind = _SIMILARITY if second < top else _DISTANCE
+        else:
+            kind = score_kind(hits)
     return (
         returned,
         (_TOP_SCORE, top if type(top) is float else _float(top)),
-        (_SCORE_KIND, score_kind(hits)),
+        (_SCORE_KIND, kind),
     )
 
 
