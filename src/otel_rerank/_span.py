@@ -297,6 +297,121 @@ def opening(
     return Opening(stage, identity.name, kind or identity.kind, span_attributes, metric_attributes)
 
 
+def leaf_records(telemetry: _telemetry.Telemetry, parent: context.Context | None) -> bool | None:
+    """Whether a call that runs nothing that could start a span (a *leaf*: faiss's C++
+    search, qdrant's in-process local mode) records, its span made when it ends; ``None``
+    when it is not made a leaf here.
+
+    Its span is made when it ends, with its start time taken when it began and every
+    attribute at creation (one write; a sampler sees them all), never current. It records
+    (its pairs are read) unless its parent is a span that is not sampled (a parent-based
+    sampler drops the child; a sampler that keeps a child of an unsampled parent gets the
+    start attributes only) or tracing is not set up. A root call is a leaf only under a
+    sampler that keeps every root (``Telemetry.keeps_every_root``: the SDK's default);
+    under any other (a ratio) ``None``: its span starts when the call does, as any call's,
+    so that a span the sampler drops reads nothing.
+    """
+    in_parent = trace.get_current_span(parent)
+    if in_parent is INVALID_SPAN:  # a root call: no span context to read
+        return telemetry.tracing if telemetry.keeps_every_root else None
+    parent_span = in_parent.get_span_context()
+    if not parent_span.is_valid:
+        return telemetry.tracing if telemetry.keeps_every_root else None
+    return telemetry.tracing and parent_span.trace_flags.sampled
+
+
+def make_leaf(
+    telemetry: _telemetry.Telemetry,
+    opened: Opening,
+    parent: context.Context | None,
+    links: Sequence[Link] | None,
+    attributes: Mapping[str, AttributeValue],
+    start_ns: int,
+    elapsed: float,
+    failure: BaseException | None,
+    content: ContentPolicy | None = None,
+) -> Span:
+    """A leaf call's span (see :func:`leaf_records`), made and ended now that the call
+    returned: every attribute at creation, the start time taken when it began, ended after
+    as long as it took; marked failed by ``failure`` (its ``error.type`` attribute already
+    in ``attributes`` where it records)."""
+    span = telemetry.tracer.start_span(
+        opened.name,
+        context=parent,
+        kind=opened.kind,
+        attributes=attributes,
+        links=links,
+        start_time=start_ns,
+    )
+    try:
+        if failure is not None:
+            _errors.record_error(span, failure, content or telemetry.content)
+    finally:
+        span.end(start_ns + int(elapsed * 1e9))
+    return span
+
+
+def end_leaf(
+    telemetry: _telemetry.Telemetry,
+    opened: Opening,
+    parent: context.Context,
+    pairs: dict[str, AttributeValue],
+    start_ns: int,
+    began: float,
+    records: bool,
+    error: BaseException | None = None,
+) -> None:
+    """The end of a leaf call recorded without a ``StageSpan`` (the generic wrapper's
+    ``Method._leaf_call``), as :meth:`StageSpan.end` ends a leaf: its span made with the
+    pairs read where it ``records`` (:func:`make_leaf`), then its duration (since the
+    ``perf_counter`` reading ``began``) recorded in a context where that span is current.
+    ``GeneratorExit`` is not an error. A failure of ours is logged, never raised.
+    """
+    elapsed = time.perf_counter() - began
+    failure = error if error is not None and not isinstance(error, GeneratorExit) else None
+    span: Span = INVALID_SPAN
+    try:
+        attributes = opened.span_attributes
+        if records:
+            if failure is not None:
+                pairs[semconv.ERROR_TYPE] = _errors.error_type(failure)
+            if pairs:
+                attributes = {**attributes, **pairs}
+        span = make_leaf(telemetry, opened, parent, None, attributes, start_ns, elapsed, failure)
+    except Exception:
+        report_internal_error("StageSpan.end")
+    if telemetry.metering:
+        try:
+            _metrics.duration(
+                telemetry,
+                opened.metric_attributes,
+                elapsed,
+                None if failure is None else _errors.error_type(failure),
+                trace.set_span_in_context(span, parent),
+            )
+        except Exception:
+            report_internal_error("StageSpan.end")
+
+
+def read_pairs(
+    into: dict[str, AttributeValue],
+    extractor: Callable[_P, Attributes],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> None:
+    """Run a pure extraction function and add the pairs it yields to ``into``, less those
+    whose value is ``None``: all of them, or none if it fails (a failure of ours, logged,
+    that never reaches the user's call). An extractor names each key once."""
+    try:
+        found = dict(extractor(*args, **kwargs))  # in C, as the None check below
+        if None in found.values():  # not the usual pairs, each of which has a value
+            found = {key: value for key, value in found.items() if value is not None}
+    except Exception:
+        report_internal_error("StageSpan.extract")
+    else:
+        into.update(found)
+
+
 class StageSpan:
     """One instrumented call in flight: its span, clock, metrics and gathered attributes.
 
@@ -339,31 +454,14 @@ class StageSpan:
         enters this span before anything can change it; the span starts in it and is made
         current on top of it without the context being read again.
 
-        ``leaf``: nothing the call runs can start a span (faiss's C++ search, qdrant's
-        in-process local mode), so the span need not be current while it runs: it is
-        made when the call ends, with its start time taken now and every attribute given
-        at creation (one write; a sampler sees them all). Its pairs are read unless the
-        parent is a span that is not sampled (a parent-based sampler drops the child; a
-        sampler that keeps a child of an unsampled parent gets the start attributes
-        only). A root call is a leaf only under a sampler that keeps every root
-        (``Telemetry.keeps_every_root``: the SDK's default); under any other (a ratio)
-        its span starts now, as any call's, so that a span the sampler drops reads
-        nothing.
+        ``leaf``: nothing the call runs can start a span, so the span need not be current
+        while it runs: where :func:`leaf_records` makes it a leaf, its start time is taken
+        now and the span made when it ends (:func:`make_leaf`).
         """
-        sampled = True  # a root's span: its sampler decides when it is made
-        if leaf:
-            # A root its sampler may drop is started now: the sampler decides first.
-            in_parent = trace.get_current_span(parent)
-            if in_parent is INVALID_SPAN:  # a root call: no span context to read
-                leaf = telemetry.keeps_every_root
-            else:
-                parent_span = in_parent.get_span_context()
-                valid = parent_span.is_valid
-                leaf = valid or telemetry.keeps_every_root
-                sampled = not valid or parent_span.trace_flags.sampled
-        if leaf:
+        recording = leaf_records(telemetry, parent) if leaf else None
+        if recording is not None:
             self.span: Span = INVALID_SPAN  # until the call ends
-            self.recording = telemetry.tracing and sampled
+            self.recording = recording
             self._leaf: tuple[Opening, Sequence[Link] | None, int] | None = (
                 opened,
                 links,
@@ -555,21 +653,18 @@ class StageSpan:
             if pending:
                 attributes = {**attributes, **pending}
         telemetry: _telemetry.Telemetry = self._telemetry  # type: ignore[assignment]
-        span = telemetry.tracer.start_span(
-            opened.name,
-            context=self._parent,
-            kind=opened.kind,
-            attributes=attributes,
-            links=links,
-            start_time=start_ns,
+        self.span = make_leaf(
+            telemetry,
+            opened,
+            self._parent,
+            links,
+            attributes,
+            start_ns,
+            elapsed,
+            failure,
+            self._content,
         )
-        self.span = span
         self._in_span = None  # built on the invalid span until now
-        try:
-            if failure is not None:
-                _errors.record_error(span, failure, self._content)
-        finally:
-            span.end(start_ns + int(elapsed * 1e9))
 
     # -- attributes -----------------------------------------------------------------------
     def set(self, key: str, value: AttributeValue | None) -> None:
@@ -594,17 +689,8 @@ class StageSpan:
         Runs only when the span records; a failure inside it is ours and never reaches the
         user's call (and then none of its pairs is set).
         """
-        if not self.recording:
-            return
-        found = {}
-        try:  # a loop, not a comprehension: one frame less on every call
-            for key, value in extractor(*args, **kwargs):
-                if value is not None:
-                    found[key] = value
-        except Exception:
-            report_internal_error("StageSpan.extract")
-        else:
-            self._pending.update(found)
+        if self.recording:
+            read_pairs(self._pending, extractor, *args, **kwargs)
 
     def safely(self, recorder: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
         """Run one of our recorders (which may use this span's methods); ``None`` if it fails.

@@ -12,7 +12,9 @@ identity (name and start attributes worked out once per ``Start``, see
 :meth:`Method._opening`) in the context read for the check; read the request
 (only when the span records); call; write the request and response attributes in one write
 when the span ends (with the error, if the call raised; a leaf call's span, one that runs
-nothing that could start a span, is made then, see :class:`Start`); hand content to the
+nothing that could start a span, is made then, see :class:`Start`: a synchronous retrieval
+that records nothing but pairs makes it without a ``StageSpan`` when content capture is
+off, its pairs read into one dict, see :meth:`Method._leaf_call`); hand content to the
 privacy gate (:meth:`StageSpan.record_content`); run the rerank recorders. A failure of ours
 in any of those steps is logged (re-raised under our tests) and never reaches the user's
 call; each step catches its own (a ``try``, cheaper than a ``with guard``), so the others
@@ -50,6 +52,7 @@ import importlib.util
 import inspect
 import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -157,6 +160,9 @@ class Method:
     #: innermost method or one in no group
     _opens: ContextVar[list[Any] | None] | None = field(init=False, repr=False)
     _reads_arguments: bool = field(init=False, repr=False)
+    #: a retrieval recording nothing but pairs (no candidates, summary or group variable of
+    #: its own): a leaf call of it needs no ``StageSpan`` (see ``_leaf_call``)
+    _plain_leaf: bool = field(init=False, repr=False)
     _where: str = field(init=False, repr=False)
     #: id(start) -> (start, opening): what a span starts with, worked out once per
     #: ``Start`` object (libraries cache theirs); checked by identity on each use
@@ -172,6 +178,9 @@ class Method:
         object.__setattr__(self, "_opens", None if self.innermost else nested)
         readers = (self.request, self.content_in, self.content_out, self.summary)
         object.__setattr__(self, "_reads_arguments", any(f is not None for f in readers))
+        # Only a retrieval's start can be a leaf (a search in process).
+        plain = self.candidates is None and self.summary is None and self._opens is None
+        object.__setattr__(self, "_plain_leaf", plain and self.stage is _span.RETRIEVAL)
         object.__setattr__(self, "_where", f"{self.provider} {self.stage.operation}")
         object.__setattr__(self, "_openings", {})
 
@@ -196,6 +205,8 @@ class Method:
         if recording is None:
             return wrapped(*args, **kwargs)
         telemetry, parent = recording
+        if self._plain_leaf and not telemetry.content.capture:
+            return self._leaf_call(telemetry, parent, wrapped, instance, args, kwargs)
         call, arguments = self._begin(telemetry, parent, wrapped, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
@@ -210,6 +221,65 @@ class Method:
         finally:
             if token is not None:
                 opens.reset(token)  # type: ignore[union-attr]
+
+    def _leaf_call(
+        self,
+        telemetry: _telemetry.Telemetry,
+        parent: Context,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """:meth:`wrapper` for a method that records only pairs (see ``_plain_leaf``), with
+        content capture off: a call whose ``Start`` is a leaf, where :func:`_span.
+        leaf_records` makes it one, is recorded without a ``StageSpan``: its pairs are read
+        into one dict, and its span made and its duration recorded when it returns
+        (:func:`_span.end_leaf`), as ``StageSpan`` would; any other call takes the
+        general path."""
+        arguments: Arguments | None = None
+        if self.start_binds:
+            arguments = bind_arguments(wrapped, args, kwargs)
+        try:
+            start = self.start(instance, _NO_ARGUMENTS if arguments is None else arguments)
+        except Exception:  # an instance we cannot read starts a span without its identity
+            report_internal_error(self._where)
+            start = _NO_START
+        leaf: tuple[_span.Opening, bool] | None = None
+        if start.leaf:
+            try:
+                records = _span.leaf_records(telemetry, parent)
+                if records is not None:
+                    leaf = self._opening(start), records
+            except Exception:  # ours: the general path
+                report_internal_error("begin")
+        if leaf is None:
+            call, bound = self._begin(
+                telemetry, parent, wrapped, instance, args, kwargs, arguments, start
+            )
+            if call is None:
+                return wrapped(*args, **kwargs)
+            with call:
+                result = wrapped(*args, **kwargs)
+                self._after(call, telemetry, bound, result, ())
+                return result
+        opened, records = leaf
+        pairs: dict[str, AttributeValue] = {}
+        if records and self.request is not None:
+            if arguments is None:
+                arguments = bind_arguments(wrapped, args, kwargs)
+            _span.read_pairs(pairs, self.request, instance, arguments)
+        start_ns = time.time_ns()
+        began = time.perf_counter()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            _span.end_leaf(telemetry, opened, parent, pairs, start_ns, began, records, error)
+            raise
+        if records and self.response is not None:
+            _span.read_pairs(pairs, self.response, result)
+        _span.end_leaf(telemetry, opened, parent, pairs, start_ns, began, records)
+        return result
 
     async def async_wrapper(
         self,
@@ -258,16 +328,22 @@ class Method:
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        bound: Arguments | None = None,
+        start: Start | None = None,
     ) -> tuple[StageSpan | None, Arguments]:
         """Before the call: the span, started with its identity (``None``: call straight
         through), then the arguments (bound once), the candidates and the request's pairs
-        (written when the span ends, with the response's, in one write)."""
-        arguments = bind_arguments(wrapped, args, kwargs) if self.start_binds else None
-        try:
-            start = self.start(instance, _NO_ARGUMENTS if arguments is None else arguments)
-        except Exception:  # an instance we cannot read starts a span without its identity
-            report_internal_error(self._where)
-            start = _NO_START
+        (written when the span ends, with the response's, in one write). ``bound`` and
+        ``start``: the arguments and the identity where the caller has them already."""
+        arguments = bound
+        if start is None:
+            if self.start_binds:
+                arguments = bind_arguments(wrapped, args, kwargs)
+            try:
+                start = self.start(instance, _NO_ARGUMENTS if arguments is None else arguments)
+            except Exception:  # an instance we cannot read starts a span without its identity
+                report_internal_error(self._where)
+                start = _NO_START
         try:
             call = StageSpan(telemetry, self._opening(start), None, parent, leaf=start.leaf)
         except Exception:  # ours: call straight through
