@@ -20,7 +20,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import otel_rerank
-from otel_rerank import _metrics, _rerank, _span
+from otel_rerank import _metrics, _rerank, _safe, _span
 from otel_rerank._span import StageSpan
 from tests.conftest import Otel, make_otel
 
@@ -318,3 +318,21 @@ def test_a_span_started_in_a_given_parent_context_is_current_on_top_of_it(otel: 
             assert trace.get_current_span() is call.span
     outer, inner = sorted(otel.spans(), key=lambda s: s.start_time or 0)
     assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+
+
+def test_read_pairs_adds_every_pair_with_a_value_or_none_of_a_failing_extractor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    into: dict[str, Any] = {"kept": 1}
+    _span.read_pairs(into, lambda: (("a", 1), ("b", None), ("c", "x")))
+    assert into == {"kept": 1, "a": 1, "c": "x"}  # None skipped, the rest added
+    _span.read_pairs(into, lambda n: (("d", n),), 2)
+    assert into["d"] == 2
+
+    def failing() -> Iterator[tuple[str, Any]]:
+        yield "e", 3
+        raise RuntimeError("ours")
+
+    monkeypatch.setattr(_safe, "STRICT", False)  # production behaviour: log and carry on
+    _span.read_pairs(into, failing)
+    assert "e" not in into  # a failing extractor adds none of its pairs
