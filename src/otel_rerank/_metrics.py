@@ -20,7 +20,7 @@ from typing import Final
 from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
-from otel_rerank import _telemetry, semconv
+from otel_rerank import _errors, _telemetry, semconv
 
 #: Variants one set of attributes keeps (model names and server addresses are the
 #: caller's); past this, the cache starts over.
@@ -62,12 +62,12 @@ def duration(
     telemetry: _telemetry.Telemetry,
     attributes: MetricAttributes,
     seconds: float,
-    error_type: str | None,
+    failure: BaseException | None,
     in_span: Context,
 ) -> None:
     """``gen_ai.client.operation.duration``, with ``error.type`` when the call failed."""
-    if error_type is not None:
-        attributes = attributes.plus(semconv.ERROR_TYPE, error_type)
+    if failure is not None:
+        attributes = attributes.plus(semconv.ERROR_TYPE, _errors.error_type(failure))
     telemetry.duration.record(seconds, attributes.values, in_span)
 
 

@@ -312,12 +312,11 @@ def leaf_records(telemetry: _telemetry.Telemetry, parent: context.Context | None
     so that a span the sampler drops reads nothing.
     """
     in_parent = trace.get_current_span(parent)
-    if in_parent is INVALID_SPAN:  # a root call: no span context to read
-        return telemetry.tracing if telemetry.keeps_every_root else None
-    parent_span = in_parent.get_span_context()
-    if not parent_span.is_valid:
-        return telemetry.tracing if telemetry.keeps_every_root else None
-    return telemetry.tracing and parent_span.trace_flags.sampled
+    if in_parent is not INVALID_SPAN:  # a root call's has no span context to read
+        parent_span = in_parent.get_span_context()
+        if parent_span.is_valid:
+            return telemetry.tracing and parent_span.trace_flags.sampled
+    return telemetry.tracing if telemetry.keeps_every_root else None
 
 
 def make_leaf(
@@ -329,7 +328,6 @@ def make_leaf(
     start_ns: int,
     elapsed: float,
     failure: BaseException | None,
-    content: ContentPolicy | None = None,
 ) -> Span:
     """A leaf call's span (see :func:`leaf_records`), made and ended now that the call
     returned: every attribute at creation, the start time taken when it began, ended after
@@ -345,7 +343,7 @@ def make_leaf(
     )
     try:
         if failure is not None:
-            _errors.record_error(span, failure, content or telemetry.content)
+            _errors.record_error(span, failure, telemetry.content)
     finally:
         span.end(start_ns + int(elapsed * 1e9))
     return span
@@ -386,7 +384,7 @@ def end_leaf(
                 telemetry,
                 opened.metric_attributes,
                 elapsed,
-                None if failure is None else _errors.error_type(failure),
+                failure,
                 trace.set_span_in_context(span, parent),
             )
         except Exception:
@@ -595,7 +593,7 @@ class StageSpan:
                             telemetry,
                             self._metric_attributes,
                             elapsed,
-                            None if failure is None else _errors.error_type(failure),
+                            failure,
                             self._current_in(),
                         )
                     except Exception:
@@ -662,7 +660,6 @@ class StageSpan:
             start_ns,
             elapsed,
             failure,
-            self._content,
         )
         self._in_span = None  # built on the invalid span until now
 
