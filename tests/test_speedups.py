@@ -14,6 +14,7 @@ import shutil
 import sysconfig
 from collections import deque
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_rerank import _ranking, _rerank, _values
+from otel_rerank.instrumentation import _common
 from otel_rerank.instrumentation.sentence_transformers import _attributes
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +43,7 @@ def test_the_speedups_are_built_here() -> None:
     assert _ranking._compiled_rank_summary is not None
     assert _attributes._compiled_one_query is not None
     assert _rerank._compiled_output_documents is not None
+    assert _common._compiled_bind is not None
 
 
 # -- the ranking -----------------------------------------------------------------------------
@@ -385,6 +388,72 @@ def test_the_compiled_output_documents_leave_other_kinds_to_python(
     assert attributes == {}  # declined before writing anything
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert _documents(ranking, limit, {}) == _python_documents(monkeypatch, ranking, limit, {})
+
+
+# -- argument binding ------------------------------------------------------------------------
+class _Signatures:
+    """Methods of each kind of signature a wrapped library method has."""
+
+    def plain(self, a: Any, b: Any = 2, *, c: Any = 3) -> None: ...
+    def required_keyword(self, a: Any, *, c: Any) -> None: ...
+    def var_keyword(self, a: Any, b: Any = 2, **kwargs: Any) -> None: ...
+    def var_positional(self, a: Any, *rest: Any, d: Any = 4) -> None: ...
+    def positional_only(self, a: Any, /, b: Any = 2, **kwargs: Any) -> None: ...
+    def many(self, a: Any, b: Any = 1, c: Any = 2, d: Any = 3, e: Any = 4) -> None: ...
+
+
+_METHODS = [name for name in vars(_Signatures) if not name.startswith("_")]
+_NAMES = st.sampled_from(["a", "b", "c", "d", "e", "rest", "kwargs", "zz", "self"])
+
+
+def _python_bind(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(_common, "_compiled_bind", None)
+        return _common.bind_arguments(fn, args, kwargs)
+
+
+@_compiled
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.sampled_from(_METHODS),
+    args=st.lists(st.integers(), max_size=6),
+    kwargs=st.dictionaries(_NAMES, st.integers(), max_size=4),
+)
+def test_the_compiled_binding_is_the_python_one(
+    name: str, args: list[int], kwargs: dict[str, int]
+) -> None:
+    fn = getattr(_Signatures(), name)
+    expected = _python_bind(fn, tuple(args), kwargs)  # plans the method, if it has none
+    assert _common._compiled_bind is not None
+    found = _common._compiled_bind(_common._plans, fn, tuple(args), kwargs)
+    if found is not None:  # else declined: the Python answers (and did, above)
+        assert found == expected
+        assert list(found) == list(_common._plans[fn.__func__].bind(tuple(args), kwargs) or ())
+    assert _common.bind_arguments(fn, tuple(args), kwargs) == expected
+
+
+@_compiled
+def test_the_compiled_binding_takes_the_usual_calls_and_declines_the_rest() -> None:
+    bind = _common._compiled_bind
+    assert bind is not None
+    fn = _Signatures().plain
+    _python_bind(fn, (1,), {})  # its plan, made once
+    plans = _common._plans
+    assert bind(plans, fn, (1,), {"c": 4}) == {"a": 1, "b": 2, "c": 4}
+    assert bind(plans, fn, (1, 5), {}) == {"a": 1, "b": 5, "c": 3}
+    declined = [
+        (plans, fn, (1,), {"a": 1}),  # given twice
+        (plans, fn, (1, 2, 3), {}),  # too many positionals
+        (plans, fn, (), {}),  # a required one missing
+        (plans, fn, (1,), {"zz": 1}),  # a keyword it does not take
+        (plans, fn, [1], {}),  # not a tuple
+        (plans, fn, (1,), MappingProxyType({})),  # not a dict
+        (plans, fn.__func__, (1,), {}),  # not a bound method
+        ({}, fn, (1,), {}),  # no plan yet
+        ({fn.__func__: None}, fn, (1,), {}),  # a signature that could not be read
+    ]
+    for call in declined:
+        assert bind(*call) is None
 
 
 # -- the build hook --------------------------------------------------------------------------

@@ -74,7 +74,10 @@ def summary(scores: object, limit: int) -> tuple[dict[str, AttributeValue], Rank
         if found is None and type(scores) in ARRAY_TYPES:  # a tensor (rank's predict's)
             # Its list, ranked when it is flat floats: float_list's answer for a float
             # tensor of one dimension, without its checks (2-3 µs less after a forward
-            # pass: ``benchmarks/cold_call.py --readers``).
+            # pass: ``benchmarks/cold_call.py --readers``). Not its ``numpy()`` view, read in
+            # place: alone that reads 2-3 µs less, but in place, right after the ``predict``
+            # that made the tensor, it costs 7 µs more (numpy's code is cold there, the
+            # tensor's data and torch's code are not).
             found = _compiled_rank_summary(scores.tolist(), limit)  # type: ignore[attr-defined]
     if found is None:
         values = float_list(scores)

@@ -297,6 +297,89 @@ different:
     return Py_BuildValue("(OO)", Py_False, Py_None);
 }
 
+/* bind(plans, fn, args, kwargs) -> dict | None
+ *
+ * otel_rerank.instrumentation._common._BindPlan.bind's answer for a bound method ``fn``
+ * whose function has a plan in ``plans`` (a _BindPlan: the tuple (positional, by_count,
+ * keywords, names, var_keyword, defaults), by_count[n] being (the names n positional
+ * arguments fill: a frozenset, the required names left: a tuple)): the arguments by name,
+ * defaults filled in, ``**kwargs`` flattened. None (no error set) for anything the Python
+ * must answer: ``fn`` not a bound method, no plan yet, args not a tuple or kwargs not a
+ * dict, or a call the plan does not cover (too many positional arguments, a keyword given
+ * twice or not taken, a required one missing). Why: every instrumented call binds its
+ * arguments, and right after a model's forward pass the Python's ~100 bytecodes cost
+ * several microseconds where this costs a few cache lines. */
+static PyObject *
+bind(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "bind(plans, fn, args, kwargs)");
+        return NULL;
+    }
+    PyObject *plans = args[0], *fn = args[1], *given_args = args[2], *kwargs = args[3];
+    if (!PyMethod_Check(fn) || !PyDict_CheckExact(plans) || !PyTuple_CheckExact(given_args)
+        || !PyDict_CheckExact(kwargs)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *plan = PyDict_GetItemWithError(plans, PyMethod_GET_FUNCTION(fn));
+    if (plan == NULL || !PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 6) {
+        PyErr_Clear();
+        Py_RETURN_NONE; /* no plan yet, or none can be made: the Python's */
+    }
+    PyObject *positional = PyTuple_GET_ITEM(plan, 0), *by_count = PyTuple_GET_ITEM(plan, 1);
+    PyObject *keywords = PyTuple_GET_ITEM(plan, 2), *names = PyTuple_GET_ITEM(plan, 3);
+    int var_keyword = PyTuple_GET_ITEM(plan, 4) == Py_True;
+    PyObject *defaults = PyTuple_GET_ITEM(plan, 5);
+    Py_ssize_t count = PyTuple_GET_SIZE(given_args);
+    if (count >= PyTuple_GET_SIZE(by_count)) { /* by_count has len(positional) + 1 */
+        Py_RETURN_NONE;
+    }
+    PyObject *entry = PyTuple_GET_ITEM(by_count, count);
+    PyObject *filled = PyTuple_GET_ITEM(entry, 0), *missing = PyTuple_GET_ITEM(entry, 1);
+    /* Keys are read without running Python code but their hashes and equality (str
+     * keys: none of theirs), so kwargs does not change under the loop. */
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(kwargs, &position, &key, &value)) {
+        int found = PySet_Contains(filled, key);
+        if (found != 0) { /* given twice (or an error: the Python's) */
+            goto decline;
+        }
+        found = PySet_Contains(keywords, key);
+        if (found < 0) {
+            goto decline;
+        }
+        if (!found && (!var_keyword || PySet_Contains(names, key) != 0)) {
+            goto decline; /* not taken, or a positional-only name going to **kwargs */
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(missing); i++) {
+        int found = PyDict_Contains(kwargs, PyTuple_GET_ITEM(missing, i));
+        if (found != 1) {
+            goto decline;
+        }
+    }
+    PyObject *named = PyDict_Copy(defaults);
+    if (named == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (PyDict_SetItem(named, PyTuple_GET_ITEM(positional, i),
+                           PyTuple_GET_ITEM(given_args, i)) < 0) {
+            Py_DECREF(named);
+            return NULL;
+        }
+    }
+    if (PyDict_GET_SIZE(kwargs) && PyDict_Update(named, kwargs) < 0) {
+        Py_DECREF(named);
+        return NULL;
+    }
+    return named;
+decline:
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
 /* Writes column[i] (ids: str(column[i])) under keys[i] for i < n; a score that is not
  * finite is not written. Every item was checked by the caller. -1 on a failed write. */
 static int
@@ -605,6 +688,7 @@ static PyMethodDef speedups_methods[] = {
     {"rank_summary", (PyCFunction)(void (*)(void))rank_summary, METH_FASTCALL, NULL},
     {"one_query", (PyCFunction)one_query, METH_O, NULL},
     {"output_documents", (PyCFunction)(void (*)(void))output_documents, METH_FASTCALL, NULL},
+    {"bind", (PyCFunction)(void (*)(void))bind, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 

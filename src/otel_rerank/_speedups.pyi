@@ -16,6 +16,9 @@ def output_documents(
     score_keys: tuple[str, ...],
     /,
 ) -> bool: ...
+def bind(
+    plans: dict[Any, Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any, /
+) -> dict[str, Any] | None: ...
 
 class Replacement:
     """The patcher's stand-in for a library's plain synchronous function (see

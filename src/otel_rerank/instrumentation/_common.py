@@ -14,11 +14,16 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from otel_rerank import semconv
 from otel_rerank._span import records
+
+try:  # the compiled binding, built when the build had a C compiler (hatch_build.py)
+    from otel_rerank._speedups import bind as _compiled_bind
+except ImportError:  # pure Python: the same answers, only slower
+    _compiled_bind = None  # type: ignore[assignment]
 
 # Moved to the core (the core must not import instrumentation internals); re-exported so
 # the per-library modules keep importing them from here.
@@ -78,63 +83,37 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
     return sig
 
 
-class _BindPlan:
-    """What ``Signature.bind`` + ``apply_defaults`` work out per call, worked out once.
+class _BindPlan(NamedTuple):
+    """What ``Signature.bind`` + ``apply_defaults`` work out per call, worked out once
+    (:func:`_plan_of`).
 
     Covers the calls wrappers see almost always: positional arguments that fit the named
     positional parameters, keywords the signature names (or any keyword when it takes
     ``**kwargs``), every required parameter given. Anything else goes to the general path.
     Per number of positional arguments given, the plan knows which names they took and
     which required parameters are left for the keywords, so a call checks only those.
+    A tuple, so that the compiled binding (``otel_rerank._speedups.bind``, the same answers)
+    reads its fields by position; :meth:`bind` is the reference it is held to.
     """
 
-    __slots__ = ("_by_count", "_names", "defaults", "keywords", "positional", "var_keyword")
-
-    def __init__(self, sig: inspect.Signature) -> None:
-        kinds = inspect.Parameter
-        self.positional: tuple[str, ...] = tuple(
-            name
-            for name, p in sig.parameters.items()
-            if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
-        )
-        self.keywords: frozenset[str] = frozenset(
-            name
-            for name, p in sig.parameters.items()
-            if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
-        )
-        required = tuple(
-            name
-            for name, p in sig.parameters.items()
-            if p.default is p.empty and p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)
-        )
-        # For n positional arguments: the names they fill, and the required names left.
-        self._by_count: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
-            (
-                frozenset(self.positional[:n]),
-                frozenset(name for name in required if name not in self.positional[:n]),
-            )
-            for n in range(len(self.positional) + 1)
-        )
-        # apply_defaults gives ``*args`` an empty tuple; ``**kwargs`` is flattened away.
-        defaults: dict[str, Any] = {}
-        self.var_keyword = False
-        for name, p in sig.parameters.items():
-            if p.kind is kinds.VAR_POSITIONAL:
-                defaults[name] = ()
-            elif p.kind is kinds.VAR_KEYWORD:
-                self.var_keyword = True
-            elif p.default is not p.empty:
-                defaults[name] = p.default
-        self.defaults = defaults
-        # With ``**kwargs``, a keyword named like a positional-only parameter lands in it:
-        # the general path handles that.
-        self._names: frozenset[str] = frozenset(sig.parameters)
+    #: the parameters positional arguments fill, in order
+    positional: tuple[str, ...]
+    #: for n positional arguments: the names they fill, and the required names left
+    by_count: tuple[tuple[frozenset[str], tuple[str, ...]], ...]
+    #: the names a keyword argument may take
+    keywords: frozenset[str]
+    #: every parameter's name (with ``**kwargs``, a keyword named like a positional-only
+    #: parameter lands in it: the general path handles that)
+    names: frozenset[str]
+    var_keyword: bool
+    #: apply_defaults' values (``*args`` an empty tuple; ``**kwargs`` is flattened away)
+    defaults: dict[str, Any]
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
         count = len(args)
         if count > len(self.positional):
             return None
-        given, missing = self._by_count[count]
+        given, missing = self.by_count[count]
         if kwargs:
             # Checked on the key set, in C: a keyword given twice (or naming a positional-
             # only parameter), one the signature does not take, a required one left out.
@@ -142,9 +121,9 @@ class _BindPlan:
             if not given.isdisjoint(keys):
                 return None
             unknown = keys - self.keywords
-            if unknown and (not self.var_keyword or not self._names.isdisjoint(unknown)):
+            if unknown and (not self.var_keyword or not self.names.isdisjoint(unknown)):
                 return None
-            if missing and not missing.issubset(keys):
+            if missing and not keys >= set(missing):
                 return None
         elif missing:
             return None
@@ -162,6 +141,48 @@ class _BindPlan:
         return named
 
 
+def _plan_of(sig: inspect.Signature) -> _BindPlan:
+    kinds = inspect.Parameter
+    parameters = sig.parameters
+    positional = tuple(
+        name
+        for name, p in parameters.items()
+        if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+    )
+    required = tuple(
+        name
+        for name, p in parameters.items()
+        if p.default is p.empty and p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)
+    )
+    defaults: dict[str, Any] = {}
+    var_keyword = False
+    for name, p in parameters.items():
+        if p.kind is kinds.VAR_POSITIONAL:
+            defaults[name] = ()
+        elif p.kind is kinds.VAR_KEYWORD:
+            var_keyword = True
+        elif p.default is not p.empty:
+            defaults[name] = p.default
+    return _BindPlan(
+        positional=positional,
+        by_count=tuple(
+            (
+                frozenset(positional[:n]),
+                tuple(name for name in required if name not in positional[:n]),
+            )
+            for n in range(len(positional) + 1)
+        ),
+        keywords=frozenset(
+            name
+            for name, p in parameters.items()
+            if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
+        ),
+        names=frozenset(parameters),
+        var_keyword=var_keyword,
+        defaults=defaults,
+    )
+
+
 def bind_arguments(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -174,9 +195,14 @@ def bind_arguments(
     they are returned by their own names. Returns only the keyword arguments when the
     signature cannot be read or the positional arguments do not fit it.
 
-    The usual call takes a fast path planned once per function (no ``Signature.bind``);
-    the rest take the general one, with the same result.
+    The usual call takes a fast path planned once per function (no ``Signature.bind``;
+    compiled, ``otel_rerank._speedups.bind``, for a bound method, where the build had a C
+    compiler); the rest take the general one, with the same result.
     """
+    if _compiled_bind is not None:
+        named = _compiled_bind(_plans, fn, args, kwargs)
+        if named is not None:
+            return named
     try:  # the plan of a function seen before, without _plan's frame
         plan = _plans[getattr(fn, "__func__", fn)]
     except (KeyError, TypeError):
@@ -197,7 +223,7 @@ def _plan(fn: Callable[..., Any]) -> _BindPlan | None:
     except TypeError:  # an unhashable callable
         return None
     sig = _signature(fn)
-    plan = _BindPlan(sig) if sig is not None else None
+    plan = _plan_of(sig) if sig is not None else None
     if len(_plans) < 4096:  # bounded like the signatures
         _plans[key] = plan
     return plan
