@@ -248,6 +248,55 @@ def test_an_instrumentors_own_capture_flag_is_kept_and_that_librarys_only(
     assert semconv.RERANKER_QUERY not in dict(decorated.attributes or {})
 
 
+def test_the_telemetry_kept_for_the_globals_follows_every_settings_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``current()`` gives again what it worked out while the two global providers stay the
+    same objects; a settings change (``instrument()``'s providers, its content setting) is
+    seen on the next call, and an answer worked out while the settings changed is not kept."""
+    from opentelemetry import trace
+
+    from otel_rerank import _telemetry
+
+    first, second = make_otel(), make_otel()
+
+    def exported_to(telemetry: Any) -> Otel:
+        telemetry.tracer.start_span("probe").end()
+        (sdk,) = [sdk for sdk in (first, second) if sdk.exporter.get_finished_spans()]
+        sdk.exporter.clear()
+        return sdk
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", first.tracer_provider)
+    try:
+        found = _telemetry.current()
+        assert _telemetry.current() is found  # kept
+        assert exported_to(found) is first
+        _telemetry.use(tracer_provider=second.tracer_provider)
+        now = _telemetry.current()
+        assert exported_to(now) is second
+        _telemetry.use(tracer_provider=second.tracer_provider, capture_content=True)
+        captured = _telemetry.current()
+        assert captured is not None and captured is not now and captured.content.capture
+        _telemetry.reset()
+        assert exported_to(_telemetry.current()) is first
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", second.tracer_provider)
+        assert exported_to(_telemetry.current()) is second  # a global set: seen at once
+
+        resolve_now = _telemetry._resolve_now
+
+        def changed_meanwhile() -> Any:
+            answer = resolve_now()
+            _telemetry._update_own_providers()  # as use() from another thread
+            return answer
+
+        monkeypatch.setattr(_telemetry, "_resolve_now", changed_meanwhile)
+        _telemetry._update_own_providers()
+        _telemetry.current()
+        assert _telemetry._known is _telemetry._NOTHING_KNOWN  # not kept: worked out again
+    finally:
+        _telemetry.reset()
+
+
 def test_where_an_unset_global_is_not_the_proxy_the_resolved_telemetry_is_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -226,6 +226,13 @@ def _is_real_meter_provider(provider: MeterProvider) -> bool:
 _UNSET: Any = object()
 _NOTHING_RESOLVED: tuple[Any, Any, Any, Telemetry | None] = (_UNSET, _UNSET, _UNSET, None)
 _cache = _NOTHING_RESOLVED
+#: What :func:`current` answers while the settings stay as they are: (the API's global
+#: tracer provider, its global meter provider, the telemetry or None), kept by
+#: :func:`_resolve` where the answer depends on those two alone; cleared, and the
+#: generation counted up, by every settings change (:func:`_update_own_providers`).
+_NOTHING_KNOWN: tuple[Any, Any, Telemetry | None] = (_UNSET, _UNSET, None)
+_known = _NOTHING_KNOWN
+_generation = 0
 
 # The API resolves a provider named by these variables lazily; read once, as the API does
 # before any provider exists, so the common "nothing configured" case costs two reads.
@@ -255,7 +262,9 @@ own_providers: bool
 def _update_own_providers() -> None:
     """Recompute :data:`own_providers` (at import, then with ``_lock`` held after each
     settings change)."""
-    global own_providers
+    global own_providers, _known, _generation
+    _generation += 1  # what current() worked out before this is not kept
+    _known = _NOTHING_KNOWN
     own_providers = (
         not GLOBALS_READABLE
         or _PROVIDERS_FROM_ENV
@@ -339,7 +348,41 @@ def global_meter_provider() -> MeterProvider:
 
 
 def current() -> Telemetry | None:
-    """The telemetry to record this call with, or ``None`` when nothing would be recorded."""
+    """The telemetry to record this call with, or ``None`` when nothing would be recorded.
+
+    Every instrumented call asks. While the settings are unchanged and no instrumentor
+    holds its own, the answer depends on the API's two global providers alone: it is kept
+    with them (``_known``) and given again while both are the same objects, two reads and
+    two comparisons; else it is worked out (:func:`_resolve`).
+    """
+    known = _known
+    if known[0] is trace._TRACER_PROVIDER and known[1] is _metrics_internal._METER_PROVIDER:
+        return known[2]
+    return _resolve()
+
+
+def _resolve() -> Telemetry | None:
+    """:func:`current` worked out, and kept for it where it depends on the two globals alone
+    (unless the settings changed meanwhile: then the next call works it out again)."""
+    global _known
+    generation = _generation
+    if not GLOBALS_READABLE:
+        return _resolve_now()
+    # Read before the answer is worked out: a global set meanwhile never matches this entry.
+    tracer_global, meter_global = trace._TRACER_PROVIDER, _metrics_internal._METER_PROVIDER
+    telemetry = _resolve_now()
+    if _UNSET_IS_PROXY and not _libraries_with_settings:
+        with _lock:
+            if generation == _generation:
+                _known = (tracer_global, meter_global, telemetry)
+    return telemetry
+
+
+if not GLOBALS_READABLE:  # pragma: no cover - an API keeping its globals elsewhere
+    current = _resolve  # worked out on every call: there are no globals to key it on
+
+
+def _resolve_now() -> Telemetry | None:
     global _cache
     if (
         not own_providers
