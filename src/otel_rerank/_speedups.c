@@ -1,11 +1,11 @@
 /* Optional compiled versions of what every instrumented call runs: the patched method
- * that stands in for a library's own (the Replacement type at the end), and three pure
- * functions every reranker call runs after its forward pass: the ranking and summary of
- * its scores, the one-query check of CrossEncoder.predict's pairs and the ranking's
- * writing as output documents.
+ * that stands in for a library's own (the Replacement type at the end), the binding of
+ * its arguments, and three pure functions every reranker call runs after its forward
+ * pass: the ranking and summary of its scores, the one-query check of
+ * CrossEncoder.predict's pairs and the ranking's writing as output documents.
  *
  * The Python is the reference (otel_rerank.instrumentation._base._plain_replacement,
- * otel_rerank._ranking.ranked_prefix,
+ * otel_rerank.instrumentation._common._BindPlan.bind, otel_rerank._ranking.ranked_prefix,
  * otel_rerank.instrumentation.sentence_transformers._attributes.single_query and
  * otel_rerank._rerank.add_output_documents); each answers exactly as it does, or
  * declines (None / NotImplemented / False) and the caller runs the Python. Built by
@@ -695,8 +695,8 @@ static PyMethodDef speedups_methods[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "otel_rerank._speedups",
-    "Compiled versions of the patched method and three hot pure functions; the Python "
-    "ones are the reference.",
+    "Compiled versions of the patched method, its argument binding and three hot pure "
+    "functions; the Python ones are the reference.",
     0,
     speedups_methods,
 };
