@@ -44,6 +44,7 @@ def test_the_speedups_are_built_here() -> None:
     assert _attributes._compiled_one_query is not None
     assert _rerank._compiled_output_documents is not None
     assert _common._compiled_bind is not None
+    assert _rerank._compiled_summarize is not None
 
 
 # -- the ranking -----------------------------------------------------------------------------
@@ -388,6 +389,63 @@ def test_the_compiled_output_documents_leave_other_kinds_to_python(
     assert attributes == {}  # declined before writing anything
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert _documents(ranking, limit, {}) == _python_documents(monkeypatch, ranking, limit, {})
+
+
+# -- the summary written in one call -----------------------------------------------------------
+def _python_written(
+    monkeypatch: pytest.MonkeyPatch, scores: Any, limit: int, before: dict[str, Any]
+) -> tuple[int | None, dict[str, Any]]:
+    with monkeypatch.context() as patched:
+        for name in ("_compiled_summarize", "_compiled_rank_summary", "_compiled_output_documents"):
+            patched.setattr(_rerank, name, None)
+        patched.setattr(_ranking, "_compiled_rank_summary", None)
+        attributes = dict(before)
+        return _rerank.write_summary(attributes, scores, limit), attributes
+
+
+@_compiled
+@settings(max_examples=300, deadline=None)
+@given(
+    scores=_SCORES,
+    limit=st.integers(min_value=0, max_value=70),  # past the 64 keys built once
+    kind=st.sampled_from(["list", "float32", "float64", "tensor"]),
+    written=st.booleans(),
+)
+def test_the_compiled_summary_writing_is_the_python_one(
+    scores: list[float], limit: int, kind: str, written: bool
+) -> None:
+    numpy = pytest.importorskip("numpy")
+    values: Any = [float(s) for s in scores]
+    if kind == "tensor":
+        torch = pytest.importorskip("torch")
+        values = torch.tensor(values, dtype=torch.float32)
+    elif kind != "list":
+        values = numpy.asarray(values, dtype=kind)
+    # A key already there (a score written before) keeps its place, as in Python.
+    before = {"rag.rerank.top_score": 9.0, "x": 1} if written else {}
+    attributes = dict(before)
+    found = _rerank.write_summary(attributes, values, limit)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected, expected_attributes = _python_written(monkeypatch, values, limit, before)
+    assert found == expected
+    assert list(attributes) == list(expected_attributes)  # the same keys, in the same order
+    for key, value in expected_attributes.items():
+        assert type(attributes[key]) is type(value)
+        assert attributes[key] == value or (math.isnan(value) and math.isnan(attributes[key]))
+
+
+@_compiled
+def test_the_compiled_summary_writing_declines_having_written_nothing() -> None:
+    assert _rerank._compiled_summarize is not None
+    keys = _rerank._WRITTEN_KEYS
+    for scores, limit, attributes, given_keys in [
+        ([0.5, float("nan")], 10, {}, keys),  # no order: the Python's
+        ("ab", 10, {}, keys),  # not scores
+        ([0.5] * 70, 70, {}, keys),  # more positions than keys
+        ([0.5, 0.2], 10, {}, keys[:3]),  # keys of another shape
+    ]:
+        assert _rerank._compiled_summarize(scores, limit, attributes, given_keys) is None
+        assert attributes == {}
 
 
 # -- argument binding ------------------------------------------------------------------------

@@ -71,6 +71,28 @@ def test_the_latest_ranking_is_written_whole(otel: Otel) -> None:
     ]
 
 
+def test_the_latest_scores_replace_a_ranking_written_whole(otel: Otel) -> None:
+    with _begin() as call:
+        call.record_scores([0.1, 0.9, 0.5, 0.3])
+        call.record_scores([0.2, 0.8], top_n=1)  # written over the first, whole
+        call.record_scores("not scores")  # not a ranking: the last one stays
+    with _begin() as call:
+        call.record_ranked([(1, 0.9), (2, 0.5), (0, 0.1)])
+        call.record_scores([0.7, 0.1])  # the scores' ranking replaces the pairs'
+    replaced, after_pairs = (dict(span.attributes or {}) for span in otel.spans())
+    assert sorted(k for k in replaced if k.startswith("reranker.output_documents")) == [
+        "reranker.output_documents.0.document.id",
+        "reranker.output_documents.0.document.score",
+    ]
+    assert replaced["reranker.output_documents.0.document.id"] == "1"
+    assert replaced["rag.rerank.top_score"] == 0.8
+    assert sorted(k for k in after_pairs if k.endswith(".document.id")) == [
+        "reranker.output_documents.0.document.id",
+        "reranker.output_documents.1.document.id",
+    ]
+    assert after_pairs["reranker.output_documents.0.document.id"] == "0"
+
+
 def test_a_ranking_as_columns_writes_what_its_pairs_write(otel: Otel) -> None:
     with _begin() as call:
         call.record_ranked([(1, 0.9), (2, 0.5), (0, float("nan"))])

@@ -24,9 +24,11 @@ from otel_rerank._values import ARRAY_TYPES, float_list
 try:  # the compiled ranking and writer, built when the build had a C compiler (hatch_build.py)
     from otel_rerank._speedups import output_documents as _compiled_output_documents
     from otel_rerank._speedups import rank_summary as _compiled_rank_summary
+    from otel_rerank._speedups import summarize as _compiled_summarize
 except ImportError:  # pure Python: the same attributes, only slower
     _compiled_output_documents = None  # type: ignore[assignment]
     _compiled_rank_summary = None  # type: ignore[assignment]
+    _compiled_summarize = None  # type: ignore[assignment]
 
 #: A reranked list, best first: the candidates' input positions and their scores.
 Ranking = tuple[Sequence[int], Sequence[float]]
@@ -86,6 +88,43 @@ def summary(scores: object, limit: int) -> tuple[dict[str, AttributeValue], Rank
         found = ranked_prefix(values, limit)
     top, top1_changed, tau, order, ordered = found
     return _summary_pairs(top, top1_changed, tau), (order, ordered)
+
+
+def write_summary(attributes: dict[str, AttributeValue], scores: object, limit: int) -> int | None:
+    """:func:`summary` written into ``attributes``: its attributes, then its ranking as
+    output documents (:func:`add_output_documents`); the number of positions written, or
+    ``None`` (nothing written) unless the scores are one or more numbers.
+
+    For a caller that writes no text beside the ranking (content capture off): every
+    reranker call's path. Compiled (``otel_rerank._speedups.summarize``, when the build had
+    a C compiler) for a list of floats or a float numpy array (a tensor: its ``tolist()``,
+    as :func:`summary` reads it), in one call; else through :func:`summary`, the reference.
+    """
+    if _compiled_summarize is not None:
+        written = _compiled_summarize(scores, limit, attributes, _WRITTEN_KEYS)
+        if written is None and type(scores) in ARRAY_TYPES:  # a tensor (rank's predict's)
+            written = _compiled_summarize(scores.tolist(), limit, attributes, _WRITTEN_KEYS)  # type: ignore[attr-defined]
+        if written is not None:
+            return written
+    found = summary(scores, limit)
+    if found is None:
+        return None
+    pairs, ranking = found
+    attributes.update(pairs)
+    count = len(ranking[0])
+    add_output_documents(attributes, ranking, count)
+    return count
+
+
+def drop_output_documents(attributes: dict[str, AttributeValue], count: int) -> None:
+    """Remove the output documents of the first ``count`` positions (written by
+    :func:`write_summary`) from ``attributes``: a later ranking replaces them whole."""
+    if count <= len(_ID_KEYS):
+        id_keys, score_keys = _ID_KEYS, _SCORE_KEYS
+    else:
+        id_keys, score_keys = _keys(count)
+    for key in (*id_keys[:count], *score_keys[:count]):
+        attributes.pop(key, None)
 
 
 def _summary_pairs(top: float, top1_changed: bool, tau: float | None) -> dict[str, AttributeValue]:
@@ -150,3 +189,11 @@ def _keys(count: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 # Built once for the positions a span usually holds (``max_documents`` defaults to 10).
 _ID_KEYS, _SCORE_KEYS = _keys(64)
+#: What the compiled ``write_summary`` writes under (see ``_speedups.summarize``).
+_WRITTEN_KEYS: Final = (
+    semconv.RAG_RERANK_TOP_SCORE,
+    semconv.RAG_RERANK_TOP1_CHANGED,
+    semconv.RAG_RERANK_KENDALL_TAU,
+    _ID_KEYS,
+    _SCORE_KEYS,
+)

@@ -433,6 +433,7 @@ class StageSpan:
         "_stage",
         "_telemetry",
         "_token",
+        "_written_ranking",
         "recording",
         "span",
     )
@@ -482,6 +483,8 @@ class StageSpan:
         self._parent = parent
         self._pending: dict[str, AttributeValue] = {}
         self._ranking: _rerank.Ranking | None = None
+        #: positions of a ranking whose output documents are in ``_pending`` already
+        self._written_ranking = 0
         self._rerank_texts: list[object] | None = None
         self._token: object | None = None
         self._in_span: context.Context | None = None  # see _current_in
@@ -504,6 +507,7 @@ class StageSpan:
         stand_in._stage = None
         stand_in._pending = {}
         stand_in._ranking = None
+        stand_in._written_ranking = 0
         stand_in._rerank_texts = None
         stand_in._token = None
         stand_in._in_span = None
@@ -732,19 +736,48 @@ class StageSpan:
         ``reranker.output_documents.{i}.document.id|score`` best first (the id is the
         candidate's position in the input; ``top_n``: only that many were returned). Pass
         ``None`` when the scores do not belong to one query's candidate list.
+
+        With content capture off (the default) the summary and the reranked list are
+        written into the span's pending attributes at once (``_rerank.write_summary``: one
+        compiled call); with it on, the ranking is kept until the span ends, when the
+        documents' texts join it. Either way a later ranking replaces this one whole.
         """
         if not self.recording or scores is None:
             return
         try:  # inline, not ``guarded``: every reranker call's own path
-            limit = self._content.max_documents  # only these are written
+            policy = self._content
+            limit = policy.max_documents  # only these are written
             if top_n is not None and 0 <= top_n < limit:
                 limit = top_n
-            found = _rerank.summary(scores, limit)
-            if found is not None:
-                attributes, self._ranking = found
-                self._pending.update(attributes)
+            if policy.capture:  # kept: the documents' texts join it when the span ends
+                found = _rerank.summary(scores, limit)
+                if found is not None:
+                    self._drop_written_ranking()
+                    attributes, self._ranking = found
+                    self._pending.update(attributes)
+            elif not self._written_ranking:  # the usual call: written now, in one step
+                written = _rerank.write_summary(self._pending, scores, limit)
+                if written is not None:
+                    self._written_ranking = written
+                    self._ranking = None
+            else:  # a ranking written before: replaced whole, if these are scores
+                fresh: dict[str, AttributeValue] = {}
+                written = _rerank.write_summary(fresh, scores, limit)
+                if written is not None:
+                    self._drop_written_ranking()
+                    self._pending.update(fresh)
+                    self._written_ranking = written
         except Exception:
             report_internal_error("StageSpan.record_scores")
+
+    def _drop_written_ranking(self) -> None:
+        """Remove the output documents :meth:`record_scores` wrote: a later ranking
+        replaces them whole (and a ranking kept for the end, ``_ranking``, is forgotten)."""
+        self._ranking = None
+        written = self._written_ranking
+        if written:
+            self._written_ranking = 0
+            _rerank.drop_output_documents(self._pending, written)
 
     @guarded
     def record_ranked(self, ranked: Sequence[tuple[int, float]] | None) -> None:
@@ -755,6 +788,7 @@ class StageSpan:
         also gets its ``document.content``. The latest ranking given is the one written.
         """
         if self.recording and ranked is not None:
+            self._drop_written_ranking()
             self._ranking = _rerank.ranking_of_pairs(ranked)
 
     def record_ranked_columns(self, indices: Sequence[int], scores: Sequence[float]) -> None:
@@ -762,6 +796,7 @@ class StageSpan:
         input positions best first and their scores, the same length (not copied: not
         changed later by the caller)."""
         if self.recording:
+            self._drop_written_ranking()
             self._ranking = (indices, scores)
 
     @guarded

@@ -380,6 +380,11 @@ decline:
     Py_RETURN_NONE;
 }
 
+/* str(i) for the positions a span usually holds (max_documents defaults to 10), made
+ * once at import: an id written from here is one of these rather than a new string. */
+#define ID_TEXTS 64
+static PyObject *id_texts[ID_TEXTS];
+
 /* Writes column[i] (ids: str(column[i])) under keys[i] for i < n; a score that is not
  * finite is not written. Every item was checked by the caller. -1 on a failed write. */
 static int
@@ -389,9 +394,17 @@ write_column(PyObject *attributes, PyObject *column, PyObject *keys, Py_ssize_t 
         PyObject *item = PySequence_Fast_GET_ITEM(column, i);
         PyObject *key = PyTuple_GET_ITEM(keys, i);
         if (ids) {
-            PyObject *text = PyObject_Str(item);
-            if (text == NULL) {
-                return -1;
+            Py_ssize_t position = PyLong_AsSsize_t(item);
+            PyObject *text;
+            if (position >= 0 && position < ID_TEXTS) {
+                text = Py_NewRef(id_texts[position]);
+            }
+            else {
+                PyErr_Clear(); /* past a machine word: its own text */
+                text = PyObject_Str(item);
+                if (text == NULL) {
+                    return -1;
+                }
             }
             int failed = PyDict_SetItem(attributes, key, text);
             Py_DECREF(text);
@@ -463,6 +476,55 @@ output_documents(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_RETURN_TRUE;
+}
+
+/* summarize(scores, limit, attributes, keys) -> int | None
+ *
+ * rank_summary's answer written into ``attributes`` (an exact dict) as
+ * otel_rerank._rerank.write_summary writes it (its reference): the top score under
+ * keys[0], top1_changed under keys[1], tau-b under keys[2] when it is defined, then the
+ * first ``limit`` positions of the ranking as output_documents (their ids, str(position),
+ * under keys[3][i]; their finite scores under keys[4][i]); answers how many positions were
+ * written. None, having written nothing, where rank_summary declines or there are more
+ * positions than keys. Why: the summary and the reranked list of every reranker call in
+ * one call, where the Python took five frames and two dicts between them. */
+static PyObject *
+summarize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "summarize(scores, limit, attributes, keys)");
+        return NULL;
+    }
+    PyObject *attributes = args[2], *keys = args[3];
+    if (!PyDict_CheckExact(attributes) || !PyTuple_CheckExact(keys) || PyTuple_GET_SIZE(keys) != 5
+        || !PyTuple_CheckExact(PyTuple_GET_ITEM(keys, 3))
+        || !PyTuple_CheckExact(PyTuple_GET_ITEM(keys, 4))) {
+        Py_RETURN_NONE;
+    }
+    PyObject *found = rank_summary(module, args, 2);
+    if (found == NULL || found == Py_None) {
+        return found;
+    }
+    PyObject *order = PyTuple_GET_ITEM(found, 3), *ordered = PyTuple_GET_ITEM(found, 4);
+    Py_ssize_t n = PyList_GET_SIZE(order);
+    PyObject *id_keys = PyTuple_GET_ITEM(keys, 3), *score_keys = PyTuple_GET_ITEM(keys, 4);
+    PyObject *result = NULL;
+    if (n > PyTuple_GET_SIZE(id_keys) || n > PyTuple_GET_SIZE(score_keys)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *tau = PyTuple_GET_ITEM(found, 2);
+    if (PyDict_SetItem(attributes, PyTuple_GET_ITEM(keys, 0), PyTuple_GET_ITEM(found, 0)) < 0
+        || PyDict_SetItem(attributes, PyTuple_GET_ITEM(keys, 1), PyTuple_GET_ITEM(found, 1)) < 0
+        || (tau != Py_None && PyDict_SetItem(attributes, PyTuple_GET_ITEM(keys, 2), tau) < 0)
+        || write_column(attributes, order, id_keys, n, 1) < 0
+        || write_column(attributes, ordered, score_keys, n, 0) < 0) {
+        goto done;
+    }
+    result = PyLong_FromSsize_t(n);
+done:
+    Py_DECREF(found);
+    return result;
 }
 
 /* Replacement(function, wrapper, bound, trace_globals, metrics_globals, telemetry_globals)
@@ -689,6 +751,7 @@ static PyMethodDef speedups_methods[] = {
     {"one_query", (PyCFunction)one_query, METH_O, NULL},
     {"output_documents", (PyCFunction)(void (*)(void))output_documents, METH_FASTCALL, NULL},
     {"bind", (PyCFunction)(void (*)(void))bind, METH_FASTCALL, NULL},
+    {"summarize", (PyCFunction)(void (*)(void))summarize, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -710,6 +773,12 @@ PyInit__speedups(void)
     if (TRACER_PROVIDER_KEY == NULL || METER_PROVIDER_KEY == NULL || OWN_PROVIDERS_KEY == NULL
         || PyType_Ready(&ReplacementType) < 0) {
         return NULL;
+    }
+    for (Py_ssize_t i = 0; i < ID_TEXTS; i++) {
+        id_texts[i] = PyUnicode_FromFormat("%zd", i);
+        if (id_texts[i] == NULL) {
+            return NULL;
+        }
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {

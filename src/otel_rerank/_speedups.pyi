@@ -16,6 +16,13 @@ def output_documents(
     score_keys: tuple[str, ...],
     /,
 ) -> bool: ...
+def summarize(
+    scores: object,
+    limit: int,
+    attributes: dict[str, Any],
+    keys: tuple[str, str, str, tuple[str, ...], tuple[str, ...]],
+    /,
+) -> int | None: ...
 def bind(
     plans: dict[Any, Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any, /
 ) -> dict[str, Any] | None: ...
