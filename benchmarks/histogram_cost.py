@@ -29,8 +29,9 @@ percentile, less bare's; the median over blocks):
   never runs the one-query check: on its row that case is an A/A control);
 * ``--ablate speedups`` on ``predict-50`` and ``rank-50``: beside ours as built,
   ``ours, pure Python``: the same with the compiled speed-ups (``otel_rerank._speedups``:
-  the ranking behind the summary, the one-query check and the output documents' writer)
-  switched off, so the Python functions they stand in for run instead. Both record the
+  the ranking behind the summary, its writing with the output documents, the one-query
+  check, the output documents' writer and the argument binding; the patched method stays
+  compiled) switched off, so the Python functions they stand in for run instead. Both record the
   same; the difference is what compiling them saves in place. Refused where the build had
   no C compiler;
 * ``--ablate bound`` on ``predict-50`` and ``qdrant``: beside ours, ``hand-written``: the
@@ -104,8 +105,10 @@ ABLATION_ROWS = {
 SPEEDUPS = (
     ("otel_rerank._ranking", "_compiled_rank_summary"),
     ("otel_rerank._rerank", "_compiled_rank_summary"),
+    ("otel_rerank._rerank", "_compiled_summarize"),
     ("otel_rerank.instrumentation.sentence_transformers._attributes", "_compiled_one_query"),
     ("otel_rerank._rerank", "_compiled_output_documents"),
+    ("otel_rerank.instrumentation._common", "_compiled_bind"),
 )
 
 
