@@ -275,11 +275,10 @@ def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Attr
 def rank_request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``rank``: its ``top_k`` (``gen_ai.rerank.top_n``) and the model's attributes."""
     top = top_n(arguments)
-    return (
-        (semconv.GEN_AI_RERANK_TOP_N, top),
-        (semconv.RERANKER_TOP_K, top),
-        *rerank_model_attributes(instance, arguments),
-    )
+    model = rerank_model_attributes(instance, arguments)
+    if top is None:  # rank's default: no pair whose None the reader must drop
+        return model
+    return ((semconv.GEN_AI_RERANK_TOP_N, top), (semconv.RERANKER_TOP_K, top), *model)
 
 
 def top_n(arguments: Mapping[str, Any]) -> int | None:
