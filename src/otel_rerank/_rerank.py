@@ -119,10 +119,7 @@ def write_summary(attributes: dict[str, AttributeValue], scores: object, limit: 
 def drop_output_documents(attributes: dict[str, AttributeValue], count: int) -> None:
     """Remove the output documents of the first ``count`` positions (written by
     :func:`write_summary`) from ``attributes``: a later ranking replaces them whole."""
-    if count <= len(_ID_KEYS):
-        id_keys, score_keys = _ID_KEYS, _SCORE_KEYS
-    else:
-        id_keys, score_keys = _keys(count)
+    id_keys, score_keys = _keys(count)
     for key in (*id_keys[:count], *score_keys[:count]):
         attributes.pop(key, None)
 
@@ -165,10 +162,7 @@ def add_output_documents(
     ):
         return
     indices, scores = indices[:limit], scores[:limit]
-    if len(indices) <= len(_ID_KEYS):
-        id_keys, score_keys = _ID_KEYS, _SCORE_KEYS
-    else:
-        id_keys, score_keys = _keys(len(indices))
+    id_keys, score_keys = _keys(len(indices))
     attributes.update(zip(id_keys, map(str, indices), strict=False))  # the keys run longer
     if all(map(isfinite, scores)):  # the usual ranking
         attributes.update(zip(score_keys, scores, strict=False))
@@ -179,7 +173,13 @@ def add_output_documents(
 
 def _keys(count: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The id keys and the score keys, ``reranker.output_documents.{i}.document.id|score``,
-    of ``count`` positions."""
+    of at least ``count`` positions (those built once when they are enough)."""
+    if count <= len(_ID_KEYS):
+        return _ID_KEYS, _SCORE_KEYS
+    return _build_keys(count)
+
+
+def _build_keys(count: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     bases = [f"{semconv.RERANKER_OUTPUT_DOCUMENTS}.{i}." for i in range(count)]
     return (
         tuple(base + semconv.DOCUMENT_ID for base in bases),
@@ -188,7 +188,7 @@ def _keys(count: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 # Built once for the positions a span usually holds (``max_documents`` defaults to 10).
-_ID_KEYS, _SCORE_KEYS = _keys(64)
+_ID_KEYS, _SCORE_KEYS = _build_keys(64)
 #: What the compiled ``write_summary`` writes under (see ``_speedups.summarize``).
 _WRITTEN_KEYS: Final = (
     semconv.RAG_RERANK_TOP_SCORE,
