@@ -8,10 +8,10 @@ what the real one returned for these arguments: the library's own code around it
 runs), and right before every timed call a real all-MiniLM-L6-v2 forward pass (one query)
 sweeps the CPU caches, as the call's own forward pass does in production. Every timed call
 thus starts where ours' code starts after a real inference: cold. Timed one by one
-(``perf_counter_ns``), the cases alternating call by call, summed up by the 10th
-percentile and the median of each case's calls; overhead = case - bare at that quantile.
-The A/A case is the bare call again: its "overhead" is the noise (here a fraction of a
-microsecond).
+(``perf_counter_ns``), the cases alternating call by call in an order shuffled each round,
+summed up by the 10th percentile and the median of each case's calls; overhead = case -
+bare at that quantile. The A/A case is the bare call again: its "overhead" is the noise
+(here a fraction of a microsecond).
 
 Cases, per row (``predict-50``: ``CrossEncoder.predict`` of 50 pairs; ``rank-50``: ``rank``
 of 50 documents; the tiny cross-encoder of the tests):
@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -230,17 +231,26 @@ def measure(key: str, calls: int, pieces: bool) -> dict[str, list[int]]:
 
 
 def _alternate(cases: dict[str, Case], sweeper: Any, calls: int) -> dict[str, list[int]]:
-    """Each case ``calls`` times, the cases alternating, each call right after a real
-    forward pass of ``sweeper`` (the caches swept); after a warm-up that builds the plans
-    and caches once."""
+    """Each case ``calls`` times, the cases alternating in an order shuffled each round (a
+    fixed seed), each call right after a real forward pass of ``sweeper`` (the caches
+    swept); after a warm-up that builds the plans and caches once.
+
+    Shuffled because the sweep leaves the last level cache partly warm: in a fixed order a
+    case read up to 9 µs lower when it followed one running the same code (two copies of
+    ``ours``, one after ``floor``, the other after another ``ours``), more than most of
+    what this script is asked to tell apart.
+    """
     for case in cases.values():
         for _ in range(10):
             case.timed()
     found: dict[str, list[int]] = {label: [] for label in cases}
+    order = list(cases)
+    shuffle = random.Random(0).shuffle
     for _ in range(calls):
-        for label, case in cases.items():
+        shuffle(order)
+        for label in order:
             sweeper.encode(lo.QUERY)
-            found[label].append(case.timed())
+            found[label].append(cases[label].timed())
     return found
 
 
