@@ -11,8 +11,9 @@ second table (each call's CPU time outside the library's inner work; per block t
 percentile, less bare's; the median over blocks):
 
 * ``ours``           ``otel_rerank.instrument(...)`` as shipped;
-* ``ours, no hist``  the same with the duration record switched off (an ablation, never
-  shipped: it only tells what the record costs where it runs, after the call);
+* ``ours, no hist``  the same with the points recorded as the call ends switched off (its
+  duration, and a reranker's candidate count; an ablation, never shipped: it only tells
+  what the records cost where they run, after the call);
 * ``floor``          ``library_overhead.py``'s hand-written span and histogram records with
   ours' recording, and ``floor, no hist`` the same span without them;
 * ``--ablate summary`` instead of the histogram, ours with the rerank summary (top score,
@@ -487,20 +488,20 @@ def measure(
 def _histogram_phases(
     bare: Any, ours: Any, patches: Patches, recordings: dict[str, Any], sdk: Any
 ) -> list[Any]:
-    """Ours and the floor, each with and without the duration record."""
+    """Ours and the floor, each with and without the histogram records."""
     from otel_rerank import _span
 
-    duration = _span._metrics.duration
+    duration = _span._metrics.call_points
 
     def no_record(*_: Any) -> None:
         return None
 
     def ablated_on() -> None:
         patches.on()
-        _span._metrics.duration = no_record
+        _span._metrics.call_points = no_record
 
     def ablated_off() -> None:
-        _span._metrics.duration = duration
+        _span._metrics.call_points = duration
         patches.off()
 
     return [
@@ -571,7 +572,7 @@ def report(found: dict[str, dict[str, tuple[list[float], str]]], blocks: int, ca
                 )
             continue
         lines.append(
-            f"  duration record in place: ours {medians['ours'] - medians['ours, no hist']:.1f}"
+            f"  histogram records in place: ours {medians['ours'] - medians['ours, no hist']:.1f}"
             f", floor {medians['floor'] - medians['floor, no hist']:.1f}"
         )
         for name in cases.keys() - {"ours", "ours, no hist", "floor", "floor, no hist"}:

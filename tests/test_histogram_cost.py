@@ -43,7 +43,7 @@ def test_each_case_records_what_its_name_says() -> None:
         "floor": with_record,
         "floor, no hist": without,
     }
-    assert "duration record in place: ours " in done.stdout
+    assert "histogram records in place: ours " in done.stdout
 
 
 def test_the_summary_given_records_what_ours_records() -> None:

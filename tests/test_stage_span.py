@@ -180,6 +180,26 @@ def test_the_candidates_of_a_failed_call_are_recorded_as_it_ends(otel: Otel) -> 
     assert "error.type" not in (point.attributes or {})  # a count, not an outcome
 
 
+def test_a_failing_candidates_point_still_records_the_duration(
+    otel: Otel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The two points a call records as it ends come from one function: the first failing
+    # must not cost the second (nor reach the call).
+    call = _begin()
+    call.record_candidates(4)
+    histogram = call._telemetry.candidates  # type: ignore[union-attr]
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a histogram of ours broke")
+
+    monkeypatch.setattr(_safe, "STRICT", False)  # logged, as in an app
+    with mock.patch.object(histogram, "record", broken), call:
+        pass
+    assert otel.metric_points("rag.rerank.candidates") == []
+    (point,) = otel.metric_points("gen_ai.client.operation.duration")
+    assert point.count == 1
+
+
 def test_a_key_that_is_not_a_string_is_dropped_not_raised(otel: Otel) -> None:
     with otel_rerank.rerank(model="m") as call:
         call.set_attribute(["not", "hashable"], 1)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from otel_rerank import _errors, _telemetry, semconv
+from otel_rerank._safe import report_internal_error
 
 #: Variants one set of attributes keeps (model names and server addresses are the
 #: caller's); past this, the cache starts over.
@@ -58,14 +59,28 @@ class MetricAttributes:
 
 # One call's points. Functions of the call's telemetry and attributes rather than an object
 # per call: the stage span holds both and calls these on its hot path.
-def duration(
+def call_points(
     telemetry: _telemetry.Telemetry,
     attributes: MetricAttributes,
     seconds: float,
     failure: BaseException | None,
     in_span: Context,
+    candidate_count: int | None = None,
 ) -> None:
-    """``gen_ai.client.operation.duration``, with ``error.type`` when the call failed."""
+    """The points a call records as it ends: a reranker's ``rag.rerank.candidates`` (when
+    its count was given) and ``gen_ai.client.operation.duration``, with ``error.type`` when
+    the call failed.
+
+    One function for both, back to back: the SDK's recording code is warm for the second
+    (the count is recorded as the call ends, not before its forward pass evicts that code),
+    and the call pays one frame for them. The duration is recorded even if the count's
+    point fails.
+    """
+    if candidate_count is not None:
+        try:
+            telemetry.candidates.record(candidate_count, attributes.values, in_span)
+        except Exception:
+            report_internal_error("call_points")
     if failure is not None:
         attributes = attributes.plus(semconv.ERROR_TYPE, _errors.error_type(failure))
     telemetry.duration.record(seconds, attributes.values, in_span)

@@ -108,7 +108,7 @@ chat_duration_listener: Callable[[float], None] | None = None
 # SentenceTransformerRerank, Haystack's rankers) knows its top_n but calls a library that
 # does not (CrossEncoder.predict): it sets this while the library call runs, and the
 # library's rerank span records it. One rerank span, with the framework's top_n.
-_RERANK_TOP_N: ContextVar[int | None] = ContextVar("otel_rerank_rerank_top_n", default=None)
+framework_top_n: ContextVar[int | None] = ContextVar("otel_rerank_rerank_top_n", default=None)
 
 
 @contextlib.contextmanager
@@ -117,11 +117,11 @@ def rerank_top_n(top_n: Any) -> Iterator[None]:
     if not is_int(top_n) or top_n <= 0:
         yield
         return
-    token = _RERANK_TOP_N.set(top_n)
+    token = framework_top_n.set(top_n)
     try:
         yield
     finally:
-        _RERANK_TOP_N.reset(token)
+        framework_top_n.reset(token)
 
 
 def instrumentation_suppressed() -> bool:
@@ -199,7 +199,7 @@ def with_top_n(
     """``attributes`` with the top_n a framework set (:func:`rerank_top_n`), if a rerank
     span starts while one is set; else ``attributes`` itself."""
     if stage is RERANK:
-        top_n = _RERANK_TOP_N.get()
+        top_n = framework_top_n.get()
         if top_n is not None:
             return {
                 semconv.GEN_AI_RERANK_TOP_N: top_n,
@@ -380,7 +380,7 @@ def end_leaf(
         report_internal_error("StageSpan.end")
     if telemetry.metering:
         try:
-            _metrics.duration(
+            _metrics.call_points(
                 telemetry,
                 opened.metric_attributes,
                 elapsed,
@@ -578,27 +578,28 @@ class StageSpan:
             elif self.recording:
                 self.recording = False  # as the SDK's ended span: later writes are dropped
                 try:
-                    self._write_outcome(failure)
+                    # The usual call (no ranking kept for the end, no failure) writes what
+                    # it gathered as it is: no frame to work out its outcome.
+                    if self._ranking is None and failure is None:
+                        pending = self._pending
+                        if pending:
+                            self.span.set_attributes(pending)
+                    else:
+                        self._write_outcome(failure)
                 except Exception:
                     report_internal_error("StageSpan.end")
             telemetry = self._telemetry
             if telemetry is not None:
                 if telemetry.metering:
-                    candidates = self._candidates
-                    if candidates is not None:  # given before or during the call
-                        try:
-                            _metrics.candidates(
-                                telemetry, self._metric_attributes, candidates, self._current_in()
-                            )
-                        except Exception:
-                            report_internal_error("StageSpan.end")
+                    in_span = self._in_span  # built as the span was entered, usually
                     try:
-                        _metrics.duration(
+                        _metrics.call_points(
                             telemetry,
                             self._metric_attributes,
                             elapsed,
                             failure,
-                            self._current_in(),
+                            in_span if in_span is not None else self._current_in(),
+                            self._candidates,  # given before or during the call
                         )
                     except Exception:
                         report_internal_error("StageSpan.end")

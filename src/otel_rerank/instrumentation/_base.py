@@ -374,12 +374,12 @@ class Method:
     def _opening(self, start: Start) -> _span.Opening:
         """What the span starts with: worked out once per ``Start`` object (a library keeps
         one per instance, collection or model) and again for a framework's top_n."""
-        if self.stage is _span.RERANK:  # only a rerank span takes a framework's top_n
+        # Only a rerank span takes a framework's top_n; one set makes this call's opening.
+        if self.stage is _span.RERANK and _span.framework_top_n.get() is not None:
             with_top_n = _span.with_top_n(self.stage, start.attributes)
-            if with_top_n is not start.attributes:  # a framework's top_n: this call's own
-                return _span.opening(
-                    self.stage, self.provider, start.model, start.detail, start.kind, with_top_n
-                )
+            return _span.opening(
+                self.stage, self.provider, start.model, start.detail, start.kind, with_top_n
+            )
         openings = self._openings
         cached = openings.get(id(start))
         if cached is not None and cached[0] is start:

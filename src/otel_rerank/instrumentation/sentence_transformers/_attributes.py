@@ -274,16 +274,11 @@ def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Attr
 
 def rank_request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``rank``: its ``top_k`` (``gen_ai.rerank.top_n``) and the model's attributes."""
-    top = top_n(arguments)
+    top = _int_or_none(arguments.get("top_k"))
     model = rerank_model_attributes(instance, arguments)
     if top is None:  # rank's default: no pair whose None the reader must drop
         return model
     return ((semconv.GEN_AI_RERANK_TOP_N, top), (semconv.RERANKER_TOP_K, top), *model)
-
-
-def top_n(arguments: Mapping[str, Any]) -> int | None:
-    """``rank``'s ``top_k`` (``gen_ai.rerank.top_n``) when it is an integer."""
-    return _int_or_none(arguments.get("top_k"))
 
 
 def predict_pairs(arguments: Mapping[str, Any]) -> Sequence[Any] | None:
@@ -383,11 +378,11 @@ def _float_or_none(value: Any) -> float | None:
 def _int_or_none(value: Any) -> int | None:
     """An integer argument (``top_k``, ``batch_size``) as an int, ``None`` for anything else
     (a bool included)."""
-    if value is None or is_int(value):  # the usual arguments: a plain int checked first
+    if value is None or type(value) is int:  # the usual arguments, without a frame
         return value
     if isinstance(value, bool):
         return None
-    try:  # numpy and torch integer scalars
+    try:  # an int subclass, numpy and torch integer scalars
         return operator.index(value)
     except Exception:
         return None
@@ -435,4 +430,5 @@ def rank_summary(
         scores = nested[0]
     else:
         scores = rank_scores(result, sized_length(arguments.get("documents")))
-    call.record_scores(scores, top_n=top_n(arguments))  # rank returns top_k of them
+    # rank returns top_k of them
+    call.record_scores(scores, top_n=_int_or_none(arguments.get("top_k")))
