@@ -55,25 +55,29 @@ _Wrapped = Callable[..., Any]
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-@guard("server attributes")
 def server_attributes(client: Any) -> Mapping[str, AttributeValue] | None:
-    """``server.address`` and ``server.port`` of an SDK client, read from its base URL.
+    """``server.address`` and ``server.port`` of an SDK client, read from its base URL
+    (``None`` when it has none, or ours fails to read it: logged, the span starts without).
 
     Given to the span at its start: the GenAI conventions name them (with the operation,
     provider and model) as the attributes a sampler may decide on. Computed once per base
     URL, so a call pays a dictionary lookup.
     """
-    # Both SDKs keep the URL in ``_base_url``; their ``base_url`` property may do more work.
-    url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
-    if url is None:
+    try:  # inline, not ``@guard``: every call's own path
+        # Both SDKs keep the URL in ``_base_url``; their ``base_url`` property may do more.
+        url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
+        if url is None:
+            return None
+        cached = _servers.get(id(url))
+        if cached is None or cached[0] is not url:
+            cached = (url, _server_map(url))
+            if len(_servers) >= 256:  # bounded: one entry per client base URL
+                _servers.clear()
+            _servers[id(url)] = cached
+        return cached[1]
+    except Exception:
+        report_internal_error("server attributes")
         return None
-    cached = _servers.get(id(url))
-    if cached is None or cached[0] is not url:
-        cached = (url, _server_map(url))
-        if len(_servers) >= 256:  # bounded: one entry per client base URL
-            _servers.clear()
-        _servers[id(url)] = cached
-    return cached[1]
 
 
 #: id(base URL object) -> (that object, its attributes); the object is kept so the id
@@ -600,16 +604,15 @@ class Chat(Operation, ABC):
     def _write_output(self, call: StageSpan, result: Any) -> None:
         call.record_output_messages(self.output_messages(result), self.finish_reasons(result))
 
-    @guard("chat response")
-    def _record_result(self, call: StageSpan, result: Any) -> None:
-        call.record_response_model(self.response_model(result))  # before the token metric
-        call.extract(self.response, result)
-        call.record_tokens(*self.usage(result))  # even when sampled out: the histogram
-        call.record_content(self._write_output, result)
-
     def finish(self, call: StageSpan, result: Any) -> None:
         """Record a complete (not streamed) result and end the span."""
-        self._record_result(call, result)
+        try:  # inline, not ``@guard``: every call's own path
+            call.record_response_model(self.response_model(result))  # before the token metric
+            call.extract(self.response, result)
+            call.record_tokens(*self.usage(result))  # even when sampled out: the histogram
+            call.record_content(self._write_output, result)
+        except Exception:
+            report_internal_error("chat response")
         call.end()
 
     def follow(
