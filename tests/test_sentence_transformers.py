@@ -309,7 +309,11 @@ def test_max_length_read_straight_from_the_tokenizer_follows_what_replaces_it(
     assert _attributes._max_length(model) == model.max_seq_length
     assert _attributes._facts.of(model).tokenizer_path == (first, original_tokenizer)
     assert _attributes._max_length(model) == model.max_seq_length  # through the kept way
+    original_value = original_tokenizer.model_max_length
     try:
+        original_tokenizer.model_max_length = 33  # the value itself, set on the tokenizer
+        assert _attributes._max_length(model) == 33 == model.max_seq_length
+        original_tokenizer.model_max_length = original_value
         other_tokenizer = copy.copy(original_tokenizer)
         other_tokenizer.model_max_length = 21
         first.processor = other_tokenizer
@@ -323,6 +327,36 @@ def test_max_length_read_straight_from_the_tokenizer_follows_what_replaces_it(
     finally:
         model._modules["0"] = original_module
         first.processor = original_tokenizer
+        original_tokenizer.model_max_length = original_value
+    assert _attributes._max_length(model) == model.max_seq_length
+
+
+def test_max_length_of_a_tokenizer_class_defining_it_is_read_through_the_property(
+    tiny_cross_encoder: Any,
+) -> None:
+    # A tokenizer class of its own with a model_max_length property: the property answers,
+    # whichever way the value is read.
+    model = tiny_cross_encoder
+    first = model._modules["0"]
+    original_tokenizer = first.processor
+
+    class Capped(type(original_tokenizer)):  # type: ignore[misc]
+        @property
+        def model_max_length(self) -> int:
+            return 9
+
+        @model_max_length.setter
+        def model_max_length(self, value: int) -> None:
+            pass
+
+    capped = object.__new__(Capped)
+    capped.__dict__.update(original_tokenizer.__dict__)
+    try:
+        first.processor = capped
+        assert model.max_seq_length == 9 == _attributes._max_length(model)
+    finally:
+        first.processor = original_tokenizer
+        _attributes._facts.of(model).tokenizer_path = None  # as a model not yet read
     assert _attributes._max_length(model) == model.max_seq_length
 
 
