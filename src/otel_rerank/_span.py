@@ -107,7 +107,8 @@ chat_duration_listener: Callable[[float], None] | None = None
 # A framework's rerank step (LangChain's CrossEncoderReranker, LlamaIndex's
 # SentenceTransformerRerank, Haystack's rankers) knows its top_n but calls a library that
 # does not (CrossEncoder.predict): it sets this while the library call runs, and the
-# library's rerank span records it. One rerank span, with the framework's top_n.
+# library's rerank span records it (read by ``with_top_n``, and by the generic wrapper's
+# ``Method._opening`` to tell that it must). One rerank span, with the framework's top_n.
 framework_top_n: ContextVar[int | None] = ContextVar("otel_rerank_rerank_top_n", default=None)
 
 
