@@ -491,7 +491,7 @@ def _histogram_phases(
     """Ours and the floor, each with and without the histogram records."""
     from otel_rerank import _span
 
-    duration = _span._metrics.call_points
+    call_points = _span._metrics.call_points
 
     def no_record(*_: Any) -> None:
         return None
@@ -501,7 +501,7 @@ def _histogram_phases(
         _span._metrics.call_points = no_record
 
     def ablated_off() -> None:
-        _span._metrics.call_points = duration
+        _span._metrics.call_points = call_points
         patches.off()
 
     return [

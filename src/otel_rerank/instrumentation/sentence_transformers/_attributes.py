@@ -274,11 +274,16 @@ def rerank_model_attributes(instance: Any, arguments: Mapping[str, Any]) -> Attr
 
 def rank_request(instance: Any, arguments: Mapping[str, Any]) -> Attributes:
     """``rank``: its ``top_k`` (``gen_ai.rerank.top_n``) and the model's attributes."""
-    top = _int_or_none(arguments.get("top_k"))
+    top = top_n(arguments)
     model = rerank_model_attributes(instance, arguments)
     if top is None:  # rank's default: no pair whose None the reader must drop
         return model
     return ((semconv.GEN_AI_RERANK_TOP_N, top), (semconv.RERANKER_TOP_K, top), *model)
+
+
+def top_n(arguments: Mapping[str, Any]) -> int | None:
+    """``rank``'s ``top_k`` (``gen_ai.rerank.top_n``) when it is an integer."""
+    return _int_or_none(arguments.get("top_k"))
 
 
 def predict_pairs(arguments: Mapping[str, Any]) -> Sequence[Any] | None:
@@ -430,5 +435,4 @@ def rank_summary(
         scores = nested[0]
     else:
         scores = rank_scores(result, sized_length(arguments.get("documents")))
-    # rank returns top_k of them
-    call.record_scores(scores, top_n=_int_or_none(arguments.get("top_k")))
+    call.record_scores(scores, top_n=top_n(arguments))  # rank returns top_k of them
