@@ -58,14 +58,16 @@ a second process does. 7 blocks per process is the issue's minimum for a per-cal
 
 What the no-SDK column measures. With no SDK the patched method (the plain function the
 patcher installs) asks "no SDK configured?" itself, in three attribute reads, and calls the
-original: a handful of bytecodes on every row. Right after a forward pass (or chroma's
-query) every function and object a call touches is cold, about a microsecond each, so
-until stop 21, when the same check ran behind the bound method, ``Method.wrapper``,
-``_span.records`` and ``_telemetry.current``, it read +10 µs on chroma and +10-28 µs on the
-model rows, inner-timed; now 2-7 µs there, mostly within the A/A spread (docs/
-performance.md, stop 21), and 1-4 µs in ``cold_call.py``'s ``no SDK`` case, which switches
-nothing between calls (here the case switches ours' patches in and out around each
-block). ``no_sdk_split.py`` splits it by layer.
+original; compiled (``_speedups.Replacement``), no bytecode of ours runs, and the answer is
+kept while the three dicts read are unchanged (a line of each read). Right after a forward
+pass (or chroma's query) every function and object a call touches is cold, about a
+microsecond each, so until stop 21, when the same check ran behind the bound method,
+``Method.wrapper``, ``_span.records`` and ``_telemetry.current``, it read +10 µs on chroma
+and +10-28 µs on the model rows, inner-timed; 2-7 µs there from stop 21, mostly within the
+A/A spread, and +0.1 to +3.1 µs in two runs since the answer is kept (stop 28, docs/
+performance.md); 0-4 µs in ``cold_call.py``'s ``no SDK`` case, which switches nothing
+between calls (here the case switches ours' patches in and out around each block).
+``no_sdk_split.py`` splits it by layer.
 
 Inner-timed estimate. On the rows whose own work dwarfs the overheads (a model's forward
 pass, chroma's segment query, an SDK's request round trip), the 10th percentile still moves

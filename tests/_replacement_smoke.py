@@ -74,6 +74,22 @@ def main(folder: str) -> None:
     assert Model.normalize("B") == ("wrapped", "b") and seen[-1][0] is None
     assert Subclass.load(9) == ("wrapped", ("Subclass", 9)) and seen[-1][0] is Subclass
     assert model.load(8) == ("wrapped", ("Subclass", 8)) and seen[-1][0] is Subclass
+    # The answer kept between calls follows each of the three dicts (from 3.12 through a
+    # dict watcher, before through their version tags), and no other change.
+    for dict_, key, value in (
+        (trace_globals, "_TRACER_PROVIDER", None),
+        (metrics_globals, "_METER_PROVIDER", object()),
+        (metrics_globals, "_METER_PROVIDER", None),
+        (telemetry_globals, "own_providers", True),
+        (telemetry_globals, "own_providers", False),
+        (trace_globals, "unrelated", object()),
+    ):
+        dict_[key] = value
+        nothing_set = trace_globals["_TRACER_PROVIDER"] is None and (
+            metrics_globals["_METER_PROVIDER"] is None and not telemetry_globals["own_providers"]
+        )
+        assert model.predict(2) == ((2, 2) if nothing_set else ("wrapped", (2, 2))), key
+    trace_globals["_TRACER_PROVIDER"] = object()
     try:
         Model.predict()  # type: ignore[call-arg]
     except TypeError:

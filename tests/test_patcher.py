@@ -257,6 +257,55 @@ def test_with_nothing_configured_a_plain_replacement_calls_the_original_itself(
     assert not _telemetry.own_providers
 
 
+def test_the_no_sdk_answer_follows_every_change_of_the_globals_it_is_read_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compiled replacement keeps its "no SDK" answer between calls while the three
+    dicts it reads are unchanged (their version tags; a dict watcher from 3.12): each
+    global set, however it is set, reaches the wrapper on the next call, and unset again
+    the original answers alone; a change of another name in those modules changes
+    nothing."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.util._once import Once
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+    _telemetry.reset()
+    patcher = Patcher()
+    patcher.patch_class(Model, "predict", record)
+    patcher.patch_class(Model, "normalize", record)
+    model = Inherits("h")
+    seen.clear()
+
+    def wrapped() -> bool:
+        predicted, normalized = model.predict(["x"]), Model.normalize("AB")
+        assert (predicted[0] == "wrapped") is (normalized[0] == "wrapped")
+        return predicted[0] == "wrapped"
+
+    try:
+        assert not wrapped() and not wrapped()
+        trace.set_tracer_provider(TracerProvider())  # the API's own STORE_GLOBAL
+        assert wrapped()
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+        assert not wrapped()
+        monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", MeterProvider())
+        assert wrapped()
+        monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
+        assert not wrapped()
+        _telemetry.use(tracer_provider=TracerProvider())  # own_providers, in _telemetry
+        assert wrapped()
+        _telemetry.reset()
+        assert not wrapped()
+        monkeypatch.setattr(trace, "_an_unrelated_name", object(), raising=False)
+        assert not wrapped()
+    finally:
+        _telemetry.reset()
+        patcher.undo()
+
+
 def test_an_api_without_the_globals_read_gets_wrapt_replacements_that_always_ask(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
