@@ -370,6 +370,10 @@ def test_read_pairs_adds_every_pair_with_a_value_or_none_of_a_failing_extractor(
     assert into == {"kept": 1, "a": 1, "c": "x"}  # None skipped, the rest added
     _span.read_pairs(into, lambda n: (("d", n),), 2)
     assert into["d"] == 2
+    # Only None is absent: falsy values are values, and the order of the rest is kept.
+    falsy = (("f", 0), ("g", None), ("h", ""), ("i", False), ("j", 0.0), ("k", None))
+    _span.read_pairs(into, lambda: falsy)
+    assert list(into.items())[-4:] == [("f", 0), ("h", ""), ("i", False), ("j", 0.0)]
 
     def failing() -> Iterator[tuple[str, Any]]:
         yield "e", 3
