@@ -64,7 +64,7 @@ pass (or chroma's query) every function and object a call touches is cold, about
 microsecond each, so until stop 21, when the same check ran behind the bound method,
 ``Method.wrapper``, ``_span.records`` and ``_telemetry.current``, it read +10 µs on chroma
 and +10-28 µs on the model rows, inner-timed; 2-7 µs there from stop 21, mostly within the
-A/A spread, and +0.1 to +3.1 µs in two runs since the answer is kept (stop 28, docs/
+A/A spread, and -1.2 to +4.4 µs over four runs since the answer is kept (stop 28, docs/
 performance.md); 0-4 µs in ``cold_call.py``'s ``no SDK`` case, which switches nothing
 between calls (here the case switches ours' patches in and out around each block).
 ``no_sdk_split.py`` splits it by layer.

@@ -568,9 +568,11 @@ typedef struct {
     PyObject *weakrefs;
     vectorcallfunc vectorcall;
     int bound;
-    int known;       /* whether `answer` holds while the dicts are as `seen` says */
-    int answer;      /* no_sdk_looked_up's answer when it was last worked out */
-    uint64_t seen[3]; /* the dicts' version tags then (from 3.12: the watch count) */
+    int answer;       /* no_sdk_looked_up's answer when it was last worked out */
+    uint64_t seen[3]; /* the dicts' version tags then; from 3.12 seen[0]: the change count */
+#if PY_VERSION_HEX >= 0x030C0000
+    int watched; /* the three dicts are watched: else they are looked up on every call */
+#endif
 } Replacement;
 
 static PyObject *TRACER_PROVIDER_KEY, *METER_PROVIDER_KEY, *OWN_PROVIDERS_KEY;
@@ -584,7 +586,6 @@ static uint64_t globals_changes;
 static int
 globals_changed(PyDict_WatchEvent event, PyObject *dict, PyObject *key, PyObject *new_value)
 {
-    (void)event, (void)dict, (void)key, (void)new_value;
     globals_changes++; /* before the change: the next call reads the dicts after it */
     return 0;
 }
@@ -611,32 +612,40 @@ no_sdk_looked_up(Replacement *self)
     return 0;
 }
 
-/* no_sdk_looked_up's answer, kept while the three dicts are unchanged (see above). */
+/* no_sdk_looked_up's answer, kept with the state of the three dicts it was read from. */
+static int
+no_sdk_kept(Replacement *self)
+{
+    self->answer = no_sdk_looked_up(self);
+#if PY_VERSION_HEX < 0x030C0000
+    self->seen[0] = ((PyDictObject *)self->trace_globals)->ma_version_tag;
+    self->seen[1] = ((PyDictObject *)self->metrics_globals)->ma_version_tag;
+    self->seen[2] = ((PyDictObject *)self->telemetry_globals)->ma_version_tag;
+#else
+    self->seen[0] = globals_changes;
+#endif
+    return self->answer;
+}
+
+/* The kept answer while the three dicts are unchanged (see above), else looked up again. */
 static inline int
 no_sdk(Replacement *self)
 {
 #if PY_VERSION_HEX < 0x030C0000
-    uint64_t now[3] = {((PyDictObject *)self->trace_globals)->ma_version_tag,
-                       ((PyDictObject *)self->metrics_globals)->ma_version_tag,
-                       ((PyDictObject *)self->telemetry_globals)->ma_version_tag};
-    if (self->known && now[0] == self->seen[0] && now[1] == self->seen[1]
-        && now[2] == self->seen[2]) {
+    if (((PyDictObject *)self->trace_globals)->ma_version_tag == self->seen[0]
+        && ((PyDictObject *)self->metrics_globals)->ma_version_tag == self->seen[1]
+        && ((PyDictObject *)self->telemetry_globals)->ma_version_tag == self->seen[2]) {
         return self->answer;
     }
-    self->answer = no_sdk_looked_up(self);
-    memcpy(self->seen, now, sizeof(now));
-    self->known = 1;
-    return self->answer;
 #else
-    if (!self->known) { /* a dict not watched: looked up on every call */
+    if (!self->watched) {
         return no_sdk_looked_up(self);
     }
-    if (self->seen[0] != globals_changes) {
-        self->answer = no_sdk_looked_up(self);
-        self->seen[0] = globals_changes;
+    if (self->seen[0] == globals_changes) {
+        return self->answer;
     }
-    return self->answer;
 #endif
+    return no_sdk_kept(self);
 }
 
 static PyObject *
@@ -709,8 +718,8 @@ replacement_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->bound = bound;
     self->vectorcall = replacement_vectorcall;
 #if PY_VERSION_HEX >= 0x030C0000
-    /* Watched, a dict's changes are counted and the answer is kept between them; known
-     * stays 0 (a lookup on every call) where a dict cannot be watched. */
+    /* Watched, a dict's changes are counted and the answer is kept between them; where a
+     * dict cannot be watched, it is looked up on every call. */
     if (globals_watcher >= 0) {
         if (PyDict_Watch(globals_watcher, trace_globals) < 0
             || PyDict_Watch(globals_watcher, metrics_globals) < 0
@@ -718,12 +727,11 @@ replacement_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             PyErr_Clear();
         }
         else {
-            self->answer = no_sdk_looked_up(self);
-            self->seen[0] = globals_changes;
-            self->known = 1;
+            self->watched = 1;
         }
     }
 #endif
+    no_sdk_kept(self);
     return (PyObject *)self;
 }
 

@@ -585,7 +585,8 @@ def _plain_replacement(original: Any, wrapper: Wrapper) -> Any | None:
         # --pieces``); warm ~30 ns against ~130 (``patch_layer.py``). It also keeps its
         # answer while the three modules' dicts are unchanged, so that a call reads one
         # line of each dict instead of a key, an index and an entry: on encode of one query
-        # +1.2/+1.8 µs inner-timed against +3.4/+4.4 (``library_overhead.py``, stop 28).
+        # +1.2 to +3.3 µs inner-timed over four runs, against +3.4 to +4.4
+        # (``library_overhead.py``, stop 28).
         replacement = _CompiledReplacement(
             function,
             wrapper,
