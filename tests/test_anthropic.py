@@ -26,6 +26,7 @@ from otel_rerank._config import ContentPolicy
 from otel_rerank.instrumentation._base import is_replacement
 from otel_rerank.instrumentation.anthropic import AnthropicInstrumentor
 from otel_rerank.instrumentation.anthropic import _attributes as attrs
+from otel_rerank.instrumentation.anthropic._wrappers import _Messages
 
 from ._mock_llm import MockLLMServer
 from .conftest import Otel, make_otel
@@ -492,9 +493,10 @@ def test_nothing_of_the_call_is_read_when_nothing_records(
     server: _MockAnthropic, monkeypatch: pytest.MonkeyPatch, nothing: str
 ) -> None:
     read: list[str] = []
-    for name in ("request", "input_messages"):
-        original = getattr(attrs, name)
-        monkeypatch.setattr(attrs, name, lambda *a, _n=name, _o=original: read.append(_n) or _o(*a))
+    for name in ("request", "input_messages"):  # read from the operation, where its wrapper does
+        original = getattr(_Messages, name)
+        spy = staticmethod(lambda *a, _n=name, _o=original: read.append(_n) or _o(*a))
+        monkeypatch.setattr(_Messages, name, spy)
     current = _telemetry.current
     if nothing == "no SDK":
         monkeypatch.setattr(_telemetry, "current", lambda: None)
@@ -538,11 +540,14 @@ def test_our_failure_never_reaches_the_call(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug in extraction")
 
-    monkeypatch.setattr(attrs, "response", broken)
+    monkeypatch.setattr(_Messages, "response", staticmethod(broken))
     monkeypatch.setattr(attrs.MessageStreamState, "add", broken)
     monkeypatch.setattr(attrs.MessageStreamState, "usage", broken)
     client = server.client()
     assert _text(client.messages.create(**KWARGS)) == ANSWER
     with client.messages.stream(**KWARGS) as stream:
         assert _text(stream.get_final_message()) == "".join(PIECES)
-    assert len(_chat_spans(otel)) == 2
+    spans = _chat_spans(otel)
+    assert len(spans) == 2
+    assert semconv.GEN_AI_RESPONSE_ID not in spans[0].attributes  # the broken reader's
+    assert spans[0].attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0  # the rest is recorded

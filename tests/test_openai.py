@@ -32,6 +32,7 @@ from otel_rerank.instrumentation import _llm
 from otel_rerank.instrumentation._base import is_replacement
 from otel_rerank.instrumentation.openai import OpenAIInstrumentor
 from otel_rerank.instrumentation.openai import _attributes as attrs
+from otel_rerank.instrumentation.openai._wrappers import _ChatCompletions
 
 from ._mock_llm import MockLLMServer
 from .conftest import Otel, make_otel
@@ -455,9 +456,18 @@ def test_nothing_of_the_call_is_read_when_nothing_records(
     server: _MockOpenAI, monkeypatch: pytest.MonkeyPatch, nothing: str
 ) -> None:
     read: list[str] = []
-    for name in ("chat_request", "embeddings_request"):
-        original = getattr(attrs, name)
-        monkeypatch.setattr(attrs, name, lambda *a, _n=name, _o=original: read.append(_n) or _o(*a))
+    chat_request, embeddings_request = _ChatCompletions.request, attrs.embeddings_request
+    # Where each wrapper reads its extractor: chat's on its operation, embeddings' module.
+    monkeypatch.setattr(
+        _ChatCompletions,
+        "request",
+        staticmethod(lambda *a: read.append("chat_request") or chat_request(*a)),
+    )
+    monkeypatch.setattr(
+        attrs,
+        "embeddings_request",
+        lambda *a: read.append("embeddings_request") or embeddings_request(*a),
+    )
     current = _telemetry.current
     if nothing == "no SDK":
         monkeypatch.setattr(_telemetry, "current", lambda: None)
@@ -814,9 +824,9 @@ def test_our_failure_never_reaches_the_call(
     def broken_request(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug in request extraction")
 
-    monkeypatch.setattr(attrs, "chat_response", broken)
+    monkeypatch.setattr(_ChatCompletions, "response", staticmethod(broken))
     monkeypatch.setattr(attrs.ChatStreamState, "add", broken)
-    monkeypatch.setattr(attrs, "chat_request", broken_request)
+    monkeypatch.setattr(_ChatCompletions, "request", staticmethod(broken_request))
     monkeypatch.setattr(attrs, "embeddings_request", broken_request)
     client = server.client()
     assert _chat(client, temperature=0.2).choices[0].message.content == ANSWER
@@ -827,6 +837,7 @@ def test_our_failure_never_reaches_the_call(
     # The span starts without the request's attributes and records the rest.
     assert semconv.GEN_AI_REQUEST_TEMPERATURE not in spans[0].attributes
     assert spans[0].attributes[semconv.SERVER_ADDRESS] == "llm.example.test"
+    assert semconv.GEN_AI_RESPONSE_ID not in spans[0].attributes  # the broken reader's
     (embeddings,) = [s for s in otel.spans() if s.name.startswith("embeddings")]
     assert embeddings.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0
 

@@ -830,7 +830,7 @@ class StageSpan:
         """
         if not isinstance(model, str) or not model:
             return
-        if self._telemetry is not None:
+        if self._telemetry is not None and self._telemetry.metering:  # else never read
             self._metric_attributes = self._metric_attributes.plus(
                 semconv.GEN_AI_RESPONSE_MODEL, model
             )

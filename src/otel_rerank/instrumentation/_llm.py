@@ -526,8 +526,9 @@ class Sending:
 class Chat(Operation, ABC):
     """A chat API's wrappers, shared; each library's subclass says what its calls hold.
 
-    The subclass implements the pure extraction methods (``request`` ... ``stream_state``):
-    each reads the call's arguments or its result and never touches a span. ``create`` and
+    The subclass gives the pure extraction methods (``request`` ... ``stream_state``), each
+    best as its library's reader itself (``response = staticmethod(attrs.response)``): each
+    reads the call's arguments or its result and never touches a span. ``create`` and
     ``acreate`` are the sync and async wrappers of a ``create``-style method: one span
     per call; with ``stream=True`` the SDK's stream comes back inside a stream proxy that
     ends the span. What happens once the response is received is :meth:`received` /
@@ -548,9 +549,8 @@ class Chat(Operation, ABC):
     def response(self, result: Any) -> Attributes:
         """A complete response's attributes (not content)."""
 
-    def response_model(self, result: Any) -> str | None:
-        """The model that answered."""
-        return response_model(result)
+    #: The model that answered: the module's reader itself (a frame less per call).
+    response_model = staticmethod(response_model)
 
     @abstractmethod
     def usage(self, result: Any) -> tuple[int | None, int | None]:
