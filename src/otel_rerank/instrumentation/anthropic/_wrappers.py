@@ -34,11 +34,7 @@ _Wrapped = Callable[..., Any]
 
 
 class _Messages(RawResponseChat):
-    """anthropic's Messages API, read by the pure extractors in ``_attributes``.
-
-    Each extractor is the function itself, not a method calling it: one frame less on
-    every call, where each is cold after the request's round trip.
-    """
+    """anthropic's Messages API, read by the pure extractors in ``_attributes`` (see ``Chat``)."""
 
     __slots__ = ()
 

@@ -36,11 +36,7 @@ _Wrapped = Callable[..., Any]
 
 
 class _ChatCompletions(RawResponseChat):
-    """openai's chat completions, read by the pure extractors in ``_attributes``.
-
-    Each extractor is the function itself, not a method calling it: one frame less on
-    every call, where each is cold after the request's round trip.
-    """
+    """openai's chat completions, read by the pure extractors in ``_attributes`` (see ``Chat``)."""
 
     __slots__ = ()
 
