@@ -527,13 +527,16 @@ class Chat(Operation, ABC):
     """A chat API's wrappers, shared; each library's subclass says what its calls hold.
 
     The subclass gives the pure extraction methods (``request`` ... ``stream_state``): each
-    reads the call's arguments or its result and never touches a span. Best each is its
-    library's reader itself (``response = staticmethod(attrs.response)``), not a method
-    calling it: a frame less on every call, where each is cold after the round trip. ``create`` and
-    ``acreate`` are the sync and async wrappers of a ``create``-style method: one span
-    per call; with ``stream=True`` the SDK's stream comes back inside a stream proxy that
-    ends the span. What happens once the response is received is :meth:`received` /
-    :meth:`areceived`, which a subclass may extend (the raw-response path does).
+    reads the call's arguments or its result and never touches a span. It names its
+    library's readers themselves (``response = staticmethod(attrs.response)``) rather
+    than methods that call them: a frame less on every call, where each is cold after the
+    round trip.
+
+    ``create`` and ``acreate`` are the sync and async wrappers of a ``create``-style
+    method: one span per call; with ``stream=True`` the SDK's stream comes back inside a
+    stream proxy that ends the span. What happens once the response is received is
+    :meth:`received` / :meth:`areceived`, which a subclass may extend (the raw-response
+    path does).
     """
 
     __slots__ = ()
